@@ -11,9 +11,9 @@ import (
 type procState int
 
 const (
-	procGone   procState = iota // no such process, or a zombie waiting to be reaped
-	procOther                   // a live process that is not the program we started
-	procOurs                    // a live process running our program
+	procGone  procState = iota // no such process, or a zombie waiting to be reaped
+	procOther                  // a live process that is not the program we started
+	procOurs                   // a live process running our program
 )
 
 // inspect tells whether pid is a live process running exec.

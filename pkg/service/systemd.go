@@ -118,9 +118,9 @@ func (m *systemdManager) Install(ctx context.Context, s Service) (err error) {
 // dropinData feeds instance.conf.tmpl; every value is already escaped for a
 // unit file.
 type dropinData struct {
-	Unit, Template, Description  string
+	Unit, Template, Description   string
 	Type, KillSignal, User, Group string
-	EnvironmentFile, ExecStart   string
+	EnvironmentFile, ExecStart    string
 }
 
 func (m *systemdManager) renderDropin(s Service, envPath string) ([]byte, error) {
