@@ -7,14 +7,12 @@ import (
 	"strconv"
 )
 
-// procState is what /proc says of a PID.
-type procState int
-
-const (
-	procGone  procState = iota // no such process, or a zombie waiting to be reaped
-	procOther                  // a live process that is not the program we started
-	procOurs                   // a live process running our program
-)
+// proc is what /proc says of a PID.
+type proc struct {
+	alive bool   // exists and is not a zombie
+	ours  bool   // alive and runs our program
+	start uint64 // start time in clock ticks since boot: tells a reused PID apart
+}
 
 // inspect tells whether pid is a live process running exec.
 //
@@ -27,33 +25,34 @@ const (
 //
 // A zombie counts as gone: PID 1 of a container may never reap it, and it
 // runs nothing.
-func inspect(pid int, exec []string) procState {
+func inspect(pid int, exec []string) proc {
 	if pid <= 0 {
-		return procGone
+		return proc{}
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
-		return procGone
+		return proc{}
 	}
-	// The state letter follows the command name, which is in parentheses and
-	// may itself contain ") ".
+	// The fields after the command name, which is in parentheses and may
+	// itself hold ") ": state is field 3, starttime field 22.
 	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return procGone
+	if i < 0 {
+		return proc{}
 	}
-	if st := stat[i+2]; st == 'Z' || st == 'X' {
-		return procGone
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 20 || f[0][0] == 'Z' || f[0][0] == 'X' {
+		return proc{}
 	}
+	p := proc{alive: true}
+	p.start, _ = strconv.ParseUint(string(f[19]), 10, 64)
 	raw, err := os.ReadFile(dir + "/cmdline")
 	if err != nil {
-		return procGone // it went away between the two reads
+		return proc{}
 	}
 	args := splitCmdline(raw)
-	if len(args) >= len(exec) && slices.Equal(args[len(args)-len(exec):], exec) {
-		return procOurs
-	}
-	return procOther
+	p.ours = len(args) >= len(exec) && slices.Equal(args[len(args)-len(exec):], exec)
+	return p
 }
 
 func splitCmdline(raw []byte) []string {

@@ -110,12 +110,25 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	// Reap the child if it ends while pgherd still runs (tests, long-lived
 	// callers); once pgherd exits it belongs to PID 1.
 	go func() { _ = cmd.Wait() }()
+	waitExec(cmd.Process.Pid, s.Exec)
 	if err := writeFileAtomic(m.pidfile(s), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		_ = cmd.Process.Signal(s.StopSignal)
 		return fmt.Errorf("%s started as PID %d but its pidfile could not be written, so it was sent %s: %w",
 			s, cmd.Process.Pid, signalName(s.StopSignal), err)
 	}
 	return nil
+}
+
+// waitExec waits, briefly, until the kernel has finished loading the new
+// program into pid: exec resumes the parent before the child's command line
+// is set, and until then Status would not recognise the service as ours.
+func waitExec(pid int, exec []string) {
+	for i := 0; i < 100; i++ {
+		if p := inspect(pid, exec); p.ours || !p.alive {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Status reports the process named by the pidfile, if it still runs our program.
@@ -127,7 +140,7 @@ func (m *processManager) Status(ctx context.Context, s Service) (State, error) {
 	if err != nil || pid == 0 {
 		return State{}, err
 	}
-	if inspect(pid, s.Exec) != procOurs {
+	if !inspect(pid, s.Exec).ours {
 		return State{}, nil
 	}
 	return State{Running: true, PID: pid}, nil
@@ -150,6 +163,9 @@ func (m *processManager) readPID(s Service) (int, error) {
 
 // Stop signals the process and waits, polling, until it is gone.
 func (m *processManager) Stop(ctx context.Context, s Service) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -165,7 +181,12 @@ func (m *processManager) Stop(ctx context.Context, s Service) error {
 	return nil
 }
 
+// stop signals pid and waits until that process is gone: no longer in /proc,
+// a zombie, or its PID taken by a process started later. (While it exits,
+// its command line is already empty: it no longer looks like ours, but is
+// not gone yet.)
 func (m *processManager) stop(ctx context.Context, s Service, pid int) error {
+	p := inspect(pid, s.Exec)
 	logging.From(ctx).Debug(fmt.Sprintf("sending %s to %s (PID %d)", signalName(s.StopSignal), s, pid))
 	if err := syscall.Kill(pid, s.StopSignal); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("cannot stop %s (PID %d): %w", s, pid, err)
@@ -174,7 +195,7 @@ func (m *processManager) stop(ctx context.Context, s Service, pid int) error {
 	defer deadline.Stop()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	for inspect(pid, s.Exec) == procOurs {
+	for q := p; q.alive && q.start == p.start; q = inspect(pid, s.Exec) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stopping %s (PID %d): %w", s, pid, ctx.Err())
@@ -189,6 +210,9 @@ func (m *processManager) stop(ctx context.Context, s Service, pid int) error {
 
 // Reload sends SIGHUP.
 func (m *processManager) Reload(ctx context.Context, s Service) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -204,6 +228,9 @@ func (m *processManager) Reload(ctx context.Context, s Service) error {
 
 // Uninstall removes the pidfile of a stopped service.
 func (m *processManager) Uninstall(ctx context.Context, s Service) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err

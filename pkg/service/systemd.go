@@ -190,6 +190,9 @@ func envFile(env []string) []byte {
 }
 
 func (m *systemdManager) Start(ctx context.Context, s Service) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -214,6 +217,9 @@ func (m *systemdManager) Stop(ctx context.Context, s Service) error {
 }
 
 func (m *systemdManager) Reload(ctx context.Context, s Service) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -260,6 +266,9 @@ func (m *systemdManager) Status(ctx context.Context, s Service) (State, error) {
 // Uninstall disables the unit and removes the instance's drop-in directory,
 // and the kind's template when no other instance uses it.
 func (m *systemdManager) Uninstall(ctx context.Context, s Service) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
