@@ -43,12 +43,12 @@ func writeData(w io.Writer, format string, v any) error {
 		return err
 	}
 	blockStyle(&n)
-	out, err := yaml.Marshal(&n)
-	if err != nil {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
 		return err
 	}
-	_, err = w.Write(out)
-	return err
+	return enc.Close()
 }
 
 // writeTable prints rows under headers: styled with lipgloss on a color
