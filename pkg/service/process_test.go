@@ -335,3 +335,31 @@ func TestProcessBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessScript: an interpreted program (Patroni is a Python script) runs
+// as "interpreter script args"; it is still recognised as ours, and an
+// interpreter running another script is not.
+func TestProcessScript(t *testing.T) {
+	ctx := context.Background()
+	dir := sharedDir(t)
+	script := filepath.Join(dir, "agent")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ntrap 'kill $!; exit' TERM\nsleep 300 &\nwait\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := NewProcess(Config{RunDir: dir})
+	s := Service{Kind: KindPatroni, Instance: "15-pg1", Exec: []string{script, "config.yaml"}, LogFile: filepath.Join(dir, "patroni.log")}
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Status(ctx, s)
+	if err != nil || !st.Running {
+		t.Fatalf("Status of a running script: %+v, %v", st, err)
+	}
+	if p := inspect(st.PID, []string{script, "other.yaml"}); p.ours {
+		t.Error("the script with other arguments counts as ours")
+	}
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
