@@ -99,6 +99,9 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 	if err := configure(env, i, req); err != nil {
 		return nil, err
 	}
+	if _, err := env.Runner.Run(ctx, runCmd([]string{filepath.Join(i.BinDir, "initdb"), "--sync-only", "--pgdata", i.DataDir}, "")); err != nil {
+		return nil, fmt.Errorf("syncing the data directory of %s to disk: %w", i.ID(), err)
+	}
 	if req.SuperuserPassword != "" {
 		if err := mkdirs(filepath.Dir(i.PassFile), 0o700, env.User, &u); err != nil {
 			return nil, err
@@ -134,6 +137,9 @@ func initdb(ctx context.Context, env *Env, i *Instance, req CreateRequest) error
 		"--encoding", firstNonEmpty(req.Encoding, pg.Initdb.Encoding),
 		// pgherd writes pg_hba.conf itself right after.
 		"--auth-local", "trust", "--auth-host", "trust",
+		// One sync pass after pgherd's own files are written (syncDataDir)
+		// replaces initdb's pass plus an fsync per file.
+		"--no-sync",
 	}
 	checksums := pg.Initdb.DataChecksums
 	if req.DataChecksums != nil {
@@ -157,7 +163,8 @@ func initdb(ctx context.Context, env *Env, i *Instance, req CreateRequest) error
 }
 
 // configure appends pgherd's settings to initdb's postgresql.conf and
-// writes pg_hba.conf and pg_ident.conf.
+// writes pg_hba.conf and pg_ident.conf. The data directory is new and is
+// synced to disk as a whole afterwards, so files are written in place.
 func configure(env *Env, i *Instance, req CreateRequest) error {
 	conf := i.ConfFile()
 	b, err := os.ReadFile(conf)
@@ -178,13 +185,13 @@ func configure(env *Env, i *Instance, req CreateRequest) error {
 	} {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
-	if err := writeFile(conf, append(b, add.String()...), 0o600, env.User); err != nil {
+	if err := os.WriteFile(conf, append(b, add.String()...), 0o600); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600, env.User); err != nil {
+	if err := os.WriteFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600, env.User)
+	return os.WriteFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600)
 }
 
 func hba(req CreateRequest) string {
