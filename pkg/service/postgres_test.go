@@ -52,20 +52,7 @@ func freePort(t *testing.T) int {
 func TestProcessPostgres(t *testing.T) {
 	ctx := context.Background()
 	u := testUser(t)
-	dir := sharedDir(t)
-	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
-	for _, d := range []string{data, sock} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, int(u.UID), int(u.GID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	as := run.Exec{Cred: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
-	if _, err := as.Run(ctx, run.Cmd{Args: []string{pgBin + "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync"}, Dir: "/"}); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, sock := initdb(t, u)
 	port := strconv.Itoa(freePort(t))
 	m := NewProcess(Config{RunDir: filepath.Join(dir, "run")})
 	s := Service{
@@ -112,6 +99,27 @@ func TestProcessPostgres(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); !os.IsNotExist(err) {
 		t.Errorf("postmaster.pid still there after Stop: %v", err)
 	}
+}
+
+// initdb makes a throwaway data directory owned by u, and a socket
+// directory, in a directory u can traverse.
+func initdb(t *testing.T, u *User) (dir, data, sock string) {
+	t.Helper()
+	dir = sharedDir(t)
+	data, sock = filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	for _, d := range []string{data, sock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, int(u.UID), int(u.GID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := run.Exec{Cred: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
+	if _, err := as.Run(context.Background(), run.Cmd{Args: []string{pgBin + "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync"}, Dir: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, data, sock
 }
 
 func procStatusUID(t *testing.T, pid int) string {
