@@ -24,16 +24,24 @@ type ClientConfig struct {
 	CAFile   string     // optional: CA that signed the API's certificate
 	CertFile string     // optional client certificate (with KeyFile)
 	KeyFile  string
-	Timeout  time.Duration // per request; zero means 5 s
+	// Timeout bounds each request whose context has no deadline: zero means
+	// 5 s, and at least LongTimeout for the calls that wait for Patroni to act
+	// (restart, switchover, failover). A context deadline always wins.
+	Timeout time.Duration
 }
+
+// LongTimeout bounds the requests that wait for Patroni to act when their
+// context has no deadline.
+const LongTimeout = 90 * time.Second
 
 // Client talks to one member's Patroni REST API, the only way pgherd acts on
 // a running Patroni. Every call has a timeout; errors say which request failed
 // and what Patroni answered.
 type Client struct {
-	base string
-	auth *BasicAuth
-	http *http.Client
+	base    string
+	auth    *BasicAuth
+	http    *http.Client
+	timeout time.Duration
 }
 
 // ClientFor returns a client for c's own REST API (its connect address,
@@ -80,9 +88,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tr.TLSClientConfig = tc
 	}
 	return &Client{
-		base: strings.TrimRight(cfg.URL, "/"),
-		auth: cfg.Auth,
-		http: &http.Client{Timeout: timeout, Transport: tr},
+		base:    strings.TrimRight(cfg.URL, "/"),
+		auth:    cfg.Auth,
+		http:    &http.Client{Transport: tr},
+		timeout: timeout,
 	}, nil
 }
 
@@ -107,6 +116,15 @@ func (e *StatusError) Error() string {
 
 // do sends one request and returns the body when the status is one of ok.
 func (c *Client) do(ctx context.Context, method, path string, in any, ok ...int) ([]byte, int, error) {
+	if _, has := ctx.Deadline(); !has {
+		d := c.timeout
+		if long[path] && d < LongTimeout {
+			d = LongTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -141,6 +159,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any, ok ...int)
 	}
 	return b, resp.StatusCode, &StatusError{Method: method, Path: path, Code: resp.StatusCode, Body: string(b)}
 }
+
+// long are the endpoints that answer only once Patroni has acted.
+var long = map[string]bool{"/restart": true, "/switchover": true, "/failover": true, "/reinitialize": true}
 
 // unwrapURLError drops url.Error's `Get "http://...":` prefix, which would
 // repeat the address.
