@@ -263,3 +263,40 @@ func TestSwitchover(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLocalParameterReachesItsMember: a member's own parameter, written to
+// its YAML and applied by POST /reload, changes that member only.
+func TestLocalParameterReachesItsMember(t *testing.T) {
+	h := clusterEnv(t)
+	ctx := context.Background()
+	m, other := h.members[0], h.members[1]
+	before := show(t, h, other, "work_mem")
+	v := "12MB"
+	changed, err := SetLocalParameters(m.yaml, map[string]*string{"work_mem": &v})
+	if err != nil || len(changed) != 1 {
+		t.Fatalf("changed %v: %v", changed, err)
+	}
+	t.Cleanup(func() {
+		SetLocalParameters(m.yaml, map[string]*string{"work_mem": nil})
+		m.client.Reload(context.Background())
+	})
+	if err := m.client.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(20*time.Second, func() error {
+		if got := show(t, h, m, "work_mem"); got != v {
+			return errors.New("work_mem is still " + got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := show(t, h, other, "work_mem"); got != before {
+		t.Errorf("%s: work_mem changed to %s", other.name, got)
+	}
+
+	info, err := Describe(ctx, m.cfg, m.client)
+	if err != nil || info.Node != m.name || info.Cluster != testScope || info.PostgreSQL.ConnectHost != testHost || len(info.ClusterMembers) != 2 {
+		t.Errorf("Describe: %+v %v", info, err)
+	}
+}

@@ -3,6 +3,7 @@ package patroni
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -118,6 +119,39 @@ func (i InitDB) MarshalYAML() (any, error) {
 	return out, nil
 }
 
+// UnmarshalYAML reads Patroni's list form back.
+func (i *InitDB) UnmarshalYAML(n *yaml.Node) error {
+	var items []any
+	if err := n.Decode(&items); err != nil {
+		return fmt.Errorf("bootstrap.initdb: %w", err)
+	}
+	*i = InitDB{}
+	for _, it := range items {
+		switch v := it.(type) {
+		case string:
+			if v != "data-checksums" {
+				return fmt.Errorf("bootstrap.initdb: pgherd does not handle option %q", v)
+			}
+			i.DataChecksums = true
+		case map[string]any:
+			for k, val := range v {
+				s := fmt.Sprint(val)
+				switch k {
+				case "encoding":
+					i.Encoding = s
+				case "locale":
+					i.Locale = s
+				default:
+					return fmt.Errorf("bootstrap.initdb: pgherd does not handle option %q", k)
+				}
+			}
+		default:
+			return fmt.Errorf("bootstrap.initdb: unexpected item %v", it)
+		}
+	}
+	return nil
+}
+
 // PostgreSQL is this member's PostgreSQL. Listen is HOST[,HOST...]:PORT,
 // ConnectAddress HOST:PORT.
 type PostgreSQL struct {
@@ -204,6 +238,23 @@ func (c *Config) WriteFile(path string, owner *Owner) error {
 		return err
 	}
 	return writeFileAtomic(path, b, 0o600, owner)
+}
+
+// ReadFile reads a member's configuration written by WriteFile. Unknown
+// keys are an error: the file is pgherd's, and a key it does not model would
+// be lost on the next WriteFile.
+func ReadFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read Patroni configuration: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("Patroni configuration %s: %w", path, err)
+	}
+	return &c, nil
 }
 
 // sortKeys sorts the keys of every mapping under n, recursively; sequences

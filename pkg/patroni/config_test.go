@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -181,4 +182,28 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestReadFileRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pg1.yaml")
+	s := goldenSpec()
+	s.ReplicationSSLCert, s.ReplicationSSLKey = "/etc/ssl/repl.crt", "/etc/ssl/repl.key"
+	s.Tags.ReplicateFrom = "pg2"
+	want := New(s)
+	if err := want.WriteFile(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read back:\n%+v\nwrote:\n%+v", got, want)
+	}
+	if err := os.WriteFile(path, []byte("scope: main\nsurprise: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), "surprise") {
+		t.Errorf("an unknown key passed: %v", err)
+	}
 }
