@@ -409,21 +409,3 @@ func (c *Client) Reinitialize(ctx context.Context, force bool) (string, error) {
 	b, _, err := c.do(ctx, http.MethodPost, "/reinitialize", map[string]bool{"force": force}, http.StatusOK)
 	return string(b), err
 }
-
-// WaitReady polls GET /readiness every interval until it answers 200 or ctx
-// ends; the error then says what the last answer was.
-func (c *Client) WaitReady(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		err := c.Readiness(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("Patroni at %s not ready: %w (last answer: %v)", c.base, ctx.Err(), err)
-		case <-t.C:
-		}
-	}
-}

@@ -101,6 +101,12 @@ func TestClusterMembers(t *testing.T) {
 			t.Errorf("GET /patroni on %s: %+v %v", m.name, st, err)
 		}
 	}
+	// WaitStarted reported progress and, at debug, Patroni's own log lines.
+	for _, want := range []string{"INFO waiting for Patroni to be ready", "INFO Patroni is ready", "DEBUG 20", "INFO: "} {
+		if !strings.Contains(h.startLog.String(), want) {
+			t.Errorf("start log lacks %q:\n%s", want, h.startLog.String())
+		}
+	}
 	cfg, err := h.members[0].client.Config(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,10 +6,12 @@ package patroni
 // the tests run as root.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/logging"
 )
 
 const (
@@ -61,6 +65,25 @@ type testHarness struct {
 
 	etcdOnce, clusterOnce sync.Once
 	etcdErr, clusterErr   error
+	startLog              syncBuffer // what WaitStarted logged while the members started
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var harness = &testHarness{}
@@ -284,6 +307,16 @@ func (h *testHarness) startCluster() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	ctx = logging.With(ctx, logging.New(&h.startLog, slog.LevelDebug))
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
+		go func(m *testMember) { errs <- WaitStarted(ctx, m.client, []string{m.cfg.Log.File()}) }(m)
+	}
+	for range ms {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
 	return h.waitHealthy(ctx)
 }
 

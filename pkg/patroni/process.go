@@ -1,9 +1,13 @@
 package patroni
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/logging"
 )
 
 // DefaultExe is Debian's Patroni.
@@ -44,4 +48,45 @@ func Environ(home string) []string {
 		env = append(env, "HOME="+home)
 	}
 	return env
+}
+
+// WaitStarted waits until the member behind client is ready (GET /readiness
+// answers 200) or ctx ends. Meanwhile it logs an INFO progress line every
+// few seconds and, at DEBUG, every new line of logFiles (Patroni's log and,
+// when given, PostgreSQL's), so `-L debug` shows why a start is slow.
+func WaitStarted(ctx context.Context, client *Client, logFiles []string) error {
+	log := logging.From(ctx)
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	if len(logFiles) > 0 {
+		f := NewFollower(logFiles, false)
+		go func() {
+			defer close(done)
+			f.Run(fctx, 200*time.Millisecond, func(l string) { log.Debug(l) })
+		}()
+	} else {
+		close(done)
+	}
+	defer func() { stop(); <-done }()
+
+	start := time.Now()
+	lastReport := start
+	log.Info("waiting for Patroni to be ready", "api", client.URL())
+	for {
+		err := client.Readiness(ctx)
+		if err == nil {
+			log.Info("Patroni is ready", "after", time.Since(start).Round(100*time.Millisecond))
+			return nil
+		}
+		if time.Since(lastReport) >= 5*time.Second {
+			log.Info("still waiting for Patroni", "elapsed", time.Since(start).Round(time.Second))
+			lastReport = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Patroni at %s was not ready after %s: %w (last answer: %v)",
+				client.URL(), time.Since(start).Round(time.Second), ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
