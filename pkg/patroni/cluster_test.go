@@ -306,3 +306,68 @@ func TestLocalParameterReachesItsMember(t *testing.T) {
 		t.Errorf("Describe: %+v %v", info, err)
 	}
 }
+
+func TestDCSStateAndPurge(t *testing.T) {
+	h := clusterEnv(t)
+	ctx := context.Background()
+	cfg := h.members[0].cfg
+	st, err := ReadDCSState(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := h.members[0].client.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, _ := cl.Leader()
+	if !st.Initialized || st.Leader != leader.Name || strings.Join(st.Members, ",") != "pg1,pg2" {
+		t.Errorf("DCS state %+v, leader per REST %s", st, leader.Name)
+	}
+	if err := CheckDCSReachable(ctx, cfg, time.Second); err != nil {
+		t.Error(err)
+	}
+
+	// Purge another cluster's keys: this cluster's stay.
+	other := *cfg
+	other.Scope = "purge-me"
+	for _, k := range []string{"initialize", "leader", "members/x", "config"} {
+		etcdPut(t, h, clusterPrefix("", other.Scope)+k, "v")
+	}
+	etcdPut(t, h, "/service/purge-me-not/initialize", "v") // same prefix without the slash
+	n, err := PurgeDCS(ctx, &other)
+	if err != nil || n != 4 {
+		t.Fatalf("purged %d: %v", n, err)
+	}
+	if st, err := ReadDCSState(ctx, &other); err != nil || st.Initialized || len(st.Members) != 0 {
+		t.Errorf("after purge: %+v %v", st, err)
+	}
+	other.Scope = "purge-me-not"
+	if st, err := ReadDCSState(ctx, &other); err != nil || !st.Initialized {
+		t.Errorf("a neighbour cluster was purged: %+v %v", st, err)
+	}
+	if st, err := ReadDCSState(ctx, cfg); err != nil || !st.Initialized {
+		t.Errorf("the running cluster lost its keys: %+v %v", st, err)
+	}
+
+	down := *cfg
+	port, _ := freePort("127.0.0.1")
+	down.Etcd3.Hosts = []string{"127.0.0.1:" + strconv.Itoa(port)}
+	if err := CheckDCSReachable(ctx, &down, time.Second); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("an unreachable DCS: %v", err)
+	}
+	if _, err := ReadDCSState(ctx, &down); err == nil || !strings.Contains(err.Error(), "no DCS endpoint answers") {
+		t.Errorf("an unreachable DCS: %v", err)
+	}
+}
+
+func etcdPut(t *testing.T, h *testHarness, key, value string) {
+	t.Helper()
+	g, err := newEtcdGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := g.call(context.Background(), "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out); err != nil {
+		t.Fatal(err)
+	}
+}
