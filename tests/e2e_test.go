@@ -36,8 +36,8 @@ func TestMain(m *testing.M) {
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
-		Setup:               setup,
+		Dir:   "testdata/script",
+		Setup: setup,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"jsonshape": jsonShape, "freeport": freePort, "listen": listen,
 		},

@@ -27,8 +27,8 @@ var ErrNotFound = errors.New("instance not found")
 // Env is what instance operations need from the host.
 type Env struct {
 	Site     *site.Settings
-	User     site.SysUser   // the account PostgreSQL runs as
-	Runner   run.Runner     // runs programs as User
+	User     site.SysUser // the account PostgreSQL runs as
+	Runner   run.Runner   // runs programs as User
 	Services service.Manager
 }
 
