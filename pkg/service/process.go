@@ -71,6 +71,14 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if err := m.makeDirs(s); err != nil {
+		return err
+	}
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -78,10 +86,7 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	if st.Running {
 		return fmt.Errorf("cannot start %s: %w (PID %d); stop it first", s, ErrAlreadyRunning, st.PID)
 	}
-	if err := m.makeDirs(s); err != nil {
-		return err
-	}
-	cred, home, err := credential(s.User)
+	cred, home, err := credential(s.User, uint32(os.Geteuid()))
 	if err != nil {
 		return fmt.Errorf("cannot start %s: %w", s, err)
 	}
@@ -166,6 +171,11 @@ func (m *processManager) Stop(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -231,6 +241,11 @@ func (m *processManager) Uninstall(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -238,15 +253,55 @@ func (m *processManager) Uninstall(ctx context.Context, s Service) error {
 	if st.Running {
 		return fmt.Errorf("cannot uninstall %s: %w (PID %d); stop it first", s, ErrStillRunning, st.PID)
 	}
-	if err := os.Remove(m.pidfile(s)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%s: %w", s, err)
+	for _, p := range []string{m.pidfile(s), m.lockfile(s)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", s, err)
+		}
 	}
 	return nil
 }
 
-// credential returns how to switch to u (nil: stay who we are) and u's home.
-func credential(u *User) (*syscall.Credential, string, error) {
-	me := uint32(os.Geteuid())
+func (m *processManager) lockfile(s Service) string {
+	return filepath.Join(m.cfg.RunDir, s.Kind, s.Instance+".lock")
+}
+
+// lock serialises Start, Stop and Uninstall of one service between pgherd
+// processes: two concurrent starts would otherwise both find it stopped, and
+// the loser's pidfile would hide the winner.
+func (m *processManager) lock(ctx context.Context, s Service) (unlock func(), err error) {
+	if m.cfg.RunDir == "" {
+		return nil, fmt.Errorf("%s: no run directory configured for pidfiles", s)
+	}
+	if err := os.MkdirAll(filepath.Dir(m.lockfile(s)), 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", s, err)
+	}
+	f, err := os.OpenFile(m.lockfile(s), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s, err)
+	}
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("%s: cannot lock %s: %w", s, m.lockfile(s), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("%s: another pgherd holds %s: %w", s, m.lockfile(s), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// credential returns how a process whose effective uid is me switches to u
+// (nil: it stays who it is), and u's home.
+func credential(u *User, me uint32) (*syscall.Credential, string, error) {
 	if u == nil || u.UID == me {
 		home, _ := os.UserHomeDir()
 		return nil, home, nil
