@@ -43,7 +43,8 @@ func (m *processManager) pidfile(s Service) string {
 	return filepath.Join(m.cfg.RunDir, s.Kind, s.Instance+".pid")
 }
 
-// Install creates the pidfile's directory and the log file's.
+// Install creates the pidfile's directory and the log file's; a log
+// directory it creates belongs to the service's user.
 func (m *processManager) Install(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
@@ -58,8 +59,22 @@ func (m *processManager) makeDirs(s Service) error {
 	if m.cfg.RunDir == "" {
 		return fmt.Errorf("%s: no run directory configured for pidfiles", s)
 	}
-	for _, d := range []string{filepath.Dir(m.pidfile(s)), filepath.Dir(s.LogFile)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(m.pidfile(s)), 0o755); err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	logDir := filepath.Dir(s.LogFile)
+	if isDir(logDir) {
+		return nil
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	cred, _, err := credential(s.User, uint32(os.Geteuid()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	if cred != nil {
+		if err := os.Chown(logDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
