@@ -81,8 +81,10 @@ func TestProcessPostgres(t *testing.T) {
 	if uid := procStatusUID(t, st.PID); uid != strconv.Itoa(int(u.UID)) {
 		t.Errorf("postmaster runs as uid %s, want %d", uid, u.UID)
 	}
-	if fi, err := os.Stat(s.LogFile); err != nil || fi.Sys().(*syscall.Stat_t).Uid != u.UID {
-		t.Errorf("log file not owned by %s: %v", u.Name, err)
+	for _, p := range []string{s.LogFile, filepath.Dir(s.LogFile)} {
+		if fi, err := os.Stat(p); err != nil || fi.Sys().(*syscall.Stat_t).Uid != u.UID {
+			t.Errorf("%s not owned by %s: %v", p, u.Name, err)
+		}
 	}
 
 	if err := m.Reload(ctx, s); err != nil {
