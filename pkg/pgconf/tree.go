@@ -161,13 +161,24 @@ func (c *Config) collect(f *File, depth int) {
 	}
 }
 
-// walkDir follows include_dir: the directory's regular files whose names end
-// in ".conf" and do not start with ".", in byte order of their names.
+// walkDir follows include_dir.
 func (c *Config) walkDir(dir string, depth int) {
+	names, err := c.listDir(dir)
+	if err != nil {
+		c.errs = append(c.errs, err)
+		return
+	}
+	for _, n := range names {
+		c.walkFile(n, depth, false)
+	}
+}
+
+// listDir returns what include_dir reads: the directory's regular files
+// whose names end in ".conf" and do not start with ".", in byte order.
+func (c *Config) listDir(dir string) ([]string, error) {
 	des, err := c.readDir(dir)
 	if err != nil {
-		c.errs = append(c.errs, fmt.Errorf("could not open configuration directory %q: %w", dir, unwrapPathErr(err)))
-		return
+		return nil, fmt.Errorf("could not open configuration directory %q: %w", dir, unwrapPathErr(err))
 	}
 	var names []string
 	for _, de := range des {
@@ -178,12 +189,16 @@ func (c *Config) walkDir(dir string, depth int) {
 		if de.IsDir() || de.Type()&fs.ModeSymlink != 0 && isDir(filepath.Join(dir, n)) {
 			continue
 		}
-		names = append(names, n)
+		names = append(names, filepath.Join(dir, n))
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		c.walkFile(filepath.Join(dir, n), depth, false)
-	}
+	return names, nil
+}
+
+// dirFiles is listDir for a directory the tree already read.
+func (c *Config) dirFiles(dir string) []string {
+	names, _ := c.listDir(dir)
+	return names
 }
 
 // relativeTo resolves an include path like AbsoluteConfigLocation.
