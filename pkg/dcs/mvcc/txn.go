@@ -1,0 +1,277 @@
+package mvcc
+
+import (
+	"bytes"
+	"cmp"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// Txn applies a transaction atomically in at most one revision, as etcd: every compare (the nested
+// ones too) is evaluated against the state before the txn; the branch taken is checked whole before
+// anything is written, so an error (ErrLeaseNotFound, ErrKeyNotFound, ErrCompacted...) writes nothing;
+// ops run in order and a range sees the writes of earlier ops. Succeeded is false when a compare
+// failed (the JSON gateway then omits it, which Patroni 3.0.2 relies on).
+func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := checkTxn(req, MaxTxnOps); err != nil {
+		return nil, err
+	}
+	path := s.txnPath(req, nil)
+	if err := s.checkPath(req, path); err != nil {
+		return nil, err
+	}
+	w := s.begin()
+	resp, _ := s.applyTxn(w, req, path)
+	s.commit(w)
+	setHeaders(resp, s.rev)
+	return resp, nil
+}
+
+// checkTxn validates the shape of a txn without looking at the state, as etcd: op counts (a nested
+// txn may use what its parent left of the limit), empty keys, and keys written at most once per branch
+// (ErrDuplicateKey), recursively.
+func checkTxn(req *pb.TxnRequest, limit int) error {
+	opc := max(len(req.Compare), len(req.Success), len(req.Failure))
+	if opc > limit {
+		return ErrTooManyOps
+	}
+	for _, c := range req.Compare {
+		if len(c.Key) == 0 {
+			return ErrEmptyKey
+		}
+	}
+	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
+		for _, op := range ops {
+			var err error
+			switch r := op.Request.(type) {
+			case *pb.RequestOp_RequestRange:
+				if len(r.RequestRange.GetKey()) == 0 {
+					err = ErrEmptyKey
+				}
+			case *pb.RequestOp_RequestPut:
+				if len(r.RequestPut.GetKey()) == 0 {
+					err = ErrEmptyKey
+				}
+			case *pb.RequestOp_RequestDeleteRange:
+				if len(r.RequestDeleteRange.GetKey()) == 0 {
+					err = ErrEmptyKey
+				}
+			case *pb.RequestOp_RequestTxn:
+				err = checkTxn(r.RequestTxn, limit-opc)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if _, _, err := writtenKeys(ops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// span is a key range with etcd's conventions (see Store.span).
+type span struct{ key, end []byte }
+
+// writtenKeys returns the delete ranges and put keys a branch may write (a nested txn contributes both
+// of its branches) and ErrDuplicateKey when a key is put twice or put inside a deleted range, as etcd.
+func writtenKeys(ops []*pb.RequestOp) (dels []span, puts map[string]bool, err error) {
+	puts = map[string]bool{}
+	for _, op := range ops {
+		switch r := op.Request.(type) {
+		case *pb.RequestOp_RequestDeleteRange:
+			dels = append(dels, span{r.RequestDeleteRange.Key, r.RequestDeleteRange.RangeEnd})
+		case *pb.RequestOp_RequestTxn:
+			nested := map[string]bool{}
+			for _, branch := range [][]*pb.RequestOp{r.RequestTxn.Success, r.RequestTxn.Failure} {
+				d, p, err := writtenKeys(branch)
+				if err != nil {
+					return nil, nil, err
+				}
+				dels = append(dels, d...)
+				for k := range p {
+					if puts[k] {
+						return nil, nil, ErrDuplicateKey
+					}
+					nested[k] = true // the two branches of one nested txn may write the same key
+				}
+			}
+			for k := range nested {
+				puts[k] = true
+			}
+		}
+	}
+	for _, op := range ops {
+		if r, ok := op.Request.(*pb.RequestOp_RequestPut); ok {
+			k := string(r.RequestPut.Key)
+			if puts[k] {
+				return nil, nil, ErrDuplicateKey
+			}
+			puts[k] = true
+		}
+	}
+	for _, d := range dels {
+		for k := range puts {
+			if inRange([]byte(k), d.key, d.end) {
+				return nil, nil, ErrDuplicateKey
+			}
+		}
+	}
+	return dels, puts, nil
+}
+
+// txnPath evaluates the compares of req and of every nested txn on the branch taken, against the
+// current (pre-txn) state, and appends the outcomes in execution order.
+func (s *Store) txnPath(req *pb.TxnRequest, path []bool) []bool {
+	ok := true
+	for _, c := range req.Compare {
+		if !s.compare(c) {
+			ok = false
+			break
+		}
+	}
+	path = append(path, ok)
+	for _, op := range branch(req, ok) {
+		if r, isTxn := op.Request.(*pb.RequestOp_RequestTxn); isTxn {
+			path = s.txnPath(r.RequestTxn, path)
+		}
+	}
+	return path
+}
+
+func branch(req *pb.TxnRequest, ok bool) []*pb.RequestOp {
+	if ok {
+		return req.Success
+	}
+	return req.Failure
+}
+
+// compare evaluates one compare as etcd: over every key of its range; a range without keys compares
+// as a key with zero fields, except that a VALUE compare on missing keys is always false.
+func (s *Store) compare(c *pb.Compare) bool {
+	kvs := s.span(c.Key, c.RangeEnd)
+	if len(kvs) == 0 {
+		if c.Target == pb.Compare_VALUE {
+			return false
+		}
+		return compareKV(c, &mvccpb.KeyValue{})
+	}
+	for _, kv := range kvs {
+		if !compareKV(c, kv) {
+			return false
+		}
+	}
+	return true
+}
+
+func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
+	var r int
+	switch c.Target {
+	case pb.Compare_VALUE:
+		r = bytes.Compare(kv.Value, c.GetValue())
+	case pb.Compare_CREATE:
+		r = cmp.Compare(kv.CreateRevision, c.GetCreateRevision())
+	case pb.Compare_MOD:
+		r = cmp.Compare(kv.ModRevision, c.GetModRevision())
+	case pb.Compare_VERSION:
+		r = cmp.Compare(kv.Version, c.GetVersion())
+	case pb.Compare_LEASE:
+		r = cmp.Compare(kv.Lease, c.GetLease())
+	default:
+		return false
+	}
+	switch c.Result {
+	case pb.Compare_EQUAL:
+		return r == 0
+	case pb.Compare_NOT_EQUAL:
+		return r != 0
+	case pb.Compare_GREATER:
+		return r > 0
+	case pb.Compare_LESS:
+		return r < 0
+	}
+	return false
+}
+
+// checkPath checks every op of the branches path selects against the pre-txn state, so that applying
+// them cannot fail half way.
+func (s *Store) checkPath(req *pb.TxnRequest, path []bool) error {
+	_, err := s.walkPath(req, path, func(op *pb.RequestOp) error {
+		switch r := op.Request.(type) {
+		case *pb.RequestOp_RequestPut:
+			return s.checkPut(r.RequestPut)
+		case *pb.RequestOp_RequestRange:
+			return s.checkRange(r.RequestRange)
+		}
+		return nil
+	})
+	return err
+}
+
+// walkPath calls f for each non-txn op on the chosen branches, in order, and returns the unused rest
+// of path.
+func (s *Store) walkPath(req *pb.TxnRequest, path []bool, f func(*pb.RequestOp) error) ([]bool, error) {
+	ok := path[0]
+	path = path[1:]
+	for _, op := range branch(req, ok) {
+		if r, isTxn := op.Request.(*pb.RequestOp_RequestTxn); isTxn {
+			var err error
+			if path, err = s.walkPath(r.RequestTxn, path, f); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := f(op); err != nil {
+			return nil, err
+		}
+	}
+	return path, nil
+}
+
+// applyTxn runs a checked txn along path and returns its response and the unused rest of path.
+func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResponse, []bool) {
+	ok := path[0]
+	path = path[1:]
+	resp := &pb.TxnResponse{Succeeded: ok}
+	for _, op := range branch(req, ok) {
+		var out pb.ResponseOp
+		switch r := op.Request.(type) {
+		case *pb.RequestOp_RequestRange:
+			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: s.applyRange(r.RequestRange, w.events)}
+		case *pb.RequestOp_RequestPut:
+			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: s.applyPut(w, r.RequestPut)}
+		case *pb.RequestOp_RequestDeleteRange:
+			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: s.applyDelete(w, r.RequestDeleteRange)}
+		case *pb.RequestOp_RequestTxn:
+			var nested *pb.TxnResponse
+			nested, path = s.applyTxn(w, r.RequestTxn, path)
+			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: nested}
+		default:
+			continue // an empty op: etcd answers nothing for it either
+		}
+		resp.Responses = append(resp.Responses, &out)
+	}
+	return resp, path
+}
+
+// setHeaders gives the txn response and every nested response a header with the txn's revision, as
+// etcd does.
+func setHeaders(resp *pb.TxnResponse, rev int64) {
+	resp.Header = &pb.ResponseHeader{Revision: rev}
+	for _, op := range resp.Responses {
+		h := &pb.ResponseHeader{Revision: rev}
+		switch r := op.Response.(type) {
+		case *pb.ResponseOp_ResponseRange:
+			r.ResponseRange.Header = h
+		case *pb.ResponseOp_ResponsePut:
+			r.ResponsePut.Header = h
+		case *pb.ResponseOp_ResponseDeleteRange:
+			r.ResponseDeleteRange.Header = h
+		case *pb.ResponseOp_ResponseTxn:
+			setHeaders(r.ResponseTxn, rev)
+		}
+	}
+}

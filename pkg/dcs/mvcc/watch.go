@@ -1,0 +1,165 @@
+package mvcc
+
+import (
+	"sort"
+	"sync"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// Watcher delivers the events of one watch, one revision per receive, in revision order, with nothing
+// missed and nothing repeated: first those still in the history, then new ones as they are applied.
+//
+// A watcher has no queue of its own: it remembers the next revision it must deliver and reads the
+// store's history when its receiver is ready. Applying a write therefore never waits for a watcher,
+// and a slow watcher costs nothing until the history moves past it (HistoryLimit revisions later, or a
+// Compact); it is then cancelled with ErrCompacted, as etcd cancels a watch whose revision has been
+// compacted, and the client restarts from a fresh read.
+type Watcher struct {
+	s        *Store
+	key, end []byte
+	noPut    bool
+	noDelete bool
+	prevKV   bool
+
+	ch        chan []*mvccpb.Event
+	wake      chan struct{} // capacity 1: "something new happened"
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+
+	next       int64 // next revision to deliver; used only by the run goroutine, under s.mu
+	err        error // why delivery ended; written before ch is closed
+	compactRev int64 // the compacted revision when err is ErrCompacted
+}
+
+// Watch starts a watch on req's key or range (prefix through range_end, every key >= key with
+// "\x00") from req.StartRevision inclusive, or from the next revision when it is 0. Filters NOPUT and
+// NODELETE drop event types; PrevKv adds the previous key-value to events. A start at or below
+// CompactRev fails with ErrCompacted (report CompactRev as compact_revision). Progress notifications
+// and fragmentation are the node layer's.
+func (s *Store) Watch(req *pb.WatchCreateRequest) (*Watcher, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := req.StartRevision
+	if start <= 0 {
+		start = s.rev + 1
+	}
+	if start <= s.compactRev {
+		return nil, ErrCompacted
+	}
+	w := &Watcher{
+		s:      s,
+		key:    req.Key,
+		end:    req.RangeEnd,
+		prevKV: req.PrevKv,
+		ch:     make(chan []*mvccpb.Event),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		next:   start,
+	}
+	for _, f := range req.Filters {
+		switch f {
+		case pb.WatchCreateRequest_NOPUT:
+			w.noPut = true
+		case pb.WatchCreateRequest_NODELETE:
+			w.noDelete = true
+		}
+	}
+	s.watchers[w] = struct{}{}
+	go w.run()
+	return w, nil
+}
+
+// C delivers the events of one revision per receive (never an empty slice). It is closed after Close,
+// or when the watch can no longer be served: Err then says why.
+func (w *Watcher) C() <-chan []*mvccpb.Event { return w.ch }
+
+// Err returns why C was closed: nil after Close, ErrCompacted when the history moved past the
+// watcher (CompactRev gives the compacted revision to report). Call it after C is closed.
+func (w *Watcher) Err() error { return w.err }
+
+// CompactRev is the compacted revision that cancelled the watcher, when Err is ErrCompacted.
+func (w *Watcher) CompactRev() int64 { return w.compactRev }
+
+// Close stops the watcher and frees it; C is closed soon after. Safe to call more than once.
+func (w *Watcher) Close() {
+	w.closeOnce.Do(func() { close(w.done) })
+}
+
+func (w *Watcher) run() {
+	defer func() {
+		w.s.mu.Lock()
+		delete(w.s.watchers, w)
+		w.s.mu.Unlock()
+		close(w.ch)
+	}()
+	for {
+		events, err := w.s.nextEvents(w)
+		if err != nil {
+			w.err = err
+			return
+		}
+		if events == nil {
+			select {
+			case <-w.wake:
+				continue
+			case <-w.done:
+				return
+			}
+		}
+		select {
+		case w.ch <- events:
+		case <-w.done:
+			return
+		}
+	}
+}
+
+// nextEvents returns the watcher's events of the first revision >= w.next that has any, and moves
+// w.next past it; nil when it has seen everything.
+func (s *Store) nextEvents(w *Watcher) ([]*mvccpb.Event, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if w.next <= s.compactRev {
+		w.compactRev = s.compactRev
+		return nil, ErrCompacted
+	}
+	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= w.next })
+	for ; i < len(s.history); i++ {
+		h := s.history[i]
+		w.next = h.rev + 1
+		if events := w.filter(h.events); len(events) > 0 {
+			return events, nil
+		}
+	}
+	return nil, nil
+}
+
+func (w *Watcher) filter(events []*mvccpb.Event) []*mvccpb.Event {
+	var out []*mvccpb.Event
+	for _, ev := range events {
+		if !inRange(ev.Kv.Key, w.key, w.end) ||
+			ev.Type == mvccpb.PUT && w.noPut || ev.Type == mvccpb.DELETE && w.noDelete {
+			continue
+		}
+		if !w.prevKV && ev.PrevKv != nil {
+			c := *ev
+			c.PrevKv = nil
+			ev = &c
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// wakeWatchers tells every watcher that a new revision, a compaction or a restore happened. It never
+// blocks. Called with s.mu held.
+func (s *Store) wakeWatchers() {
+	for w := range s.watchers {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
