@@ -174,41 +174,27 @@ func diff(before, after map[string]Entry) []ParamChange {
 func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, commented []Entry, opts Options) (*Result, error) {
 	res := &Result{Instance: t.Name, Changes: diff(before, c.effective()), Commented: commented,
 		DryRun: opts.DryRun, Running: t.Running, Restart: []string{}}
+	log := logging.From(ctx)
 	files := c.Changed()
 	for _, f := range files {
 		res.Files = append(res.Files, f.Path)
 	}
 	if len(files) == 0 {
+		log.Info(fmt.Sprintf("instance %s: nothing to change", t.Name))
 		return res, nil
 	}
-	names := make([]string, len(res.Changes))
-	for i, ch := range res.Changes {
-		names[i] = ch.Name
+	// postgres -C takes tens of milliseconds, as long as connecting does:
+	// both run at once.
+	validated := make(chan error, 1)
+	go func() { validated <- validate(ctx, t, c) }()
+	conn, settings, err := classify(ctx, t, res)
+	if verr := <-validated; err == nil && verr != nil {
+		err = verr
 	}
-	var conn *pgx.Conn
-	var settings map[string]pgSetting
-	if t.Running {
-		var err error
-		if conn, err = t.Connect(ctx); err != nil {
-			return nil, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
-		}
+	if conn != nil {
 		defer conn.Close(context.WithoutCancel(ctx))
-		if settings, err = readSettings(ctx, conn, names); err != nil {
-			return nil, err
-		}
-		for i := range res.Changes {
-			res.Changes[i].Context = contextOf(settings, res.Changes[i].Name)
-		}
-	} else {
-		desc, err := describeConfig(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		for i := range res.Changes {
-			res.Changes[i].Context = desc[res.Changes[i].Name]
-		}
 	}
-	if err := validate(ctx, t, c); err != nil {
+	if err != nil {
 		return res, err
 	}
 	predict(res, c)
@@ -218,7 +204,9 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	if err := writeAll(files); err != nil {
 		return res, err
 	}
-	log := logging.From(ctx)
+	for _, e := range commented {
+		log.Info(fmt.Sprintf("commented out %s = %s in %s line %d", e.Name, quote(e.Value), e.File, e.Line))
+	}
 	if !t.Running {
 		log.Info(fmt.Sprintf("instance %s is not running: the changes take effect at its next start", t.Name))
 		return res, nil
@@ -226,7 +214,7 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	if r := namesWith(res, EffectReload, EffectNewSessions); len(r) > 0 {
 		log.Info(fmt.Sprintf("instance %s needs reload due to parameter changes: %s", t.Name, strings.Join(r, ", ")))
 	}
-	err := reloadAndWait(ctx, t, conn)
+	err = reloadAndWait(ctx, t, conn)
 	if err == nil {
 		res.Reloaded = true
 		err = verdict(ctx, t, conn, res, settings)
@@ -241,6 +229,38 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	}
 	report(ctx, t, res)
 	return res, nil
+}
+
+// classify fills the context of each change: from pg_settings on a running
+// instance (the connection is returned for what follows), from postgres
+// --describe-config on a stopped one.
+func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string]pgSetting, error) {
+	names := make([]string, len(res.Changes))
+	for i, ch := range res.Changes {
+		names[i] = ch.Name
+	}
+	if !t.Running {
+		desc, err := describeConfig(ctx, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range res.Changes {
+			res.Changes[i].Context = desc[res.Changes[i].Name]
+		}
+		return nil, nil, nil
+	}
+	conn, err := t.Connect(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
+	}
+	settings, err := readSettings(ctx, conn, names)
+	if err != nil {
+		return conn, nil, err
+	}
+	for i := range res.Changes {
+		res.Changes[i].Context = contextOf(settings, res.Changes[i].Name)
+	}
+	return conn, settings, nil
 }
 
 // contextOf returns pg_settings.context; a name the server does not list

@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 // server returns the shared server, starting it if needed.
 func server(t *testing.T) *testServer {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no PostgreSQL server")
+	}
 	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
 		t.Skip("PostgreSQL 15 is not installed")
 	}

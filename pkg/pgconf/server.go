@@ -87,8 +87,8 @@ func reloadAndWait(ctx context.Context, t Target, conn *pgx.Conn) error {
 	} else if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return fmt.Errorf("cannot reload instance %s: %w", t.Name, err)
 	}
-	deadline := time.Now().Add(reloadTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+	start := time.Now()
+	for {
 		var now time.Time
 		if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&now); err != nil {
 			return fmt.Errorf("cannot read pg_conf_load_time(): %w", err)
@@ -98,7 +98,7 @@ func reloadAndWait(ctx context.Context, t Target, conn *pgx.Conn) error {
 		}
 		// A file the server cannot read or parse makes it skip the whole
 		// reload, and the load time never moves: say why without waiting.
-		if wait >= 32*time.Millisecond {
+		if time.Since(start) > 100*time.Millisecond {
 			if msgs, err := fileErrors(ctx, conn); err != nil || len(msgs) > 0 {
 				if err != nil {
 					return err
@@ -106,13 +106,13 @@ func reloadAndWait(ctx context.Context, t Target, conn *pgx.Conn) error {
 				return &rejectedError{msgs: msgs}
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > reloadTimeout {
 			return fmt.Errorf("instance %s did not load its configuration within %s of the reload", t.Name, reloadTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
