@@ -132,7 +132,7 @@ func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
 				changes[n] = c
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
-				return pgconf.Apply(ctx, t, changes, pgconf.Options{DryRun: opts.dryRun})
+				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
 		},
 	}
@@ -162,7 +162,7 @@ func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
 				changes[n] = pgconf.Change{Name: a, Remove: true}
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
-				return pgconf.Apply(ctx, t, changes, pgconf.Options{DryRun: opts.dryRun})
+				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
 		},
 	}
@@ -234,7 +234,7 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 		logging.From(ctx).Info("no change")
 		return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
 	}
-	res, err := pgconf.ApplyEdit(ctx, t, edited, pgconf.Options{DryRun: opts.dryRun})
+	res, err := pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
 	if errors.Is(err, pgconf.ErrRefused) || errors.Is(err, pgconf.ErrRolledBack) {
 		keep = true
 		err = fmt.Errorf("%w\nyour edited copy is kept in %s", err, tmp.Name())
@@ -256,9 +256,7 @@ func runPgconfChange(ctx context.Context, f *Factory, opts *pgconfOptions,
 	if err != nil {
 		return err
 	}
-	if opts.format == "" {
-		printChanges(f, res)
-	} else {
+	if opts.format != "" {
 		if err := writeData(f.IO.Out, opts.format, res); err != nil {
 			return err
 		}
@@ -276,6 +274,15 @@ func runPgconfChange(ctx context.Context, f *Factory, opts *pgconfOptions,
 		return nil
 	}
 	return instance.Restart(ctx, env, i)
+}
+
+// applyOptions prints the changes as soon as they are written.
+func (o *pgconfOptions) applyOptions(f *Factory) pgconf.Options {
+	opts := pgconf.Options{DryRun: o.dryRun}
+	if o.format == "" {
+		opts.Written = func(res *pgconf.Result) { printChanges(f, res) }
+	}
+	return opts
 }
 
 // printChanges writes "PARAM: OLD -> NEW" for each change.

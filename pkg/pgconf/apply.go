@@ -47,6 +47,10 @@ type Change struct {
 // Options tune Apply.
 type Options struct {
 	DryRun bool // validate and report, write nothing
+	// Written, when set, is called once the files are written (or, on a
+	// dry run, validated), before the reload: the caller can print the
+	// changes ahead of the messages about reloading and restarting.
+	Written func(*Result)
 }
 
 // Effect says what a change does to the instance, as PostgreSQL reports it.
@@ -198,11 +202,16 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		return res, err
 	}
 	predict(res, c)
+	if !opts.DryRun {
+		if err := writeAll(files); err != nil {
+			return res, err
+		}
+	}
+	if opts.Written != nil {
+		opts.Written(res)
+	}
 	if opts.DryRun {
 		return res, nil
-	}
-	if err := writeAll(files); err != nil {
-		return res, err
 	}
 	for _, e := range commented {
 		log.Info(fmt.Sprintf("commented out %s = %s in %s line %d", e.Name, quote(e.Value), e.File, e.Line))
