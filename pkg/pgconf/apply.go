@@ -187,16 +187,32 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		log.Info(fmt.Sprintf("instance %s: nothing to change", t.Name))
 		return res, nil
 	}
-	// postgres -C takes tens of milliseconds, as long as connecting does:
-	// both run at once.
-	validated := make(chan error, 1)
-	go func() { validated <- validate(ctx, t, c) }()
-	conn, settings, err := classify(ctx, t, res)
-	if verr := <-validated; err == nil && verr != nil {
-		err = verr
+	// postgres -C takes tens of milliseconds, as long as connecting does.
+	// Where a reload will check the result (see quick.go), values
+	// pg_settings fully describes skip it; otherwise both run at once.
+	var validated chan error
+	start := func() {
+		validated = make(chan error, 1)
+		go func() { validated <- validate(ctx, t, c) }()
 	}
+	quick := t.Running && !opts.DryRun && len(c.Errors()) == 0
+	if !quick {
+		start()
+	}
+	conn, settings, err := classify(ctx, t, res)
 	if conn != nil {
 		defer conn.Close(context.WithoutCancel(ctx))
+	}
+	if err == nil && validated == nil {
+		var clean bool
+		if clean, err = readsCleanly(ctx, conn); err == nil && (!clean || !quickAccept(res, settings)) {
+			start()
+		}
+	}
+	if validated != nil {
+		if verr := <-validated; err == nil {
+			err = verr
+		}
 	}
 	if err != nil {
 		return res, err
@@ -232,7 +248,7 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		var rej *rejectedError
 		if errors.As(err, &rej) {
 			res.RolledBack = true
-			return res, rollback(ctx, t, conn, files, rej)
+			return res, rollback(ctx, t, c, conn, files, rej)
 		}
 		return res, err
 	}

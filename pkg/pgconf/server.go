@@ -11,15 +11,15 @@ import (
 // pgSetting is a row of pg_settings as this session sees it.
 type pgSetting struct {
 	name, setting, context, current string
-	sourceFile                      string
-	sourceLine                      int
+	vartype, unit, min, max         string
+	enumvals                        []string
 	pendingRestart                  bool
 }
 
 // readSettings reads pg_settings for names (lower case), keyed by lower-case name.
 func readSettings(ctx context.Context, conn *pgx.Conn, names []string) (map[string]pgSetting, error) {
-	rows, err := conn.Query(ctx, `SELECT name, setting, context, current_setting(name),
-		coalesce(sourcefile, ''), coalesce(sourceline, 0), pending_restart
+	rows, err := conn.Query(ctx, `SELECT name, setting, context, current_setting(name), vartype,
+		coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''), enumvals, pending_restart
 		FROM pg_settings WHERE lower(name) = ANY($1)`, names)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read pg_settings: %w", err)
@@ -27,7 +27,8 @@ func readSettings(ctx context.Context, conn *pgx.Conn, names []string) (map[stri
 	out := map[string]pgSetting{}
 	for rows.Next() {
 		var s pgSetting
-		if err := rows.Scan(&s.name, &s.setting, &s.context, &s.current, &s.sourceFile, &s.sourceLine, &s.pendingRestart); err != nil {
+		if err := rows.Scan(&s.name, &s.setting, &s.context, &s.current, &s.vartype,
+			&s.unit, &s.min, &s.max, &s.enumvals, &s.pendingRestart); err != nil {
 			return nil, fmt.Errorf("cannot read pg_settings: %w", err)
 		}
 		out[normName(s.name)] = s
@@ -138,4 +139,19 @@ func fileErrors(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 		msgs = append(msgs, fmt.Sprintf("%s in file %q line %d", msg, file, line))
 	}
 	return msgs, rows.Err()
+}
+
+// readsCleanly tells whether the server reads its files today without an
+// error, apart from values that wait for a restart. The fast path of
+// quick.go relies on the reload to catch what it cannot see; it needs a
+// configuration the server accepts to start from.
+func readsCleanly(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var n int
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_file_settings f
+		LEFT JOIN pg_settings s ON lower(s.name) = lower(f.name)
+		WHERE f.error IS NOT NULL AND NOT coalesce(s.context = 'postmaster' AND s.pending_restart, false)`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	}
+	return n == 0, nil
 }

@@ -96,8 +96,11 @@ func newSessionSettings(ctx context.Context, t Target, names []string) (map[stri
 	return readSettings(ctx, conn, names)
 }
 
-// rollback puts every file back byte for byte and reloads again.
-func rollback(ctx context.Context, t Target, conn *pgx.Conn, files []FileChange, rej *rejectedError) error {
+// rollback puts every file back byte for byte and reloads again. The
+// server's log has the reason, pg_file_settings only "setting could not be
+// applied": postgres -C on the rejected configuration (which it reads from
+// memory, not from the restored files) gives the server's own words.
+func rollback(ctx context.Context, t Target, c *Config, conn *pgx.Conn, files []FileChange, rej *rejectedError) error {
 	var errs []error
 	for _, f := range files {
 		if err := writeFile(f.Path, f.Old, f.New); err != nil {
@@ -111,6 +114,10 @@ func rollback(ctx context.Context, t Target, conn *pgx.Conn, files []FileChange,
 		return fmt.Errorf("PostgreSQL rejected %v at reload; the files were restored but the second reload failed: %w", rej, err)
 	}
 	logging.From(ctx).Warn(fmt.Sprintf("instance %s: PostgreSQL rejected the change at reload; the configuration files were restored and reloaded", t.Name))
+	var refused *RefusedError
+	if errors.As(validate(ctx, t, c), &refused) {
+		return fmt.Errorf("%w: %s; the configuration files were restored and reloaded", ErrRolledBack, refused)
+	}
 	return fmt.Errorf("%w: PostgreSQL rejected %v (see the server log); the configuration files were restored and reloaded", ErrRolledBack, rej)
 }
 
