@@ -136,7 +136,7 @@ func fileErrors(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 		if err := rows.Scan(&file, &line, &msg); err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, fmt.Sprintf("%s in file %q line %d", msg, file, line))
+		msgs = append(msgs, fmt.Sprintf("%s in file \"%s\" line %d", msg, file, line))
 	}
 	return msgs, rows.Err()
 }

@@ -71,7 +71,7 @@ func Show(ctx context.Context, t Target, names []string) ([]Param, error) {
 			p.Context, known = contexts[n]
 		}
 		if !known && conf == nil {
-			return nil, fmt.Errorf("unrecognized configuration parameter %q", n)
+			return nil, fmt.Errorf("unrecognized configuration parameter \"%s\"", n)
 		}
 		out = append(out, p)
 	}
