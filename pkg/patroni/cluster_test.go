@@ -181,7 +181,7 @@ func TestClusterWideParameterReachesBothMembers(t *testing.T) {
 func show(t *testing.T, h *testHarness, m *testMember, name string) string {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(m.cfg.PostgreSQL.ConnectAddress)
-	cc, err := pgx.ParseConfig("dbname=postgres user=" + SuperuserName + " host=" + host + " port=" + port + " connect_timeout=5")
+	cc, err := pgx.ParseConfig("dbname=postgres user=" + DefaultSuperuser + " host=" + host + " port=" + port + " connect_timeout=5")
 	if err != nil {
 		t.Fatal(err)
 	}
