@@ -320,7 +320,7 @@ func TestDCSStateAndPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader, _ := cl.Leader()
-	if !st.Initialized || st.Leader != leader.Name || strings.Join(st.Members, ",") != "pg1,pg2" {
+	if !st.Initialized || st.Leader != leader.Name || strings.Join(st.Active(""), ",") != "pg1,pg2" || len(st.Active("pg1")) != 1 {
 		t.Errorf("DCS state %+v, leader per REST %s", st, leader.Name)
 	}
 	if err := CheckDCSReachable(ctx, cfg, time.Second); err != nil {
@@ -331,9 +331,12 @@ func TestDCSStateAndPurge(t *testing.T) {
 	other := *cfg
 	other.Scope = "purge-me"
 	for _, k := range []string{"initialize", "leader", "members/x", "config"} {
-		etcdPut(t, h, clusterPrefix("", other.Scope)+k, "v")
+		etcdPut(t, h, clusterPrefix("", other.Scope)+k, `{"state":"stopped"}`)
 	}
 	etcdPut(t, h, "/service/purge-me-not/initialize", "v") // same prefix without the slash
+	if st, err := ReadDCSState(ctx, &other); err != nil || len(st.Members) != 1 || st.Members[0].State != "stopped" || len(st.Active("")) != 0 {
+		t.Errorf("a stopped member: %+v %v", st, err)
+	}
 	n, err := PurgeDCS(ctx, &other)
 	if err != nil || n != 4 {
 		t.Fatalf("purged %d: %v", n, err)
