@@ -36,10 +36,10 @@ func TestMain(m *testing.M) {
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
-		Setup:               setup,
+		Dir:   "testdata/script",
+		Setup: setup,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"jsonshape": jsonShape, "freeport": freePort, "listen": listen,
+			"jsonshape": jsonShape, "freeport": freePort, "listen": listen, "etcd": etcdCmd,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {

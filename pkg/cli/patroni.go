@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/signal"
@@ -230,6 +231,13 @@ func newCmdPatroniPause(f *Factory, pause bool) *cobra.Command {
 				}
 				if err := act(cmd.Context()); err != nil {
 					return err
+				}
+				// Every member applies it on its next loop: wait for them all.
+				wait := time.Duration(2*cfg.Bootstrap.DCS.LoopWait+10) * time.Second
+				ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+				defer cancel()
+				if err := c.WaitPaused(ctx, pause); err != nil {
+					return fmt.Errorf("cluster %s %s, but not every member says so yet: %w", cfg.Scope, done, err)
 				}
 				fmt.Fprintf(f.IO.Out, "cluster %s %s\n", cfg.Scope, done)
 				return nil

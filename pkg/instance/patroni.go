@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/service"
 	"github.com/pgherd/pgherd/pkg/site"
 )
@@ -311,11 +313,33 @@ func patroniStart(ctx context.Context, env *Env, i *Instance) error {
 }
 
 // patroniStop stops Patroni, which stops PostgreSQL and releases the leader
-// key when it holds it.
+// key when it holds it. In maintenance mode Patroni leaves PostgreSQL
+// running when it stops; nothing manages it any more then, so pgherd asks
+// the postmaster for a fast shutdown itself.
 func patroniStop(ctx context.Context, env *Env, i *Instance) error {
-	logging.From(ctx).Info("stopping Patroni for instance " + i.ID())
+	log := logging.From(ctx)
+	log.Info("stopping Patroni for instance " + i.ID())
 	if err := env.Services.Stop(ctx, i.patroniService(env)); err != nil {
 		return fmt.Errorf("stopping Patroni for %s: %w", i.ID(), err)
+	}
+	p, ok := postgres.Running(i.DataDir)
+	if !ok {
+		return nil
+	}
+	log.Warn("Patroni left PostgreSQL " + i.ID() + " running (its cluster is paused): stopping it")
+	if err := syscall.Kill(p.PID, stopSignal); err != nil {
+		return fmt.Errorf("stopping PostgreSQL %s: %w", i.ID(), err)
+	}
+	deadline := time.Now().Add(StartTimeout)
+	for postgres.Alive(p.PID) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("PostgreSQL %s (PID %d) still runs after %s", i.ID(), p.PID, StartTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return nil
 }

@@ -364,6 +364,41 @@ func (c *Client) Resume(ctx context.Context) error {
 	return err
 }
 
+// WaitPaused waits until every member of the cluster reports pause == want
+// in GET /patroni (each applies a change of /config on its next HA loop),
+// or ctx ends.
+func (c *Client) WaitPaused(ctx context.Context, want bool) error {
+	for {
+		err := c.allPaused(ctx, want)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) allPaused(ctx context.Context, want bool) error {
+	cl, err := c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range cl.Members {
+		mc := &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
+		st, err := mc.Patroni(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Pause != want {
+			return fmt.Errorf("member %s does not see the change yet", m.Name)
+		}
+	}
+	return nil
+}
+
 // Reload makes Patroni re-read its YAML and reload PostgreSQL.
 func (c *Client) Reload(ctx context.Context) error {
 	_, _, err := c.do(ctx, http.MethodPost, "/reload", nil, http.StatusAccepted, http.StatusOK)

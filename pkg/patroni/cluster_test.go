@@ -213,6 +213,16 @@ func TestPauseResume(t *testing.T) {
 	if cl, err := c.Cluster(ctx); err != nil || !cl.Pause {
 		t.Fatalf("after pause: %+v %v", cl, err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c.WaitPaused(wctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h.members {
+		if st, err := m.client.Patroni(ctx); err != nil || !st.Pause {
+			t.Errorf("%s: GET /patroni %+v %v", m.name, st, err)
+		}
+	}
 	if err := c.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
