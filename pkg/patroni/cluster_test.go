@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -382,5 +384,69 @@ func etcdPut(t *testing.T, h *testHarness, key, value string) {
 	var out map[string]any
 	if err := g.call(context.Background(), "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailoverAfterKill: SIGKILL of the leader's Patroni and postmaster
+// promotes the replica once the leader key expires; restarted, the old
+// leader rejoins as a replica (pg_rewind) and streams again.
+func TestFailoverAfterKill(t *testing.T) {
+	h := clusterEnv(t)
+	ctx := context.Background()
+	if err := h.waitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := h.members[0].client.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := cl.Leader()
+	old := h.member(l.Name)
+	var survivor *testMember
+	for _, m := range h.members {
+		if m != old {
+			survivor = m
+		}
+	}
+	pm := postmasterPID(old.cfg.PostgreSQL.DataDir)
+	if pm == 0 {
+		t.Fatal("no postmaster for the leader")
+	}
+	if err := syscall.Kill(old.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pm, syscall.SIGKILL)
+	<-old.done
+
+	// ttl 20: the survivor takes over within about ttl + a loop.
+	if err := poll(60*time.Second, func() error {
+		st, err := survivor.client.Patroni(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Role != "master" && st.Role != "primary" {
+			return errors.New(survivor.name + " is still " + st.Role)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := h.start(old); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := h.waitHealthy(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if cl, err := survivor.client.Cluster(ctx); err != nil {
+		t.Fatal(err)
+	} else if l, _ := cl.Leader(); l.Name != survivor.name || l.Timeline < 2 {
+		t.Errorf("after rejoin the leader is %+v", l)
+	}
+	log, _ := os.ReadFile(old.cfg.Log.File())
+	if !strings.Contains(string(log), "running pg_rewind from") {
+		t.Errorf("%s did not rejoin with pg_rewind", old.name)
 	}
 }

@@ -286,8 +286,10 @@ func (h *testHarness) start(m *testMember) error {
 	m.cmd, m.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(m.done) }()
 	h.mu.Lock()
-	h.members = append(h.members, m)
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	if h.member(m.name) == nil {
+		h.members = append(h.members, m)
+	}
 	return nil
 }
 
