@@ -176,13 +176,28 @@ func newCmdPatroniSwitchover(f *Factory) *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(f.IO.Out, msg)
-				return nil
+				return waitHealthy(ctx, f, cfg, c)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&candidate, "candidate", "", "member to promote (default: Patroni picks a healthy replica)")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// waitHealthy waits, for up to twice the cluster's ttl plus 30 s, until the
+// cluster has a leader and every member runs again, and says so.
+func waitHealthy(ctx context.Context, f *Factory, cfg *patroni.Config, c *patroni.Client) error {
+	wait := time.Duration(2*cfg.Bootstrap.DCS.TTL+30) * time.Second
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	cl, err := c.WaitHealthy(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster %s is not healthy after %s: %w; see 'pgherd patroni list'", cfg.Scope, wait, err)
+	}
+	l, _ := cl.Leader()
+	fmt.Fprintf(f.IO.Out, "cluster %s: %s leads, %d members running\n", cfg.Scope, l.Name, len(cl.Members))
+	return nil
 }
 
 func newCmdPatroniFailover(f *Factory) *cobra.Command {
@@ -205,7 +220,7 @@ func newCmdPatroniFailover(f *Factory) *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(f.IO.Out, msg)
-				return nil
+				return waitHealthy(cmd.Context(), f, cfg, c)
 			})
 		},
 	}
@@ -257,12 +272,21 @@ func newCmdPatroniReinit(f *Factory) *cobra.Command {
 				if err := confirmOrYes(f, yes, fmt.Sprintf("replace the data of %s (member %s) with a copy of the leader's", i.ID(), cfg.Name)); err != nil {
 					return err
 				}
+				before, err := c.Patroni(cmd.Context())
+				if err != nil {
+					return err
+				}
 				msg, err := c.Reinitialize(cmd.Context(), false)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintln(f.IO.Out, msg)
-				return nil
+				ctx, cancel := context.WithTimeout(cmd.Context(), patroni.LongTimeout)
+				defer cancel()
+				if err := c.WaitRestarted(ctx, before.PostmasterStarted); err != nil {
+					return fmt.Errorf("member %s is not running again: %w; see 'pgherd patroni logs %s'", cfg.Name, err, args[0])
+				}
+				return waitHealthy(cmd.Context(), f, cfg, c)
 			})
 		},
 	}

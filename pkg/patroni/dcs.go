@@ -212,19 +212,25 @@ func PurgeDCS(ctx context.Context, c *Config) (int64, error) {
 	return n, nil
 }
 
-// CheckDCSReachable returns nil when at least one of c's DCS hosts accepts a
-// TCP connection within timeout, and otherwise an error listing each host's
-// failure: Patroni would only loop waiting for it.
-func CheckDCSReachable(ctx context.Context, c *Config, timeout time.Duration) error {
-	var errs []string
-	d := net.Dialer{Timeout: timeout}
-	for _, h := range c.Etcd3.Hosts {
-		conn, err := d.DialContext(ctx, "tcp", h)
-		if err == nil {
-			conn.Close()
-			return nil
+// CheckDCSReachable returns nil once one of c's DCS hosts accepts a TCP
+// connection, trying every 200 ms for up to wait; then an error lists each
+// host's failure: Patroni would only loop waiting for it.
+func CheckDCSReachable(ctx context.Context, c *Config, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var errs []string
+		d := net.Dialer{Timeout: time.Second}
+		for _, h := range c.Etcd3.Hosts {
+			conn, err := d.DialContext(ctx, "tcp", h)
+			if err == nil {
+				conn.Close()
+				return nil
+			}
+			errs = append(errs, err.Error())
 		}
-		errs = append(errs, err.Error())
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the DCS does not answer after %s (%s): start it or fix patroni.dcs.hosts in site.yaml", wait, strings.Join(errs, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("the DCS does not answer (%s): start it or fix patroni.dcs.hosts in site.yaml", strings.Join(errs, "; "))
 }
