@@ -3,7 +3,9 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,4 +241,69 @@ func TestHistoryMatchesPastStates(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConcurrentReaders reads, snapshots and watches while a random log is applied; run with -race.
+func TestConcurrentReaders(t *testing.T) {
+	s := New(Options{HistoryLimit: 50})
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for i := range 3 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			w, err := s.Watch(&pb.WatchCreateRequest{Key: []byte{0}, RangeEnd: []byte{0}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer w.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-w.C():
+				default:
+				}
+				switch i {
+				case 0:
+					s.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: s.CompactRev()})
+				case 1:
+					if snap, err := s.Snapshot(); err == nil {
+						snap.WriteTo(io.Discard)
+					}
+				case 2:
+					s.Leases()
+					s.LeaseTimeToLive(&pb.LeaseTimeToLiveRequest{ID: 1, Keys: true})
+					s.Expired(time.Now())
+					w.Progress()
+				}
+			}
+		}()
+	}
+	for _, op := range randomOps(7, 2000) {
+		op(s)
+	}
+	close(stop)
+	readers.Wait()
+}
+
+// FuzzRestore feeds arbitrary bytes to Restore: it must fail cleanly or leave a usable store.
+func FuzzRestore(f *testing.F) {
+	s := New(Options{})
+	for _, op := range randomOps(3, 50) {
+		op(s)
+	}
+	snap, _ := s.Snapshot()
+	var buf bytes.Buffer
+	snap.WriteTo(&buf)
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := New(Options{})
+		if err := r.Restore(bytes.NewReader(data)); err != nil {
+			return
+		}
+		r.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: r.CompactRev()})
+		r.Put(&pb.PutRequest{Key: []byte("k")})
+	})
 }

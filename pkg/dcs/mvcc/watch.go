@@ -3,6 +3,7 @@ package mvcc
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -28,9 +29,10 @@ type Watcher struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 
-	next       int64 // next revision to deliver; used only by the run goroutine, under s.mu
-	err        error // why delivery ended; written before ch is closed
-	compactRev int64 // the compacted revision when err is ErrCompacted
+	next       atomic.Int64 // next revision to look at; advanced by the run goroutine only
+	busy       atomic.Bool  // the run goroutine holds events not yet received from ch
+	err        error        // why delivery ended; written before ch is closed
+	compactRev int64        // the compacted revision when err is ErrCompacted
 }
 
 // Watch starts a watch on req's key or range (prefix through range_end, every key >= key with
@@ -56,8 +58,8 @@ func (s *Store) Watch(req *pb.WatchCreateRequest) (*Watcher, error) {
 		ch:     make(chan []*mvccpb.Event),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
-		next:   start,
 	}
+	w.next.Store(start)
 	for _, f := range req.Filters {
 		switch f {
 		case pb.WatchCreateRequest_NOPUT:
@@ -110,28 +112,45 @@ func (w *Watcher) run() {
 		}
 		select {
 		case w.ch <- events:
+			w.busy.Store(false)
 		case <-w.done:
 			return
 		}
 	}
 }
 
+// Progress reports whether the watcher has delivered everything up to the current revision, and that
+// revision: the node layer sends a progress notification with it only then, as etcd does for synced
+// watchers. A false answer just means "not now".
+func (w *Watcher) Progress() (rev int64, synced bool) {
+	rev = w.s.Rev()
+	// next is advanced after busy is set (nextEvents), so reading next first cannot miss a batch
+	// that is on its way.
+	if w.next.Load() <= rev || w.busy.Load() {
+		return 0, false
+	}
+	return rev, true
+}
+
 // nextEvents returns the watcher's events of the first revision >= w.next that has any, and moves
-// w.next past it; nil when it has seen everything.
+// w.next past it (marking the watcher busy first); nil when it has seen everything.
 func (s *Store) nextEvents(w *Watcher) ([]*mvccpb.Event, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if w.next <= s.compactRev {
+	next := w.next.Load()
+	if next <= s.compactRev {
 		w.compactRev = s.compactRev
 		return nil, ErrCompacted
 	}
-	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= w.next })
+	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= next })
 	for ; i < len(s.history); i++ {
 		h := s.history[i]
-		w.next = h.rev + 1
 		if events := w.filter(h.events); len(events) > 0 {
+			w.busy.Store(true)
+			w.next.Store(h.rev + 1)
 			return events, nil
 		}
+		w.next.Store(h.rev + 1)
 	}
 	return nil, nil
 }
