@@ -10,7 +10,8 @@ import (
 )
 
 // op is one random log entry; exactly one field is set (compact is a distance below the current
-// revision, so it stays meaningful whatever the revision).
+// revision, so it stays meaningful whatever the revision; at least 1: etcd accepts a first
+// compaction at 0, this store does not).
 type op struct {
 	put     *pb.PutRequest
 	del     *pb.DeleteRangeRequest
@@ -41,6 +42,9 @@ func randomOps(seed uint64, n int, withRefresh bool) []op {
 		case c > 0:
 			k, end = k2, k
 		}
+		if coin(8) {
+			end = []byte{0} // every key >= k
+		}
 		switch r.IntN(11) {
 		case 0, 1, 2:
 			p := &pb.PutRequest{Key: k, Value: v, Lease: lease(), PrevKv: coin(2)}
@@ -68,7 +72,7 @@ func randomOps(seed uint64, n int, withRefresh bool) []op {
 				c.TargetUnion = &pb.Compare_Lease{Lease: n % 4}
 			}
 			ops = append(ops, op{txn: &pb.TxnRequest{
-				Compare: []*pb.Compare{c},
+				Compare: []*pb.Compare{c, {Key: k2, Target: pb.Compare_VERSION, Result: pb.Compare_LESS, TargetUnion: &pb.Compare_Version{Version: int64(r.IntN(5))}}},
 				Success: []*pb.RequestOp{opPut(string(k), "txn", lease()), opDel(string(k2), ""), opGet(string(k), 0)},
 				Failure: []*pb.RequestOp{opTxn(&pb.TxnRequest{
 					Compare: []*pb.Compare{cmpCreate(string(k2), 0)},
@@ -81,6 +85,10 @@ func randomOps(seed uint64, n int, withRefresh bool) []op {
 				SortTarget: pb.RangeRequest_SortTarget(r.IntN(5)), SortOrder: pb.RangeRequest_SortOrder(r.IntN(3)),
 				Revision: -int64(r.IntN(40)), // made absolute when applied
 			}})
+			if coin(4) {
+				last := ops[len(ops)-1].rng
+				last.MinModRevision, last.MaxCreateRevision = int64(r.IntN(100)), int64(r.IntN(200))
+			}
 		case 7:
 			ops = append(ops, op{grant: &pb.LeaseGrantRequest{ID: 1 + int64(r.IntN(3)), TTL: 20 + int64(r.IntN(3))}})
 		case 8:
@@ -133,7 +141,7 @@ func (o op) apply(s *Store) string {
 	case o.refresh != 0:
 		return render(s.LeaseRefresh(o.refresh, 20))
 	case o.compact != nil:
-		err := s.Compact(s.Rev() - *o.compact)
+		err := s.Compact(max(s.Rev()-*o.compact, 1))
 		return render(&pb.CompactionResponse{}, err)
 	}
 	return ""

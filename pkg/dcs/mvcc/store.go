@@ -204,6 +204,15 @@ type write struct {
 
 func (s *Store) begin() *write { return &write{rev: s.rev + 1} }
 
+// header is the header of a response given while the write is being applied: the new revision once
+// something changed, the current one before.
+func (w *write) header(s *Store) *pb.ResponseHeader {
+	if len(w.events) > 0 {
+		return &pb.ResponseHeader{Revision: w.rev}
+	}
+	return s.header()
+}
+
 // put stores a new version of key and records the event; it returns the previous key-value.
 // Callers have validated the request.
 func (s *Store) put(w *write, key, value []byte, leaseID int64, ignoreValue, ignoreLease bool) *mvccpb.KeyValue {

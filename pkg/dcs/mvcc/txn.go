@@ -26,7 +26,7 @@ func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	w := s.begin()
 	resp, _ := s.applyTxn(w, req, path)
 	s.commit(w)
-	setHeaders(resp, s.rev)
+	resp.Header = s.header()
 	return resp, nil
 }
 
@@ -202,7 +202,7 @@ func (s *Store) checkPath(req *pb.TxnRequest, path []bool) error {
 	_, err := s.walkPath(req, path, func(op *pb.RequestOp) error {
 		switch r := op.Request.(type) {
 		case *pb.RequestOp_RequestPut:
-			return s.checkPut(r.RequestPut)
+			return s.checkPut(r.RequestPut, true)
 		case *pb.RequestOp_RequestRange:
 			return s.checkRange(r.RequestRange)
 		}
@@ -232,6 +232,8 @@ func (s *Store) walkPath(req *pb.TxnRequest, path []bool, f func(*pb.RequestOp) 
 }
 
 // applyTxn runs a checked txn along path and returns its response and the unused rest of path.
+// Headers are etcd's: each op's carries the revision as that op left it (the txn's new revision once
+// something was written, the old one before), and a nested txn's header is empty.
 func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResponse, []bool) {
 	ok := path[0]
 	path = path[1:]
@@ -240,14 +242,21 @@ func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResp
 		var out pb.ResponseOp
 		switch r := op.Request.(type) {
 		case *pb.RequestOp_RequestRange:
-			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: s.applyRange(r.RequestRange, w.events)}
+			rr := s.applyRange(r.RequestRange, w.events)
+			rr.Header = w.header(s)
+			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case *pb.RequestOp_RequestPut:
-			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: s.applyPut(w, r.RequestPut)}
+			pr := s.applyPut(w, r.RequestPut)
+			pr.Header = w.header(s)
+			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 		case *pb.RequestOp_RequestDeleteRange:
-			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: s.applyDelete(w, r.RequestDeleteRange)}
+			dr := s.applyDelete(w, r.RequestDeleteRange)
+			dr.Header = w.header(s)
+			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case *pb.RequestOp_RequestTxn:
 			var nested *pb.TxnResponse
 			nested, path = s.applyTxn(w, r.RequestTxn, path)
+			nested.Header = &pb.ResponseHeader{}
 			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: nested}
 		default:
 			continue // an empty op: etcd answers nothing for it either
@@ -255,23 +264,4 @@ func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResp
 		resp.Responses = append(resp.Responses, &out)
 	}
 	return resp, path
-}
-
-// setHeaders gives the txn response and every nested response a header with the txn's revision, as
-// etcd does.
-func setHeaders(resp *pb.TxnResponse, rev int64) {
-	resp.Header = &pb.ResponseHeader{Revision: rev}
-	for _, op := range resp.Responses {
-		h := &pb.ResponseHeader{Revision: rev}
-		switch r := op.Response.(type) {
-		case *pb.ResponseOp_ResponseRange:
-			r.ResponseRange.Header = h
-		case *pb.ResponseOp_ResponsePut:
-			r.ResponsePut.Header = h
-		case *pb.ResponseOp_ResponseDeleteRange:
-			r.ResponseDeleteRange.Header = h
-		case *pb.ResponseOp_ResponseTxn:
-			setHeaders(r.ResponseTxn, rev)
-		}
-	}
 }
