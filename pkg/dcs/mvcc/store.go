@@ -22,7 +22,6 @@ package mvcc
 
 import (
 	"bytes"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +29,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Limits shared with the node layer, equal to etcd's defaults.
@@ -59,7 +60,7 @@ var (
 	ErrTooManyOps       = rpctypes.ErrGRPCTooManyOps
 	ErrDuplicateKey     = rpctypes.ErrGRPCDuplicateKey
 	// ErrLeaseIDZero refuses a grant without an ID: the proposer must choose a non-zero one.
-	ErrLeaseIDZero = errors.New("mvcc: lease grant needs a non-zero ID chosen by the proposer")
+	ErrLeaseIDZero = status.Error(codes.InvalidArgument, "mvcc: lease grant needs a non-zero ID chosen by the proposer")
 )
 
 // Options configure a Store.
