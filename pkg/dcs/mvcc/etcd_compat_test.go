@@ -38,6 +38,9 @@ func freePort(t *testing.T) int {
 // (/dev/shm, so fsyncs are cheap), stopped by PID when the test ends.
 func startEtcd(t *testing.T) etcdClients {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real etcd; skipped with -short")
+	}
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("etcd not installed (Debian package etcd-server)")
 	}
