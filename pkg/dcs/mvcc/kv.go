@@ -28,13 +28,8 @@ func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 // checkPut refuses a put that cannot be applied. etcd checks the lease before the key for a put and
 // after it inside a txn; so does this, to give the same error when both are wrong.
 func (s *Store) checkPut(req *pb.PutRequest, inTxn bool) error {
-	switch {
-	case len(req.Key) == 0:
-		return ErrEmptyKey
-	case req.IgnoreValue && len(req.Value) != 0:
-		return ErrValueProvided
-	case req.IgnoreLease && req.Lease != 0:
-		return ErrLeaseProvided
+	if err := checkPutShape(req); err != nil {
+		return err
 	}
 	missingKey := (req.IgnoreValue || req.IgnoreLease) && s.get(req.Key) == nil
 	missingLease := req.Lease != 0 && s.leases[req.Lease] == nil
@@ -45,6 +40,19 @@ func (s *Store) checkPut(req *pb.PutRequest, inTxn bool) error {
 		return ErrLeaseNotFound
 	case missingKey:
 		return ErrKeyNotFound
+	}
+	return nil
+}
+
+// checkPutShape checks what etcd checks before a put reaches the log.
+func checkPutShape(req *pb.PutRequest) error {
+	switch {
+	case len(req.GetKey()) == 0:
+		return ErrEmptyKey
+	case req.IgnoreValue && len(req.Value) != 0:
+		return ErrValueProvided
+	case req.IgnoreLease && req.Lease != 0:
+		return ErrLeaseProvided
 	}
 	return nil
 }
@@ -99,13 +107,28 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 }
 
 func (s *Store) checkRange(req *pb.RangeRequest) error {
+	if err := checkRangeShape(req); err != nil {
+		return err
+	}
 	switch {
-	case len(req.Key) == 0:
-		return ErrEmptyKey
 	case req.Revision > s.rev:
 		return ErrFutureRev
 	case req.Revision > 0 && req.Revision < s.compactRev:
 		return ErrCompacted
+	}
+	return nil
+}
+
+// checkRangeShape checks what etcd checks before a range is served.
+func checkRangeShape(req *pb.RangeRequest) error {
+	if len(req.GetKey()) == 0 {
+		return ErrEmptyKey
+	}
+	if _, ok := pb.RangeRequest_SortOrder_name[int32(req.SortOrder)]; !ok {
+		return ErrInvalidSortOption
+	}
+	if _, ok := pb.RangeRequest_SortTarget_name[int32(req.SortTarget)]; !ok {
+		return ErrInvalidSortOption
 	}
 	return nil
 }

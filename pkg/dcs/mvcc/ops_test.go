@@ -71,13 +71,24 @@ func randomOps(seed uint64, n int, withRefresh bool) []op {
 			case pb.Compare_LEASE:
 				c.TargetUnion = &pb.Compare_Lease{Lease: n % 4}
 			}
+			delEnd := ""
+			switch r.IntN(4) {
+			case 0:
+				delEnd = string(key())
+			case 1:
+				delEnd = "\x00"
+			}
+			nested := &pb.TxnRequest{
+				Compare: []*pb.Compare{cmpCreate(string(k2), 0)},
+				Success: []*pb.RequestOp{opPut(string(k2), "nested", 0)},
+			}
+			if coin(3) {
+				nested.Failure = []*pb.RequestOp{opPut(string(key()), "else", 0), opDel(string(key()), "")}
+			}
 			ops = append(ops, op{txn: &pb.TxnRequest{
 				Compare: []*pb.Compare{c, {Key: k2, Target: pb.Compare_VERSION, Result: pb.Compare_LESS, TargetUnion: &pb.Compare_Version{Version: int64(r.IntN(5))}}},
-				Success: []*pb.RequestOp{opPut(string(k), "txn", lease()), opDel(string(k2), ""), opGet(string(k), 0)},
-				Failure: []*pb.RequestOp{opTxn(&pb.TxnRequest{
-					Compare: []*pb.Compare{cmpCreate(string(k2), 0)},
-					Success: []*pb.RequestOp{opPut(string(k2), "nested", 0)},
-				})},
+				Success: []*pb.RequestOp{opPut(string(k), "txn", lease()), opDel(string(k2), delEnd), opGet(string(k), 0)},
+				Failure: []*pb.RequestOp{opTxn(nested), opPut(string(key()), "outer", 0)},
 			}})
 		case 6:
 			ops = append(ops, op{rng: &pb.RangeRequest{

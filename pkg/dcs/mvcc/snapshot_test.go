@@ -37,6 +37,8 @@ func allKeys(t *testing.T, s *Store) string {
 func TestDeterministicReplay(t *testing.T) {
 	c := newClock()
 	ops := randomOps(42, 3000, true)
+	// End with a lease holding a key, so the snapshots compare lease state too.
+	ops = append(ops, op{grant: &pb.LeaseGrantRequest{ID: 9, TTL: 30}}, op{put: &pb.PutRequest{Key: []byte("/k/held"), Lease: 9}})
 	a, b := New(Options{HistoryLimit: 100, Now: c.Now}), New(Options{HistoryLimit: 100, Now: c.Now})
 	c2 := New(Options{HistoryLimit: 100, Now: c.Now})
 	for i, op := range ops {

@@ -48,17 +48,18 @@ const (
 
 // Errors returned by the store. They are etcd's gRPC errors, with etcd's messages.
 var (
-	ErrCompacted        = rpctypes.ErrGRPCCompacted
-	ErrFutureRev        = rpctypes.ErrGRPCFutureRev
-	ErrLeaseNotFound    = rpctypes.ErrGRPCLeaseNotFound
-	ErrLeaseExists      = rpctypes.ErrGRPCLeaseExist
-	ErrLeaseTTLTooLarge = rpctypes.ErrGRPCLeaseTTLTooLarge
-	ErrKeyNotFound      = rpctypes.ErrGRPCKeyNotFound
-	ErrEmptyKey         = rpctypes.ErrGRPCEmptyKey
-	ErrValueProvided    = rpctypes.ErrGRPCValueProvided
-	ErrLeaseProvided    = rpctypes.ErrGRPCLeaseProvided
-	ErrTooManyOps       = rpctypes.ErrGRPCTooManyOps
-	ErrDuplicateKey     = rpctypes.ErrGRPCDuplicateKey
+	ErrCompacted         = rpctypes.ErrGRPCCompacted
+	ErrFutureRev         = rpctypes.ErrGRPCFutureRev
+	ErrLeaseNotFound     = rpctypes.ErrGRPCLeaseNotFound
+	ErrLeaseExists       = rpctypes.ErrGRPCLeaseExist
+	ErrLeaseTTLTooLarge  = rpctypes.ErrGRPCLeaseTTLTooLarge
+	ErrKeyNotFound       = rpctypes.ErrGRPCKeyNotFound
+	ErrEmptyKey          = rpctypes.ErrGRPCEmptyKey
+	ErrValueProvided     = rpctypes.ErrGRPCValueProvided
+	ErrLeaseProvided     = rpctypes.ErrGRPCLeaseProvided
+	ErrTooManyOps        = rpctypes.ErrGRPCTooManyOps
+	ErrDuplicateKey      = rpctypes.ErrGRPCDuplicateKey
+	ErrInvalidSortOption = rpctypes.ErrGRPCInvalidSortOption
 	// ErrLeaseIDZero refuses a grant without an ID: the proposer must choose a non-zero one.
 	ErrLeaseIDZero = status.Error(codes.InvalidArgument, "mvcc: lease grant needs a non-zero ID chosen by the proposer")
 )

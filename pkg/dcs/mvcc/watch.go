@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -155,21 +156,41 @@ func (s *Store) nextEvents(w *Watcher) ([]*mvccpb.Event, error) {
 	return nil, nil
 }
 
+// filter returns the events of one revision this watcher wants. The stored PrevKv is the value just
+// before each event (what undoing needs); a watch's prev_kv is, as in etcd, the value before the whole
+// revision, which differs when a txn wrote the key twice (put, then delete of a range with end "\x00").
 func (w *Watcher) filter(events []*mvccpb.Event) []*mvccpb.Event {
 	var out []*mvccpb.Event
-	for _, ev := range events {
+	for i, ev := range events {
 		if !inRange(ev.Kv.Key, w.key, w.end) ||
 			ev.Type == mvccpb.PUT && w.noPut || ev.Type == mvccpb.DELETE && w.noDelete {
 			continue
 		}
-		if !w.prevKV && ev.PrevKv != nil {
+		prev := ev.PrevKv
+		if !w.prevKV {
+			prev = nil
+		} else if prev != nil && prev.ModRevision == ev.Kv.ModRevision || prev == nil {
+			prev = prevRevisionKV(events[:i], ev)
+		}
+		if prev != ev.PrevKv {
 			c := *ev
-			c.PrevKv = nil
+			c.PrevKv = prev
 			ev = &c
 		}
 		out = append(out, ev)
 	}
 	return out
+}
+
+// prevRevisionKV returns the value ev's key had before the revision: the PrevKv of the first of the
+// earlier events of the revision on that key, or ev's own.
+func prevRevisionKV(earlier []*mvccpb.Event, ev *mvccpb.Event) *mvccpb.KeyValue {
+	for _, e := range earlier {
+		if bytes.Equal(e.Kv.Key, ev.Kv.Key) {
+			return e.PrevKv
+		}
+	}
+	return ev.PrevKv
 }
 
 // wakeWatchers tells every watcher that a new revision, a compaction or a restore happened. It never

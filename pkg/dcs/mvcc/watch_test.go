@@ -228,3 +228,18 @@ func TestWatchProgress(t *testing.T) {
 	put(t, s, "other", "1") // does not match: the watcher scans past it
 	waitSynced(3)
 }
+
+// TestWatchPrevKVIsBeforeTheRevision: a txn may write a key twice (a put, then a delete of a range
+// ending in "\x00", which etcd's duplicate check lets through); the watch's prev_kv is the value
+// before the txn, as etcd's.
+func TestWatchPrevKVIsBeforeTheRevision(t *testing.T) {
+	s := New(Options{})
+	put(t, s, "k", "old")
+	w := watch(t, s, &pb.WatchCreateRequest{Key: []byte("k"), PrevKv: true})
+	if _, err := s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("k", "new", 0), opDel("k", "\x00")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, w); got != "PUT k=new@3<old, DELETE k=@3<old" {
+		t.Fatalf("events: %q", got)
+	}
+}
