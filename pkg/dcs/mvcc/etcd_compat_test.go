@@ -128,7 +128,7 @@ func TestSameAnswersAsEtcd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := New(Options{HistoryLimit: 1 << 20})
-	ops := randomOps(11, 700, false)
+	ops := randomOps(11, 2000, false)
 	for i, o := range ops {
 		rev := s.Rev()
 		want := o.applyEtcd(ctx, c, rev)
