@@ -104,6 +104,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdSite(f),
 		newCmdInstance(f),
 		newCmdPgconf(f),
+		newCmdPatroni(f),
 		newCmdDocs(f),
 	)
 	return root

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pgherd/pgherd/pkg/patroni"
 )
 
 // Description is what 'instance get' reports. Its JSON shape is documented
@@ -23,6 +25,8 @@ type Description struct {
 	Locale         *string           `json:"locale"`
 	Encoding       *string           `json:"encoding"`
 	Settings       map[string]string `json:"settings"`
+	// Patroni is set for a Patroni member (from its YAML and REST API).
+	Patroni *patroni.Info `json:"patroni,omitempty"`
 }
 
 // Describe reads an instance's state and settings: from the running server
@@ -32,6 +36,9 @@ func Describe(ctx context.Context, env *Env, i *Instance) (*Description, error) 
 		Name: i.Name, Version: i.Version, Port: i.Port,
 		DataDirectory: i.DataDir, WALDirectory: i.WALDir, SocketDir: i.SocketDir,
 		State: i.State(), Settings: map[string]string{},
+	}
+	if i.PatroniManaged() {
+		d.Patroni = describePatroni(ctx, i)
 	}
 	if d.State == Started {
 		return d, describeRunning(ctx, env, i, d)
@@ -111,6 +118,9 @@ func LibpqEnv(env *Env, i *Instance) []string {
 	}
 	if p := i.existingPassFile(); p != "" {
 		out = append(out, "PGPASSFILE="+p)
+	}
+	if cfg, err := i.patroniConfig(); err == nil {
+		out = append(out, patroni.EnvVars(cfg, i.PatroniConfig)...)
 	}
 	return out
 }

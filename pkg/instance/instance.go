@@ -44,6 +44,8 @@ type Instance struct {
 	BinDir    string
 	// PassFile is the instance's pgpass file; it exists only when a superuser password was set.
 	PassFile string
+	// PatroniConfig is where the instance's Patroni YAML is when Patroni manages it (patroni.go).
+	PatroniConfig string
 }
 
 // ID is VERSION/NAME.
@@ -106,6 +108,8 @@ func paths(s *site.Settings, version, name string) *Instance {
 		SocketDir: site.Path(s.RunPrefix, pg.SocketDirectory, version, name),
 		BinDir:    postgres.BinDir(pg.Bindir, version),
 		PassFile:  filepath.Join(s.Prefix, "etc", "pgpass", version+"-"+name),
+
+		PatroniConfig: site.Path(s.Prefix, s.Patroni.Configpath, version, name),
 	}
 }
 
@@ -198,6 +202,9 @@ func load(i *Instance) (*Instance, error) {
 		if n, err := strconv.Atoi(p.Value); err == nil {
 			i.Port = n
 		}
+	}
+	if n, ok := i.patroniPort(); ok {
+		i.Port = n // Patroni passes the port on the command line
 	}
 	return i, nil
 }
