@@ -67,6 +67,12 @@ func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pg
 	if err != nil {
 		return nil, nil, pgconf.Target{}, err
 	}
+	if i.PatroniManaged() {
+		// Patroni rewrites postgresql.conf from its own YAML: an edit
+		// behind its back would be lost, or worse, fight it.
+		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s): pgconf does not support Patroni members yet; change postgresql.parameters in that file and reload with 'pgherd instance reload %s'",
+			i.ID(), i.PatroniConfig, i.ID())
+	}
 	t := pgconf.Target{
 		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir,
 		Running: i.State() == instance.Started, Runner: env.Runner,
