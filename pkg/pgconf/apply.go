@@ -199,15 +199,15 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	if !quick {
 		start()
 	}
-	conn, settings, err := classify(ctx, t, res)
+	conn, settings, clean, err := classify(ctx, t, res)
+	if !clean {
+		quick = false
+	}
 	if conn != nil {
 		defer conn.Close(context.WithoutCancel(ctx))
 	}
-	if err == nil && validated == nil {
-		var clean bool
-		if clean, err = readsCleanly(ctx, conn); err == nil && (!clean || !quickAccept(res, settings)) {
-			start()
-		}
+	if err == nil && validated == nil && (!quick || !quickAccept(res, settings)) {
+		start()
 	}
 	if validated != nil {
 		if verr := <-validated; err == nil {
@@ -257,9 +257,10 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 }
 
 // classify fills the context of each change: from pg_settings on a running
-// instance (the connection is returned for what follows), from postgres
-// --describe-config on a stopped one.
-func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string]pgSetting, error) {
+// instance (the connection is returned for what follows, and whether the
+// server reads its files cleanly today), from postgres --describe-config on
+// a stopped one.
+func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string]pgSetting, bool, error) {
 	names := make([]string, len(res.Changes))
 	for i, ch := range res.Changes {
 		names[i] = ch.Name
@@ -267,25 +268,34 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	if !t.Running {
 		desc, err := describeConfig(ctx, t)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		for i := range res.Changes {
 			res.Changes[i].Context = desc[res.Changes[i].Name]
 		}
-		return nil, nil, nil
+		return nil, nil, false, nil
 	}
 	conn, err := t.Connect(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
+		return nil, nil, false, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
 	}
-	settings, err := readSettings(ctx, conn, names)
+	b := &pgx.Batch{}
+	b.Queue(settingsSQL, names)
+	b.Queue(cleanSQL)
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	settings, err := scanSettings(br.Query())
 	if err != nil {
-		return conn, nil, err
+		return conn, nil, false, err
+	}
+	var clean bool
+	if err := br.QueryRow().Scan(&clean); err != nil {
+		return conn, nil, false, fmt.Errorf("cannot read pg_file_settings: %w", err)
 	}
 	for i := range res.Changes {
 		res.Changes[i].Context = contextOf(settings, res.Changes[i].Name)
 	}
-	return conn, settings, nil
+	return conn, settings, clean, nil
 }
 
 // contextOf returns pg_settings.context; a name the server does not list

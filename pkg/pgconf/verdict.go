@@ -28,11 +28,22 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 	for i, ch := range res.Changes {
 		names[i] = ch.Name
 	}
-	after, err := readSettings(ctx, conn, names)
-	if err != nil {
-		return err
+	b := &pgx.Batch{}
+	b.Queue(settingsSQL, names)
+	b.Queue(fileSettingsSQL)
+	b.Queue("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
+	br := conn.SendBatch(ctx, b)
+	after, err := scanSettings(br.Query())
+	var files []fileSetting
+	if err == nil {
+		files, err = scanFileSettings(br.Query())
 	}
-	files, err := readFileSettings(ctx, conn)
+	if err == nil {
+		err = br.QueryRow().Scan(&res.PendingRestart)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return err
 	}
@@ -82,7 +93,7 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 	if len(rejected) > 0 {
 		return &rejectedError{msgs: rejected}
 	}
-	return conn.QueryRow(ctx, "SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings").Scan(&res.PendingRestart)
+	return nil
 }
 
 // newSessionSettings reads settings through a new connection: parameters

@@ -20,7 +20,7 @@ func init() {
 // value (8MB, 9MB, ...), so none is a no-op; after each psql run, an
 // untimed ALTER SYSTEM RESET keeps postgresql.auto.conf from overriding.
 func benchPgconfSet(ctx context.Context, h *harness) (result, error) {
-	port := 55402
+	port := 55440
 	dir := filepath.Join(h.work, "pgconf")
 	env, err := h.siteEnv(dir, port)
 	if err != nil {
