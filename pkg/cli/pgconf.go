@@ -102,11 +102,14 @@ func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 			}
 			rows := make([][]string, len(params))
 			for n, p := range params {
-				where := ""
-				if p.File != "" {
-					where = p.File + ":" + strconv.Itoa(p.Line)
+				value, where := "", ""
+				if p.Value != nil {
+					value = *p.Value
 				}
-				rows[n] = []string{p.Name, p.Value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
+				if p.SetIn != nil {
+					where = p.SetIn.File + ":" + strconv.Itoa(p.SetIn.Line)
+				}
+				rows[n] = []string{p.Name, value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
 			}
 			return writeTable(f.IO, []string{"name", "value", "set in", "context", "pending restart"}, rows)
 		},

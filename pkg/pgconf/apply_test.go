@@ -62,7 +62,7 @@ func TestRestartParameter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := shown[0]; !p.PendingRestart || p.Value != "128MB" || *p.FileValue != "256MB" || p.File != s.conf() {
+	if p := shown[0]; !p.PendingRestart || *p.Value != "128MB" || p.SetIn.Value != "256MB" || p.SetIn.File != s.conf() {
 		t.Errorf("show before restart: %+v", p)
 	}
 	s.restart(t)
@@ -142,7 +142,7 @@ func TestAutoConfWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := shown[0]; p.File != ch.OverriddenBy.File || *p.FileValue != "16MB" {
+	if p := shown[0]; p.SetIn.File != ch.OverriddenBy.File || p.SetIn.Value != "16MB" {
 		t.Errorf("show: %+v", p)
 	}
 }
