@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pgherd/pgherd/pkg/instance"
+	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/spf13/cobra"
 )
 
@@ -30,6 +31,7 @@ func newCmdInstance(f *Factory) *cobra.Command {
 
 type createOptions struct {
 	req          instance.CreateRequest
+	patroni      patroniCreateFlags
 	passwordFile string
 	checksums    bool
 	state        string
@@ -47,6 +49,11 @@ func newCmdInstanceCreate(f *Factory) *cobra.Command {
 				opts.req.DataChecksums = &opts.checksums
 			}
 			opts.req.State = instance.State(opts.state)
+			pr, err := opts.patroni.request(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			opts.req.Patroni = pr
 			if opts.passwordFile != "" {
 				pw, err := readSecretFile(opts.passwordFile)
 				if err != nil {
@@ -67,6 +74,7 @@ func newCmdInstanceCreate(f *Factory) *cobra.Command {
 	fl.StringVar(&opts.req.AuthHost, "auth-host", "", "pg_hba method for TCP connections (default: site postgresql.auth.host)")
 	fl.StringVar(&opts.passwordFile, "surole-password-file", "", "file holding the superuser's password (first line)")
 	fl.StringVar(&opts.state, "state", "started", "state after creation: started or stopped")
+	addPatroniCreateFlags(fl, &opts.patroni)
 	return cmd
 }
 
@@ -97,7 +105,7 @@ func readSecretFile(path string) (string, error) {
 }
 
 func newCmdInstanceDrop(f *Factory) *cobra.Command {
-	var yes bool
+	var yes, purge bool
 	cmd := &cobra.Command{
 		Use:   "drop NAME",
 		Short: "Stop an instance and delete its data, WAL, logs and service",
@@ -111,11 +119,19 @@ func newCmdInstanceDrop(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			question := fmt.Sprintf("Drop instance %s and delete %s?", i.ID(), i.DataDir)
+			var cluster *patroni.Config
+			if purge {
+				if cluster, err = purgeTarget(i); err != nil {
+					return err
+				}
+				question = fmt.Sprintf("Drop instance %s, delete %s and remove Patroni cluster %s from the DCS?", i.ID(), i.DataDir, cluster.Scope)
+			}
 			if !yes {
 				if !f.IO.CanPrompt() {
 					return fmt.Errorf("refusing to drop %s without confirmation: add --yes", i.ID())
 				}
-				if !confirm(f.IO, fmt.Sprintf("Drop instance %s and delete %s?", i.ID(), i.DataDir)) {
+				if !confirm(f.IO, question) {
 					return fmt.Errorf("not dropped: %s is unchanged", i.ID())
 				}
 			}
@@ -123,10 +139,18 @@ func newCmdInstanceDrop(f *Factory) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(f.IO.Out, "instance %s dropped\n", i.ID())
+			if cluster != nil {
+				n, err := instance.PurgePatroniCluster(cmd.Context(), env, cluster)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(f.IO.Out, "Patroni cluster %s removed from the DCS (%d keys)\n", cluster.Scope, n)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&purge, "purge-cluster", false, "Patroni member: also remove its cluster from the DCS (the last member only)")
 	return cmd
 }
 

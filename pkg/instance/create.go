@@ -28,6 +28,9 @@ type CreateRequest struct {
 	// file; it never reaches a log line or an error.
 	SuperuserPassword string
 	State             State
+	// Patroni, when set, makes the instance a member of a Patroni cluster
+	// (patroni.go): Patroni initialises or clones it and runs it.
+	Patroni *PatroniRequest
 }
 
 // Create makes an instance: initdb, configuration, service, and a start
@@ -56,6 +59,11 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 	if nonEmpty(i.DataDir) || nonEmpty(i.WALDir) {
 		return nil, fmt.Errorf("cannot create instance %s: %s or %s exists and is not empty; move it away first", i.ID(), i.DataDir, i.WALDir)
 	}
+	if req.Patroni != nil {
+		if err := checkPatroniRequest(env, req); err != nil {
+			return nil, err
+		}
+	}
 	req.AuthLocal = firstNonEmpty(req.AuthLocal, pg.Auth.Local)
 	req.AuthHost = firstNonEmpty(req.AuthHost, pg.Auth.Host)
 	for _, m := range []struct{ flag, v string }{{"--auth-local", req.AuthLocal}, {"--auth-host", req.AuthHost}} {
@@ -77,6 +85,9 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		return nil, err
 	}
 	i.Port = port
+	if req.Patroni != nil {
+		return createPatroni(ctx, env, i, req)
+	}
 
 	var u undo
 	ok := false

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pgherd/pgherd/pkg/patroni"
 )
 
 // Description is what 'instance get' reports. Its JSON shape is documented
@@ -23,6 +25,8 @@ type Description struct {
 	Locale         *string           `json:"locale"`
 	Encoding       *string           `json:"encoding"`
 	Settings       map[string]string `json:"settings"`
+	// Patroni is set for a Patroni member (from its YAML and REST API).
+	Patroni *patroni.Info `json:"patroni,omitempty"`
 }
 
 // Describe reads an instance's state and settings: from the running server
@@ -33,18 +37,19 @@ func Describe(ctx context.Context, env *Env, i *Instance) (*Description, error) 
 		DataDirectory: i.DataDir, WALDirectory: i.WALDir, SocketDir: i.SocketDir,
 		State: i.State(), Settings: map[string]string{},
 	}
+	if i.PatroniManaged() {
+		d.Patroni = describePatroni(ctx, i)
+	}
 	if d.State == Started {
 		return d, describeRunning(ctx, env, i, d)
 	}
-	conf, err := readConf(i.DataDir)
+	conf, err := fileSettings(i)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range conf {
-		d.Settings[k] = v.Value
-	}
+	d.Settings = conf
 	if v, ok := conf["lc_messages"]; ok {
-		d.Locale = &v.Value
+		d.Locale = &v
 	}
 	d.DataChecksums = checksumsFromControl(ctx, env, i)
 	return d, nil
@@ -58,7 +63,7 @@ func describeRunning(ctx context.Context, env *Env, i *Instance, d *Description)
 	defer conn.Close(ctx)
 	// Settings that a configuration file, the command line or the
 	// environment set: the same set the files give for a stopped instance.
-	rows, err := conn.Query(ctx, `SELECT name, current_setting(name) FROM pg_settings
+	rows, err := conn.Query(ctx, `SELECT lower(name), current_setting(name) FROM pg_settings
 		WHERE source IN ('configuration file', 'command line', 'environment variable')`)
 	if err != nil {
 		return fmt.Errorf("reading settings of %s: %w", i.ID(), err)
@@ -111,6 +116,9 @@ func LibpqEnv(env *Env, i *Instance) []string {
 	}
 	if p := i.existingPassFile(); p != "" {
 		out = append(out, "PGPASSFILE="+p)
+	}
+	if cfg, err := i.patroniConfig(); err == nil {
+		out = append(out, patroni.EnvVars(cfg, i.PatroniConfig)...)
 	}
 	return out
 }

@@ -44,6 +44,8 @@ type Instance struct {
 	BinDir    string
 	// PassFile is the instance's pgpass file; it exists only when a superuser password was set.
 	PassFile string
+	// PatroniConfig is where the instance's Patroni YAML is when Patroni manages it (patroni.go).
+	PatroniConfig string
 }
 
 // ID is VERSION/NAME.
@@ -106,6 +108,8 @@ func paths(s *site.Settings, version, name string) *Instance {
 		SocketDir: site.Path(s.RunPrefix, pg.SocketDirectory, version, name),
 		BinDir:    postgres.BinDir(pg.Bindir, version),
 		PassFile:  filepath.Join(s.Prefix, "etc", "pgpass", version+"-"+name),
+
+		PatroniConfig: site.Path(s.Prefix, s.Patroni.Configpath, version, name),
 	}
 }
 
@@ -189,15 +193,18 @@ func List(env *Env) ([]*Instance, error) {
 
 // load reads what the files say about an instance whose paths are known.
 func load(i *Instance) (*Instance, error) {
-	conf, err := readConf(i.DataDir)
+	conf, err := fileSettings(i)
 	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", i.ID(), err)
+		return nil, err
 	}
 	i.Port = 5432
 	if p, ok := conf["port"]; ok {
-		if n, err := strconv.Atoi(p.Value); err == nil {
+		if n, err := strconv.Atoi(p); err == nil {
 			i.Port = n
 		}
+	}
+	if n, ok := i.patroniPort(); ok {
+		i.Port = n // Patroni passes the port on the command line
 	}
 	return i, nil
 }

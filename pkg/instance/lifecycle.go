@@ -23,6 +23,9 @@ var StartTimeout = 120 * time.Second
 
 // Start starts the instance and returns once it accepts connections.
 func Start(ctx context.Context, env *Env, i *Instance) error {
+	if i.PatroniManaged() {
+		return patroniStart(ctx, env, i)
+	}
 	if i.State() == Started {
 		return fmt.Errorf("instance %s is already running", i.ID())
 	}
@@ -80,6 +83,9 @@ func lastLogLines(i *Instance) string {
 
 // Stop stops a running instance (fast shutdown).
 func Stop(ctx context.Context, env *Env, i *Instance) error {
+	if i.PatroniManaged() {
+		return patroniStop(ctx, env, i)
+	}
 	if i.State() == Stopped {
 		logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
 		return nil
@@ -93,6 +99,9 @@ func Stop(ctx context.Context, env *Env, i *Instance) error {
 
 // Restart stops then starts the instance.
 func Restart(ctx context.Context, env *Env, i *Instance) error {
+	if i.PatroniManaged() {
+		return patroniRestart(ctx, i)
+	}
 	if err := Stop(ctx, env, i); err != nil {
 		return err
 	}
@@ -101,6 +110,9 @@ func Restart(ctx context.Context, env *Env, i *Instance) error {
 
 // Reload makes a running instance re-read its configuration files.
 func Reload(ctx context.Context, env *Env, i *Instance) error {
+	if i.PatroniManaged() {
+		return patroniReload(ctx, i)
+	}
 	if i.State() != Started {
 		return fmt.Errorf("instance %s is not running: start it with 'pgherd instance start %s'", i.ID(), i.ID())
 	}
@@ -114,6 +126,11 @@ func Reload(ctx context.Context, env *Env, i *Instance) error {
 // Drop stops the instance and removes its service, data, WAL, log files
 // and pgpass file.
 func Drop(ctx context.Context, env *Env, i *Instance) error {
+	if i.PatroniManaged() {
+		if err := patroniDrop(ctx, env, i); err != nil {
+			return err
+		}
+	}
 	if err := Stop(ctx, env, i); err != nil {
 		return err
 	}

@@ -48,6 +48,9 @@ type Spec struct {
 	Parameters map[string]string
 
 	Credentials Credentials
+	// SuperuserName and ReplicationName name those roles; "" means
+	// DefaultSuperuser and DefaultReplication.
+	SuperuserName, ReplicationName string
 	// Peers are the networks other members connect from (pg_hba address
 	// fields: CIDR, host name or "samenet"); nil means ["samenet"].
 	Peers []string
@@ -65,12 +68,12 @@ type Spec struct {
 	Tags     Tags
 }
 
-// Role names pgherd gives Patroni's three PostgreSQL roles and its REST API user.
+// Role names pgherd gives Patroni's PostgreSQL roles and its REST API user.
 const (
-	SuperuserName   = "postgres"
-	ReplicationName = "replicator"
-	RewindName      = "rewinder"
-	RestAPIUserName = "pgherd"
+	DefaultSuperuser   = "postgres"
+	DefaultReplication = "replicator"
+	RewindName         = "rewinder"
+	RestAPIUserName    = "pgherd"
 )
 
 // New builds a member's Config from s. It does not validate (see Validate):
@@ -107,13 +110,20 @@ func New(s Spec) *Config {
 		}
 	}
 
-	repl := User{Username: ReplicationName, Password: s.Credentials.Replication}
+	su, replName := s.SuperuserName, s.ReplicationName
+	if su == "" {
+		su = DefaultSuperuser
+	}
+	if replName == "" {
+		replName = DefaultReplication
+	}
+	repl := User{Username: replName, Password: s.Credentials.Replication}
 	rewind := User{Username: RewindName, Password: s.Credentials.Rewind}
 	if s.ReplicationSSLCert != "" || s.ReplicationSSLKey != "" {
 		repl.SSLCert, repl.SSLKey = s.ReplicationSSLCert, s.ReplicationSSLKey
 		rewind.SSLCert, rewind.SSLKey = s.ReplicationSSLCert, s.ReplicationSSLKey
 	}
-	hba := pgHBA(pgListen, s.Peers)
+	hba := pgHBA(pgListen, su, replName, s.Peers)
 
 	enc, locale := s.Encoding, s.Locale
 	if enc == "" {
@@ -155,7 +165,7 @@ func New(s Spec) *Config {
 			BinDir:         s.BinDir,
 			PgPass:         s.PgPass,
 			Authentication: Authentication{
-				Superuser:   User{Username: SuperuserName, Password: s.Credentials.Superuser},
+				Superuser:   User{Username: su, Password: s.Credentials.Superuser},
 				Replication: repl,
 				Rewind:      rewind,
 			},
@@ -176,11 +186,11 @@ func New(s Spec) *Config {
 //   - replication (streaming, pg_basebackup) from the peers;
 //   - the rewind user on database postgres from the peers (pg_rewind);
 //   - every other local connection by peer authentication.
-func pgHBA(listen string, peers []string) []string {
+func pgHBA(listen, su, repl string, peers []string) []string {
 	if len(peers) == 0 {
 		peers = []string{"samenet"}
 	}
-	su, sc := SuperuserName, "scram-sha-256"
+	sc := "scram-sha-256"
 	rules := []string{
 		"local all " + su + " " + sc,
 		"host all " + su + " 127.0.0.1/32 " + sc,
@@ -197,7 +207,7 @@ func pgHBA(listen string, peers []string) []string {
 	}
 	for _, p := range peers {
 		rules = append(rules,
-			"host replication "+ReplicationName+" "+p+" "+sc,
+			"host replication "+repl+" "+p+" "+sc,
 			"host postgres "+RewindName+" "+p+" "+sc)
 	}
 	return append(rules, "local all all peer")

@@ -364,6 +364,94 @@ func (c *Client) Resume(ctx context.Context) error {
 	return err
 }
 
+// WaitHealthy waits until the cluster has a leader and every member is
+// running (after a switchover, a failover or a reinit the old leader or the
+// rebuilt member takes a while to come back), or ctx ends. It returns the
+// last view of the cluster.
+func (c *Client) WaitHealthy(ctx context.Context) (*Cluster, error) {
+	for {
+		cl, err := c.Cluster(ctx)
+		if err == nil {
+			err = healthy(cl)
+		}
+		if err == nil {
+			return cl, nil
+		}
+		select {
+		case <-ctx.Done():
+			return cl, fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// WaitRestarted waits until this member's PostgreSQL runs with a start
+// time other than before (the postmaster_start_time of GET /patroni before
+// a reinit or a restart), or ctx ends.
+func (c *Client) WaitRestarted(ctx context.Context, before string) error {
+	for {
+		st, err := c.Patroni(ctx)
+		if err == nil && (st.State != "running" || st.PostmasterStarted == before) {
+			err = fmt.Errorf("PostgreSQL is %s", st.State)
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func healthy(cl *Cluster) error {
+	if _, ok := cl.Leader(); !ok {
+		return errors.New("no leader")
+	}
+	for _, m := range cl.Members {
+		if m.State != "running" {
+			return fmt.Errorf("member %s is %s", m.Name, m.State)
+		}
+	}
+	return nil
+}
+
+// WaitPaused waits until every member of the cluster reports pause == want
+// in GET /patroni (each applies a change of /config on its next HA loop),
+// or ctx ends.
+func (c *Client) WaitPaused(ctx context.Context, want bool) error {
+	for {
+		err := c.allPaused(ctx, want)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) allPaused(ctx context.Context, want bool) error {
+	cl, err := c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range cl.Members {
+		mc := &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
+		st, err := mc.Patroni(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Pause != want {
+			return fmt.Errorf("member %s does not see the change yet", m.Name)
+		}
+	}
+	return nil
+}
+
 // Reload makes Patroni re-read its YAML and reload PostgreSQL.
 func (c *Client) Reload(ctx context.Context) error {
 	_, _, err := c.do(ctx, http.MethodPost, "/reload", nil, http.StatusAccepted, http.StatusOK)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,7 +183,7 @@ func TestClusterWideParameterReachesBothMembers(t *testing.T) {
 func show(t *testing.T, h *testHarness, m *testMember, name string) string {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(m.cfg.PostgreSQL.ConnectAddress)
-	cc, err := pgx.ParseConfig("dbname=postgres user=" + SuperuserName + " host=" + host + " port=" + port + " connect_timeout=5")
+	cc, err := pgx.ParseConfig("dbname=postgres user=" + DefaultSuperuser + " host=" + host + " port=" + port + " connect_timeout=5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +214,16 @@ func TestPauseResume(t *testing.T) {
 	t.Cleanup(func() { c.Resume(context.Background()) })
 	if cl, err := c.Cluster(ctx); err != nil || !cl.Pause {
 		t.Fatalf("after pause: %+v %v", cl, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c.WaitPaused(wctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h.members {
+		if st, err := m.client.Patroni(ctx); err != nil || !st.Pause {
+			t.Errorf("%s: GET /patroni %+v %v", m.name, st, err)
+		}
 	}
 	if err := c.Resume(ctx); err != nil {
 		t.Fatal(err)
@@ -320,7 +332,7 @@ func TestDCSStateAndPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader, _ := cl.Leader()
-	if !st.Initialized || st.Leader != leader.Name || strings.Join(st.Members, ",") != "pg1,pg2" {
+	if !st.Initialized || st.Leader != leader.Name || strings.Join(st.Active(""), ",") != "pg1,pg2" || len(st.Active("pg1")) != 1 {
 		t.Errorf("DCS state %+v, leader per REST %s", st, leader.Name)
 	}
 	if err := CheckDCSReachable(ctx, cfg, time.Second); err != nil {
@@ -331,9 +343,12 @@ func TestDCSStateAndPurge(t *testing.T) {
 	other := *cfg
 	other.Scope = "purge-me"
 	for _, k := range []string{"initialize", "leader", "members/x", "config"} {
-		etcdPut(t, h, clusterPrefix("", other.Scope)+k, "v")
+		etcdPut(t, h, clusterPrefix("", other.Scope)+k, `{"state":"stopped"}`)
 	}
 	etcdPut(t, h, "/service/purge-me-not/initialize", "v") // same prefix without the slash
+	if st, err := ReadDCSState(ctx, &other); err != nil || len(st.Members) != 1 || st.Members[0].State != "stopped" || len(st.Active("")) != 0 {
+		t.Errorf("a stopped member: %+v %v", st, err)
+	}
 	n, err := PurgeDCS(ctx, &other)
 	if err != nil || n != 4 {
 		t.Fatalf("purged %d: %v", n, err)
@@ -369,5 +384,69 @@ func etcdPut(t *testing.T, h *testHarness, key, value string) {
 	var out map[string]any
 	if err := g.call(context.Background(), "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailoverAfterKill: SIGKILL of the leader's Patroni and postmaster
+// promotes the replica once the leader key expires; restarted, the old
+// leader rejoins as a replica (pg_rewind) and streams again.
+func TestFailoverAfterKill(t *testing.T) {
+	h := clusterEnv(t)
+	ctx := context.Background()
+	if err := h.waitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := h.members[0].client.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := cl.Leader()
+	old := h.member(l.Name)
+	var survivor *testMember
+	for _, m := range h.members {
+		if m != old {
+			survivor = m
+		}
+	}
+	pm := postmasterPID(old.cfg.PostgreSQL.DataDir)
+	if pm == 0 {
+		t.Fatal("no postmaster for the leader")
+	}
+	if err := syscall.Kill(old.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pm, syscall.SIGKILL)
+	<-old.done
+
+	// ttl 20: the survivor takes over within about ttl + a loop.
+	if err := poll(60*time.Second, func() error {
+		st, err := survivor.client.Patroni(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Role != "master" && st.Role != "primary" {
+			return errors.New(survivor.name + " is still " + st.Role)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := h.start(old); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := h.waitHealthy(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if cl, err := survivor.client.Cluster(ctx); err != nil {
+		t.Fatal(err)
+	} else if l, _ := cl.Leader(); l.Name != survivor.name || l.Timeline < 2 {
+		t.Errorf("after rejoin the leader is %+v", l)
+	}
+	log, _ := os.ReadFile(old.cfg.Log.File())
+	if !strings.Contains(string(log), "running pg_rewind from") {
+		t.Errorf("%s did not rejoin with pg_rewind", old.name)
 	}
 }

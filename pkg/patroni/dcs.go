@@ -32,9 +32,28 @@ const DefaultNamespace = "/service"
 
 // DCSState is what the DCS holds about one cluster.
 type DCSState struct {
-	Initialized bool     // the cluster has been bootstrapped
-	Leader      string   // the current leader ("" when none)
-	Members     []string // members running now, sorted
+	Initialized bool        // the cluster has been bootstrapped
+	Leader      string      // the current leader ("" when none)
+	Members     []DCSMember // members with a live key, sorted by name
+}
+
+// DCSMember is a member key. A member that stopped cleanly keeps its key
+// (state "stopped") until its lease expires, one TTL later.
+type DCSMember struct {
+	Name  string
+	State string // running, starting, stopped...
+}
+
+// Active returns the members whose state is not "stopped", other than
+// except.
+func (s DCSState) Active(except string) []string {
+	var out []string
+	for _, m := range s.Members {
+		if m.State != "stopped" && m.Name != except {
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }
 
 // etcdGateway is a minimal client of etcd's v3 JSON gateway.
@@ -160,10 +179,17 @@ func ReadDCSState(ctx context.Context, c *Config) (DCSState, error) {
 		case name == "leader":
 			st.Leader = string(v)
 		case strings.HasPrefix(name, "members/"):
-			st.Members = append(st.Members, strings.TrimPrefix(name, "members/"))
+			m := DCSMember{Name: strings.TrimPrefix(name, "members/")}
+			var data struct {
+				State string `json:"state"`
+			}
+			if json.Unmarshal(v, &data) == nil {
+				m.State = data.State
+			}
+			st.Members = append(st.Members, m)
 		}
 	}
-	sort.Strings(st.Members)
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Name < st.Members[j].Name })
 	return st, nil
 }
 
@@ -186,19 +212,25 @@ func PurgeDCS(ctx context.Context, c *Config) (int64, error) {
 	return n, nil
 }
 
-// CheckDCSReachable returns nil when at least one of c's DCS hosts accepts a
-// TCP connection within timeout, and otherwise an error listing each host's
-// failure: Patroni would only loop waiting for it.
-func CheckDCSReachable(ctx context.Context, c *Config, timeout time.Duration) error {
-	var errs []string
-	d := net.Dialer{Timeout: timeout}
-	for _, h := range c.Etcd3.Hosts {
-		conn, err := d.DialContext(ctx, "tcp", h)
-		if err == nil {
-			conn.Close()
-			return nil
+// CheckDCSReachable returns nil once one of c's DCS hosts accepts a TCP
+// connection, trying every 200 ms for up to wait; then an error lists each
+// host's failure: Patroni would only loop waiting for it.
+func CheckDCSReachable(ctx context.Context, c *Config, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var errs []string
+		d := net.Dialer{Timeout: time.Second}
+		for _, h := range c.Etcd3.Hosts {
+			conn, err := d.DialContext(ctx, "tcp", h)
+			if err == nil {
+				conn.Close()
+				return nil
+			}
+			errs = append(errs, err.Error())
 		}
-		errs = append(errs, err.Error())
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the DCS does not answer after %s (%s): start it or fix patroni.dcs.hosts in site.yaml", wait, strings.Join(errs, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("the DCS does not answer (%s): start it or fix patroni.dcs.hosts in site.yaml", strings.Join(errs, "; "))
 }

@@ -16,7 +16,7 @@
 //	// run patroni.Command(exe, yamlPath) with patroni.Environ(home) as the system user
 //	// through the service manager (Kind "patroni"), logging to cfg.Log.File()
 //	client, err := patroni.ClientFor(cfg)
-//	err = patroni.WaitStarted(ctx, client, []string{cfg.Log.File()}) // progress at INFO, log lines at DEBUG
+//	err = patroni.WaitStarted(ctx, client, cfg.Name, []string{cfg.Log.File()}) // progress at INFO, log lines at DEBUG
 //
 // Changing parameters: IsClusterWide says which parameters Patroni keeps
 // cluster-wide (it drops them from a member's YAML): those go through

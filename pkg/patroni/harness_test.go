@@ -286,8 +286,10 @@ func (h *testHarness) start(m *testMember) error {
 	m.cmd, m.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(m.done) }()
 	h.mu.Lock()
-	h.members = append(h.members, m)
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	if h.member(m.name) == nil {
+		h.members = append(h.members, m)
+	}
 	return nil
 }
 
@@ -310,7 +312,7 @@ func (h *testHarness) startCluster() error {
 	ctx = logging.With(ctx, logging.New(&h.startLog, slog.LevelDebug))
 	errs := make(chan error, len(ms))
 	for _, m := range ms {
-		go func(m *testMember) { errs <- WaitStarted(ctx, m.client, []string{m.cfg.Log.File()}) }(m)
+		go func(m *testMember) { errs <- WaitStarted(ctx, m.client, m.name, []string{m.cfg.Log.File()}) }(m)
 	}
 	for range ms {
 		if err := <-errs; err != nil {

@@ -51,10 +51,11 @@ func Environ(home string) []string {
 }
 
 // WaitStarted waits until the member behind client is ready (GET /readiness
-// answers 200) or ctx ends. Meanwhile it logs an INFO progress line every
+// answers 200) and GET /cluster lists it as running, or ctx ends. Meanwhile
+// it logs an INFO progress line every
 // few seconds and, at DEBUG, every new line of logFiles (Patroni's log and,
 // when given, PostgreSQL's), so `-L debug` shows why a start is slow.
-func WaitStarted(ctx context.Context, client *Client, logFiles []string) error {
+func WaitStarted(ctx context.Context, client *Client, member string, logFiles []string) error {
 	log := logging.From(ctx)
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -75,6 +76,9 @@ func WaitStarted(ctx context.Context, client *Client, logFiles []string) error {
 	for {
 		err := client.Readiness(ctx)
 		if err == nil {
+			err = memberRunning(ctx, client, member)
+		}
+		if err == nil {
 			log.Info("Patroni is ready", "after", time.Since(start).Round(100*time.Millisecond))
 			return nil
 		}
@@ -89,4 +93,21 @@ func WaitStarted(ctx context.Context, client *Client, logFiles []string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// memberRunning returns nil when the cluster lists member as running.
+func memberRunning(ctx context.Context, client *Client, member string) error {
+	cl, err := client.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range cl.Members {
+		if m.Name == member {
+			if m.State != "running" {
+				return fmt.Errorf("member %s is %s", member, m.State)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("member %s is not in the cluster yet", member)
 }

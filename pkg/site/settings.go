@@ -30,6 +30,8 @@ type Settings struct {
 	Systemd Systemd `yaml:"systemd" json:"systemd"`
 	// PostgreSQL configures instances.
 	PostgreSQL PostgreSQL `yaml:"postgresql" json:"postgresql"`
+	// Patroni configures Patroni-managed instances (patroni.go).
+	Patroni Patroni `yaml:"patroni" json:"patroni"`
 }
 
 // Systemd configures where units go.
@@ -88,6 +90,7 @@ func Defaults() Settings {
 			Surole:          Role{Name: "postgres"},
 			Replrole:        Role{Name: "replication"},
 		},
+		Patroni: defaultPatroni(),
 	}
 	if os.Geteuid() == 0 {
 		s.Prefix = "/var/lib/pgherd"
@@ -128,6 +131,9 @@ func (s *Settings) Validate() error {
 	}
 	if !strings.Contains(s.PostgreSQL.Datadir, "{name}") || !strings.Contains(s.PostgreSQL.Datadir, "{version}") {
 		return fmt.Errorf("postgresql.datadir: %q must contain {version} and {name}", s.PostgreSQL.Datadir)
+	}
+	if err := s.Patroni.validate(); err != nil {
+		return err
 	}
 	for _, m := range []struct{ key, v string }{{"postgresql.auth.local", s.PostgreSQL.Auth.Local}, {"postgresql.auth.host", s.PostgreSQL.Auth.Host}} {
 		if !ValidAuthMethod(m.v) {
