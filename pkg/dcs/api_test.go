@@ -6,6 +6,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestKVThroughFollower writes and reads through a follower, so every
@@ -66,5 +68,57 @@ func TestKVThroughFollower(t *testing.T) {
 	big := make([]byte, 2<<20)
 	if _, err := cl.Put(ctx, "/big", string(big)); err == nil {
 		t.Fatal("a 2 MiB put was accepted")
+	}
+}
+
+// TestMembersAndLeave lists members through the admin client and the etcd
+// API, removes one (twice: the second time is a no-op) and checks that an
+// API outside the subset answers Unimplemented.
+func TestMembersAndLeave(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) { cfg.Zone = "z-" + cfg.Name })
+	ctx := ctxT(t, 20*time.Second)
+	ac, err := NewAdminClient(c.servers[1].PeerAddr(), TLSConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	ms, err := ac.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0
+	for _, m := range ms {
+		if m.Role != RoleData || m.Suffrage != "voter" || !m.Healthy || m.Zone != "z-"+m.Name || m.ClientURL == "" {
+			t.Errorf("member %+v", m)
+		}
+		if m.RaftState == "leader" {
+			leaders++
+		}
+	}
+	if len(ms) != 3 || leaders != 1 {
+		t.Fatalf("members %+v", ms)
+	}
+	cl := c.client()
+	ml, err := cl.MemberList(ctx)
+	if err != nil || len(ml.Members) != 3 || ml.Members[0].ClientURLs[0] == "" {
+		t.Fatalf("member list %+v %v", ml, err)
+	}
+	if _, err := cl.AuthEnable(ctx); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("AuthEnable: %v, want Unimplemented", err)
+	}
+	victim := (c.leader() + 1) % 3
+	name := c.servers[victim].Name()
+	for range 2 {
+		if err := ac.Leave(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err = ac.Members(ctx)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("after leave: %+v %v", ms, err)
+	}
+	st, err := ac.Status(ctx)
+	if err != nil || st.Leader == "" || st.Term == 0 {
+		t.Fatalf("status %+v %v", st, err)
 	}
 }

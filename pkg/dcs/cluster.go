@@ -99,6 +99,12 @@ func (n *node) handleRPC(ctx context.Context, m rpcMethod, p []byte) ([]byte, er
 	case rpcInfo:
 		return json.Marshal(n.info())
 	case rpcMembers:
+		if addr := n.leaderAddr(); !n.isLeader() && addr != "" {
+			// The leader's configuration is the newest; a follower's may lag.
+			if b, err := n.client(addr).call(ctx, rpcMembers, nil); err == nil {
+				return b, nil
+			}
+		}
 		ms, err := n.members(ctx)
 		if err != nil {
 			return nil, err
@@ -164,7 +170,7 @@ func (n *node) join(ctx context.Context, mem Member) error {
 		// Check that the leader can reach the newcomer before touching the
 		// configuration, so an unreachable address adds nothing.
 		if _, err := n.client(mem.PeerAddr).call(ctx, rpcInfo, nil); err != nil {
-			return fmt.Errorf("the leader cannot reach the new member at %s: %w", mem.PeerAddr, err)
+			return fmt.Errorf("the leader cannot reach the new member at %s: %v", mem.PeerAddr, err)
 		}
 	}
 	if old, ok := n.fsm.member(mem.Name); !ok || old != mem {
