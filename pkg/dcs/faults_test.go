@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -143,5 +144,46 @@ func TestCloseAndReopen(t *testing.T) {
 	}
 	if len(get.Kvs) != 20 || get.Header.Revision != rev {
 		t.Fatalf("after reopen: %d keys at revision %d, want 20 at %d", len(get.Kvs), get.Header.Revision, rev)
+	}
+}
+
+// TestNewMemberFromSnapshot compacts the log with a small snapshot
+// threshold, then adds a member, which must catch up from the snapshot;
+// and restarts a member, which must restore from its own snapshot.
+func TestNewMemberFromSnapshot(t *testing.T) {
+	tune := func(cfg *Config) { cfg.SnapshotThreshold, cfg.TrailingLogs = 32, 8 }
+	c := newCluster(t, 2, tune)
+	cl := c.client()
+	ctx := ctxT(t, 60*time.Second)
+	for i := range 100 {
+		if _, err := cl.Put(ctx, fmt.Sprintf("/s/%03d", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lead := c.servers[c.leader()]
+	if err := lead.node.raft.Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	first, _ := lead.node.logs.FirstIndex()
+	if first <= 1 {
+		t.Fatalf("the log was not compacted (first index %d)", first)
+	}
+	cfg := memberConfig(t, "late")
+	cfg.Join = []string{lead.PeerAddr()}
+	tune(&cfg)
+	s := c.add(cfg)
+	c.waitVoters(3)
+	waitFor(t, 10*time.Second, "the new member to hold all keys", func() bool {
+		r, err := s.node.fsm.store.Range(&pb.RangeRequest{Key: []byte("/s/"), RangeEnd: []byte("/s0"), CountOnly: true})
+		return err == nil && r.Count == 100
+	})
+	if len(s.node.fsm.memberList()) != 3 {
+		t.Fatalf("the member table did not come with the snapshot: %+v", s.node.fsm.memberList())
+	}
+	c.stop(2)
+	c.restart(2)
+	r, err := c.servers[2].node.fsm.store.Range(&pb.RangeRequest{Key: []byte("/s/"), RangeEnd: []byte("/s0"), CountOnly: true})
+	if err != nil || r.Count != 100 {
+		t.Fatalf("after restart from snapshot: %v %v", r, err)
 	}
 }

@@ -1,6 +1,9 @@
 package dcs
 
 import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -121,14 +124,83 @@ func (f *fsm) cluster() uint64 {
 	return f.clusterID
 }
 
-// Snapshot implements raft.FSM. Until the store can serialise itself,
-// snapshots are refused: raft keeps the whole log and retries later.
+// snapshotMagic starts every snapshot, so that restoring anything else
+// fails loudly instead of loading garbage.
+const snapshotMagic = "pgherd-dcs-snapshot-v1\n"
+
+// Snapshot implements raft.FSM. It runs on the FSM goroutine, so the
+// table and the store are captured at the same log index.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return nil, errors.New("dcs: state machine snapshots are not implemented yet")
+	snap, err := f.store.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members)})
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{meta: meta, store: snap}, nil
 }
 
-// Restore implements raft.FSM.
+type snapshotMeta struct {
+	ClusterID uint64   `json:"cluster_id"`
+	Members   []Member `json:"members"`
+}
+
+type fsmSnapshot struct {
+	meta  []byte
+	store mvcc.Snapshot
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	w := bufio.NewWriter(sink)
+	w.WriteString(snapshotMagic)
+	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s.meta))))
+	w.Write(s.meta)
+	if _, err := s.store.WriteTo(w); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// Restore implements raft.FSM: it replaces the whole state.
 func (f *fsm) Restore(rc io.ReadCloser) error {
-	rc.Close()
-	return errors.New("dcs: state machine snapshots are not implemented yet")
+	defer rc.Close()
+	r := bufio.NewReader(rc)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	raw := make([]byte, binary.BigEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	var meta snapshotMeta
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return fmt.Errorf("restore snapshot members: %w", err)
+	}
+	if err := f.store.Restore(r); err != nil {
+		return fmt.Errorf("restore snapshot store: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clusterID = meta.ClusterID
+	f.members = map[string]Member{}
+	for _, m := range meta.Members {
+		f.members[m.Name] = m
+	}
+	return nil
 }
