@@ -56,10 +56,8 @@ func (m *maintenanceServer) Status(ctx context.Context, req *pb.StatusRequest) (
 	if _, id := n.raft.LeaderWithID(); id != "" {
 		resp.Leader = MemberID(string(id))
 	}
-	if st, err := os.Stat(filepath.Join(n.cfg.DataDir, "raft.db")); err == nil {
-		resp.DbSize = st.Size()
-		resp.DbSizeInUse = st.Size()
-	}
+	resp.DbSize = dirSize(filepath.Join(n.cfg.DataDir, walDirName)) + dirSize(filepath.Join(n.cfg.DataDir, "snapshots"))
+	resp.DbSizeInUse = resp.DbSize
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, s := range cf.Configuration().Servers {
 			if string(s.ID) == n.cfg.Name {
@@ -78,4 +76,17 @@ func (m *maintenanceServer) Alarm(ctx context.Context, req *pb.AlarmRequest) (*p
 	resp := &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: m.s.node.fsm.store.Rev()}}
 	m.s.stampNoRev(resp.Header)
 	return resp, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -58,7 +58,7 @@ func TestKVThroughFollower(t *testing.T) {
 	if _, err := cl.Put(ctx, "/a/x", "y", clientv3.WithLease(lease.ID)); err != rpctypes.ErrLeaseNotFound {
 		t.Fatalf("put with revoked lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
 	}
-	get, err = cl.Get(ctx, "/a/", clientv3.WithPrefix(), clientv3.WithSerializable())
+	get, err = cl.Get(ctx, "/a/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}

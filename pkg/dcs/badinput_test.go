@@ -88,13 +88,16 @@ func TestRefusedDataDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "leader", s.node.isLeader)
+	if _, err := Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "in use by another running member") {
+		t.Fatalf("a second start on a used data dir: %v", err)
+	}
 	s.Close()
 	other := cfg
 	other.Name = "c"
 	_, err = Start(ctx, other)
 	wantErr(t, err, `belongs to member "b"`)
 
-	db := filepath.Join(cfg.DataDir, "raft.db")
+	db := filepath.Join(cfg.DataDir, walDirName, "wal-meta.db")
 	if err := os.WriteFile(db, []byte(strings.Repeat("garbage!", 1024)), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,16 @@ package dcs
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgherd/pgherd/pkg/logging"
 )
 
 // testCluster runs members in-process on 127.0.0.1 with fixed ports after
@@ -46,9 +50,17 @@ func newCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 	return c
 }
 
+// testCtx carries a logger to stderr when PGHERD_TEST_LOG is set.
+func testCtx() context.Context {
+	if os.Getenv("PGHERD_TEST_LOG") == "" {
+		return context.Background()
+	}
+	return logging.With(context.Background(), logging.New(os.Stderr, slog.LevelInfo))
+}
+
 func (c *testCluster) add(cfg Config) *Server {
 	c.t.Helper()
-	s, err := Start(context.Background(), cfg)
+	s, err := Start(testCtx(), cfg)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", cfg.Name, err)
 	}
@@ -78,7 +90,7 @@ func (c *testCluster) stop(i int) {
 
 func (c *testCluster) restart(i int) {
 	c.t.Helper()
-	s, err := Start(context.Background(), c.cfgs[i])
+	s, err := Start(testCtx(), c.cfgs[i])
 	if err != nil {
 		c.t.Fatalf("restart %s: %v", c.cfgs[i].Name, err)
 	}

@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
-// A data directory holds member.json (whose member it is), raft.db (the
-// Raft log and stable store) and snapshots/. A directory that is not empty
+// A data directory holds member.json (whose member it is), wal/ (the Raft
+// log and stable store), snapshots/ and LOCK (held while a member runs). A directory that is not empty
 // and has no member.json is foreign: we refuse it rather than mix our files
 // into someone else's, and we never delete anything in it.
-const identityFile = "member.json"
+const (
+	identityFile = "member.json"
+	walDirName   = "wal"
+	lockFile     = "LOCK"
+)
 
 type identity struct {
 	Format int    `json:"format"`
@@ -49,8 +54,8 @@ func openDataDir(dir, name string) (fresh bool, err error) {
 	if id.Name != name {
 		return false, fmt.Errorf("data dir %s belongs to member %q, not %q: use that name or another data_dir", dir, id.Name, name)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err != nil {
-		return false, fmt.Errorf("data dir %s: raft.db is missing; restore it from a backup or set data_dir to an empty directory", dir)
+	if _, err := os.Stat(filepath.Join(dir, walDirName)); err != nil {
+		return false, fmt.Errorf("data dir %s: the raft log (%s/) is missing; restore it from a backup or set data_dir to an empty directory", dir, walDirName)
 	}
 	return false, nil
 }
@@ -79,7 +84,22 @@ func writeIdentity(dir, name string) error {
 // clearFresh removes what a failed first start created in a directory that
 // was empty before, so that the next attempt starts clean.
 func clearFresh(dir string) {
-	for _, n := range []string{identityFile, "raft.db", "snapshots"} {
+	for _, n := range []string{identityFile, walDirName, "snapshots", lockFile} {
 		os.RemoveAll(filepath.Join(dir, n))
 	}
+}
+
+// lockDataDir takes an exclusive lock on dir for this process, so that two
+// members never share a data directory. The lock ends with the process or
+// when the returned file is closed.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another running member", dir)
+	}
+	return f, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,8 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
@@ -36,7 +37,8 @@ type node struct {
 	log    *slog.Logger
 	raft   *raft.Raft
 	fsm    *fsm
-	logs   *raftboltdb.BoltStore
+	logs   *wal.WAL
+	meta   *metadb.BoltMetaDB
 	trans  *raft.NetworkTransport
 	peer   *peerListener
 	ptls   *tls.Config // client side of peer TLS
@@ -62,21 +64,25 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: MemberID(cfg.Name),
 		closed: make(chan struct{}), clients: map[string]*peerClient{}}
-	logs, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.DataDir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true},
-	})
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
+	// The log and stable store is raft-wal: one fsync per appended batch,
+	// where raft-boltdb needs two per commit (see DESIGN.md).
+	walDir := filepath.Join(cfg.DataDir, walDirName)
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft log dir: %w", err)
+	}
+	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
+	n.meta = &metadb.BoltMetaDB{}
+	logs, err := wal.Open(walDir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(n.meta))
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, fmt.Errorf("data dir %s is in use by another process", cfg.DataDir)
-		}
-		return nil, fmt.Errorf("open raft log %s: %w; the file is damaged: restore the data dir from a backup, or remove this member and join a new one", filepath.Join(cfg.DataDir, "raft.db"), err)
+		n.meta.Close()
+		return nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", walDir, err)
 	}
 	n.logs = logs
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
 	if err != nil {
 		logs.Close()
+		n.meta.Close()
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
@@ -100,10 +106,12 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		logs.Close()
+		n.meta.Close()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	if !fresh && !has {
 		logs.Close()
+		n.meta.Close()
 		return nil, fmt.Errorf("data dir %s has an empty raft log; restore it from a backup or set data_dir to an empty directory", cfg.DataDir)
 	}
 	go n.peer.serve()
@@ -111,6 +119,7 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	if err != nil {
 		n.peer.Close()
 		logs.Close()
+		n.meta.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
@@ -144,6 +153,9 @@ func (n *node) close() error {
 	}
 	n.mu.Unlock()
 	if cerr := n.logs.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := n.meta.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -32,6 +33,7 @@ type Server struct {
 	mem    *bufconn.Listener
 	gwConn *grpc.ClientConn
 	client net.Listener
+	lock   *os.File
 }
 
 // Serve runs a member until ctx is done. It is what `pgherd dcs serve`
@@ -64,22 +66,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	peerLn, err := net.Listen("tcp", cfg.ListenPeer)
+	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("listen_peer %s: %w", cfg.ListenPeer, err)
+		return nil, err
 	}
-	clientLn, err := net.Listen("tcp", cfg.ListenClient)
-	if err != nil {
-		peerLn.Close()
-		return nil, fmt.Errorf("listen_client %s: %w", cfg.ListenClient, err)
-	}
+	var peerLn, clientLn net.Listener
 	fail := func(err error) (*Server, error) {
-		peerLn.Close()
-		clientLn.Close()
+		for _, l := range []net.Listener{peerLn, clientLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
 		if fresh {
 			clearFresh(cfg.DataDir)
 		}
+		lock.Close()
 		return nil, err
+	}
+	if peerLn, err = net.Listen("tcp", cfg.ListenPeer); err != nil {
+		return fail(fmt.Errorf("listen_peer %s: %w", cfg.ListenPeer, err))
+	}
+	if clientLn, err = net.Listen("tcp", cfg.ListenClient); err != nil {
+		return fail(fmt.Errorf("listen_client %s: %w", cfg.ListenClient, err))
 	}
 	if err := cfg.advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
@@ -93,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s := &Server{cfg: cfg, node: n, client: clientLn}
+	s := &Server{cfg: cfg, node: n, client: clientLn, lock: lock}
 	if fresh && len(cfg.Join) > 0 {
 		if err := n.joinThrough(ctx, cfg.Join); err != nil {
 			n.close()
@@ -196,5 +204,7 @@ func (s *Server) Close() error {
 	s.client.Close()
 	s.gwConn.Close()
 	s.mem.Close()
-	return s.node.close()
+	err := s.node.close()
+	s.lock.Close()
+	return err
 }
