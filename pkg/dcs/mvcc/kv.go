@@ -15,7 +15,7 @@ import (
 func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkPut(req); err != nil {
+	if err := s.checkPut(req, false); err != nil {
 		return nil, err
 	}
 	w := s.begin()
@@ -25,18 +25,34 @@ func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 	return resp, nil
 }
 
-func (s *Store) checkPut(req *pb.PutRequest) error {
+// checkPut refuses a put that cannot be applied. etcd checks the lease before the key for a put and
+// after it inside a txn; so does this, to give the same error when both are wrong.
+func (s *Store) checkPut(req *pb.PutRequest, inTxn bool) error {
+	if err := checkPutShape(req); err != nil {
+		return err
+	}
+	missingKey := (req.IgnoreValue || req.IgnoreLease) && s.get(req.Key) == nil
+	missingLease := req.Lease != 0 && s.leases[req.Lease] == nil
 	switch {
-	case len(req.Key) == 0:
+	case missingKey && inTxn:
+		return ErrKeyNotFound
+	case missingLease:
+		return ErrLeaseNotFound
+	case missingKey:
+		return ErrKeyNotFound
+	}
+	return nil
+}
+
+// checkPutShape checks what etcd checks before a put reaches the log.
+func checkPutShape(req *pb.PutRequest) error {
+	switch {
+	case len(req.GetKey()) == 0:
 		return ErrEmptyKey
 	case req.IgnoreValue && len(req.Value) != 0:
 		return ErrValueProvided
 	case req.IgnoreLease && req.Lease != 0:
 		return ErrLeaseProvided
-	case (req.IgnoreValue || req.IgnoreLease) && s.get(req.Key) == nil:
-		return ErrKeyNotFound
-	case req.Lease != 0 && s.leases[req.Lease] == nil:
-		return ErrLeaseNotFound
 	}
 	return nil
 }
@@ -91,13 +107,28 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 }
 
 func (s *Store) checkRange(req *pb.RangeRequest) error {
+	if err := checkRangeShape(req); err != nil {
+		return err
+	}
 	switch {
-	case len(req.Key) == 0:
-		return ErrEmptyKey
 	case req.Revision > s.rev:
 		return ErrFutureRev
 	case req.Revision > 0 && req.Revision < s.compactRev:
 		return ErrCompacted
+	}
+	return nil
+}
+
+// checkRangeShape checks what etcd checks before a range is served.
+func checkRangeShape(req *pb.RangeRequest) error {
+	if len(req.GetKey()) == 0 {
+		return ErrEmptyKey
+	}
+	if _, ok := pb.RangeRequest_SortOrder_name[int32(req.SortOrder)]; !ok {
+		return ErrInvalidSortOption
+	}
+	if _, ok := pb.RangeRequest_SortTarget_name[int32(req.SortTarget)]; !ok {
+		return ErrInvalidSortOption
 	}
 	return nil
 }
@@ -114,6 +145,12 @@ func (s *Store) applyRange(req *pb.RangeRequest, pending []*mvccpb.Event) *pb.Ra
 	resp := &pb.RangeResponse{Count: int64(len(kvs))}
 	if req.CountOnly {
 		return resp
+	}
+	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 || req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
+	if req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered && int64(len(kvs)) > req.Limit+1 {
+		// etcd reads only limit+1 keys (in key order) when no order is asked, even if a sort target
+		// is: the result is those keys sorted by the target.
+		kvs = kvs[:req.Limit+1]
 	}
 	kvs = slices.DeleteFunc(kvs, func(kv *mvccpb.KeyValue) bool {
 		return (req.MinModRevision != 0 && kv.ModRevision < req.MinModRevision) ||

@@ -90,7 +90,7 @@ func (s *Store) LeaseRefresh(id int64, ttl int64) (*pb.LeaseKeepAliveResponse, e
 	if ttl <= 0 {
 		ttl = l.ttl
 	}
-	l.deadline = s.deadline(ttl)
+	l.deadline = s.deadline(min(ttl, MaxLeaseTTL))
 	return &pb.LeaseKeepAliveResponse{Header: s.header(), ID: id, TTL: l.ttl}, nil
 }
 

@@ -3,58 +3,14 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
+	"io"
+	"sync"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
-
-// randomOps returns n random operations over a small key space: puts (some with leases), deletes of
-// keys and ranges, txns with nested txns, lease grants, refreshes and revokes, and compactions. Some of
-// them fail (unknown leases, compacted revisions), as they would in a real log.
-func randomOps(seed uint64, n int) []func(*Store) {
-	r := rand.New(rand.NewPCG(seed, 1))
-	key := func() []byte { return []byte(fmt.Sprintf("/k/%d", r.IntN(12))) }
-	lease := func() int64 { return int64(r.IntN(4)) } // 0 means none
-	var ops []func(*Store)
-	for range n {
-		k, k2, l, v := key(), key(), lease(), []byte(fmt.Sprint(r.IntN(100)))
-		switch r.IntN(9) {
-		case 0, 1, 2:
-			ops = append(ops, func(s *Store) { s.Put(&pb.PutRequest{Key: k, Value: v, Lease: l}) })
-		case 3:
-			if bytes.Equal(k, k2) {
-				k2 = nil
-			} else if bytes.Compare(k, k2) > 0 {
-				k, k2 = k2, k
-			}
-			ops = append(ops, func(s *Store) { s.DeleteRange(&pb.DeleteRangeRequest{Key: k, RangeEnd: k2}) })
-		case 4:
-			ops = append(ops, func(s *Store) {
-				s.Txn(&pb.TxnRequest{
-					Compare: []*pb.Compare{{Key: k, Target: pb.Compare_VALUE, Result: pb.Compare_LESS, TargetUnion: &pb.Compare_Value{Value: v}}},
-					Success: []*pb.RequestOp{opPut(string(k), "txn", l), opDel(string(k2), "")},
-					Failure: []*pb.RequestOp{opTxn(&pb.TxnRequest{
-						Compare: []*pb.Compare{cmpCreate(string(k2), 0)},
-						Success: []*pb.RequestOp{opPut(string(k2), "nested", 0)},
-					})},
-				})
-			})
-		case 5:
-			ops = append(ops, func(s *Store) { s.LeaseGrant(&pb.LeaseGrantRequest{ID: l, TTL: 20}) })
-		case 6:
-			ops = append(ops, func(s *Store) { s.LeaseRefresh(l, 20) })
-		case 7:
-			ops = append(ops, func(s *Store) { s.LeaseRevoke(l) })
-		case 8:
-			back := int64(r.IntN(30))
-			ops = append(ops, func(s *Store) { s.Compact(s.Rev() - back) })
-		}
-	}
-	return ops
-}
 
 func snapshotBytes(t *testing.T, s *Store) []byte {
 	t.Helper()
@@ -80,22 +36,28 @@ func allKeys(t *testing.T, s *Store) string {
 // snapshot taken half way: ranges, leases and snapshots must be identical.
 func TestDeterministicReplay(t *testing.T) {
 	c := newClock()
-	ops := randomOps(42, 3000)
+	ops := randomOps(42, 3000, true)
+	// End with a lease holding a key, so the snapshots compare lease state too.
+	ops = append(ops, op{grant: &pb.LeaseGrantRequest{ID: 9, TTL: 30}}, op{put: &pb.PutRequest{Key: []byte("/k/held"), Lease: 9}})
 	a, b := New(Options{HistoryLimit: 100, Now: c.Now}), New(Options{HistoryLimit: 100, Now: c.Now})
 	c2 := New(Options{HistoryLimit: 100, Now: c.Now})
 	for i, op := range ops {
-		op(a)
-		op(b)
+		want := op.apply(a)
+		if got := op.apply(b); got != want {
+			t.Fatalf("op %d: replica answered %s, want %s", i, got, want)
+		}
 		if i == len(ops)/2 {
 			if err := c2.Restore(bytes.NewReader(snapshotBytes(t, a))); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if i > len(ops)/2 {
-			op(c2)
+			if got := op.apply(c2); got != want {
+				t.Fatalf("op %d: restored store answered %s, want %s", i, got, want)
+			}
 		}
 	}
-	if a.Rev() < 1000 || len(a.Leases().Leases) == 0 || a.CompactRev() < a.Rev()-100 {
+	if a.Rev() < 500 || len(a.Leases().Leases) == 0 || a.CompactRev() < a.Rev()-100 {
 		t.Fatalf("the op sequence exercises too little: %s, %d leases", allKeys(t, a), len(a.Leases().Leases))
 	}
 	want, wantSnap := allKeys(t, a), snapshotBytes(t, a)
@@ -185,8 +147,8 @@ func TestHistoryMatchesPastStates(t *testing.T) {
 	for seed := range uint64(5) {
 		s := New(Options{HistoryLimit: 200})
 		states := map[int64]map[string]*mvccpb.KeyValue{1: {}}
-		for _, op := range randomOps(seed, 600) {
-			op(s)
+		for _, op := range randomOps(seed, 600, true) {
+			op.apply(s)
 			m := map[string]*mvccpb.KeyValue{}
 			for _, kv := range get(t, s, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}}).Kvs {
 				m[string(kv.Key)] = kv
@@ -239,4 +201,69 @@ func TestHistoryMatchesPastStates(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConcurrentReaders reads, snapshots and watches while a random log is applied; run with -race.
+func TestConcurrentReaders(t *testing.T) {
+	s := New(Options{HistoryLimit: 50})
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for i := range 3 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			w, err := s.Watch(&pb.WatchCreateRequest{Key: []byte{0}, RangeEnd: []byte{0}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer w.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-w.C():
+				default:
+				}
+				switch i {
+				case 0:
+					s.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: s.CompactRev()})
+				case 1:
+					if snap, err := s.Snapshot(); err == nil {
+						snap.WriteTo(io.Discard)
+					}
+				case 2:
+					s.Leases()
+					s.LeaseTimeToLive(&pb.LeaseTimeToLiveRequest{ID: 1, Keys: true})
+					s.Expired(time.Now())
+					w.Progress()
+				}
+			}
+		}()
+	}
+	for _, op := range randomOps(7, 2000, true) {
+		op.apply(s)
+	}
+	close(stop)
+	readers.Wait()
+}
+
+// FuzzRestore feeds arbitrary bytes to Restore: it must fail cleanly or leave a usable store.
+func FuzzRestore(f *testing.F) {
+	s := New(Options{})
+	for _, op := range randomOps(3, 50, true) {
+		op.apply(s)
+	}
+	snap, _ := s.Snapshot()
+	var buf bytes.Buffer
+	snap.WriteTo(&buf)
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := New(Options{})
+		if err := r.Restore(bytes.NewReader(data)); err != nil {
+			return
+		}
+		r.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: r.CompactRev()})
+		r.Put(&pb.PutRequest{Key: []byte("k")})
+	})
 }

@@ -22,7 +22,6 @@ package mvcc
 
 import (
 	"bytes"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +29,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Limits shared with the node layer, equal to etcd's defaults.
@@ -47,19 +48,20 @@ const (
 
 // Errors returned by the store. They are etcd's gRPC errors, with etcd's messages.
 var (
-	ErrCompacted        = rpctypes.ErrGRPCCompacted
-	ErrFutureRev        = rpctypes.ErrGRPCFutureRev
-	ErrLeaseNotFound    = rpctypes.ErrGRPCLeaseNotFound
-	ErrLeaseExists      = rpctypes.ErrGRPCLeaseExist
-	ErrLeaseTTLTooLarge = rpctypes.ErrGRPCLeaseTTLTooLarge
-	ErrKeyNotFound      = rpctypes.ErrGRPCKeyNotFound
-	ErrEmptyKey         = rpctypes.ErrGRPCEmptyKey
-	ErrValueProvided    = rpctypes.ErrGRPCValueProvided
-	ErrLeaseProvided    = rpctypes.ErrGRPCLeaseProvided
-	ErrTooManyOps       = rpctypes.ErrGRPCTooManyOps
-	ErrDuplicateKey     = rpctypes.ErrGRPCDuplicateKey
+	ErrCompacted         = rpctypes.ErrGRPCCompacted
+	ErrFutureRev         = rpctypes.ErrGRPCFutureRev
+	ErrLeaseNotFound     = rpctypes.ErrGRPCLeaseNotFound
+	ErrLeaseExists       = rpctypes.ErrGRPCLeaseExist
+	ErrLeaseTTLTooLarge  = rpctypes.ErrGRPCLeaseTTLTooLarge
+	ErrKeyNotFound       = rpctypes.ErrGRPCKeyNotFound
+	ErrEmptyKey          = rpctypes.ErrGRPCEmptyKey
+	ErrValueProvided     = rpctypes.ErrGRPCValueProvided
+	ErrLeaseProvided     = rpctypes.ErrGRPCLeaseProvided
+	ErrTooManyOps        = rpctypes.ErrGRPCTooManyOps
+	ErrDuplicateKey      = rpctypes.ErrGRPCDuplicateKey
+	ErrInvalidSortOption = rpctypes.ErrGRPCInvalidSortOption
 	// ErrLeaseIDZero refuses a grant without an ID: the proposer must choose a non-zero one.
-	ErrLeaseIDZero = errors.New("mvcc: lease grant needs a non-zero ID chosen by the proposer")
+	ErrLeaseIDZero = status.Error(codes.InvalidArgument, "mvcc: lease grant needs a non-zero ID chosen by the proposer")
 )
 
 // Options configure a Store.
@@ -203,6 +205,15 @@ type write struct {
 }
 
 func (s *Store) begin() *write { return &write{rev: s.rev + 1} }
+
+// header is the header of a response given while the write is being applied: the new revision once
+// something changed, the current one before.
+func (w *write) header(s *Store) *pb.ResponseHeader {
+	if len(w.events) > 0 {
+		return &pb.ResponseHeader{Revision: w.rev}
+	}
+	return s.header()
+}
 
 // put stores a new version of key and records the event; it returns the previous key-value.
 // Callers have validated the request.

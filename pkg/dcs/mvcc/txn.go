@@ -26,14 +26,25 @@ func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	w := s.begin()
 	resp, _ := s.applyTxn(w, req, path)
 	s.commit(w)
-	setHeaders(resp, s.rev)
+	resp.Header = s.header()
 	return resp, nil
 }
 
 // checkTxn validates the shape of a txn without looking at the state, as etcd: op counts (a nested
-// txn may use what its parent left of the limit), empty keys, and keys written at most once per branch
-// (ErrDuplicateKey), recursively.
+// txn may use what its parent left of the limit) and each op's own checks, recursively; then, for the
+// top-level branches, keys written at most once (ErrDuplicateKey).
 func checkTxn(req *pb.TxnRequest, limit int) error {
+	if err := checkTxnShape(req, limit); err != nil {
+		return err
+	}
+	if _, _, err := writtenKeys(req.Success); err != nil {
+		return err
+	}
+	_, _, err := writtenKeys(req.Failure)
+	return err
+}
+
+func checkTxnShape(req *pb.TxnRequest, limit int) error {
 	opc := max(len(req.Compare), len(req.Success), len(req.Failure))
 	if opc > limit {
 		return ErrTooManyOps
@@ -48,26 +59,19 @@ func checkTxn(req *pb.TxnRequest, limit int) error {
 			var err error
 			switch r := op.Request.(type) {
 			case *pb.RequestOp_RequestRange:
-				if len(r.RequestRange.GetKey()) == 0 {
-					err = ErrEmptyKey
-				}
+				err = checkRangeShape(r.RequestRange)
 			case *pb.RequestOp_RequestPut:
-				if len(r.RequestPut.GetKey()) == 0 {
-					err = ErrEmptyKey
-				}
+				err = checkPutShape(r.RequestPut)
 			case *pb.RequestOp_RequestDeleteRange:
 				if len(r.RequestDeleteRange.GetKey()) == 0 {
 					err = ErrEmptyKey
 				}
 			case *pb.RequestOp_RequestTxn:
-				err = checkTxn(r.RequestTxn, limit-opc)
+				err = checkTxnShape(r.RequestTxn, limit-opc)
 			}
 			if err != nil {
 				return err
 			}
-		}
-		if _, _, err := writtenKeys(ops); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -76,51 +80,72 @@ func checkTxn(req *pb.TxnRequest, limit int) error {
 // span is a key range with etcd's conventions (see Store.span).
 type span struct{ key, end []byte }
 
-// writtenKeys returns the delete ranges and put keys a branch may write (a nested txn contributes both
-// of its branches) and ErrDuplicateKey when a key is put twice or put inside a deleted range, as etcd.
-func writtenKeys(ops []*pb.RequestOp) (dels []span, puts map[string]bool, err error) {
+// has tells whether a deleted range covers key, as etcd's duplicate check sees it: there, a range end
+// "\x00" is taken literally, so such a delete covers nothing.
+func (d span) has(key string) bool {
+	if len(d.end) == 0 {
+		return key == string(d.key)
+	}
+	return key >= string(d.key) && key < string(d.end)
+}
+
+func covered(dels []span, key string) bool {
+	for _, d := range dels {
+		if d.has(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// writtenKeys returns the keys a branch may put and the ranges it may delete, and ErrDuplicateKey when
+// a key is put twice or put inside a deleted range, with etcd's rules (checkIntervals): the two
+// branches of a nested txn may put the same key; a nested txn's puts are checked against the deletes
+// of this level and of the nested txns before it; this level's puts against all of them.
+func writtenKeys(ops []*pb.RequestOp) (puts map[string]bool, dels []span, err error) {
+	for _, op := range ops {
+		if r, ok := op.Request.(*pb.RequestOp_RequestDeleteRange); ok {
+			dels = append(dels, span{r.RequestDeleteRange.Key, r.RequestDeleteRange.RangeEnd})
+		}
+	}
 	puts = map[string]bool{}
 	for _, op := range ops {
-		switch r := op.Request.(type) {
-		case *pb.RequestOp_RequestDeleteRange:
-			dels = append(dels, span{r.RequestDeleteRange.Key, r.RequestDeleteRange.RangeEnd})
-		case *pb.RequestOp_RequestTxn:
-			nested := map[string]bool{}
-			for _, branch := range [][]*pb.RequestOp{r.RequestTxn.Success, r.RequestTxn.Failure} {
-				d, p, err := writtenKeys(branch)
-				if err != nil {
-					return nil, nil, err
-				}
-				dels = append(dels, d...)
-				for k := range p {
-					if puts[k] {
-						return nil, nil, ErrDuplicateKey
-					}
-					nested[k] = true // the two branches of one nested txn may write the same key
-				}
-			}
-			for k := range nested {
-				puts[k] = true
-			}
+		r, ok := op.Request.(*pb.RequestOp_RequestTxn)
+		if !ok {
+			continue
 		}
+		putsThen, delsThen, err := writtenKeys(r.RequestTxn.Success)
+		if err != nil {
+			return nil, nil, err
+		}
+		putsElse, delsElse, err := writtenKeys(r.RequestTxn.Failure)
+		if err != nil {
+			return nil, nil, err
+		}
+		for k := range putsThen {
+			if puts[k] || covered(dels, k) {
+				return nil, nil, ErrDuplicateKey
+			}
+			puts[k] = true
+		}
+		for k := range putsElse {
+			if puts[k] && !putsThen[k] || covered(dels, k) {
+				return nil, nil, ErrDuplicateKey
+			}
+			puts[k] = true
+		}
+		dels = append(append(dels, delsThen...), delsElse...)
 	}
 	for _, op := range ops {
 		if r, ok := op.Request.(*pb.RequestOp_RequestPut); ok {
 			k := string(r.RequestPut.Key)
-			if puts[k] {
+			if puts[k] || covered(dels, k) {
 				return nil, nil, ErrDuplicateKey
 			}
 			puts[k] = true
 		}
 	}
-	for _, d := range dels {
-		for k := range puts {
-			if inRange([]byte(k), d.key, d.end) {
-				return nil, nil, ErrDuplicateKey
-			}
-		}
-	}
-	return dels, puts, nil
+	return puts, dels, nil
 }
 
 // txnPath evaluates the compares of req and of every nested txn on the branch taken, against the
@@ -202,7 +227,7 @@ func (s *Store) checkPath(req *pb.TxnRequest, path []bool) error {
 	_, err := s.walkPath(req, path, func(op *pb.RequestOp) error {
 		switch r := op.Request.(type) {
 		case *pb.RequestOp_RequestPut:
-			return s.checkPut(r.RequestPut)
+			return s.checkPut(r.RequestPut, true)
 		case *pb.RequestOp_RequestRange:
 			return s.checkRange(r.RequestRange)
 		}
@@ -232,6 +257,8 @@ func (s *Store) walkPath(req *pb.TxnRequest, path []bool, f func(*pb.RequestOp) 
 }
 
 // applyTxn runs a checked txn along path and returns its response and the unused rest of path.
+// Headers are etcd's: each op's carries the revision as that op left it (the txn's new revision once
+// something was written, the old one before), and a nested txn's header is empty.
 func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResponse, []bool) {
 	ok := path[0]
 	path = path[1:]
@@ -240,14 +267,21 @@ func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResp
 		var out pb.ResponseOp
 		switch r := op.Request.(type) {
 		case *pb.RequestOp_RequestRange:
-			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: s.applyRange(r.RequestRange, w.events)}
+			rr := s.applyRange(r.RequestRange, w.events)
+			rr.Header = w.header(s)
+			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case *pb.RequestOp_RequestPut:
-			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: s.applyPut(w, r.RequestPut)}
+			pr := s.applyPut(w, r.RequestPut)
+			pr.Header = w.header(s)
+			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 		case *pb.RequestOp_RequestDeleteRange:
-			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: s.applyDelete(w, r.RequestDeleteRange)}
+			dr := s.applyDelete(w, r.RequestDeleteRange)
+			dr.Header = w.header(s)
+			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case *pb.RequestOp_RequestTxn:
 			var nested *pb.TxnResponse
 			nested, path = s.applyTxn(w, r.RequestTxn, path)
+			nested.Header = &pb.ResponseHeader{}
 			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: nested}
 		default:
 			continue // an empty op: etcd answers nothing for it either
@@ -255,23 +289,4 @@ func (s *Store) applyTxn(w *write, req *pb.TxnRequest, path []bool) (*pb.TxnResp
 		resp.Responses = append(resp.Responses, &out)
 	}
 	return resp, path
-}
-
-// setHeaders gives the txn response and every nested response a header with the txn's revision, as
-// etcd does.
-func setHeaders(resp *pb.TxnResponse, rev int64) {
-	resp.Header = &pb.ResponseHeader{Revision: rev}
-	for _, op := range resp.Responses {
-		h := &pb.ResponseHeader{Revision: rev}
-		switch r := op.Response.(type) {
-		case *pb.ResponseOp_ResponseRange:
-			r.ResponseRange.Header = h
-		case *pb.ResponseOp_ResponsePut:
-			r.ResponsePut.Header = h
-		case *pb.ResponseOp_ResponseDeleteRange:
-			r.ResponseDeleteRange.Header = h
-		case *pb.ResponseOp_ResponseTxn:
-			setHeaders(r.ResponseTxn, rev)
-		}
-	}
 }

@@ -1,8 +1,10 @@
 package mvcc
 
 import (
+	"bytes"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -28,9 +30,10 @@ type Watcher struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 
-	next       int64 // next revision to deliver; used only by the run goroutine, under s.mu
-	err        error // why delivery ended; written before ch is closed
-	compactRev int64 // the compacted revision when err is ErrCompacted
+	next       atomic.Int64 // next revision to look at; advanced by the run goroutine only
+	busy       atomic.Bool  // the run goroutine holds events not yet received from ch
+	err        error        // why delivery ended; written before ch is closed
+	compactRev int64        // the compacted revision when err is ErrCompacted
 }
 
 // Watch starts a watch on req's key or range (prefix through range_end, every key >= key with
@@ -56,8 +59,8 @@ func (s *Store) Watch(req *pb.WatchCreateRequest) (*Watcher, error) {
 		ch:     make(chan []*mvccpb.Event),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
-		next:   start,
 	}
+	w.next.Store(start)
 	for _, f := range req.Filters {
 		switch f {
 		case pb.WatchCreateRequest_NOPUT:
@@ -110,47 +113,84 @@ func (w *Watcher) run() {
 		}
 		select {
 		case w.ch <- events:
+			w.busy.Store(false)
 		case <-w.done:
 			return
 		}
 	}
 }
 
+// Progress reports whether the watcher has delivered everything up to the current revision, and that
+// revision: the node layer sends a progress notification with it only then, as etcd does for synced
+// watchers. A false answer just means "not now".
+func (w *Watcher) Progress() (rev int64, synced bool) {
+	rev = w.s.Rev()
+	// next is advanced after busy is set (nextEvents), so reading next first cannot miss a batch
+	// that is on its way.
+	if w.next.Load() <= rev || w.busy.Load() {
+		return 0, false
+	}
+	return rev, true
+}
+
 // nextEvents returns the watcher's events of the first revision >= w.next that has any, and moves
-// w.next past it; nil when it has seen everything.
+// w.next past it (marking the watcher busy first); nil when it has seen everything.
 func (s *Store) nextEvents(w *Watcher) ([]*mvccpb.Event, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if w.next <= s.compactRev {
+	next := w.next.Load()
+	if next <= s.compactRev {
 		w.compactRev = s.compactRev
 		return nil, ErrCompacted
 	}
-	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= w.next })
+	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= next })
 	for ; i < len(s.history); i++ {
 		h := s.history[i]
-		w.next = h.rev + 1
 		if events := w.filter(h.events); len(events) > 0 {
+			w.busy.Store(true)
+			w.next.Store(h.rev + 1)
 			return events, nil
 		}
+		w.next.Store(h.rev + 1)
 	}
 	return nil, nil
 }
 
+// filter returns the events of one revision this watcher wants. The stored PrevKv is the value just
+// before each event (what undoing needs); a watch's prev_kv is, as in etcd, the value before the whole
+// revision, which differs when a txn wrote the key twice (put, then delete of a range with end "\x00").
 func (w *Watcher) filter(events []*mvccpb.Event) []*mvccpb.Event {
 	var out []*mvccpb.Event
-	for _, ev := range events {
+	for i, ev := range events {
 		if !inRange(ev.Kv.Key, w.key, w.end) ||
 			ev.Type == mvccpb.PUT && w.noPut || ev.Type == mvccpb.DELETE && w.noDelete {
 			continue
 		}
-		if !w.prevKV && ev.PrevKv != nil {
+		prev := ev.PrevKv
+		if !w.prevKV {
+			prev = nil
+		} else if prev != nil && prev.ModRevision == ev.Kv.ModRevision || prev == nil {
+			prev = prevRevisionKV(events[:i], ev)
+		}
+		if prev != ev.PrevKv {
 			c := *ev
-			c.PrevKv = nil
+			c.PrevKv = prev
 			ev = &c
 		}
 		out = append(out, ev)
 	}
 	return out
+}
+
+// prevRevisionKV returns the value ev's key had before the revision: the PrevKv of the first of the
+// earlier events of the revision on that key, or ev's own.
+func prevRevisionKV(earlier []*mvccpb.Event, ev *mvccpb.Event) *mvccpb.KeyValue {
+	for _, e := range earlier {
+		if bytes.Equal(e.Kv.Key, ev.Kv.Key) {
+			return e.PrevKv
+		}
+	}
+	return ev.PrevKv
 }
 
 // wakeWatchers tells every watcher that a new revision, a compaction or a restore happened. It never

@@ -1,0 +1,47 @@
+# pgherd: every target a new user needs on a fresh Debian 12 machine.
+# `make demo` and `make test` install what is missing first (as root).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: all deps build test unit e2e fuzz demo bench docs lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o bin/pgherd ./cmd/pgherd
+
+test: deps build lint
+	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+unit: build
+	$(GO) test -count=1 -short ./pkg/...
+
+fuzz:
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg | xargs -r -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
+	  done; \
+	done
+
+demo: deps build
+	@scripts/demo.sh
+
+bench: deps build
+	$(GO) run ./tests/bench -out docs/benchmarks.md
+
+docs: build
+	rm -rf docs/reference && bin/pgherd gen-docs docs/reference
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

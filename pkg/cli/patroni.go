@@ -1,0 +1,330 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/instance"
+	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// patroniCreateFlags are instance create's --patroni-* options.
+type patroniCreateFlags struct {
+	req      instance.PatroniRequest
+	dcsHosts []string
+}
+
+func addPatroniCreateFlags(fl *pflag.FlagSet, o *patroniCreateFlags) {
+	fl.StringVar(&o.req.Cluster, "patroni-cluster", "", "make the instance a member of this Patroni cluster (the first member bootstraps it)")
+	fl.StringVar(&o.req.Node, "patroni-node", "", "member name in the cluster (default: the instance name)")
+	fl.StringVar(&o.req.RestAPIConnect, "patroni-restapi-connect-address", "", "HOST:PORT of this member's REST API (default: the connect host and a free port from patroni.restapi_port)")
+	fl.StringVar(&o.req.RestAPIListen, "patroni-restapi-listen", "", "HOST:PORT the REST API listens on (default: its connect address)")
+	fl.StringVar(&o.req.PGConnectHost, "patroni-postgresql-connect-host", "", "address other members reach this PostgreSQL on (e.g. 127.0.1.1 on one machine)")
+	fl.StringVar(&o.req.ReplicationSSLCert, "patroni-postgresql-replication-ssl-cert", "", "client certificate for replication connections")
+	fl.StringVar(&o.req.ReplicationSSLKey, "patroni-postgresql-replication-ssl-key", "", "its private key")
+	fl.StringSliceVar(&o.dcsHosts, "patroni-dcs-hosts", nil, "DCS endpoints HOST:PORT,... (default: site patroni.dcs.hosts)")
+}
+
+// request returns the Patroni request, nil without --patroni-cluster, or a
+// usage error when other --patroni-* flags come without it.
+func (o *patroniCreateFlags) request(fl *pflag.FlagSet) (*instance.PatroniRequest, error) {
+	if o.req.Cluster == "" {
+		var stray string
+		fl.Visit(func(f *pflag.Flag) {
+			if len(f.Name) > 8 && f.Name[:8] == "patroni-" && f.Name != "patroni-cluster" {
+				stray = f.Name
+			}
+		})
+		if stray != "" {
+			return nil, usageError{fmt.Errorf("--%s needs --patroni-cluster", stray)}
+		}
+		return nil, nil
+	}
+	r := o.req
+	r.DCSHosts = o.dcsHosts
+	return &r, nil
+}
+
+func newCmdPatroni(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "patroni",
+		Short: "Operate Patroni clusters of local instances: list, switchover, failover, pause, resume, reinit, logs",
+	}
+	cmd.AddCommand(newCmdPatroniList(f), newCmdPatroniSwitchover(f), newCmdPatroniFailover(f),
+		newCmdPatroniPause(f, true), newCmdPatroniPause(f, false), newCmdPatroniReinit(f), newCmdPatroniLogs(f))
+	return cmd
+}
+
+// withPatroni resolves a Patroni member instance and its REST client.
+func withPatroni(f *Factory, ref string, fn func(*instance.Instance, *patroni.Config, *patroni.Client) error) error {
+	return withInstance(f, ref, func(_ *instance.Env, i *instance.Instance) error {
+		if !i.PatroniManaged() {
+			return fmt.Errorf("instance %s is not managed by Patroni (no %s)", i.ID(), i.PatroniConfig)
+		}
+		cfg, c, err := i.PatroniClient()
+		if err != nil {
+			return err
+		}
+		return fn(i, cfg, c)
+	})
+}
+
+func newCmdPatroniList(f *Factory) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list NAME",
+		Short: "List the members of the Patroni cluster of instance NAME (as patronictl list)",
+		Args:  exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
+			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+				cl, err := c.Cluster(cmd.Context())
+				if err != nil {
+					return err
+				}
+				rows := cl.List()
+				if format != "" {
+					return writeData(f.IO.Out, format, rows)
+				}
+				table := make([][]string, 0, len(rows))
+				for _, r := range rows {
+					lag := ""
+					if r.LagMB != nil {
+						lag = strconv.FormatInt(*r.LagMB, 10)
+					} else if r.Role != "leader" {
+						lag = "unknown"
+					}
+					tl := ""
+					if r.Timeline > 0 {
+						tl = strconv.Itoa(r.Timeline)
+					}
+					table = append(table, []string{r.Name, r.Host + ":" + strconv.Itoa(r.Port), r.Role, r.State, tl, lag})
+				}
+				if cl.Pause {
+					fmt.Fprintf(f.IO.ErrOut, "cluster %s: maintenance mode (paused)\n", cfg.Scope)
+				}
+				return writeTable(f.IO, []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}, table)
+			})
+		},
+	}
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+// purgeTarget returns the Patroni cluster drop --purge-cluster would remove.
+func purgeTarget(i *instance.Instance) (*patroni.Config, error) {
+	if !i.PatroniManaged() {
+		return nil, usageError{fmt.Errorf("--purge-cluster: instance %s is not managed by Patroni", i.ID())}
+	}
+	cfg, _, err := i.PatroniClient()
+	return cfg, err
+}
+
+// confirmOrYes asks whether to do action (a phrase such as "switch over
+// cluster main from pg1 to pg2") on a terminal, unless yes; without a
+// terminal it fails and says to add --yes.
+func confirmOrYes(f *Factory, yes bool, action string) error {
+	if yes {
+		return nil
+	}
+	if !f.IO.CanPrompt() {
+		return fmt.Errorf("refusing to %s without confirmation: add --yes", action)
+	}
+	if !confirm(f.IO, strings.ToUpper(action[:1])+action[1:]+"?") {
+		return errors.New("cancelled: nothing changed")
+	}
+	return nil
+}
+
+func newCmdPatroniSwitchover(f *Factory) *cobra.Command {
+	var candidate string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "switchover NAME",
+		Short: "Move the leader role of instance NAME's cluster to another healthy member",
+		Args:  exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+				ctx := cmd.Context()
+				cl, err := c.Cluster(ctx)
+				if err != nil {
+					return err
+				}
+				leader, ok := cl.Leader()
+				if !ok {
+					return fmt.Errorf("cluster %s has no leader: use 'pgherd patroni failover %s --candidate NODE'", cfg.Scope, args[0])
+				}
+				to := candidate
+				if to == "" {
+					to = "any healthy replica"
+				}
+				if err := confirmOrYes(f, yes, fmt.Sprintf("switch over cluster %s from %s to %s", cfg.Scope, leader.Name, to)); err != nil {
+					return err
+				}
+				msg, err := c.Switchover(ctx, leader.Name, candidate)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(f.IO.Out, msg)
+				return waitHealthy(ctx, f, cfg, c)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&candidate, "candidate", "", "member to promote (default: Patroni picks a healthy replica)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+// waitHealthy waits, for up to twice the cluster's ttl plus 30 s, until the
+// cluster has a leader and every member runs again, and says so.
+func waitHealthy(ctx context.Context, f *Factory, cfg *patroni.Config, c *patroni.Client) error {
+	wait := time.Duration(2*cfg.Bootstrap.DCS.TTL+30) * time.Second
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	cl, err := c.WaitHealthy(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster %s is not healthy after %s: %w; see 'pgherd patroni list'", cfg.Scope, wait, err)
+	}
+	l, _ := cl.Leader()
+	fmt.Fprintf(f.IO.Out, "cluster %s: %s leads, %d members running\n", cfg.Scope, l.Name, len(cl.Members))
+	return nil
+}
+
+func newCmdPatroniFailover(f *Factory) *cobra.Command {
+	var candidate string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "failover NAME --candidate NODE",
+		Short: "Promote NODE in instance NAME's cluster, even without a healthy leader",
+		Args:  exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if candidate == "" {
+				return usageError{errors.New("--candidate NODE is required: Patroni fails over to a named member only")}
+			}
+			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+				if err := confirmOrYes(f, yes, fmt.Sprintf("fail over cluster %s to %s", cfg.Scope, candidate)); err != nil {
+					return err
+				}
+				msg, err := c.Failover(cmd.Context(), candidate)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(f.IO.Out, msg)
+				return waitHealthy(cmd.Context(), f, cfg, c)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&candidate, "candidate", "", "member to promote")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func newCmdPatroniPause(f *Factory, pause bool) *cobra.Command {
+	verb, short := "resume", "End maintenance mode: Patroni fails over automatically again"
+	if pause {
+		verb, short = "pause", "Maintenance mode for instance NAME's cluster: no automatic failover"
+	}
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+				act, done := c.Resume, "resumed"
+				if pause {
+					act, done = c.Pause, "paused"
+				}
+				if err := act(cmd.Context()); err != nil {
+					return err
+				}
+				// Every member applies it on its next loop: wait for them all.
+				wait := time.Duration(2*cfg.Bootstrap.DCS.LoopWait+10) * time.Second
+				ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+				defer cancel()
+				if err := c.WaitPaused(ctx, pause); err != nil {
+					return fmt.Errorf("cluster %s %s, but not every member says so yet: %w", cfg.Scope, done, err)
+				}
+				fmt.Fprintf(f.IO.Out, "cluster %s %s\n", cfg.Scope, done)
+				return nil
+			})
+		},
+	}
+}
+
+func newCmdPatroniReinit(f *Factory) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "reinit NAME",
+		Short: "Rebuild replica instance NAME from its cluster's leader (its data is replaced)",
+		Args:  exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withPatroni(f, args[0], func(i *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+				if err := confirmOrYes(f, yes, fmt.Sprintf("replace the data of %s (member %s) with a copy of the leader's", i.ID(), cfg.Name)); err != nil {
+					return err
+				}
+				before, err := c.Patroni(cmd.Context())
+				if err != nil {
+					return err
+				}
+				msg, err := c.Reinitialize(cmd.Context(), false)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(f.IO.Out, msg)
+				ctx, cancel := context.WithTimeout(cmd.Context(), patroni.LongTimeout)
+				defer cancel()
+				if err := c.WaitRestarted(ctx, before.PostmasterStarted); err != nil {
+					return fmt.Errorf("member %s is not running again: %w; see 'pgherd patroni logs %s'", cfg.Name, err, args[0])
+				}
+				return waitHealthy(cmd.Context(), f, cfg, c)
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func newCmdPatroniLogs(f *Factory) *cobra.Command {
+	var follow, all bool
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Print Patroni's log of instance NAME (--all interleaves PostgreSQL's)",
+		Args:  exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withInstance(f, args[0], func(_ *instance.Env, i *instance.Instance) error {
+				files, err := instance.PatroniLogFiles(i, all)
+				if err != nil {
+					return err
+				}
+				out, err := patroni.Tail(files, lines)
+				if err != nil {
+					return err
+				}
+				for _, l := range out {
+					fmt.Fprintln(f.IO.Out, l)
+				}
+				if !follow {
+					return nil
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				return patroni.NewFollower(files, false).Run(ctx, 250*time.Millisecond, func(l string) { fmt.Fprintln(f.IO.Out, l) })
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what is appended")
+	cmd.Flags().BoolVar(&all, "all", false, "interleave PostgreSQL's log by time")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines (default: all)")
+	return cmd
+}

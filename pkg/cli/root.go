@@ -1,0 +1,121 @@
+// Package cli holds pgherd's cobra commands: one file per noun. A command
+// parses its flags into an options struct, calls one domain function and
+// renders the result; nothing here knows a file format.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+
+	"github.com/pgherd/pgherd/pkg/iostreams"
+	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitError   = 1
+	ExitUsage   = 2
+	ExitStopped = 3
+)
+
+// ExitCodeError ends a command with a given exit code and, when Err is set,
+// prints it.
+type ExitCodeError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitCodeError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit code %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitCodeError) Unwrap() error { return e.Err }
+
+// usageError marks bad arguments or flags (exit code 2).
+type usageError struct{ error }
+
+// Main runs pgherd with args and returns its exit code. It is the only place
+// that maps errors to exit codes.
+func Main(ctx context.Context, ios *iostreams.IOStreams, args []string) int {
+	f := NewFactory(ios)
+	root := NewCmdRoot(f)
+	root.SetArgs(args)
+	root.SetIn(ios.In)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ec *ExitCodeError
+	if errors.As(err, &ec) {
+		if ec.Err != nil {
+			fmt.Fprintf(ios.ErrOut, "Error: %s\n", ec.Err)
+		}
+		return ec.Code
+	}
+	fmt.Fprintf(ios.ErrOut, "Error: %s\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return ee.ExitCode()
+	}
+	return ExitError
+}
+
+// NewCmdRoot builds the whole command tree.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	var logLevel string
+	var quiet bool
+	root := &cobra.Command{
+		Use:           "pgherd",
+		Short:         "Run PostgreSQL instances, Patroni clusters and their DCS the way a careful DBA would",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			level, err := logging.ParseLevel(logLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			if quiet && level < slog.LevelWarn {
+				level = slog.LevelWarn
+			}
+			cmd.SetContext(logging.With(cmd.Context(), logging.New(f.IO.ErrOut, level)))
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.SiteFile, "site", "", "site settings file (default: $PGHERD_SITE, $XDG_CONFIG_HOME/pgherd/site.yaml, /etc/pgherd/site.yaml)")
+	pf.StringVarP(&logLevel, "log-level", "L", "info", "log level: debug, info, warning or error")
+	pf.BoolVarP(&quiet, "quiet", "q", false, "print warnings and errors only")
+	root.AddCommand(
+		newCmdSite(f),
+		newCmdInstance(f),
+		newCmdPgconf(f),
+		newCmdPatroni(f),
+		newCmdDocs(f),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error and a clearer message.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s expects %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
+}

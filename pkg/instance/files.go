@@ -1,0 +1,95 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/pgherd/pgherd/pkg/site"
+)
+
+// undo collects the reversal of every step of a creation, run in reverse
+// order when a later step fails.
+type undo []func()
+
+func (u *undo) add(f func()) { *u = append(*u, f) }
+
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// mkdirs creates dir and its missing parents owned by the PostgreSQL user,
+// registering the removal of the top-most one it created.
+func mkdirs(dir string, mode os.FileMode, owner site.SysUser, u *undo) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("cannot use %s: %w", d, err)
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, mode); err != nil {
+			return fmt.Errorf("cannot create %s: %w (check prefix and run_prefix in site.yaml)", d, errors.Unwrap(err))
+		}
+		if i == len(missing)-1 {
+			u.add(func() { os.RemoveAll(d) })
+		}
+		if err := chown(d, owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func chown(path string, owner site.SysUser) error {
+	if !owner.Switch {
+		return nil
+	}
+	if err := os.Lchown(path, int(owner.UID), int(owner.GID)); err != nil {
+		return fmt.Errorf("cannot give %s to %s: %w", path, owner.Name, err)
+	}
+	return nil
+}
+
+// writeFile writes data atomically (temp file, fsync, rename) with mode
+// from the start and gives it to owner.
+func writeFile(path string, data []byte, mode os.FileMode, owner site.SysUser) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := chown(tmp.Name(), owner); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return nil
+}

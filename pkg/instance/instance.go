@@ -1,0 +1,232 @@
+// Package instance is the PostgreSQL instance model and its lifecycle. There
+// is no state database: an instance is its data directory, its
+// configuration files and its running processes, read anew every time.
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/service"
+	"github.com/pgherd/pgherd/pkg/site"
+)
+
+// ErrNotFound is returned for an instance that does not exist.
+var ErrNotFound = errors.New("instance not found")
+
+// Env is what instance operations need from the host.
+type Env struct {
+	Site     *site.Settings
+	User     site.SysUser // the account PostgreSQL runs as
+	Runner   run.Runner   // runs programs as User
+	Services service.Manager
+}
+
+// Instance is one PostgreSQL instance, identified by VERSION/NAME.
+type Instance struct {
+	Name      string
+	Version   string
+	Port      int
+	DataDir   string
+	WALDir    string
+	LogDir    string
+	SocketDir string
+	BinDir    string
+	// PassFile is the instance's pgpass file; it exists only when a superuser password was set.
+	PassFile string
+	// PatroniConfig is where the instance's Patroni YAML is when Patroni manages it (patroni.go).
+	PatroniConfig string
+}
+
+// ID is VERSION/NAME.
+func (i *Instance) ID() string { return i.Version + "/" + i.Name }
+
+// ConfFile is the main configuration file.
+func (i *Instance) ConfFile() string { return filepath.Join(i.DataDir, "postgresql.conf") }
+
+func (i *Instance) serviceName() string { return i.Version + "-" + i.Name }
+
+// Service describes the postmaster for the service manager.
+func (i *Instance) Service(env *Env) service.Service {
+	s := service.Service{
+		Kind:        "postgresql",
+		Instance:    i.serviceName(),
+		Exec:        []string{filepath.Join(i.BinDir, "postgres"), "-D", i.DataDir},
+		LogFile:     filepath.Join(i.LogDir, i.serviceName()+"-start.log"),
+		StopSignal:  stopSignal,
+		Notify:      true,
+		Description: "PostgreSQL instance " + i.ID(),
+	}
+	if env.User.Switch {
+		s.User = &service.User{Name: env.User.Name, UID: env.User.UID, GID: env.User.GID}
+	}
+	return s
+}
+
+// Conn returns connection parameters for the superuser over the socket.
+func (i *Instance) Conn(env *Env) postgres.ConnParams {
+	return postgres.ConnParams{SocketDir: i.SocketDir, Port: i.Port, User: env.Site.PostgreSQL.Surole.Name, PassFile: i.existingPassFile()}
+}
+
+func (i *Instance) existingPassFile() string {
+	if _, err := os.Stat(i.PassFile); err == nil {
+		return i.PassFile
+	}
+	return ""
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+
+// ValidateName refuses names that cannot be a path component, a unit
+// instance or a cluster_name.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("invalid instance name %q: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// paths fills the paths of version/name from the site templates.
+func paths(s *site.Settings, version, name string) *Instance {
+	pg := s.PostgreSQL
+	return &Instance{
+		Name:      name,
+		Version:   version,
+		DataDir:   site.Path(s.Prefix, pg.Datadir, version, name),
+		WALDir:    site.Path(s.Prefix, pg.Waldir, version, name),
+		LogDir:    site.Path(s.Prefix, pg.Logpath, version, name),
+		SocketDir: site.Path(s.RunPrefix, pg.SocketDirectory, version, name),
+		BinDir:    postgres.BinDir(pg.Bindir, version),
+		PassFile:  filepath.Join(s.Prefix, "etc", "pgpass", version+"-"+name),
+
+		PatroniConfig: site.Path(s.Prefix, s.Patroni.Configpath, version, name),
+	}
+}
+
+// exists reports whether dir holds a PostgreSQL data directory.
+func exists(datadir string) bool {
+	_, err := os.Stat(filepath.Join(datadir, "PG_VERSION"))
+	return err == nil
+}
+
+// Find resolves "VERSION/NAME" or "NAME" (when only one version has it).
+func Find(env *Env, ref string) (*Instance, error) {
+	version, name, hasVersion := strings.Cut(ref, "/")
+	if !hasVersion {
+		name, version = version, ""
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if version != "" {
+		i := paths(env.Site, version, name)
+		if !exists(i.DataDir) {
+			return nil, fmt.Errorf("%w: %s (no data directory %s); see 'pgherd instance list'", ErrNotFound, ref, i.DataDir)
+		}
+		return load(i)
+	}
+	var found []*Instance
+	all, err := List(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if i.Name == name {
+			found = append(found, i)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w: %s; see 'pgherd instance list'", ErrNotFound, name)
+	case 1:
+		return found[0], nil
+	}
+	var ids []string
+	for _, i := range found {
+		ids = append(ids, i.ID())
+	}
+	return nil, fmt.Errorf("instance name %s is used by several versions (%s): name one as VERSION/NAME", name, strings.Join(ids, ", "))
+}
+
+// List returns every instance under the site's data directory template,
+// sorted by version then name.
+func List(env *Env) ([]*Instance, error) {
+	tmpl := site.Path(env.Site.Prefix, env.Site.PostgreSQL.Datadir, "{version}", "{name}")
+	glob := strings.NewReplacer("{version}", "*", "{name}", "*").Replace(tmpl)
+	re := regexp.MustCompile("^" + strings.NewReplacer(`\{version\}`, `(?P<version>[0-9]+)`, `\{name\}`, `(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)`).Replace(regexp.QuoteMeta(tmpl)) + "$")
+	matches, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Instance
+	for _, m := range matches {
+		sub := re.FindStringSubmatch(m)
+		if sub == nil || !exists(m) {
+			continue
+		}
+		i, err := load(paths(env.Site, sub[re.SubexpIndex("version")], sub[re.SubexpIndex("name")]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, i)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		va, _ := strconv.Atoi(out[a].Version)
+		vb, _ := strconv.Atoi(out[b].Version)
+		if va != vb {
+			return va < vb
+		}
+		return out[a].Name < out[b].Name
+	})
+	return out, nil
+}
+
+// load reads what the files say about an instance whose paths are known.
+func load(i *Instance) (*Instance, error) {
+	conf, err := fileSettings(i)
+	if err != nil {
+		return nil, err
+	}
+	i.Port = 5432
+	if p, ok := conf["port"]; ok {
+		if n, err := strconv.Atoi(p); err == nil {
+			i.Port = n
+		}
+	}
+	if n, ok := i.patroniPort(); ok {
+		i.Port = n // Patroni passes the port on the command line
+	}
+	return i, nil
+}
+
+// State is "started" or "stopped".
+type State string
+
+// States.
+const (
+	Started State = "started"
+	Stopped State = "stopped"
+)
+
+// State tells whether the postmaster runs.
+func (i *Instance) State() State {
+	if _, ok := postgres.Running(i.DataDir); ok {
+		return Started
+	}
+	return Stopped
+}
+
+// Connect opens a superuser connection to a running instance.
+func (i *Instance) Connect(ctx context.Context, env *Env) (*pgx.Conn, error) {
+	return postgres.Connect(ctx, i.Conn(env))
+}

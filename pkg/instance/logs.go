@@ -1,0 +1,74 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// currentLogFile is the file the server writes to: what current_logfiles
+// says while it runs, else the newest log file of the instance.
+func currentLogFile(i *Instance) string {
+	if b, err := os.ReadFile(filepath.Join(i.DataDir, "current_logfiles")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f, ok := strings.CutPrefix(line, "stderr "); ok {
+				if !filepath.IsAbs(f) {
+					f = filepath.Join(i.DataDir, f)
+				}
+				return f
+			}
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(i.LogDir, i.serviceName()+"-*.log"))
+	var logs []string
+	for _, f := range files {
+		if !strings.HasSuffix(f, "-start.log") {
+			logs = append(logs, f)
+		}
+	}
+	if len(logs) == 0 {
+		return ""
+	}
+	sort.Strings(logs)
+	return logs[len(logs)-1]
+}
+
+// Logs copies the instance's current log file to w; with follow it goes on
+// copying what is appended, across log rotations, until ctx ends.
+func Logs(ctx context.Context, i *Instance, w io.Writer, follow bool) error {
+	path := currentLogFile(i)
+	if path == "" {
+		return fmt.Errorf("instance %s has no log file yet in %s", i.ID(), i.LogDir)
+	}
+	for {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("reading the log of %s: %w", i.ID(), err)
+		}
+		_, err = io.Copy(w, f)
+		if err != nil || !follow {
+			f.Close()
+			return err
+		}
+		for path == currentLogFile(i) {
+			select {
+			case <-ctx.Done():
+				f.Close()
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
+			if _, err := io.Copy(w, f); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		_, _ = io.Copy(w, f)
+		f.Close()
+		path = currentLogFile(i)
+	}
+}

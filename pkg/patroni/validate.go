@@ -1,0 +1,230 @@
+package patroni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pgherd/pgherd/pkg/run"
+)
+
+// Minimum timings. Patroni 3.0.2 enforces none, later versions (3.2 docs) do;
+// pgherd enforces them so a generated file stays valid across versions.
+const (
+	MinTTL          = 20
+	MinLoopWait     = 1
+	MinRetryTimeout = 3
+)
+
+// refusedConnectHosts are the hosts Patroni's validator refuses in a connect
+// address (validate_connect_address in patroni/validator.py).
+var refusedConnectHosts = []string{"127.0.0.1", "0.0.0.0", "*", "::1", "localhost"}
+
+// Validate checks c before Patroni sees it, with messages that say what is
+// wrong and how to fix it, one line per problem. It checks what Patroni's
+// own validator checks late or not at all (timings, connect addresses,
+// listen/connect agreement, TLS files, cluster-wide parameter values); it
+// does not probe the network: ValidateWithPatroni does.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if c.Scope == "" {
+		add("scope (the cluster name) is empty: give a cluster name")
+	}
+	if c.Name == "" {
+		add("name (the member name) is empty: give a node name")
+	}
+	if err := ValidateTimings(Timings{c.Bootstrap.DCS.TTL, c.Bootstrap.DCS.LoopWait, c.Bootstrap.DCS.RetryTimeout}); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, checkAddresses("restapi", c.RestAPI.Listen, c.RestAPI.ConnectAddress)...)
+	errs = append(errs, checkAddresses("postgresql", c.PostgreSQL.Listen, c.PostgreSQL.ConnectAddress)...)
+
+	for name, dir := range map[string]string{"postgresql.data_dir": c.PostgreSQL.DataDir, "postgresql.bin_dir": c.PostgreSQL.BinDir} {
+		if !filepath.IsAbs(dir) {
+			add("%s %q is not an absolute path: give the full path", name, dir)
+		}
+	}
+	if len(c.Etcd3.Hosts) == 0 {
+		add("etcd3.hosts is empty: give the DCS endpoints as HOST:PORT")
+	}
+	for _, h := range c.Etcd3.Hosts {
+		if _, _, err := splitHostPort(h); err != nil {
+			add("etcd3.hosts: %v", err)
+		}
+	}
+	switch c.Etcd3.Protocol {
+	case "", "http", "https":
+	default:
+		add("etcd3.protocol %q: use http or https", c.Etcd3.Protocol)
+	}
+	files := map[string]string{
+		"etcd3.cacert": c.Etcd3.CACert, "etcd3.cert": c.Etcd3.Cert, "etcd3.key": c.Etcd3.Key,
+		"restapi.cafile": c.RestAPI.CAFile, "restapi.certfile": c.RestAPI.CertFile, "restapi.keyfile": c.RestAPI.KeyFile,
+	}
+	a := c.PostgreSQL.Authentication
+	for role, u := range map[string]User{"superuser": a.Superuser, "replication": a.Replication, "rewind": a.Rewind} {
+		p := "postgresql.authentication." + role
+		if u.Username == "" || u.Password == "" {
+			add("%s needs a username and a password", p)
+		}
+		if (u.SSLCert == "") != (u.SSLKey == "") {
+			add("%s: give both an SSL certificate and its key, or neither", p)
+		}
+		files[p+".sslcert"], files[p+".sslkey"], files[p+".sslrootcert"] = u.SSLCert, u.SSLKey, u.SSLRootCert
+	}
+	for name, f := range files {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			add("%s: file %s does not exist or cannot be read: give an existing file", name, f)
+		}
+	}
+	switch c.Watchdog.Mode {
+	case "off", "automatic", "required":
+	default:
+		add("watchdog.mode %q: use off, automatic or required", c.Watchdog.Mode)
+	}
+	for k, v := range c.Bootstrap.DCS.PostgreSQL.Parameters {
+		if err := CheckClusterWide(k, v); err != nil && k != "wal_log_hints" {
+			errs = append(errs, err)
+		}
+	}
+	for k := range c.PostgreSQL.Parameters {
+		if IsClusterWide(k) {
+			add("postgresql.parameters.%s: Patroni ignores it in a member's configuration; set it cluster-wide in bootstrap.dcs.postgresql.parameters", k)
+		}
+	}
+	if len(c.Bootstrap.PgHBA) == 0 {
+		add("bootstrap.pg_hba is empty: Patroni's validator requires it")
+	}
+	return sortedJoin(errs)
+}
+
+// ValidateTimings checks Patroni's timing rules and says which one fails and
+// how to fix it.
+func ValidateTimings(t Timings) error {
+	var errs []error
+	if t.TTL < MinTTL {
+		errs = append(errs, fmt.Errorf("ttl %d is below Patroni's minimum of %d seconds: set ttl to %d or more", t.TTL, MinTTL, MinTTL))
+	}
+	if t.LoopWait < MinLoopWait {
+		errs = append(errs, fmt.Errorf("loop_wait %d is below Patroni's minimum of %d second: set loop_wait to %d or more", t.LoopWait, MinLoopWait, MinLoopWait))
+	}
+	if t.RetryTimeout < MinRetryTimeout {
+		errs = append(errs, fmt.Errorf("retry_timeout %d is below Patroni's minimum of %d seconds: set retry_timeout to %d or more", t.RetryTimeout, MinRetryTimeout, MinRetryTimeout))
+	}
+	if need := t.LoopWait + 2*t.RetryTimeout; need > t.TTL {
+		errs = append(errs, fmt.Errorf("loop_wait + 2*retry_timeout = %d + 2*%d = %d exceeds ttl %d (a leader could lose its lock before it retries): raise ttl to %d or lower loop_wait or retry_timeout",
+			t.LoopWait, t.RetryTimeout, need, t.TTL, need))
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddresses checks a section's connect address and that its listen
+// address serves the connect address's host and port.
+func checkAddresses(section, listen, connect string) []error {
+	var errs []error
+	ch, cp, err := splitHostPort(connect)
+	if err != nil {
+		return []error{fmt.Errorf("%s.connect_address: %w", section, err)}
+	}
+	for _, r := range refusedConnectHosts {
+		if strings.EqualFold(ch, r) {
+			errs = append(errs, fmt.Errorf("%s.connect_address %s: Patroni's validator refuses %s in a connect address (other members must reach this one there): use this host's address, or another loopback address such as 127.0.1.1", section, connect, ch))
+		}
+	}
+	i := strings.LastIndex(listen, ":")
+	if i < 0 {
+		return append(errs, fmt.Errorf("%s.listen %q is not HOST:PORT: listen on %s", section, listen, connect))
+	}
+	if lp := listen[i+1:]; lp != strconv.Itoa(cp) {
+		errs = append(errs, fmt.Errorf("%s.listen %s and %s.connect_address %s have different ports: use port %d in both", section, listen, section, connect, cp))
+	}
+	served := false
+	for _, h := range strings.Split(listen[:i], ",") {
+		h = strings.Trim(strings.TrimSpace(h), "[]")
+		if h == ch || h == "*" || h == "0.0.0.0" || h == "::" {
+			served = true
+		}
+	}
+	if !served {
+		errs = append(errs, fmt.Errorf("%s.listen %s does not listen on the connect address's host %s: listen on %s", section, listen, ch, ch))
+	}
+	return errs
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not HOST:PORT", hp)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 || h == "" {
+		return "", 0, fmt.Errorf("%q is not HOST:PORT with a port from 1 to 65535", hp)
+	}
+	return h, port, nil
+}
+
+// sortedJoin joins errs in a stable order (map iteration is random).
+func sortedJoin(errs []error) error {
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	sort.Strings(msgs)
+	return errors.New(strings.Join(msgs, "\n"))
+}
+
+// ValidatorError is Patroni's validator refusing a file: Output is what it
+// printed, verbatim (passwords masked).
+type ValidatorError struct {
+	File   string
+	Output string
+}
+
+func (e *ValidatorError) Error() string {
+	return "patroni --validate-config refused " + e.File + ":\n" + strings.TrimRight(e.Output, "\n")
+}
+
+// ValidateWithPatroni runs `patroni --validate-config path` through r with
+// Patroni's clean environment. path must hold c as written by WriteFile.
+// Patroni's validator probes the machine: every listen port must be free
+// (never run it on a running member's file), the etcd hosts must answer and
+// bin_dir must hold PostgreSQL's programs. On refusal it returns a
+// *ValidatorError with Patroni's message.
+func (c *Config) ValidateWithPatroni(ctx context.Context, r run.Runner, exe, path string) error {
+	res, err := r.Run(ctx, run.Cmd{
+		Args:   []string{exe, "--validate-config", path},
+		Env:    Environ(""),
+		Redact: c.secrets(),
+	})
+	if err == nil {
+		return nil
+	}
+	var rerr *run.Error
+	if !errors.As(err, &rerr) {
+		return fmt.Errorf("cannot run Patroni's validator: %w", err)
+	}
+	out := res.Stderr
+	if strings.TrimSpace(out) == "" {
+		out = res.Stdout
+	}
+	for _, s := range c.secrets() {
+		if s != "" {
+			out = strings.ReplaceAll(out, s, masked)
+		}
+	}
+	return &ValidatorError{File: path, Output: out}
+}

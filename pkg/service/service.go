@@ -1,0 +1,150 @@
+// Package service runs pgherd's long-lived daemons (postgres, Patroni,
+// pgherd dcs serve) through a Manager: systemd where systemd really runs,
+// otherwise a plain background process with a pidfile and a log file.
+//
+// Both managers give the program the environment the Service lists and
+// nothing of pgherd's own: a PGPASSWORD in the caller's environment must never
+// reach Patroni (libpq would prefer it over Patroni's pgpass, and every
+// pg_basebackup would fail).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/run"
+)
+
+// Kinds of services; each selects the unit template pgherd-<kind>@.service.
+const (
+	KindPostgreSQL = "postgresql"
+	KindPatroni    = "patroni"
+	KindDCS        = "dcs"
+)
+
+// Service is one long-running program pgherd supervises.
+type Service struct {
+	Kind     string   // KindPostgreSQL, KindPatroni or KindDCS: selects unit template pgherd-<kind>@.service
+	Instance string   // instance name, e.g. "15-pg1" (systemd %i); names the pidfile and the unit too
+	Exec     []string // absolute program path and arguments
+	// Env is the whole environment of the program besides a minimal PATH,
+	// LANG and HOME: pgherd's own environment is never inherited.
+	Env  []string
+	User *User // run as this system user when pgherd is root; nil = as the current user
+	// LogFile receives the program's stdout and stderr (appended; created
+	// 0640 and owned by User). Required by the process manager; systemd
+	// sends output to the journal.
+	LogFile     string
+	StopSignal  syscall.Signal // default SIGTERM; postgres uses SIGINT (fast shutdown)
+	Notify      bool           // the program speaks sd_notify: systemd Type=notify
+	Description string         // optional; systemd Description=
+}
+
+// User is a system user a service runs as.
+type User struct {
+	Name     string
+	UID, GID uint32
+}
+
+// State is what a manager knows of a service right now.
+type State struct {
+	Running bool
+	PID     int // main process; 0 when not running
+}
+
+// Manager starts, stops and inspects services.
+type Manager interface {
+	// Name is "process" or "systemd".
+	Name() string
+	// Install prepares what Start needs (systemd: unit, drop-in, environment
+	// file, daemon-reload, enable; process: directories). Idempotent.
+	Install(ctx context.Context, s Service) error
+	// Start launches the service and returns once it is launched; callers
+	// poll readiness themselves. Starting a running service is ErrAlreadyRunning.
+	Start(ctx context.Context, s Service) error
+	// Stop sends the stop signal and returns once the process is gone, or
+	// fails with ErrStopTimeout. Stopping a stopped service is not an error.
+	Stop(ctx context.Context, s Service) error
+	// Reload sends SIGHUP (systemd: ExecReload). ErrNotRunning when stopped.
+	Reload(ctx context.Context, s Service) error
+	Status(ctx context.Context, s Service) (State, error)
+	// Uninstall removes what Install made. Callers stop the service first:
+	// a running service is ErrStillRunning.
+	Uninstall(ctx context.Context, s Service) error
+}
+
+// Config configures a manager.
+type Config struct {
+	RunDir   string // process manager: pidfiles go to <RunDir>/<kind>/<instance>.pid
+	UnitDir  string // systemd: /etc/systemd/system, or ~/.config/systemd/user in user mode
+	UserMode bool   // systemd: systemctl --user
+	Runner   run.Runner
+	// StopTimeout bounds Stop of the process manager; 0 means 60 s.
+	StopTimeout time.Duration
+}
+
+// Errors callers may test with errors.Is.
+var (
+	ErrNotRunning     = errors.New("service is not running")
+	ErrAlreadyRunning = errors.New("service is already running")
+	ErrStillRunning   = errors.New("service is still running")
+	ErrStopTimeout    = errors.New("service did not stop in time")
+)
+
+// Detect returns "systemd" when systemd really runs as PID 1 here, else
+// "process".
+func Detect() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return detect(ctx, "/run/systemd/system", run.Exec{})
+}
+
+func detect(ctx context.Context, sdDir string, r run.Runner) string {
+	if !isDir(sdDir) {
+		return "process"
+	}
+	// is-system-running exits non-zero for "degraded" too: read its words.
+	res, _ := r.Run(ctx, run.Cmd{Args: []string{"systemctl", "is-system-running"}})
+	switch strings.TrimSpace(res.Stdout) {
+	case "", "offline", "unknown":
+		return "process"
+	}
+	return "systemd"
+}
+
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// check validates s and fills its defaults.
+func (s *Service) check() error {
+	switch s.Kind {
+	case KindPostgreSQL, KindPatroni, KindDCS:
+	default:
+		return fmt.Errorf("unknown service kind %q: use %s, %s or %s", s.Kind, KindPostgreSQL, KindPatroni, KindDCS)
+	}
+	if !instanceRE.MatchString(s.Instance) {
+		return fmt.Errorf("invalid service instance name %q: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Instance)
+	}
+	if len(s.Exec) == 0 || !filepath.IsAbs(s.Exec[0]) {
+		return fmt.Errorf("%s: the program must be an absolute path, got %q", s, s.Exec)
+	}
+	for _, e := range s.Env {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || !envKeyRE.MatchString(k) {
+			return fmt.Errorf("%s: invalid environment entry %q: use NAME=value", s, k)
+		}
+	}
+	if s.StopSignal == 0 {
+		s.StopSignal = syscall.SIGTERM
+	}
+	return nil
+}
+
+// String names the service as messages show it: "patroni 15-pg1".
+func (s Service) String() string { return s.Kind + " " + s.Instance }

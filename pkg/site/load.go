@@ -1,0 +1,250 @@
+package site
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment override. Nested keys are joined with
+// a double underscore: postgresql.port is PGHERD_POSTGRESQL__PORT.
+const EnvPrefix = "PGHERD"
+
+// Loaded is the effective settings and the file they came from ("" for none).
+type Loaded struct {
+	Settings
+	File string
+}
+
+// Find returns the site file to read: explicit (from --site), else
+// $PGHERD_SITE, else $XDG_CONFIG_HOME/pgherd/site.yaml, else
+// /etc/pgherd/site.yaml; "" when none exists. An explicit file that does not
+// exist is an error.
+func Find(explicit string) (string, error) {
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", fmt.Errorf("site file %s: %w", explicit, errors.Unwrap(err))
+		}
+		return explicit, nil
+	}
+	if f := os.Getenv("PGHERD_SITE"); f != "" {
+		if _, err := os.Stat(f); err != nil {
+			return "", fmt.Errorf("site file %s (from PGHERD_SITE): %w", f, errors.Unwrap(err))
+		}
+		return f, nil
+	}
+	cfg := os.Getenv("XDG_CONFIG_HOME")
+	if cfg == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cfg = filepath.Join(home, ".config")
+		}
+	}
+	for _, f := range []string{filepath.Join(cfg, "pgherd", "site.yaml"), "/etc/pgherd/site.yaml"} {
+		if _, err := os.Stat(f); err == nil {
+			return f, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("site file %s: %w", f, err)
+		}
+	}
+	return "", nil
+}
+
+// Load reads the settings: defaults, then the site file found by Find, then
+// PGHERD_* variables. Errors name the file, line and key.
+func Load(explicit string) (*Loaded, error) {
+	file, err := Find(explicit)
+	if err != nil {
+		return nil, err
+	}
+	s := Defaults()
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("site file: %w", err)
+		}
+		if err := decodeStrict(file, data, &s); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(&s); err != nil {
+		return nil, err
+	}
+	if err := s.Validate(); err != nil {
+		where := "settings"
+		if file != "" {
+			where = file
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return &Loaded{Settings: s, File: file}, nil
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// decodeStrict decodes data over s, refusing unknown keys and wrong types,
+// and turns yaml.v3's messages into "FILE:LINE: KEY: problem".
+func decodeStrict(file string, data []byte, s *Settings) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(s)
+	if err == nil {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	keys := keyLines(&root)
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		m := lineRE.FindStringSubmatch(e)
+		if m == nil {
+			msgs = append(msgs, fmt.Sprintf("%s: %s", file, e))
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		msgs = append(msgs, fmt.Sprintf("%s:%d: %s", file, line, explain(keys[line], m[2])))
+	}
+	msg := msgs[0]
+	if len(msgs) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(msgs)-1)
+	}
+	return errors.New(msg)
+}
+
+var unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+
+func explain(key, problem string) string {
+	if m := unknownRE.FindStringSubmatch(problem); m != nil {
+		if key == "" {
+			key = m[1]
+		}
+		return fmt.Sprintf("unknown key %q: remove it or check its spelling against the reference site.yaml", key)
+	}
+	if key == "" {
+		return problem
+	}
+	return fmt.Sprintf("%s: wrong type: %s", key, strings.ReplaceAll(problem, "`", "\""))
+}
+
+// keyLines maps each line holding a key or a value to the dotted key path.
+func keyLines(root *yaml.Node) map[int]string {
+	out := map[int]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				out[k.Line] = p
+				if _, seen := out[v.Line]; !seen || v.Line != k.Line {
+					out[v.Line] = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				if _, seen := out[c.Line]; !seen {
+					out[c.Line] = path
+				}
+				walk(c, path)
+			}
+		}
+	}
+	walk(root, "")
+	return out
+}
+
+// applyEnv lets PGHERD_* variables override any setting. Every key is
+// registered as a viper default so that AutomaticEnv reaches nested keys.
+func applyEnv(s *Settings) error {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "__"))
+	v.AutomaticEnv()
+	flat := map[string]any{}
+	flatten("", reflect.ValueOf(*s), flat)
+	for k, val := range flat {
+		v.SetDefault(k, val)
+	}
+	for k := range flat {
+		env := EnvVar(k)
+		if raw := os.Getenv(env); raw != "" {
+			if err := checkEnvType(env, raw, flat[k]); err != nil {
+				return err
+			}
+		}
+	}
+	dc := &mapstructure.DecoderConfig{TagName: "yaml", Result: s, WeaklyTypedInput: true}
+	dec, err := mapstructure.NewDecoder(dc)
+	if err != nil {
+		return err
+	}
+	return dec.Decode(v.AllSettings())
+}
+
+// EnvVar returns the environment variable that overrides a dotted key.
+func EnvVar(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
+}
+
+func checkEnvType(env, raw string, def any) error {
+	switch def.(type) {
+	case int:
+		if _, err := strconv.Atoi(raw); err != nil {
+			return fmt.Errorf("%s=%q: not an integer", env, raw)
+		}
+	case bool:
+		if _, err := strconv.ParseBool(raw); err != nil {
+			return fmt.Errorf("%s=%q: not a boolean (use true or false)", env, raw)
+		}
+	}
+	return nil
+}
+
+func flatten(prefix string, v reflect.Value, out map[string]any) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			flatten(key, fv, out)
+			continue
+		}
+		out[key] = fv.Interface()
+	}
+}

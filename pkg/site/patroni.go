@@ -1,0 +1,92 @@
+package site
+
+import (
+	"fmt"
+	"net"
+	"strings"
+)
+
+// Patroni holds the settings of Patroni-managed instances
+// (`instance create --patroni-cluster`).
+type Patroni struct {
+	// Execpath is the patroni program.
+	Execpath string `yaml:"execpath" json:"execpath"`
+	// Configpath is a member's YAML; {version} and {name} are substituted.
+	Configpath string `yaml:"configpath" json:"configpath"`
+	// Credentialspath holds a cluster's passwords (0600); {cluster} is substituted.
+	Credentialspath string `yaml:"credentialspath" json:"credentialspath"`
+	// Logpath is the directory of a member's Patroni log.
+	Logpath string `yaml:"logpath" json:"logpath"`
+	// RestapiPort is the first REST API port; later members take the next free one.
+	RestapiPort int `yaml:"restapi_port" json:"restapi_port"`
+	// Timings and failover policy, written to bootstrap.dcs.
+	TTL                  int   `yaml:"ttl" json:"ttl"`
+	LoopWait             int   `yaml:"loop_wait" json:"loop_wait"`
+	RetryTimeout         int   `yaml:"retry_timeout" json:"retry_timeout"`
+	MaximumLagOnFailover int64 `yaml:"maximum_lag_on_failover" json:"maximum_lag_on_failover"`
+	SynchronousMode      bool  `yaml:"synchronous_mode" json:"synchronous_mode"`
+	FailsafeMode         bool  `yaml:"failsafe_mode" json:"failsafe_mode"`
+	// Watchdog is off, automatic or required.
+	Watchdog string     `yaml:"watchdog" json:"watchdog"`
+	DCS      PatroniDCS `yaml:"dcs" json:"dcs"`
+}
+
+// PatroniDCS is the store Patroni uses.
+type PatroniDCS struct {
+	// Kind is etcd (an external etcd v3 cluster). Empty: not configured yet.
+	Kind      string   `yaml:"kind" json:"kind"`
+	Hosts     []string `yaml:"hosts" json:"hosts"`
+	Namespace string   `yaml:"namespace" json:"namespace"`
+	Protocol  string   `yaml:"protocol" json:"protocol"`
+	CACert    string   `yaml:"cacert" json:"cacert"`
+	Cert      string   `yaml:"cert" json:"cert"`
+	Key       string   `yaml:"key" json:"key"`
+}
+
+func defaultPatroni() Patroni {
+	return Patroni{
+		Execpath:             "/usr/bin/patroni",
+		Configpath:           "etc/patroni/{version}-{name}.yaml",
+		Credentialspath:      "etc/patroni/{cluster}.credentials",
+		Logpath:              "log/patroni/{version}-{name}",
+		RestapiPort:          8008,
+		TTL:                  30,
+		LoopWait:             10,
+		RetryTimeout:         10,
+		MaximumLagOnFailover: 1048576,
+		Watchdog:             "off",
+		DCS:                  PatroniDCS{Namespace: "/service", Protocol: "http"},
+	}
+}
+
+// validate checks what the types do not; the DCS is checked when a
+// Patroni instance is created (a site without Patroni needs none).
+func (p *Patroni) validate() error {
+	if p.RestapiPort < 1 || p.RestapiPort > 65535 {
+		return fmt.Errorf("patroni.restapi_port: %d is not a TCP port (1-65535)", p.RestapiPort)
+	}
+	switch p.Watchdog {
+	case "off", "automatic", "required":
+	default:
+		return fmt.Errorf("patroni.watchdog: %q is not one of off, automatic, required", p.Watchdog)
+	}
+	switch p.DCS.Kind {
+	case "", "etcd":
+	default:
+		return fmt.Errorf("patroni.dcs.kind: %q is not supported: use etcd", p.DCS.Kind)
+	}
+	switch p.DCS.Protocol {
+	case "http", "https":
+	default:
+		return fmt.Errorf("patroni.dcs.protocol: %q is not http or https", p.DCS.Protocol)
+	}
+	for _, h := range p.DCS.Hosts {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return fmt.Errorf("patroni.dcs.hosts: %q is not HOST:PORT", h)
+		}
+	}
+	if !strings.Contains(p.Credentialspath, "{cluster}") {
+		return fmt.Errorf("patroni.credentialspath: %q must contain {cluster}", p.Credentialspath)
+	}
+	return nil
+}

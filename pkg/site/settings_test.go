@@ -1,0 +1,73 @@
+package site
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The reference site.yaml must decode strictly, keep the built-in defaults
+// and mention every key, so that it stays the documentation of settings.
+func TestReferenceSiteFile(t *testing.T) {
+	ref := filepath.Join("..", "..", "site.yaml")
+	data, err := os.ReadFile(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Defaults()
+	if err := decodeStrict(ref, data, &got); err != nil {
+		t.Fatalf("reference site.yaml: %v", err)
+	}
+	if want := Defaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("reference site.yaml changes defaults:\n got %+v\nwant %+v", got, want)
+	}
+	flat := map[string]any{}
+	flatten("", reflect.ValueOf(got), flat)
+	for key := range flat {
+		leaf := key[strings.LastIndex(key, ".")+1:]
+		if !strings.Contains(string(data), leaf+":") {
+			t.Errorf("reference site.yaml does not document %s", key)
+		}
+	}
+}
+
+func TestDecodeErrorsNameFileLineAndKey(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"postgresql:\n  initdb:\n    locale: C\n    colour: red\n", `f.yaml:4: unknown key "postgresql.initdb.colour"`},
+		{"postgresql:\n  initdb:\n    data_checksums: sometimes\n", `f.yaml:3: postgresql.initdb.data_checksums: wrong type: cannot unmarshal !!str "sometimes" into bool`},
+		{"prefix: [a\n", `f.yaml: line 1: did not find expected ',' or ']'`},
+	} {
+		s := Defaults()
+		err := decodeStrict("f.yaml", []byte(c.yaml), &s)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q: got error %v, want prefix %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+func TestEnvOverridesNestedKeys(t *testing.T) {
+	t.Setenv("PGHERD_POSTGRESQL__INITDB__LOCALE", "fr_FR.UTF-8")
+	t.Setenv("PGHERD_POSTGRESQL__INITDB__DATA_CHECKSUMS", "false")
+	t.Setenv("PGHERD_SERVICE_MANAGER", "process")
+	s := Defaults()
+	if err := applyEnv(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.PostgreSQL.Initdb.Locale != "fr_FR.UTF-8" || s.PostgreSQL.Initdb.DataChecksums || s.ServiceManager != "process" {
+		t.Errorf("overrides not applied: %+v", s)
+	}
+	if got := EnvVar("postgresql.initdb.locale"); got != "PGHERD_POSTGRESQL__INITDB__LOCALE" {
+		t.Errorf("EnvVar = %s", got)
+	}
+}
+
+func TestPathTemplates(t *testing.T) {
+	if got := Path("/p", "srv/{version}/{name}/data", "15", "pg1"); got != "/p/srv/15/pg1/data" {
+		t.Errorf("relative: %s", got)
+	}
+	if got := Path("/p", "/abs/{name}", "15", "pg1"); got != "/abs/pg1" {
+		t.Errorf("absolute: %s", got)
+	}
+}

@@ -1,0 +1,99 @@
+package tests
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// etcdCmd starts a real etcd (Debian's etcd-server) on free 127.0.0.1 ports
+// for the rest of the script and points site.yaml's patroni section at it,
+// with short HA timings (ttl 20, loop_wait 2, retry_timeout 5) and a free
+// REST API port. At the end of the script it stops the Patroni services
+// first (so that none restarts a PostgreSQL), then the servers, then etcd.
+func etcdCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: etcd")
+	}
+	work := ts.Getenv("WORK")
+	client, err := pickPort()
+	ts.Check(err)
+	peer, err := pickPort()
+	ts.Check(err)
+	curl := fmt.Sprintf("http://127.0.0.1:%d", client)
+	purl := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	out, err := os.Create(filepath.Join(work, "etcd.log"))
+	ts.Check(err)
+	defer out.Close()
+	cmd := exec.Command("etcd", "--name", "e1", "--data-dir", filepath.Join(work, "etcd"),
+		"--listen-client-urls", curl, "--advertise-client-urls", curl,
+		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+		"--initial-cluster", "e1="+purl, "--initial-cluster-state", "new")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	ts.Check(cmd.Start())
+	ts.Defer(func() {
+		stopPatroni(work)
+		stopServers(filepath.Join(work, "prefix"))
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(curl + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("etcd is not healthy after 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rest, err := pickPort()
+	ts.Check(err)
+	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n  ttl: 20\n  loop_wait: 2\n  retry_timeout: 5\n  dcs:\n    kind: etcd\n    hosts: [127.0.0.1:%d]\n", rest, client)
+	f, err := os.OpenFile(filepath.Join(work, "site.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	ts.Check(err)
+	_, err = f.WriteString(site)
+	ts.Check(err)
+	ts.Check(f.Close())
+	ts.Setenv("ETCD", "127.0.0.1:"+strconv.Itoa(client))
+}
+
+// stopPatroni stops the Patroni daemons the process manager started under
+// work (by the PIDs in their pidfiles): SIGTERM, which makes Patroni stop
+// its PostgreSQL, then SIGKILL after 30 seconds.
+func stopPatroni(work string) {
+	pidfiles, _ := filepath.Glob(filepath.Join(work, "run", "pid", "patroni", "*.pid"))
+	for _, f := range pidfiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || !postgres.Alive(pid) {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(30 * time.Second)
+		for postgres.Alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if postgres.Alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
