@@ -51,10 +51,8 @@ func (c *AdminClient) Status(ctx context.Context) (MemberInfo, error) {
 // that is not a member does nothing.
 func (c *AdminClient) Leave(ctx context.Context, name string) error {
 	raw, _ := json.Marshal(Member{Name: name})
-	if _, err := c.pc.call(ctx, rpcRemove, raw); err != nil {
-		return fmt.Errorf("remove member %s: %w", name, err)
-	}
-	return nil
+	_, err := c.pc.call(ctx, rpcRemove, raw)
+	return err
 }
 
 // Close releases the client's connections.

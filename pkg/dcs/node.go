@@ -114,7 +114,6 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 		n.meta.Close()
 		return nil, fmt.Errorf("data dir %s has an empty raft log; restore it from a backup or set data_dir to an empty directory", cfg.DataDir)
 	}
-	go n.peer.serve()
 	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, n.trans)
 	if err != nil {
 		n.peer.Close()
@@ -123,6 +122,8 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	// Accept peers only now: RPC handlers need n.raft.
+	go n.peer.serve()
 	if fresh && len(cfg.Join) == 0 {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(cfg.AdvertisePeer)}}})
