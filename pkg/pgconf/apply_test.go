@@ -328,3 +328,22 @@ func TestUnreadableIncludeIsRefused(t *testing.T) {
 		t.Error("the file changed")
 	}
 }
+
+func TestCheckHookRejectionWhileRestartPending(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	if _, err := apply(t, tg, Options{}, set("max_connections", "50")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(s.conf())
+	// pending_restart is already true for max_connections, so after a
+	// reload it could not tell a refused value from a valid one: the value
+	// must go through postgres -C before anything is written.
+	_, err := apply(t, tg, Options{}, set("max_connections", "262143"))
+	if !errors.Is(err, ErrRefused) || err.Error() != `invalid value for parameter "max_connections": 262143` {
+		t.Fatalf("got %v", err)
+	}
+	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, before) {
+		t.Fatal("the file changed")
+	}
+}

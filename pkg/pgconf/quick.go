@@ -19,8 +19,9 @@ import (
 // message. The one thing pg_settings cannot tell is a check hook (such as
 // max_connections plus the worker counts exceeding the backend limit);
 // that is why the fast path is only taken when a reload follows, whose
-// pg_file_settings verdict rolls the change back, and never for a dry run
-// or a stopped instance.
+// pg_file_settings verdict rolls the change back, and never for a dry run,
+// a stopped instance, or a postmaster parameter already waiting for a
+// restart (see below).
 
 // quickAccept reports whether every change is certainly valid.
 func quickAccept(res *Result, settings map[string]pgSetting) bool {
@@ -30,6 +31,14 @@ func quickAccept(res *Result, settings map[string]pgSetting) bool {
 		}
 		s, ok := settings[ch.Name]
 		if !ok || s.context == "internal" || !quickValue(s, *ch.New) {
+			return false
+		}
+		// After a reload, pending_restart tells a valid new value of a
+		// postmaster parameter from one the server refused (both show as
+		// "setting could not be applied" in pg_file_settings) only if it
+		// was false before: the server sets it for a valid different
+		// value and leaves it alone for an invalid one.
+		if s.context == "postmaster" && s.pendingRestart {
 			return false
 		}
 	}
