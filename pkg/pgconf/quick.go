@@ -30,7 +30,14 @@ func quickAccept(res *Result, settings map[string]pgSetting) bool {
 			continue // a removal falls back to the default or another file
 		}
 		s, ok := settings[ch.Name]
-		if !ok || s.context == "internal" || !quickValue(s, *ch.New) {
+		if !ok || !quickValue(s, *ch.New) {
+			return false
+		}
+		switch s.context {
+		case "internal", "backend", "superuser-backend":
+			// Existing sessions skip backend parameters at reload without
+			// even parsing them, so pgconf's own session would not see a
+			// refusal: only postgres -C can judge these.
 			return false
 		}
 		// After a reload, pending_restart tells a valid new value of a
