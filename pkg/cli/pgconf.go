@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgherd/pgherd/pkg/instance"
@@ -305,7 +306,26 @@ func printChanges(f *Factory, res *pgconf.Result) {
 	for _, ch := range res.Changes {
 		fmt.Fprintf(f.IO.Out, "%s: %s -> %s\n", ch.Name, show(ch.Old), show(ch.New))
 	}
-	if res.DryRun {
-		fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	if !res.DryRun {
+		return
+	}
+	fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	byEffect := map[pgconf.Effect][]string{}
+	for _, ch := range res.Changes {
+		byEffect[ch.Effect] = append(byEffect[ch.Effect], ch.Name)
+	}
+	for _, e := range []struct {
+		effect pgconf.Effect
+		say    string
+	}{
+		{pgconf.EffectReload, "a reload would apply"},
+		{pgconf.EffectNewSessions, "a reload would apply, for new sessions only,"},
+		{pgconf.EffectRestart, "a restart would be needed for"},
+		{pgconf.EffectOverridden, "another file would still win for"},
+		{pgconf.EffectNextStart, "the next start would apply"},
+	} {
+		if names := byEffect[e.effect]; len(names) > 0 {
+			fmt.Fprintf(f.IO.Out, "dry run: %s %s\n", e.say, strings.Join(names, ", "))
+		}
 	}
 }
