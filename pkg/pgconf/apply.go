@@ -187,32 +187,9 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		log.Info(fmt.Sprintf("instance %s: nothing to change", t.Name))
 		return res, nil
 	}
-	// postgres -C takes tens of milliseconds, as long as connecting does.
-	// Where a reload will check the result (see quick.go), values
-	// pg_settings fully describes skip it; otherwise both run at once.
-	var validated chan error
-	start := func() {
-		validated = make(chan error, 1)
-		go func() { validated <- validate(ctx, t, c) }()
-	}
-	quick := t.Running && !opts.DryRun && len(c.Errors()) == 0
-	if !quick {
-		start()
-	}
-	conn, settings, clean, err := classify(ctx, t, res)
-	if !clean {
-		quick = false
-	}
+	conn, settings, err := check(ctx, t, c, res, opts)
 	if conn != nil {
 		defer conn.Close(context.WithoutCancel(ctx))
-	}
-	if err == nil && validated == nil && (!quick || !quickAccept(res, settings)) {
-		start()
-	}
-	if validated != nil {
-		if verr := <-validated; err == nil {
-			err = verr
-		}
 	}
 	if err != nil {
 		return res, err
@@ -254,6 +231,34 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	}
 	report(ctx, t, res)
 	return res, nil
+}
+
+// check classifies the changes and validates the configuration. On a
+// running instance it returns the connection for what follows, and the
+// settings before the change.
+func check(ctx context.Context, t Target, c *Config, res *Result, opts Options) (*pgx.Conn, map[string]pgSetting, error) {
+	// postgres -C takes tens of milliseconds, as long as connecting does.
+	// Where a reload will check the result (see quick.go), values
+	// pg_settings fully describes skip it; otherwise both run at once.
+	var validated chan error
+	start := func() {
+		validated = make(chan error, 1)
+		go func() { validated <- validate(ctx, t, c) }()
+	}
+	quick := t.Running && !opts.DryRun && len(c.Errors()) == 0
+	if !quick {
+		start()
+	}
+	conn, settings, clean, err := classify(ctx, t, res)
+	if err == nil && validated == nil && (!clean || !quickAccept(res, settings)) {
+		start()
+	}
+	if validated != nil {
+		if verr := <-validated; err == nil {
+			err = verr
+		}
+	}
+	return conn, settings, err
 }
 
 // classify fills the context of each change: from pg_settings on a running
