@@ -287,6 +287,7 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	b := &pgx.Batch{}
 	b.Queue(settingsSQL, names)
 	b.Queue(cleanSQL)
+	b.Queue("SELECT current_setting('config_file')")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 	settings, err := scanSettings(br.Query())
@@ -296,6 +297,13 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	var clean bool
 	if err := br.QueryRow().Scan(&clean); err != nil {
 		return conn, nil, false, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	}
+	var reads string
+	if err := br.QueryRow().Scan(&reads); err != nil {
+		return conn, nil, false, fmt.Errorf("cannot read config_file: %w", err)
+	}
+	if !samePath(reads, t.ConfigFile) {
+		return conn, nil, false, fmt.Errorf("instance %s reads its configuration from %s, not %s: refusing to edit a file the server does not read", t.Name, reads, t.ConfigFile)
 	}
 	contexts := map[string]string{}
 	for n, s := range settings {

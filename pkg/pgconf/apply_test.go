@@ -347,3 +347,20 @@ func TestCheckHookRejectionWhileRestartPending(t *testing.T) {
 		t.Fatal("the file changed")
 	}
 }
+
+func TestRefusesAFileTheServerDoesNotRead(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	other := filepath.Join(s.dir, "other.conf")
+	if err := os.WriteFile(other, []byte("work_mem = 1MB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg.ConfigFile = other
+	_, err := apply(t, tg, Options{}, set("work_mem", "8MB"))
+	if err == nil || !strings.Contains(err.Error(), "reads its configuration from "+s.conf()) {
+		t.Fatalf("got %v", err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "work_mem = 1MB\n" {
+		t.Errorf("other.conf: %q", b)
+	}
+}
