@@ -212,17 +212,17 @@ func TestCheckHookRejectionIsRolledBack(t *testing.T) {
 	tg := s.target(t)
 	before, _ := os.ReadFile(s.conf())
 	// In range for pg_settings, so the fast path takes it; the check hook
-	// (backend count limit) refuses it at reload.
-	res, err := apply(t, tg, Options{}, set("max_connections", "262143"))
-	want := `rolled back: invalid value for parameter "max_connections": 262143; the configuration files were restored and reloaded`
-	if !errors.Is(err, ErrRolledBack) || err.Error() != want || !res.RolledBack {
-		t.Fatalf("got %v\nwant %s", err, want)
+	// (the stack's rlimit) refuses it at reload.
+	res, err := apply(t, tg, Options{}, set("max_stack_depth", "1000MB"))
+	want := `rolled back: invalid value for parameter "max_stack_depth": 1024000`
+	if !errors.Is(err, ErrRolledBack) || !strings.HasPrefix(err.Error(), want) || !res.RolledBack {
+		t.Fatalf("got %v\nwant %s...", err, want)
 	}
 	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, before) {
 		t.Fatal("the file was not restored")
 	}
-	if v := s.show(t, "max_connections"); v != "100" {
-		t.Errorf("max_connections = %s", v)
+	if v := s.show(t, "max_stack_depth"); v != "2MB" {
+		t.Errorf("max_stack_depth = %s", v)
 	}
 }
 
