@@ -78,14 +78,30 @@ func withPatroni(f *Factory, ref string, fn func(*instance.Instance, *patroni.Co
 }
 
 func newCmdPatroniList(f *Factory) *cobra.Command {
-	var format string
+	var format, cluster string
 	cmd := &cobra.Command{
-		Use:   "list NAME",
-		Short: "List the members of the Patroni cluster of instance NAME (as patronictl list)",
-		Args:  exactArgs(1, "one instance NAME"),
+		Use:   "list [NAME | --cluster CLUSTER]",
+		Short: "List the members of the Patroni cluster of instance NAME, or of CLUSTER (as patronictl list)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == (cluster != "") || len(args) > 1 {
+				return usageError{fmt.Errorf("%s expects one instance NAME or --cluster CLUSTER; see %s --help", cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(format); err != nil {
 				return err
+			}
+			if cluster != "" {
+				env, err := f.InstanceEnv()
+				if err != nil {
+					return err
+				}
+				i, err := instance.FindPatroniMember(env, cluster)
+				if err != nil {
+					return err
+				}
+				args = []string{i.ID()}
 			}
 			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
 				cl, err := c.Cluster(cmd.Context())
@@ -118,6 +134,7 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 		},
 	}
 	outputFlag(cmd, &format)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "Patroni cluster (scope) one of this host's instances belongs to")
 	return cmd
 }
 

@@ -450,3 +450,18 @@ func PurgePatroniCluster(ctx context.Context, env *Env, cfg *patroni.Config) (in
 	}
 	return n, nil
 }
+
+// FindPatroniMember returns a local instance that is a member of Patroni
+// cluster cluster.
+func FindPatroniMember(env *Env, cluster string) (*Instance, error) {
+	all, err := List(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if c, err := i.patroniConfig(); err == nil && c.Scope == cluster {
+			return i, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no local instance is a member of Patroni cluster %s", ErrNotFound, cluster)
+}
