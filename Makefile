@@ -23,7 +23,7 @@ unit: build
 	$(GO) test -count=1 -short ./pkg/...
 
 fuzz:
-	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg | xargs -n1 dirname | sort -u); do \
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg | xargs -r -n1 dirname | sort -u); do \
 	  for f in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \

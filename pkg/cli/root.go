@@ -103,6 +103,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	root.AddCommand(
 		newCmdSite(f),
 		newCmdInstance(f),
+		newCmdPgconf(f),
 		newCmdPatroni(f),
 		newCmdDocs(f),
 	)

@@ -43,15 +43,13 @@ func Describe(ctx context.Context, env *Env, i *Instance) (*Description, error) 
 	if d.State == Started {
 		return d, describeRunning(ctx, env, i, d)
 	}
-	conf, err := readConf(i.DataDir)
+	conf, err := fileSettings(i)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range conf {
-		d.Settings[k] = v.Value
-	}
+	d.Settings = conf
 	if v, ok := conf["lc_messages"]; ok {
-		d.Locale = &v.Value
+		d.Locale = &v
 	}
 	d.DataChecksums = checksumsFromControl(ctx, env, i)
 	return d, nil
@@ -65,7 +63,7 @@ func describeRunning(ctx context.Context, env *Env, i *Instance, d *Description)
 	defer conn.Close(ctx)
 	// Settings that a configuration file, the command line or the
 	// environment set: the same set the files give for a stopped instance.
-	rows, err := conn.Query(ctx, `SELECT name, current_setting(name) FROM pg_settings
+	rows, err := conn.Query(ctx, `SELECT lower(name), current_setting(name) FROM pg_settings
 		WHERE source IN ('configuration file', 'command line', 'environment variable')`)
 	if err != nil {
 		return fmt.Errorf("reading settings of %s: %w", i.ID(), err)

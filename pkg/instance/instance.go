@@ -193,13 +193,13 @@ func List(env *Env) ([]*Instance, error) {
 
 // load reads what the files say about an instance whose paths are known.
 func load(i *Instance) (*Instance, error) {
-	conf, err := readConf(i.DataDir)
+	conf, err := fileSettings(i)
 	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", i.ID(), err)
+		return nil, err
 	}
 	i.Port = 5432
 	if p, ok := conf["port"]; ok {
-		if n, err := strconv.Atoi(p.Value); err == nil {
+		if n, err := strconv.Atoi(p); err == nil {
 			i.Port = n
 		}
 	}

@@ -20,24 +20,7 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
-func TestParseConfLine(t *testing.T) {
-	for _, c := range []struct{ line, name, value string }{
-		{"port = 5433", "port", "5433"},
-		{"port=5433 # comment", "port", "5433"},
-		{"  work_mem 4MB", "work_mem", "4MB"},
-		{`log_line_prefix = '%m [%p] ''q'' \\x' # c`, "log_line_prefix", `%m [%p] 'q' \x`},
-		{"search_path = '\"$user\", public'", "search_path", `"$user", public`},
-	} {
-		n, v, ok := parseConfLine(c.line)
-		if !ok || n != c.name || v != c.value {
-			t.Errorf("%q: got %q %q %v", c.line, n, v, ok)
-		}
-	}
-	for _, skip := range []string{"", "# port = 1", "   "} {
-		if _, _, ok := parseConfLine(skip); ok {
-			t.Errorf("%q parsed as a setting", skip)
-		}
-	}
+func TestQuote(t *testing.T) {
 	if q := quote(`it's \ here`); q != `'it''s \\ here'` {
 		t.Errorf("quote: %s", q)
 	}

@@ -113,12 +113,11 @@ func Reload(ctx context.Context, env *Env, i *Instance) error {
 	if i.PatroniManaged() {
 		return patroniReload(ctx, i)
 	}
-	p, ok := postgres.Running(i.DataDir)
-	if !ok {
+	if i.State() != Started {
 		return fmt.Errorf("instance %s is not running: start it with 'pgherd instance start %s'", i.ID(), i.ID())
 	}
 	logging.From(ctx).Info("reloading PostgreSQL instance " + i.ID())
-	if err := syscall.Kill(p.PID, syscall.SIGHUP); err != nil {
+	if err := env.Services.Reload(ctx, i.Service(env)); err != nil {
 		return fmt.Errorf("reloading %s: %w", i.ID(), err)
 	}
 	return nil

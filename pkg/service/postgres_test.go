@@ -52,20 +52,7 @@ func freePort(t *testing.T) int {
 func TestProcessPostgres(t *testing.T) {
 	ctx := context.Background()
 	u := testUser(t)
-	dir := sharedDir(t)
-	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
-	for _, d := range []string{data, sock} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, int(u.UID), int(u.GID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	as := run.Exec{Cred: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
-	if _, err := as.Run(ctx, run.Cmd{Args: []string{pgBin + "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync"}, Dir: "/"}); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, sock := initdb(t, u)
 	port := strconv.Itoa(freePort(t))
 	m := NewProcess(Config{RunDir: filepath.Join(dir, "run")})
 	s := Service{
@@ -94,8 +81,10 @@ func TestProcessPostgres(t *testing.T) {
 	if uid := procStatusUID(t, st.PID); uid != strconv.Itoa(int(u.UID)) {
 		t.Errorf("postmaster runs as uid %s, want %d", uid, u.UID)
 	}
-	if fi, err := os.Stat(s.LogFile); err != nil || fi.Sys().(*syscall.Stat_t).Uid != u.UID {
-		t.Errorf("log file not owned by %s: %v", u.Name, err)
+	for _, p := range []string{s.LogFile, filepath.Dir(s.LogFile)} {
+		if fi, err := os.Stat(p); err != nil || fi.Sys().(*syscall.Stat_t).Uid != u.UID {
+			t.Errorf("%s not owned by %s: %v", p, u.Name, err)
+		}
 	}
 
 	if err := m.Reload(ctx, s); err != nil {
@@ -112,6 +101,27 @@ func TestProcessPostgres(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); !os.IsNotExist(err) {
 		t.Errorf("postmaster.pid still there after Stop: %v", err)
 	}
+}
+
+// initdb makes a throwaway data directory owned by u, and a socket
+// directory, in a directory u can traverse.
+func initdb(t *testing.T, u *User) (dir, data, sock string) {
+	t.Helper()
+	dir = sharedDir(t)
+	data, sock = filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	for _, d := range []string{data, sock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, int(u.UID), int(u.GID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := run.Exec{Cred: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
+	if _, err := as.Run(context.Background(), run.Cmd{Args: []string{pgBin + "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync"}, Dir: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, data, sock
 }
 
 func procStatusUID(t *testing.T, pid int) string {

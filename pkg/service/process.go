@@ -43,7 +43,8 @@ func (m *processManager) pidfile(s Service) string {
 	return filepath.Join(m.cfg.RunDir, s.Kind, s.Instance+".pid")
 }
 
-// Install creates the pidfile's directory and the log file's.
+// Install creates the pidfile's directory and the log file's; a log
+// directory it creates belongs to the service's user.
 func (m *processManager) Install(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
@@ -58,8 +59,22 @@ func (m *processManager) makeDirs(s Service) error {
 	if m.cfg.RunDir == "" {
 		return fmt.Errorf("%s: no run directory configured for pidfiles", s)
 	}
-	for _, d := range []string{filepath.Dir(m.pidfile(s)), filepath.Dir(s.LogFile)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(m.pidfile(s)), 0o755); err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	logDir := filepath.Dir(s.LogFile)
+	if isDir(logDir) {
+		return nil
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	cred, _, err := credential(s.User, uint32(os.Geteuid()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	if cred != nil {
+		if err := os.Chown(logDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
@@ -71,6 +86,14 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if err := m.makeDirs(s); err != nil {
+		return err
+	}
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -78,10 +101,7 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	if st.Running {
 		return fmt.Errorf("cannot start %s: %w (PID %d); stop it first", s, ErrAlreadyRunning, st.PID)
 	}
-	if err := m.makeDirs(s); err != nil {
-		return err
-	}
-	cred, home, err := credential(s.User)
+	cred, home, err := credential(s.User, uint32(os.Geteuid()))
 	if err != nil {
 		return fmt.Errorf("cannot start %s: %w", s, err)
 	}
@@ -166,6 +186,11 @@ func (m *processManager) Stop(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -231,6 +256,11 @@ func (m *processManager) Uninstall(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := m.Status(ctx, s)
 	if err != nil {
 		return err
@@ -238,15 +268,55 @@ func (m *processManager) Uninstall(ctx context.Context, s Service) error {
 	if st.Running {
 		return fmt.Errorf("cannot uninstall %s: %w (PID %d); stop it first", s, ErrStillRunning, st.PID)
 	}
-	if err := os.Remove(m.pidfile(s)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%s: %w", s, err)
+	for _, p := range []string{m.pidfile(s), m.lockfile(s)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", s, err)
+		}
 	}
 	return nil
 }
 
-// credential returns how to switch to u (nil: stay who we are) and u's home.
-func credential(u *User) (*syscall.Credential, string, error) {
-	me := uint32(os.Geteuid())
+func (m *processManager) lockfile(s Service) string {
+	return filepath.Join(m.cfg.RunDir, s.Kind, s.Instance+".lock")
+}
+
+// lock serialises Start, Stop and Uninstall of one service between pgherd
+// processes: two concurrent starts would otherwise both find it stopped, and
+// the loser's pidfile would hide the winner.
+func (m *processManager) lock(ctx context.Context, s Service) (unlock func(), err error) {
+	if m.cfg.RunDir == "" {
+		return nil, fmt.Errorf("%s: no run directory configured for pidfiles", s)
+	}
+	if err := os.MkdirAll(filepath.Dir(m.lockfile(s)), 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", s, err)
+	}
+	f, err := os.OpenFile(m.lockfile(s), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s, err)
+	}
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("%s: cannot lock %s: %w", s, m.lockfile(s), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("%s: another pgherd holds %s: %w", s, m.lockfile(s), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// credential returns how a process whose effective uid is me switches to u
+// (nil: it stays who it is), and u's home.
+func credential(u *User, me uint32) (*syscall.Credential, string, error) {
 	if u == nil || u.UID == me {
 		home, _ := os.UserHomeDir()
 		return nil, home, nil

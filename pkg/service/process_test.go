@@ -298,11 +298,7 @@ func TestProcessStopTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := m.Status(ctx, s)
-	// Wait until the shell has set its trap, i.e. started sleep.
-	waitFor(t, 10*time.Second, "sh did not start sleep", func() bool {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(st.PID) + "/task/" + strconv.Itoa(st.PID) + "/children")
-		return len(strings.TrimSpace(string(b))) > 0
-	})
+	waitChild(t, st.PID) // the shell has set its trap
 	err := m.Stop(ctx, s)
 	if !errors.Is(err, ErrStopTimeout) || !strings.Contains(err.Error(), "kill -KILL "+strconv.Itoa(st.PID)) {
 		t.Fatalf("Stop = %v; want ErrStopTimeout saying how to kill PID %d", err, st.PID)
@@ -341,9 +337,12 @@ func TestProcessBadInput(t *testing.T) {
 // interpreter running another script is not.
 func TestProcessScript(t *testing.T) {
 	ctx := context.Background()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 (Patroni's interpreter)")
+	}
 	dir := sharedDir(t)
 	script := filepath.Join(dir, "agent")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\ntrap 'kill $!; exit' TERM\nsleep 300 &\nwait\n"), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte("#!/usr/bin/python3\nimport time\ntime.sleep(300)\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	m := NewProcess(Config{RunDir: dir})
@@ -362,4 +361,64 @@ func TestProcessScript(t *testing.T) {
 	if err := m.Stop(ctx, s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestProcessConcurrentStart: of several pgherd runs starting one service at
+// once, exactly one starts it; the others are told it runs.
+func TestProcessConcurrentStart(t *testing.T) {
+	m, s, _ := newTestProcess(t, "racer", "/usr/bin/sleep", "300")
+	killAtEnd(t, m, s)
+	errs := make(chan error, 4)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			errs <- NewProcess(Config{RunDir: m.(*processManager).cfg.RunDir}).Start(context.Background(), s)
+		}()
+	}
+	started := 0
+	for i := 0; i < cap(errs); i++ {
+		switch err := <-errs; {
+		case err == nil:
+			started++
+		case !errors.Is(err, ErrAlreadyRunning):
+			t.Error(err)
+		}
+	}
+	if started != 1 {
+		t.Errorf("%d concurrent Starts succeeded, want 1", started)
+	}
+	if err := m.Stop(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Uninstall(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(filepath.Dir(m.(*processManager).pidfile(s))); len(left) != 0 {
+		t.Errorf("Uninstall left %v", left)
+	}
+}
+
+func TestCredential(t *testing.T) {
+	u := &User{Name: "pgherd", UID: 999, GID: 995}
+	if _, _, err := credential(u, 1000); err == nil || !strings.Contains(err.Error(), "cannot run as user pgherd (uid 999): pgherd runs as uid 1000, not root") {
+		t.Errorf("switching user without root: %v", err)
+	}
+	if c, _, err := credential(u, 999); err != nil || c != nil {
+		t.Errorf("running as the service's own user: %+v, %v; want no switch", c, err)
+	}
+	if c, _, err := credential(nil, 1000); err != nil || c != nil {
+		t.Errorf("no user given: %+v, %v; want no switch", c, err)
+	}
+	c, _, err := credential(u, 0)
+	if err != nil || c == nil || c.Uid != 999 || c.Gid != 995 {
+		t.Errorf("root switching to pgherd: %+v, %v", c, err)
+	}
+}
+
+// waitChild waits until pid has started a child process.
+func waitChild(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "no child process started", func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
+		return len(strings.TrimSpace(string(b))) > 0
+	})
 }

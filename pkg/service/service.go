@@ -85,9 +85,6 @@ type Config struct {
 	UnitDir  string // systemd: /etc/systemd/system, or ~/.config/systemd/user in user mode
 	UserMode bool   // systemd: systemctl --user
 	Runner   run.Runner
-	// Pgherd is the path of the pgherd binary. The current units do not need
-	// it: every ExecStart comes from Service.Exec.
-	Pgherd string
 	// StopTimeout bounds Stop of the process manager; 0 means 60 s.
 	StopTimeout time.Duration
 }

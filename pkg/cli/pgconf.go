@@ -1,0 +1,302 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgherd/pgherd/pkg/instance"
+	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/pgconf"
+	"github.com/spf13/cobra"
+)
+
+// pgconfOptions are the flags every pgconf verb shares.
+type pgconfOptions struct {
+	instance string
+	format   string
+	dryRun   bool
+	yes, no  bool
+	nonInter bool
+}
+
+func newCmdPgconf(f *Factory) *cobra.Command {
+	opts := &pgconfOptions{}
+	cmd := &cobra.Command{
+		Use:   "pgconf",
+		Short: "Show and change postgresql.conf, reloading or restarting as PostgreSQL requires",
+	}
+	cmd.PersistentFlags().StringVarP(&opts.instance, "instance", "i", "", "instance (VERSION/NAME, or NAME when unique)")
+	cmd.AddCommand(newCmdPgconfShow(f, opts), newCmdPgconfSet(f, opts), newCmdPgconfRemove(f, opts), newCmdPgconfEdit(f, opts))
+	return cmd
+}
+
+// changeFlags adds the flags of the verbs that change the configuration.
+func changeFlags(cmd *cobra.Command, opts *pgconfOptions) {
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.dryRun, "dry-run", false, "validate and print the changes; write nothing")
+	fl.BoolVarP(&opts.yes, "yes", "y", false, "restart without asking when a change needs it")
+	fl.BoolVar(&opts.no, "no", false, "never restart; leave the restart pending")
+	fl.BoolVar(&opts.nonInter, "non-interactive", false, "never ask; leave a needed restart pending")
+	outputFlag(cmd, &opts.format)
+}
+
+func (o *pgconfOptions) check() error {
+	if o.instance == "" {
+		return usageError{errors.New("pgconf needs an instance: add -i NAME")}
+	}
+	if o.yes && o.no {
+		return usageError{errors.New("--yes and --no contradict each other: choose one")}
+	}
+	return checkOutput(o.format)
+}
+
+// pgconfTarget resolves the instance and describes it for package pgconf.
+func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pgconf.Target, error) {
+	env, err := f.InstanceEnv()
+	if err != nil {
+		return nil, nil, pgconf.Target{}, err
+	}
+	i, err := instance.Find(env, ref)
+	if err != nil {
+		return nil, nil, pgconf.Target{}, err
+	}
+	t := pgconf.Target{
+		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir,
+		Running: i.State() == instance.Started, Runner: env.Runner,
+		Connect: func(ctx context.Context) (*pgx.Conn, error) { return i.Connect(ctx, env) },
+	}
+	return env, i, t, nil
+}
+
+func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show [PARAM...]",
+		Short: "Show parameters: value in effect, the file and line that set it, pending restart",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(); err != nil {
+				return err
+			}
+			_, _, t, err := pgconfTarget(f, opts.instance)
+			if err != nil {
+				return err
+			}
+			params, err := pgconf.Show(cmd.Context(), t, args)
+			if err != nil {
+				return err
+			}
+			if opts.format != "" {
+				return writeData(f.IO.Out, opts.format, params)
+			}
+			rows := make([][]string, len(params))
+			for n, p := range params {
+				where := ""
+				if p.File != "" {
+					where = p.File + ":" + strconv.Itoa(p.Line)
+				}
+				rows[n] = []string{p.Name, p.Value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
+			}
+			return writeTable(f.IO, []string{"name", "value", "set in", "context", "pending restart"}, rows)
+		},
+	}
+	outputFlag(cmd, &opts.format)
+	return cmd
+}
+
+func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set PARAM=VALUE...",
+		Short: "Set parameters in place in postgresql.conf, then reload (or restart) as needed",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s expects at least one PARAM=VALUE", cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(); err != nil {
+				return err
+			}
+			changes := make([]pgconf.Change, len(args))
+			for n, a := range args {
+				c, err := pgconf.ParseAssignment(a)
+				if err != nil {
+					return usageError{err}
+				}
+				changes[n] = c
+			}
+			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
+				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
+			})
+		},
+	}
+	changeFlags(cmd, opts)
+	return cmd
+}
+
+func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove PARAM...",
+		Short: "Comment out parameters in postgresql.conf, then reload (or restart) as needed",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s expects at least one PARAM", cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.check(); err != nil {
+				return err
+			}
+			changes := make([]pgconf.Change, len(args))
+			for n, a := range args {
+				if err := pgconf.CheckName(a); err != nil {
+					return usageError{err}
+				}
+				changes[n] = pgconf.Change{Name: a, Remove: true}
+			}
+			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
+				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
+			})
+		},
+	}
+	changeFlags(cmd, opts)
+	return cmd
+}
+
+func newCmdPgconfEdit(f *Factory, opts *pgconfOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "edit",
+		Short: "Edit postgresql.conf in $VISUAL (else $EDITOR, else vi), then validate and apply it",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.check(); err != nil {
+				return err
+			}
+			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
+				return editConf(ctx, f, t, opts)
+			})
+		},
+	}
+	changeFlags(cmd, opts)
+	return cmd
+}
+
+// editConf lets a person edit a copy of the main file, then applies it. A
+// copy that is refused is kept, and the error says where.
+func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOptions) (*pgconf.Result, error) {
+	orig, err := os.ReadFile(t.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp("", "pgherd-"+filepath.Base(t.ConfigFile)+"-*.conf")
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.Remove(tmp.Name())
+		}
+	}()
+	_, err = tmp.Write(orig)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	editor := os.Getenv("VISUAL")
+	if editor == "" {
+		editor = os.Getenv("EDITOR")
+	}
+	if editor == "" {
+		editor = "vi"
+	}
+	// Through sh, as $EDITOR may carry arguments ("emacs -nw"); the editor
+	// gets the terminal itself, not a pipe.
+	ed := exec.CommandContext(ctx, "sh", "-c", editor+` "$1"`, "sh", tmp.Name())
+	ed.Stdin, ed.Stdout, ed.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
+	if err := ed.Run(); err != nil {
+		return nil, fmt.Errorf("editor %q failed: %w; postgresql.conf is unchanged", editor, err)
+	}
+	edited, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(edited, orig) {
+		logging.From(ctx).Info("no change")
+		return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
+	}
+	res, err := pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
+	if errors.Is(err, pgconf.ErrRefused) || errors.Is(err, pgconf.ErrRolledBack) {
+		keep = true
+		err = fmt.Errorf("%w\nyour edited copy is kept in %s", err, tmp.Name())
+	}
+	return res, err
+}
+
+// runPgconfChange applies a change, prints it, and restarts when asked to.
+func runPgconfChange(ctx context.Context, f *Factory, opts *pgconfOptions,
+	apply func(context.Context, pgconf.Target) (*pgconf.Result, error)) error {
+	env, i, t, err := pgconfTarget(f, opts.instance)
+	if err != nil {
+		return err
+	}
+	res, err := apply(ctx, t)
+	if errors.Is(err, pgconf.ErrRefused) {
+		return fmt.Errorf("%w; nothing was written", err)
+	}
+	if err != nil {
+		return err
+	}
+	if opts.format != "" {
+		if err := writeData(f.IO.Out, opts.format, res); err != nil {
+			return err
+		}
+	}
+	if opts.dryRun || len(res.Restart) == 0 {
+		return nil
+	}
+	log := logging.From(ctx)
+	restart := opts.yes
+	if !opts.yes && !opts.no && !opts.nonInter && f.IO.CanPrompt() {
+		restart = confirm(f.IO, "PostgreSQL needs to be restarted; restart now?")
+	}
+	if !restart {
+		log.Info(fmt.Sprintf("instance %s keeps running with the old values; restart it with 'pgherd instance restart %s'", i.ID(), i.ID()))
+		return nil
+	}
+	return instance.Restart(ctx, env, i)
+}
+
+// applyOptions prints the changes as soon as they are written.
+func (o *pgconfOptions) applyOptions(f *Factory) pgconf.Options {
+	opts := pgconf.Options{DryRun: o.dryRun}
+	if o.format == "" {
+		opts.Written = func(res *pgconf.Result) { printChanges(f, res) }
+	}
+	return opts
+}
+
+// printChanges writes "PARAM: OLD -> NEW" for each change.
+func printChanges(f *Factory, res *pgconf.Result) {
+	show := func(v *string) string {
+		if v == nil {
+			return "(not set)"
+		}
+		return *v
+	}
+	for _, ch := range res.Changes {
+		fmt.Fprintf(f.IO.Out, "%s: %s -> %s\n", ch.Name, show(ch.Old), show(ch.New))
+	}
+	if res.DryRun {
+		fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	}
+}

@@ -1,0 +1,350 @@
+package pgconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/run"
+)
+
+// Target is the instance whose configuration is read or changed.
+type Target struct {
+	Name       string // identity used in messages, such as "15/pg1"
+	ConfigFile string // postgresql.conf
+	DataDir    string // holds postgresql.auto.conf
+	BinDir     string // the instance's PostgreSQL binaries (postgres)
+	Running    bool
+	// Connect opens a superuser connection to the running instance.
+	Connect func(ctx context.Context) (*pgx.Conn, error)
+	// Runner runs the server binary as the instance's owner (PostgreSQL
+	// refuses to run as root).
+	Runner run.Runner
+	// Reload makes the running server read its files again; nil means
+	// SELECT pg_reload_conf() on the connection.
+	Reload func(ctx context.Context) error
+}
+
+func (t Target) runner() run.Runner {
+	if t.Runner == nil {
+		return run.Exec{}
+	}
+	return t.Runner
+}
+
+// Change is one requested edit: set Name to Value, or remove it.
+type Change struct {
+	Name   string
+	Value  string
+	Remove bool
+}
+
+// Options tune Apply.
+type Options struct {
+	DryRun bool // validate and report, write nothing
+	// Written, when set, is called once the files are written (or, on a
+	// dry run, validated), before the reload: the caller can print the
+	// changes ahead of the messages about reloading and restarting.
+	Written func(*Result)
+}
+
+// Effect says what a change does to the instance, as PostgreSQL reports it.
+type Effect string
+
+const (
+	EffectReload      Effect = "reload"            // in effect after the reload
+	EffectNewSessions Effect = "new sessions only" // reloaded; existing sessions keep the old value
+	EffectRestart     Effect = "restart"           // waits for a restart (pending_restart)
+	EffectNone        Effect = "none"              // the value in effect does not change (e.g. 128MB vs 131072kB)
+	EffectOverridden  Effect = "overridden"        // a later file (postgresql.auto.conf) wins
+	EffectNextStart   Effect = "next start"        // the instance is not running
+)
+
+// ParamChange is one parameter whose value in the files changed.
+type ParamChange struct {
+	Name    string  `json:"name"` // lower case
+	Old     *string `json:"old"`  // nil when it was not set in the files
+	New     *string `json:"new"`  // nil when it is no longer set
+	File    string  `json:"file,omitempty"`
+	Line    int     `json:"line,omitempty"`
+	Context string  `json:"context,omitempty"` // pg_settings.context
+	Effect  Effect  `json:"effect"`
+	// OverriddenBy is the assignment that wins over this one.
+	OverriddenBy *Entry `json:"overridden_by,omitempty"`
+}
+
+// Result is what Apply did.
+type Result struct {
+	Instance  string        `json:"instance"`
+	Changes   []ParamChange `json:"changes"`
+	Commented []Entry       `json:"commented,omitempty"` // other assignments commented out
+	Files     []string      `json:"files,omitempty"`     // files written (would be, on a dry run)
+	DryRun    bool          `json:"dry_run"`
+	Running   bool          `json:"running"`
+	Reloaded  bool          `json:"reloaded"`
+	// RolledBack is set when the server rejected the change at reload and
+	// the files were restored.
+	RolledBack bool `json:"rolled_back"`
+	// Restart lists the changed parameters that wait for a restart.
+	Restart []string `json:"restart"`
+	// PendingRestart is true when any parameter of the instance waits for
+	// a restart, this change or an earlier one.
+	PendingRestart bool `json:"pending_restart"`
+}
+
+// ErrRolledBack is returned when the server rejected a change at reload:
+// the files were restored byte for byte and reloaded again.
+var ErrRolledBack = errors.New("rolled back")
+
+// Apply sets and removes parameters in the configuration of t, validates
+// the result with the server binary before writing anything, writes the
+// files atomically, and on a running instance reloads it and reports what
+// PostgreSQL says about each change. A refused change leaves every file
+// byte-identical (ErrRefused); a change the server rejects at reload is
+// rolled back (ErrRolledBack). Apply never restarts the instance: Result
+// says when a restart is needed.
+func Apply(ctx context.Context, t Target, changes []Change, opts Options) (*Result, error) {
+	c, err := Load(t.ConfigFile, t.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	before := c.effective()
+	var commented []Entry
+	for _, ch := range changes {
+		if ch.Remove {
+			_, err = c.Remove(ch.Name)
+		} else {
+			var dup []Entry
+			dup, err = c.Set(ch.Name, ch.Value)
+			commented = append(commented, dup...)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return commit(ctx, t, c, before, commented, opts)
+}
+
+// ApplyEdit is Apply for a new version of the main file, such as the one
+// a person saved from an editor.
+func ApplyEdit(ctx context.Context, t Target, main []byte, opts Options) (*Result, error) {
+	c, err := Load(t.ConfigFile, t.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	before := c.effective()
+	if err := c.Replace(c.Main, main); err != nil {
+		return nil, err
+	}
+	return commit(ctx, t, c, before, nil, opts)
+}
+
+// effective maps lower-case names to their winning assignment in the main tree.
+func (c *Config) effective() map[string]Entry {
+	m := map[string]Entry{}
+	for _, p := range c.entries {
+		m[normName(p.Name)] = p.Entry
+	}
+	return m
+}
+
+// diff lists the parameters whose effective value in the main tree changed.
+func diff(before, after map[string]Entry) []ParamChange {
+	var out []ParamChange
+	for name, b := range before {
+		if a, ok := after[name]; !ok {
+			old := b.Value
+			out = append(out, ParamChange{Name: name, Old: &old, File: b.File, Line: b.Line})
+		} else if a.Value != b.Value {
+			old, nv := b.Value, a.Value
+			out = append(out, ParamChange{Name: name, Old: &old, New: &nv, File: a.File, Line: a.Line})
+		}
+	}
+	for name, a := range after {
+		if _, ok := before[name]; !ok {
+			nv := a.Value
+			out = append(out, ParamChange{Name: name, New: &nv, File: a.File, Line: a.Line})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, commented []Entry, opts Options) (*Result, error) {
+	res := &Result{Instance: t.Name, Changes: diff(before, c.effective()), Commented: commented,
+		DryRun: opts.DryRun, Running: t.Running, Restart: []string{}}
+	log := logging.From(ctx)
+	files := c.Changed()
+	for _, f := range files {
+		res.Files = append(res.Files, f.Path)
+	}
+	if len(files) == 0 {
+		log.Info(fmt.Sprintf("instance %s: nothing to change", t.Name))
+		return res, nil
+	}
+	// postgres -C takes tens of milliseconds, as long as connecting does:
+	// both run at once.
+	validated := make(chan error, 1)
+	go func() { validated <- validate(ctx, t, c) }()
+	conn, settings, err := classify(ctx, t, res)
+	if verr := <-validated; err == nil && verr != nil {
+		err = verr
+	}
+	if conn != nil {
+		defer conn.Close(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		return res, err
+	}
+	predict(res, c)
+	if !opts.DryRun {
+		if err := writeAll(files); err != nil {
+			return res, err
+		}
+	}
+	if opts.Written != nil {
+		opts.Written(res)
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	for _, e := range commented {
+		log.Info(fmt.Sprintf("commented out %s = %s in %s line %d", e.Name, quote(e.Value), e.File, e.Line))
+	}
+	if !t.Running {
+		log.Info(fmt.Sprintf("instance %s is not running: the changes take effect at its next start", t.Name))
+		return res, nil
+	}
+	if r := namesWith(res, EffectReload, EffectNewSessions); len(r) > 0 {
+		log.Info(fmt.Sprintf("instance %s needs reload due to parameter changes: %s", t.Name, strings.Join(r, ", ")))
+	}
+	err = reloadAndWait(ctx, t, conn)
+	if err == nil {
+		res.Reloaded = true
+		err = verdict(ctx, t, conn, res, settings)
+	}
+	if err != nil {
+		var rej *rejectedError
+		if errors.As(err, &rej) {
+			res.RolledBack = true
+			return res, rollback(ctx, t, conn, files, rej)
+		}
+		return res, err
+	}
+	report(ctx, t, res)
+	return res, nil
+}
+
+// classify fills the context of each change: from pg_settings on a running
+// instance (the connection is returned for what follows), from postgres
+// --describe-config on a stopped one.
+func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string]pgSetting, error) {
+	names := make([]string, len(res.Changes))
+	for i, ch := range res.Changes {
+		names[i] = ch.Name
+	}
+	if !t.Running {
+		desc, err := describeConfig(ctx, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range res.Changes {
+			res.Changes[i].Context = desc[res.Changes[i].Name]
+		}
+		return nil, nil, nil
+	}
+	conn, err := t.Connect(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
+	}
+	settings, err := readSettings(ctx, conn, names)
+	if err != nil {
+		return conn, nil, err
+	}
+	for i := range res.Changes {
+		res.Changes[i].Context = contextOf(settings, res.Changes[i].Name)
+	}
+	return conn, settings, nil
+}
+
+// contextOf returns pg_settings.context; a name the server does not list
+// and that has a dot is a custom parameter, which takes a reload.
+func contextOf(settings map[string]pgSetting, name string) string {
+	if s, ok := settings[name]; ok {
+		return s.context
+	}
+	if strings.Contains(name, ".") {
+		return "user"
+	}
+	return ""
+}
+
+// predict fills the effects the contexts announce, before the server is asked.
+func predict(res *Result, c *Config) {
+	for i := range res.Changes {
+		ch := &res.Changes[i]
+		_, auto := c.Lookup(ch.Name)
+		switch {
+		case auto != nil:
+			ch.Effect, ch.OverriddenBy = EffectOverridden, auto
+		case !res.Running:
+			ch.Effect = EffectNextStart
+		case ch.Context == "postmaster":
+			ch.Effect = EffectRestart
+		case ch.Context == "backend" || ch.Context == "superuser-backend":
+			ch.Effect = EffectNewSessions
+		default:
+			ch.Effect = EffectReload
+		}
+	}
+}
+
+func namesWith(res *Result, effects ...Effect) []string {
+	var out []string
+	for _, ch := range res.Changes {
+		for _, e := range effects {
+			if ch.Effect == e {
+				out = append(out, ch.Name)
+			}
+		}
+	}
+	return out
+}
+
+// writeAll writes every changed file; if one fails, those already written
+// are put back.
+func writeAll(files []FileChange) error {
+	for i, f := range files {
+		if err := writeFile(f.Path, f.New, f.Old); err != nil {
+			for _, done := range files[:i] {
+				_ = writeFile(done.Path, done.Old, done.New)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func report(ctx context.Context, t Target, res *Result) {
+	log := logging.From(ctx)
+	for _, ch := range res.Changes {
+		switch ch.Effect {
+		case EffectNone:
+			log.Info(fmt.Sprintf("parameter %s: the value in effect does not change", ch.Name))
+		case EffectNewSessions:
+			log.Info(fmt.Sprintf("parameter %s: the new value reaches new sessions only", ch.Name))
+		case EffectOverridden:
+			o := ch.OverriddenBy
+			log.Warn(fmt.Sprintf("parameter %s is also set in %s line %d, which wins: this change has no effect until ALTER SYSTEM RESET %s",
+				ch.Name, o.File, o.Line, ch.Name))
+		}
+	}
+	if len(res.Restart) > 0 {
+		log.Warn(fmt.Sprintf("instance %s needs restart due to parameter changes: %s", t.Name, strings.Join(res.Restart, ", ")))
+	}
+}

@@ -1,0 +1,141 @@
+package pgconf
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgSetting is a row of pg_settings as this session sees it.
+type pgSetting struct {
+	name, setting, context, current string
+	sourceFile                      string
+	sourceLine                      int
+	pendingRestart                  bool
+}
+
+// readSettings reads pg_settings for names (lower case), keyed by lower-case name.
+func readSettings(ctx context.Context, conn *pgx.Conn, names []string) (map[string]pgSetting, error) {
+	rows, err := conn.Query(ctx, `SELECT name, setting, context, current_setting(name),
+		coalesce(sourcefile, ''), coalesce(sourceline, 0), pending_restart
+		FROM pg_settings WHERE lower(name) = ANY($1)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read pg_settings: %w", err)
+	}
+	out := map[string]pgSetting{}
+	for rows.Next() {
+		var s pgSetting
+		if err := rows.Scan(&s.name, &s.setting, &s.context, &s.current, &s.sourceFile, &s.sourceLine, &s.pendingRestart); err != nil {
+			return nil, fmt.Errorf("cannot read pg_settings: %w", err)
+		}
+		out[normName(s.name)] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read pg_settings: %w", err)
+	}
+	return out, nil
+}
+
+// fileSetting is a row of pg_file_settings: what the server reads in the
+// files right now, including what it could not apply.
+type fileSetting struct {
+	file    string
+	line    int
+	name    string // lower case
+	setting string
+	applied bool
+	err     string
+}
+
+func readFileSettings(ctx context.Context, conn *pgx.Conn) ([]fileSetting, error) {
+	rows, err := conn.Query(ctx, `SELECT coalesce(sourcefile, ''), coalesce(sourceline, 0),
+		coalesce(name, ''), coalesce(setting, ''), applied, coalesce(error, '')
+		FROM pg_file_settings ORDER BY seqno`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	}
+	var out []fileSetting
+	for rows.Next() {
+		var s fileSetting
+		if err := rows.Scan(&s.file, &s.line, &s.name, &s.setting, &s.applied, &s.err); err != nil {
+			return nil, fmt.Errorf("cannot read pg_file_settings: %w", err)
+		}
+		s.name = normName(s.name)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// reloadAndWait makes the server read its files again and returns once
+// this session has loaded them too. pg_reload_conf() only signals the
+// postmaster; the postmaster reloads, then signals every backend, and a
+// backend reloads before its next command. pg_conf_load_time() is the time
+// this backend last loaded the files, so once it moves, the postmaster has
+// finished and what this session reads (pending_restart, setting) is
+// what PostgreSQL now says. Waiting is bounded by ctx and a deadline.
+func reloadAndWait(ctx context.Context, t Target, conn *pgx.Conn) error {
+	var before time.Time
+	if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+		return fmt.Errorf("cannot read pg_conf_load_time(): %w", err)
+	}
+	if t.Reload != nil {
+		if err := t.Reload(ctx); err != nil {
+			return fmt.Errorf("cannot reload instance %s: %w", t.Name, err)
+		}
+	} else if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("cannot reload instance %s: %w", t.Name, err)
+	}
+	start := time.Now()
+	for {
+		var now time.Time
+		if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&now); err != nil {
+			return fmt.Errorf("cannot read pg_conf_load_time(): %w", err)
+		}
+		if now.After(before) {
+			return nil
+		}
+		// A file the server cannot read or parse makes it skip the whole
+		// reload, and the load time never moves: say why without waiting.
+		if time.Since(start) > 100*time.Millisecond {
+			if msgs, err := fileErrors(ctx, conn); err != nil || len(msgs) > 0 {
+				if err != nil {
+					return err
+				}
+				return &rejectedError{msgs: msgs}
+			}
+		}
+		if time.Since(start) > reloadTimeout {
+			return fmt.Errorf("instance %s did not load its configuration within %s of the reload", t.Name, reloadTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+const reloadTimeout = 10 * time.Second
+
+// fileErrors returns the errors of pg_file_settings that concern whole
+// files (unreadable, syntax error, bad include) rather than one value.
+func fileErrors(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT coalesce(sourcefile, ''), coalesce(sourceline, 0), error
+		FROM pg_file_settings WHERE name IS NULL AND error IS NOT NULL ORDER BY seqno`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var file, msg string
+		var line int
+		if err := rows.Scan(&file, &line, &msg); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, fmt.Sprintf("%s in file %q line %d", msg, file, line))
+	}
+	return msgs, rows.Err()
+}
