@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/instance"
+	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/pgherd/pgherd/pkg/pgconf"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -344,4 +346,67 @@ func newCmdPatroniLogs(f *Factory) *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all", false, "interleave PostgreSQL's log by time")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines (default: all)")
 	return cmd
+}
+
+// patroniPgconf applies pgconf set/remove to a Patroni member through
+// Patroni; handled is false for any other instance.
+func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, changes []pgconf.Change) (handled bool, err error) {
+	env, err := f.InstanceEnv()
+	if err != nil {
+		return true, err
+	}
+	i, err := instance.Find(env, opts.instance)
+	if err != nil || !i.PatroniManaged() {
+		return false, nil
+	}
+	res, err := instance.PatroniSetParameters(ctx, env, i, changes, opts.dryRun)
+	if err != nil {
+		return true, err
+	}
+	if opts.format != "" {
+		if err := writeData(f.IO.Out, opts.format, res); err != nil {
+			return true, err
+		}
+	} else {
+		show := func(v *string) string {
+			if v == nil {
+				return "(not set)"
+			}
+			return *v
+		}
+		where := map[string]string{instance.PathCluster: "cluster-wide, every member (PATCH /config)", instance.PathLocal: "this member (Patroni YAML, reload)"}
+		for _, c := range res.Changes {
+			fmt.Fprintf(f.IO.Out, "%s: %s -> %s [%s]\n", c.Name, show(c.Old), show(c.New), where[c.Path])
+		}
+		if res.DryRun {
+			fmt.Fprintln(f.IO.Out, "dry run: nothing was changed")
+		}
+	}
+	if opts.dryRun || len(res.Restart) == 0 {
+		return true, nil
+	}
+	log := logging.From(ctx)
+	log.Info(fmt.Sprintf("a restart is pending for: %s", strings.Join(res.Restart, ", ")))
+	restart := opts.yes
+	if !opts.yes && !opts.no && !opts.nonInter && f.IO.CanPrompt() {
+		restart = confirm(f.IO, "PostgreSQL needs to be restarted; restart the members that need it now, through Patroni?")
+	}
+	if !restart {
+		log.Info(fmt.Sprintf("the members keep running with the old values; restart them with 'pgherd pgconf set -i %s ... --yes' or 'pgherd instance restart NAME'", i.ID()))
+		return true, nil
+	}
+	return true, instance.PatroniRestartPending(ctx, i, res)
+}
+
+// refusePatroniEdit refuses pgconf edit on a Patroni member: Patroni
+// rewrites its postgresql.conf.
+func refusePatroniEdit(f *Factory, ref string) error {
+	env, err := f.InstanceEnv()
+	if err != nil {
+		return err
+	}
+	if i, err := instance.Find(env, ref); err == nil && i.PatroniManaged() {
+		return fmt.Errorf("instance %s is managed by Patroni, which rewrites its postgresql.conf: change parameters with 'pgherd pgconf set -i %s PARAM=VALUE' (they go through Patroni)", i.ID(), i.ID())
+	}
+	return nil
 }

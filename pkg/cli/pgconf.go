@@ -131,6 +131,9 @@ func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
 				}
 				changes[n] = c
 			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
+			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
@@ -161,6 +164,9 @@ func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
 				}
 				changes[n] = pgconf.Change{Name: a, Remove: true}
 			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
+			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
@@ -177,6 +183,9 @@ func newCmdPgconfEdit(f *Factory, opts *pgconfOptions) *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.check(); err != nil {
+				return err
+			}
+			if err := refusePatroniEdit(f, opts.instance); err != nil {
 				return err
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {

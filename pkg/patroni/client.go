@@ -95,6 +95,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}, nil
 }
 
+// ForMember returns a client of another member's REST API (its api_url
+// from GET /cluster) with the same authentication and TLS settings: the
+// REST password is the cluster's.
+func (c *Client) ForMember(m Member) *Client {
+	return &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
+}
+
 // URL is the base URL the client talks to.
 func (c *Client) URL() string { return c.base }
 
@@ -440,8 +447,7 @@ func (c *Client) allPaused(ctx context.Context, want bool) error {
 		return err
 	}
 	for _, m := range cl.Members {
-		mc := &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
-		st, err := mc.Patroni(ctx)
+		st, err := c.ForMember(m).Patroni(ctx)
 		if err != nil {
 			return err
 		}
