@@ -67,6 +67,12 @@ func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pg
 	if err != nil {
 		return nil, nil, pgconf.Target{}, err
 	}
+	if i.PatroniManaged() {
+		// Patroni rewrites postgresql.conf from its own YAML: an edit
+		// behind its back would be lost, or worse, fight it.
+		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s): pgconf does not support Patroni members yet; change postgresql.parameters in that file and reload with 'pgherd instance reload %s'",
+			i.ID(), i.PatroniConfig, i.ID())
+	}
 	t := pgconf.Target{
 		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir,
 		Running: i.State() == instance.Started, Runner: env.Runner,
@@ -96,11 +102,14 @@ func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 			}
 			rows := make([][]string, len(params))
 			for n, p := range params {
-				where := ""
-				if p.File != "" {
-					where = p.File + ":" + strconv.Itoa(p.Line)
+				value, where := "", ""
+				if p.Value != nil {
+					value = *p.Value
 				}
-				rows[n] = []string{p.Name, p.Value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
+				if p.SetIn != nil {
+					where = p.SetIn.File + ":" + strconv.Itoa(p.SetIn.Line)
+				}
+				rows[n] = []string{p.Name, value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
 			}
 			return writeTable(f.IO, []string{"name", "value", "set in", "context", "pending restart"}, rows)
 		},
