@@ -397,16 +397,3 @@ func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, changes
 	}
 	return true, instance.PatroniRestartPending(ctx, i, res)
 }
-
-// refusePatroniEdit refuses pgconf edit on a Patroni member: Patroni
-// rewrites its postgresql.conf.
-func refusePatroniEdit(f *Factory, ref string) error {
-	env, err := f.InstanceEnv()
-	if err != nil {
-		return err
-	}
-	if i, err := instance.Find(env, ref); err == nil && i.PatroniManaged() {
-		return fmt.Errorf("instance %s is managed by Patroni, which rewrites its postgresql.conf: change parameters with 'pgherd pgconf set -i %s PARAM=VALUE' (they go through Patroni)", i.ID(), i.ID())
-	}
-	return nil
-}

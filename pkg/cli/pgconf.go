@@ -70,7 +70,8 @@ func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pg
 	if i.PatroniManaged() {
 		// Patroni rewrites postgresql.conf from its own YAML: an edit
 		// behind its back would be lost, or worse, fight it.
-		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s): pgconf does not support Patroni members yet; change postgresql.parameters in that file and reload with 'pgherd instance reload %s'",
+		// (pgconf set and remove go through Patroni before this: patroniPgconf.)
+		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
 			i.ID(), i.PatroniConfig, i.ID())
 	}
 	t := pgconf.Target{
@@ -192,9 +193,6 @@ func newCmdPgconfEdit(f *Factory, opts *pgconfOptions) *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.check(); err != nil {
-				return err
-			}
-			if err := refusePatroniEdit(f, opts.instance); err != nil {
 				return err
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {

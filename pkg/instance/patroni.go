@@ -65,11 +65,13 @@ func (i *Instance) patroniConfig() (*patroni.Config, error) {
 // PatroniClient returns a client of the instance's own Patroni REST API.
 func (i *Instance) PatroniClient() (*patroni.Config, *patroni.Client, error) {
 	c, err := i.patroniConfig()
-	if err != nil {
-		return nil, nil, err
+	if err == nil {
+		var cl *patroni.Client
+		if cl, err = patroni.ClientFor(c); err == nil {
+			return c, cl, nil
+		}
 	}
-	cl, err := patroni.ClientFor(c)
-	return c, cl, err
+	return nil, nil, fmt.Errorf("instance %s is managed by Patroni (%s): %w", i.ID(), i.PatroniConfig, err)
 }
 
 // patroniService describes the instance's Patroni for the service manager.

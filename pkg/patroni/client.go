@@ -47,6 +47,9 @@ type Client struct {
 // ClientFor returns a client for c's own REST API (its connect address,
 // authentication and TLS files).
 func ClientFor(c *Config) (*Client, error) {
+	if c.RestAPI.ConnectAddress == "" {
+		return nil, errors.New("its Patroni configuration has no restapi.connect_address")
+	}
 	scheme := "http"
 	if c.RestAPI.CertFile != "" {
 		scheme = "https"
