@@ -208,7 +208,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 		}
 	}
 	if st.Initialized && st.Leader == "" && len(st.Active("")) == 0 {
-		return nil, fmt.Errorf("Patroni cluster %s is initialised in the DCS but has no leader and no running member, so a new member could not clone it: start one of its members, or remove the cluster (drop its last member with --purge-cluster)", cfg.Scope)
+		return nil, fmt.Errorf("Patroni cluster %s is initialised in the DCS but has no leader and no running member, so a new member could not clone it: start one of its members, or remove the cluster (drop its last member with --purge-cluster, or delete its keys: etcdctl del --prefix %s)", cfg.Scope, patroni.ClusterPrefix(cfg))
 	}
 	if _, err := os.Stat(credFile); st.Initialized && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("Patroni cluster %s already exists (leader %q) and its credentials are not on this host: copy %s from a member here first", cfg.Scope, st.Leader, credFile)
@@ -265,6 +265,17 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 		log.Info(fmt.Sprintf("joining Patroni cluster %s as %s", cfg.Scope, cfg.Name))
 	default:
 		log.Info(fmt.Sprintf("bootstrapping Patroni cluster %s with %s", cfg.Scope, cfg.Name))
+	}
+	if !st.Initialized {
+		// A failed bootstrap must not leave a cluster behind in the DCS: the
+		// next attempt would find it initialised, with no member to clone.
+		// (Unless another member runs in it: it won a concurrent bootstrap.)
+		u.add(func() {
+			uctx := context.WithoutCancel(ctx)
+			if now, err := patroni.ReadDCSState(uctx, cfg); err == nil && len(now.Active(cfg.Name)) == 0 {
+				_, _ = patroni.PurgeDCS(uctx, cfg)
+			}
+		})
 	}
 	svc := i.patroniService(env)
 	if err := env.Services.Install(ctx, svc); err != nil {
