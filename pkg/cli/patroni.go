@@ -41,7 +41,7 @@ func (o *patroniCreateFlags) request(fl *pflag.FlagSet) (*instance.PatroniReques
 	if o.req.Cluster == "" {
 		var stray string
 		fl.Visit(func(f *pflag.Flag) {
-			if len(f.Name) > 8 && f.Name[:8] == "patroni-" && f.Name != "patroni-cluster" {
+			if strings.HasPrefix(f.Name, "patroni-") && f.Name != "patroni-cluster" {
 				stray = f.Name
 			}
 		})
