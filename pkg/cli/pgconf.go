@@ -71,7 +71,8 @@ func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pg
 	if i.PatroniManaged() {
 		// Patroni rewrites postgresql.conf from its own YAML: an edit
 		// behind its back would be lost, or worse, fight it.
-		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s): pgconf does not support Patroni members yet; change postgresql.parameters in that file and reload with 'pgherd instance reload %s'",
+		// (pgconf set and remove go through Patroni before this: patroniPgconf.)
+		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
 			i.ID(), i.PatroniConfig, i.ID())
 	}
 	t := pgconf.Target{
@@ -141,6 +142,9 @@ func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
 				}
 				changes[n] = c
 			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
+			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
@@ -170,6 +174,9 @@ func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
 					return usageError{err}
 				}
 				changes[n] = pgconf.Change{Name: a, Remove: true}
+			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
