@@ -105,6 +105,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdInstance(f),
 		newCmdPgconf(f),
 		newCmdPatroni(f),
+		newCmdDcs(f),
 		newCmdDocs(f),
 	)
 	return root

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+func newCmdDcs(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dcs",
+		Short: "Run pgherd's embedded DCS: an etcd-v3-compatible store on Raft for Patroni",
+	}
+	cmd.AddCommand(newCmdDcsSetup(f, false), newCmdDcsSetup(f, true), newCmdDcsMembers(f),
+		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsServe(f))
+	return cmd
+}
+
+// dcsLocal returns the manager of this host's members, under <prefix>/dcs.
+func (f *Factory) dcsLocal() (*dcs.Local, error) {
+	s, err := f.Settings()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return &dcs.Local{Dir: filepath.Join(s.Settings.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings)}, nil
+}
+
+type dcsSetupOptions struct {
+	cfg  dcs.Config
+	peer string
+}
+
+func addMemberFlags(fl *pflag.FlagSet, c *dcs.Config) {
+	fl.StringVar(&c.Name, "name", "", "member name, unique in the cluster (required)")
+	fl.StringVar(&c.ListenPeer, "listen-peer", "", "HOST:PORT for Raft and cluster RPCs (required)")
+	fl.StringVar(&c.ListenClient, "listen-client", "", "HOST:PORT for the etcd v3 API (required)")
+	fl.StringVar(&c.DataDir, "data-dir", "", "data directory (default: <prefix>/dcs/NAME)")
+	fl.StringVar(&c.Zone, "zone", "", "failure domain of this host")
+	fl.StringVar(&c.Role, "role", dcs.RoleData, "data (beside PostgreSQL) or witness")
+	fl.StringVar(&c.AdvertisePeer, "advertise-peer", "", "HOST:PORT other members dial (default: --listen-peer)")
+	fl.StringVar(&c.AdvertiseClient, "advertise-client", "", "URL clients are given (default: http(s)://LISTEN-CLIENT)")
+	fl.StringVar(&c.PeerTLS.Cert, "cert", "", "PEM certificate for both ports (enables TLS)")
+	fl.StringVar(&c.PeerTLS.Key, "key", "", "PEM private key of --cert")
+	fl.StringVar(&c.PeerTLS.CA, "ca", "", "PEM CA: verify client and peer certificates against it")
+}
+
+func newCmdDcsSetup(f *Factory, join bool) *cobra.Command {
+	o := &dcsSetupOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Bootstrap a new one-member DCS cluster here and start it through the service manager",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cfg.Name == "" || o.cfg.ListenPeer == "" || o.cfg.ListenClient == "" {
+				return usageError{fmt.Errorf("--name, --listen-peer and --listen-client are required")}
+			}
+			for _, a := range []string{o.cfg.ListenPeer, o.cfg.ListenClient} {
+				if _, port, err := net.SplitHostPort(a); err != nil || port == "0" {
+					return usageError{fmt.Errorf("%q is not HOST:PORT with a fixed port", a)}
+				}
+			}
+			if join {
+				if o.peer == "" {
+					return usageError{fmt.Errorf("--peer is required: the peer address of any member")}
+				}
+				o.cfg.Join = []string{o.peer}
+			}
+			o.cfg.ClientTLS = o.cfg.PeerTLS
+			return runDcsSetup(cmd.Context(), f, o)
+		},
+	}
+	if join {
+		cmd.Use = "join"
+		cmd.Short = "Set up a member here and join it to a DCS cluster through any existing member"
+		cmd.Flags().StringVar(&o.peer, "peer", "", "HOST:PORT of any member's peer port (required)")
+	}
+	addMemberFlags(cmd.Flags(), &o.cfg)
+	return cmd
+}
+
+func runDcsSetup(ctx context.Context, f *Factory, o *dcsSetupOptions) error {
+	l, err := f.dcsLocal()
+	if err != nil {
+		return err
+	}
+	mi, err := l.Setup(ctx, o.cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f.IO.Out, "member %s is up (%s, leader %s, term %d); config %s\n", mi.Name, mi.RaftState, mi.Leader, mi.Term, l.ConfigFile(mi.Name))
+	return nil
+}
+
+// dcsAdmin opens an admin client: through --peer, or to a local member.
+func dcsAdmin(f *Factory, peer, name string, cert, key, ca string) (*dcs.AdminClient, error) {
+	if peer != "" {
+		return dcs.NewAdminClient(peer, dcs.TLSConfig{Cert: cert, Key: key, CA: ca})
+	}
+	l, err := f.dcsLocal()
+	if err != nil {
+		return nil, err
+	}
+	ac, _, err := l.Admin(name)
+	return ac, err
+}
+
+type dcsAdminFlags struct{ peer, cert, key, ca string }
+
+func (a *dcsAdminFlags) add(fl *pflag.FlagSet) {
+	fl.StringVar(&a.peer, "peer", "", "HOST:PORT of a member's peer port (default: the member set up here)")
+	fl.StringVar(&a.cert, "cert", "", "PEM client certificate when the peer port uses TLS")
+	fl.StringVar(&a.key, "key", "", "its private key")
+	fl.StringVar(&a.ca, "ca", "", "PEM CA of the members")
+}
+
+func newCmdDcsMembers(f *Factory) *cobra.Command {
+	var a dcsAdminFlags
+	var format string
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "List the DCS members with their role, vote, Raft state and health",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
+			ac, err := dcsAdmin(f, a.peer, "", a.cert, a.key, a.ca)
+			if err != nil {
+				return err
+			}
+			defer ac.Close()
+			ms, err := ac.Members(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if format != "" {
+				return writeData(f.IO.Out, format, ms)
+			}
+			rows := make([][]string, 0, len(ms))
+			for _, m := range ms {
+				rows = append(rows, []string{m.Name, m.Role, m.Suffrage, m.RaftState, m.PeerURL, m.ClientURL, m.Zone,
+					strconv.FormatUint(m.AppliedIndex, 10), m.LastContact, strconv.FormatBool(m.Healthy)})
+			}
+			return writeTable(f.IO, []string{"Name", "Role", "Suffrage", "State", "Peer URL", "Client URL", "Zone", "Applied", "Last contact", "Healthy"}, rows)
+		},
+	}
+	a.add(cmd.Flags())
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+func newCmdDcsStatus(f *Factory) *cobra.Command {
+	var a dcsAdminFlags
+	var format string
+	cmd := &cobra.Command{
+		Use:   "status [NAME]",
+		Short: "Show a member's own Raft view (exit code 3 when it does not answer or has no leader)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			ac, err := dcsAdmin(f, a.peer, name, a.cert, a.key, a.ca)
+			if err != nil {
+				return err
+			}
+			defer ac.Close()
+			mi, err := ac.Status(cmd.Context())
+			if err != nil {
+				return &ExitCodeError{Code: ExitStopped, Err: err}
+			}
+			if format != "" {
+				return writeData(f.IO.Out, format, mi)
+			}
+			fmt.Fprintf(f.IO.Out, "member %s: %s, leader %q, term %d, applied %d, commit %d\n",
+				mi.Name, mi.RaftState, mi.Leader, mi.Term, mi.AppliedIndex, mi.CommitIndex)
+			if mi.Leader == "" {
+				return &ExitCodeError{Code: ExitStopped}
+			}
+			return nil
+		},
+	}
+	a.add(cmd.Flags())
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+func newCmdDcsLeave(f *Factory) *cobra.Command {
+	var a dcsAdminFlags
+	cmd := &cobra.Command{
+		Use:   "leave NAME",
+		Short: "Remove member NAME from its DCS cluster; stop its service if it runs here",
+		Args:  exactArgs(1, "one member NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := f.dcsLocal()
+			if err != nil {
+				return err
+			}
+			var ac *dcs.AdminClient
+			if a.peer != "" {
+				ac, err = dcs.NewAdminClient(a.peer, dcs.TLSConfig{Cert: a.cert, Key: a.key, CA: a.ca})
+			} else {
+				ac, err = l.AdminOther(args[0])
+			}
+			if err != nil {
+				return err
+			}
+			defer ac.Close()
+			if err := ac.Leave(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(f.IO.Out, "member %s left the cluster\n", args[0])
+			if _, err := os.Stat(l.ConfigFile(args[0])); err != nil {
+				return nil
+			}
+			kept, err := l.StopLocal(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(f.IO.Out, "its service is stopped and removed; kept %v\n", kept)
+			return nil
+		},
+	}
+	a.add(cmd.Flags())
+	return cmd
+}
+
+func newCmdDcsServe(f *Factory) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run a DCS member in the foreground (what the service manager runs)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{fmt.Errorf("--config is required")}
+			}
+			cfg, err := dcs.LoadConfig(file)
+			if err != nil {
+				return err
+			}
+			return dcs.Serve(cmd.Context(), cfg)
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "member configuration file (YAML)")
+	return cmd
+}

@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgherd/pgherd/pkg/iostreams"
+)
+
+func TestDcsUsageErrors(t *testing.T) {
+	site := filepath.Join(t.TempDir(), "site.yaml")
+	os.WriteFile(site, []byte("prefix: "+t.TempDir()+"\nservice_manager: process\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"dcs", "init", "--name", "a"}, ExitUsage, "--name, --listen-peer and --listen-client are required"},
+		{[]string{"dcs", "init", "--name", "a", "--listen-peer", "127.0.0.1:0", "--listen-client", "127.0.0.1:1"}, ExitUsage, "with a fixed port"},
+		{[]string{"dcs", "join", "--name", "a", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitUsage, "--peer is required"},
+		{[]string{"dcs", "serve"}, ExitUsage, "--config is required"},
+		{[]string{"dcs", "members", "-o", "xml"}, ExitUsage, `unknown output format "xml"`},
+		{[]string{"dcs", "leave"}, ExitUsage, "expects one member NAME"},
+		{[]string{"--site", site, "dcs", "members"}, ExitError, "no dcs member is set up here"},
+		{[]string{"--site", site, "dcs", "status", "--peer", "127.0.0.1:1"}, ExitStopped, "connection refused"},
+		{[]string{"--site", site, "dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitError, "cannot reach any member to join through"},
+	} {
+		ios, _, _, errOut := iostreams.Test()
+		if code := Main(t.Context(), ios, c.args); code != c.code || !strings.Contains(errOut.String(), c.err) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), c.code, c.err)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package dcs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// ServerVersion is what /version and Maintenance.Status report: purely
+// numeric (Patroni parses every part as an int) and at least 3.4, so that
+// Patroni picks the /v3 prefix.
+const (
+	ServerVersion  = "3.4.99"
+	ClusterVersion = "3.4.0"
+)
+
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	s *Server
+}
+
+// MemberList lists the replicated members with their advertised URLs;
+// a member still a nonvoter is reported as a learner.
+func (c *clusterServer) MemberList(ctx context.Context, req *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	cf := c.s.node.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, toGRPC(mapRaftError(err))
+	}
+	resp := &pb.MemberListResponse{Header: &pb.ResponseHeader{}}
+	c.s.stampNoRev(resp.Header)
+	for _, srv := range cf.Configuration().Servers {
+		m := &pb.Member{ID: MemberID(string(srv.ID)), IsLearner: srv.Suffrage != raft.Voter}
+		if meta, ok := c.s.node.fsm.member(string(srv.ID)); ok {
+			m.Name = meta.Name
+			m.PeerURLs = []string{meta.PeerURL}
+			m.ClientURLs = []string{meta.ClientURL}
+		}
+		resp.Members = append(resp.Members, m)
+	}
+	return resp, nil
+}
+
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	s *Server
+}
+
+func (m *maintenanceServer) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusResponse, error) {
+	n := m.s.node
+	resp := &pb.StatusResponse{Header: &pb.ResponseHeader{Revision: n.fsm.store.Rev()}, Version: ServerVersion,
+		RaftIndex: n.raft.LastIndex(), RaftTerm: n.raft.CurrentTerm(), RaftAppliedIndex: n.raft.AppliedIndex()}
+	m.s.stampNoRev(resp.Header)
+	if _, id := n.raft.LeaderWithID(); id != "" {
+		resp.Leader = MemberID(string(id))
+	}
+	resp.DbSize = dirSize(filepath.Join(n.cfg.DataDir, walDirName)) + dirSize(filepath.Join(n.cfg.DataDir, "snapshots"))
+	resp.DbSizeInUse = resp.DbSize
+	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			if string(s.ID) == n.cfg.Name {
+				resp.IsLearner = s.Suffrage != raft.Voter
+			}
+		}
+	}
+	if resp.Leader == 0 {
+		resp.Errors = []string{"etcdserver: no leader"}
+	}
+	return resp, nil
+}
+
+// Alarm answers that no alarm is raised (etcdctl endpoint health asks).
+func (m *maintenanceServer) Alarm(ctx context.Context, req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp := &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: m.s.node.fsm.store.Rev()}}
+	m.s.stampNoRev(resp.Header)
+	return resp, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
+)
+
+const memberEnv = "PGHERD_BENCH_MEMBER_CONFIG"
+
+// TestMain lets this test binary act as a pgherd member process, so the
+// benchmark measures separate processes without needing a built pgherd.
+func TestMain(m *testing.M) {
+	if file := os.Getenv(memberEnv); file != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		cfg, err := dcs.LoadConfig(file)
+		if err == nil {
+			err = dcs.Serve(ctx, cfg)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// BenchmarkDCSvsEtcd prints the side-by-side table; run it with
+// go test -run '^$' -bench DCSvsEtcd -benchtime 1x ./pkg/dcs/bench
+func BenchmarkDCSvsEtcd(b *testing.B) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		b.Skip("etcd is not installed")
+	}
+	for range b.N {
+		r, err := Run(context.Background(), Options{
+			Dir: b.TempDir(), SeqPuts: 2000, Clients: 16, ParallelPuts: 16000, ValueSize: 256, Idle: 3 * time.Second,
+			MemberCommand: func(file string) *exec.Cmd {
+				cmd := exec.Command(os.Args[0])
+				cmd.Env = append(os.Environ(), memberEnv+"="+file)
+				return cmd
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Print(r.Markdown())
+	}
+}

@@ -1,0 +1,59 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// AdminClient talks to one member's peer port for the operations etcd's
+// API has no room for: the member table with each member's Raft view, a
+// member's own status, and removing a member. Requests that need the
+// leader are forwarded by the member.
+type AdminClient struct {
+	pc *peerClient
+}
+
+// NewAdminClient returns a client for the member whose peer port is at
+// peerAddr (host:port). tls is the member TLS material to present when the
+// peer port uses TLS.
+func NewAdminClient(peerAddr string, tls TLSConfig) (*AdminClient, error) {
+	tc, err := tls.client()
+	if err != nil {
+		return nil, err
+	}
+	return &AdminClient{pc: newPeerClient(peerAddr, tc)}, nil
+}
+
+// Members returns every member of the Raft configuration, sorted as the
+// configuration lists them, each with its own view of Raft (or state
+// "unknown" and healthy false when it does not answer).
+func (c *AdminClient) Members(ctx context.Context) ([]MemberStatus, error) {
+	b, err := c.pc.call(ctx, rpcMembers, nil)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	var out []MemberStatus
+	return out, json.Unmarshal(b, &out)
+}
+
+// Status returns the contacted member's own view.
+func (c *AdminClient) Status(ctx context.Context) (MemberInfo, error) {
+	var mi MemberInfo
+	b, err := c.pc.call(ctx, rpcInfo, nil)
+	if err != nil {
+		return mi, fmt.Errorf("member status: %w", err)
+	}
+	return mi, json.Unmarshal(b, &mi)
+}
+
+// Leave removes the member called name from the cluster. Removing a name
+// that is not a member does nothing.
+func (c *AdminClient) Leave(ctx context.Context, name string) error {
+	raw, _ := json.Marshal(Member{Name: name})
+	_, err := c.pc.call(ctx, rpcRemove, raw)
+	return err
+}
+
+// Close releases the client's connections.
+func (c *AdminClient) Close() { c.pc.close() }

@@ -1,0 +1,266 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// MemberStatus is one row of `pgherd dcs members`.
+type MemberStatus struct {
+	Name         string `json:"name"`
+	Role         string `json:"role"`
+	Suffrage     string `json:"suffrage"`   // voter | nonvoter
+	RaftState    string `json:"raft_state"` // leader | follower | candidate | unknown
+	PeerURL      string `json:"peer_url"`
+	ClientURL    string `json:"client_url"`
+	Zone         string `json:"zone"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastContact  string `json:"last_contact"` // duration since the last leader contact, "0s" on the leader
+	Healthy      bool   `json:"healthy"`
+}
+
+// MemberInfo is what a member says about itself: its Raft state, indexes,
+// term, the leader it follows and how long ago it heard from it.
+type MemberInfo struct {
+	Name         string        `json:"name"`
+	RaftState    string        `json:"raft_state"`
+	AppliedIndex uint64        `json:"applied_index"`
+	CommitIndex  uint64        `json:"commit_index"`
+	Term         uint64        `json:"term"`
+	Leader       string        `json:"leader"`
+	LastContact  time.Duration `json:"last_contact"`
+}
+
+func (n *node) info() MemberInfo {
+	_, lid := n.raft.LeaderWithID()
+	mi := MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
+		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
+	if mi.RaftState != "leader" {
+		if lc := n.raft.LastContact(); !lc.IsZero() {
+			mi.LastContact = time.Since(lc)
+		} else {
+			mi.LastContact = -1
+		}
+	}
+	return mi
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	}
+	return "unknown"
+}
+
+func (n *node) handleRPC(ctx context.Context, m rpcMethod, p []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	switch m {
+	case rpcForward:
+		if !n.isLeader() {
+			return nil, ErrNotLeader
+		}
+		resp, err := n.applyLocal(ctx, p)
+		if err != nil || resp == nil {
+			return nil, err
+		}
+		b := make([]byte, 1+resp.Size())
+		b[0] = p[0]
+		_, err = resp.(interface{ MarshalTo([]byte) (int, error) }).MarshalTo(b[1:])
+		return b, err
+	case rpcRead:
+		if !n.isLeader() {
+			return nil, ErrNotLeader
+		}
+		if len(p) == 0 {
+			return nil, fmt.Errorf("empty read")
+		}
+		if err := n.linearize(ctx); err != nil {
+			return nil, err
+		}
+		return n.localRead(p[0], p[1:])
+	case rpcJoin, rpcRemove:
+		var mem Member
+		if err := json.Unmarshal(p, &mem); err != nil {
+			return nil, err
+		}
+		return nil, n.callLeader(ctx, m, mem)
+	case rpcInfo:
+		return json.Marshal(n.info())
+	case rpcMembers:
+		if addr := n.leaderAddr(); !n.isLeader() && addr != "" {
+			// The leader's configuration is the newest; a follower's may lag.
+			if b, err := n.client(addr).call(ctx, rpcMembers, nil); err == nil {
+				return b, nil
+			}
+		}
+		ms, err := n.members(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(ms)
+	}
+	return nil, fmt.Errorf("unknown peer rpc %d", m)
+}
+
+// callLeader runs a membership RPC on the leader, wherever it is.
+func (n *node) callLeader(ctx context.Context, m rpcMethod, mem Member) error {
+	p, _ := json.Marshal(mem)
+	for {
+		var err error
+		if n.isLeader() {
+			if m == rpcJoin {
+				err = n.join(ctx, mem)
+			} else {
+				err = n.remove(ctx, mem.Name)
+			}
+		} else if addr := n.leaderAddr(); addr != "" {
+			_, err = n.client(addr).call(ctx, m, p)
+		} else {
+			err = ErrNotLeader
+		}
+		var de errDial
+		if !errors.Is(err, ErrNotLeader) && !errors.As(err, &de) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no raft leader reachable: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// join adds mem as a nonvoter (the leader loop promotes it once caught
+// up) and records its metadata. It is idempotent: the same name and
+// address again only refreshes the metadata. A name already used with
+// another address, or an address used by another name, is refused: the
+// operator must remove the old member first.
+func (n *node) join(ctx context.Context, mem Member) error {
+	if !n.isLeader() {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return mapRaftError(err)
+	}
+	inConfig := false
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case string(s.ID) == mem.Name && string(s.Address) == mem.PeerAddr:
+			inConfig = true
+		case string(s.ID) == mem.Name:
+			return fmt.Errorf("a member named %q already exists at %s: choose another name, or remove it first with `pgherd dcs leave %s`", mem.Name, s.Address, mem.Name)
+		case string(s.Address) == mem.PeerAddr:
+			return fmt.Errorf("peer address %s is already used by member %q: remove that member first", mem.PeerAddr, s.ID)
+		}
+	}
+	if !inConfig {
+		// Check that the leader can reach the newcomer before touching the
+		// configuration, so an unreachable address adds nothing.
+		if _, err := n.client(mem.PeerAddr).call(ctx, rpcInfo, nil); err != nil {
+			return fmt.Errorf("the leader cannot reach the new member at %s: %v", mem.PeerAddr, err)
+		}
+	}
+	if old, ok := n.fsm.member(mem.Name); !ok || old != mem {
+		cmd, err := encodeJSON(opMemberSet, mem)
+		if err != nil {
+			return err
+		}
+		if _, err := n.applyLocal(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	if inConfig {
+		return nil
+	}
+	if err := n.raft.AddNonvoter(raft.ServerID(mem.Name), raft.ServerAddress(mem.PeerAddr), 0, applyTimeout(ctx)).Error(); err != nil {
+		n.removeMeta(ctx, mem.Name)
+		return fmt.Errorf("add member %s: %w", mem.Name, mapRaftError(err))
+	}
+	n.log.Info("member joined as nonvoter", "name", mem.Name, "peer", mem.PeerAddr)
+	return nil
+}
+
+func (n *node) removeMeta(ctx context.Context, name string) {
+	if cmd, err := encodeJSON(opMemberRemove, Member{Name: name}); err == nil {
+		n.applyLocal(ctx, cmd)
+	}
+}
+
+// remove takes name out of the Raft configuration and the member table.
+// Removing an absent member does nothing.
+func (n *node) remove(ctx context.Context, name string) error {
+	if !n.isLeader() {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return mapRaftError(err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == name {
+			if err := n.raft.RemoveServer(s.ID, 0, applyTimeout(ctx)).Error(); err != nil {
+				return fmt.Errorf("remove member %s: %w", name, mapRaftError(err))
+			}
+		}
+	}
+	if _, ok := n.fsm.member(name); ok {
+		n.removeMeta(ctx, name)
+	}
+	return nil
+}
+
+// members assembles the membership table with every member's own view,
+// asked in parallel with a short timeout; an unreachable member is
+// reported unhealthy with state unknown.
+func (n *node) members(ctx context.Context) ([]MemberStatus, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, mapRaftError(err)
+	}
+	servers := cf.Configuration().Servers
+	out := make([]MemberStatus, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		meta, _ := n.fsm.member(string(s.ID))
+		ms := MemberStatus{Name: string(s.ID), Role: meta.Role, Suffrage: "voter", RaftState: "unknown",
+			PeerURL: meta.PeerURL, ClientURL: meta.ClientURL, Zone: meta.Zone}
+		if s.Suffrage != raft.Voter {
+			ms.Suffrage = "nonvoter"
+		}
+		out[i] = ms
+		wg.Add(1)
+		go func(i int, addr string) {
+			defer wg.Done()
+			var mi MemberInfo
+			if addr == n.cfg.AdvertisePeer {
+				mi = n.info()
+			} else {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				b, err := n.client(addr).call(cctx, rpcInfo, nil)
+				if err != nil || json.Unmarshal(b, &mi) != nil {
+					return
+				}
+			}
+			out[i].RaftState = mi.RaftState
+			out[i].AppliedIndex = mi.AppliedIndex
+			out[i].LastContact = mi.LastContact.Round(time.Millisecond).String()
+			out[i].Healthy = mi.Leader != "" && (mi.LastContact >= 0 && mi.LastContact < 5*n.cfg.HeartbeatTimeout)
+		}(i, string(s.Address))
+	}
+	wg.Wait()
+	return out, nil
+}

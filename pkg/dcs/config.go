@@ -1,0 +1,143 @@
+package dcs
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Role says what runs beside a member.
+const (
+	RoleData    = "data"    // beside a PostgreSQL node
+	RoleWitness = "witness" // nothing else: a tie-breaking voter
+)
+
+// Config is one member's configuration, the YAML file read by
+// `pgherd dcs serve --config FILE`.
+type Config struct {
+	Name         string `yaml:"name"`
+	Role         string `yaml:"role"` // data (default) or witness
+	Zone         string `yaml:"zone,omitempty"`
+	DataDir      string `yaml:"data_dir"`
+	ListenPeer   string `yaml:"listen_peer"`   // host:port for Raft and cluster RPCs
+	ListenClient string `yaml:"listen_client"` // host:port for the etcd v3 API
+	// AdvertisePeer is the host:port other members dial; default ListenPeer.
+	AdvertisePeer string `yaml:"advertise_peer,omitempty"`
+	// AdvertiseClient is the URL given to clients in member lists;
+	// default http(s)://ListenClient.
+	AdvertiseClient string `yaml:"advertise_client,omitempty"`
+	// Join lists peer addresses of existing members. It is used only when
+	// the data directory holds no cluster yet; without it the member
+	// bootstraps a new one-member cluster.
+	Join      []string  `yaml:"join,omitempty"`
+	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
+	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
+
+	// Tuning; zero values take the defaults.
+	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
+	SnapshotThreshold uint64        `yaml:"snapshot_threshold,omitempty"` // default 8192 entries
+	TrailingLogs      uint64        `yaml:"trailing_logs,omitempty"`      // default 10240 entries
+	HistoryLimit      int           `yaml:"history_limit,omitempty"`      // watch history, default 10000 events
+}
+
+// LoadConfig reads and validates a member configuration file.
+func LoadConfig(file string) (Config, error) {
+	var c Config
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return c, fmt.Errorf("read dcs config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("parse dcs config %s: %w", file, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("dcs config %s: %w", file, err)
+	}
+	return c, nil
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("name is required")
+	}
+	switch c.Role {
+	case "":
+		c.Role = RoleData
+	case RoleData, RoleWitness:
+	default:
+		return fmt.Errorf("role %q: use %s or %s", c.Role, RoleData, RoleWitness)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("data_dir is required")
+	}
+	for what, a := range map[string]string{"listen_peer": c.ListenPeer, "listen_client": c.ListenClient} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s %q: want host:port", what, a)
+		}
+	}
+	if err := c.PeerTLS.validate("peer"); err != nil {
+		return err
+	}
+	if err := c.ClientTLS.validate("client"); err != nil {
+		return err
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = time.Second
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.HistoryLimit == 0 {
+		c.HistoryLimit = 10000
+	}
+	return nil
+}
+
+// advertise fills the advertised addresses from the bound listeners when
+// they are not set, refusing wildcard addresses nobody can dial.
+func (c *Config) advertise(peer, client net.Addr) error {
+	if c.AdvertisePeer == "" {
+		c.AdvertisePeer = peer.String()
+	}
+	if c.AdvertiseClient == "" {
+		scheme := "http"
+		if c.ClientTLS.Enabled() {
+			scheme = "https"
+		}
+		c.AdvertiseClient = scheme + "://" + client.String()
+	}
+	host, _, err := net.SplitHostPort(c.AdvertisePeer)
+	if err != nil {
+		return fmt.Errorf("advertise_peer %q: want host:port", c.AdvertisePeer)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("listen_peer %s is a wildcard address: set advertise_peer to an address other members can reach", c.ListenPeer)
+	}
+	if ip := net.ParseIP(hostOfURL(c.AdvertiseClient)); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("listen_client %s is a wildcard address: set advertise_client to a URL clients can reach", c.ListenClient)
+	}
+	return nil
+}
+
+func hostOfURL(u string) string {
+	for _, p := range []string{"http://", "https://"} {
+		if len(u) > len(p) && u[:len(p)] == p {
+			u = u[len(p):]
+		}
+	}
+	h, _, err := net.SplitHostPort(u)
+	if err != nil {
+		return u
+	}
+	return h
+}

@@ -1,0 +1,105 @@
+package dcs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// A data directory holds member.json (whose member it is), wal/ (the Raft
+// log and stable store), snapshots/ and LOCK (held while a member runs). A directory that is not empty
+// and has no member.json is foreign: we refuse it rather than mix our files
+// into someone else's, and we never delete anything in it.
+const (
+	identityFile = "member.json"
+	walDirName   = "wal"
+	lockFile     = "LOCK"
+)
+
+type identity struct {
+	Format int    `json:"format"`
+	Name   string `json:"name"`
+}
+
+// openDataDir checks dir for name and reports whether it is new (absent or
+// empty). It creates dir when absent.
+func openDataDir(dir, name string) (fresh bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return false, fmt.Errorf("create data dir: %w", err)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read data dir: %w", err)
+	}
+	if len(entries) == 0 {
+		return true, os.Chmod(dir, 0o700)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, identityFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("data dir %s is not empty and holds no pgherd dcs member (no %s): refusing to use it; set data_dir to an empty directory", dir, identityFile)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", identityFile, err)
+	}
+	var id identity
+	if err := json.Unmarshal(raw, &id); err != nil || id.Format != 1 || id.Name == "" {
+		return false, fmt.Errorf("data dir %s: %s is corrupted; restore it from a backup or set data_dir to an empty directory", dir, identityFile)
+	}
+	if id.Name != name {
+		return false, fmt.Errorf("data dir %s belongs to member %q, not %q: use that name or another data_dir", dir, id.Name, name)
+	}
+	if _, err := os.Stat(filepath.Join(dir, walDirName)); err != nil {
+		return false, fmt.Errorf("data dir %s: the raft log (%s/) is missing; restore it from a backup or set data_dir to an empty directory", dir, walDirName)
+	}
+	return false, nil
+}
+
+// writeIdentity records that dir now belongs to name (atomically, 0600).
+func writeIdentity(dir, name string) error {
+	raw, _ := json.Marshal(identity{Format: 1, Name: name})
+	tmp := filepath.Join(dir, identityFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", identityFile, err)
+	}
+	if _, err := f.Write(raw); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", identityFile, err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, identityFile))
+}
+
+// clearFresh removes what a failed first start created in a directory that
+// was empty before, so that the next attempt starts clean.
+func clearFresh(dir string) {
+	for _, n := range []string{identityFile, walDirName, "snapshots", lockFile} {
+		os.RemoveAll(filepath.Join(dir, n))
+	}
+}
+
+// lockDataDir takes an exclusive lock on dir for this process, so that two
+// members never share a data directory. The lock ends with the process or
+// when the returned file is closed.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another running member", dir)
+	}
+	return f, nil
+}

@@ -1,0 +1,206 @@
+package dcs
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
+)
+
+// fsm is the Raft state machine: it decodes each committed command and
+// hands it to the MVCC store, plus the small member table. It keeps no
+// other state, so a snapshot is the store's snapshot and the table.
+type fsm struct {
+	store *mvcc.Store
+
+	mu        sync.RWMutex
+	members   map[string]Member
+	clusterID uint64
+}
+
+// applyResult is what FSM.Apply returns through raft's ApplyFuture.
+type applyResult struct {
+	resp message // nil for commands without a response
+	err  error
+}
+
+func newFSM(historyLimit int) *fsm {
+	return &fsm{store: mvcc.New(mvcc.Options{HistoryLimit: historyLimit}), members: map[string]Member{}}
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	d, err := decodeCommand(l.Data)
+	if err != nil {
+		// Every member decodes the same bytes the same way, so rejecting
+		// here is deterministic.
+		return &applyResult{err: fmt.Errorf("apply log %d: %w", l.Index, err)}
+	}
+	return f.apply(d)
+}
+
+func (f *fsm) apply(d decoded) *applyResult {
+	r := &applyResult{}
+	switch d.op {
+	case opPut:
+		r.resp, r.err = nilSafe(f.store.Put(d.put))
+	case opDeleteRange:
+		r.resp, r.err = nilSafe(f.store.DeleteRange(d.del))
+	case opTxn:
+		r.resp, r.err = nilSafe(f.store.Txn(d.txn))
+	case opLeaseGrant:
+		r.resp, r.err = nilSafe(f.store.LeaseGrant(d.grant))
+	case opLeaseRevoke:
+		r.resp, r.err = nilSafe(f.store.LeaseRevoke(d.ints[0]))
+	case opLeaseRefresh:
+		r.resp, r.err = nilSafe(f.refresh(d.ints[0], d.ints[1]))
+	case opCompact:
+		r.err = f.store.Compact(d.ints[0])
+	case opClusterInit:
+		f.mu.Lock()
+		if f.clusterID == 0 {
+			f.clusterID = uint64(d.ints[0])
+		}
+		f.mu.Unlock()
+	case opMemberSet:
+		f.mu.Lock()
+		f.members[d.member.Name] = *d.member
+		f.mu.Unlock()
+	case opMemberRemove:
+		f.mu.Lock()
+		delete(f.members, d.member.Name)
+		f.mu.Unlock()
+	}
+	return r
+}
+
+// refresh renews a lease to its granted TTL. A lease that is already gone
+// answers with TTL 0, which the gateway omits: etcd's "no such lease"
+// keepalive answer.
+func (f *fsm) refresh(id, ttl int64) (*pb.LeaseKeepAliveResponse, error) {
+	resp, err := f.store.LeaseRefresh(id, ttl)
+	if errors.Is(err, mvcc.ErrLeaseNotFound) {
+		return &pb.LeaseKeepAliveResponse{ID: id, Header: &pb.ResponseHeader{Revision: f.store.Rev()}}, nil
+	}
+	return resp, err
+}
+
+// nilSafe turns a typed nil response into an untyped nil message.
+func nilSafe[T message](m T, err error) (message, error) {
+	var zero T
+	if any(m) == any(zero) {
+		return nil, err
+	}
+	return m, err
+}
+
+func (f *fsm) memberList() []Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return sortedMembers(f.members)
+}
+
+func (f *fsm) member(name string) (Member, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	m, ok := f.members[name]
+	return m, ok
+}
+
+func (f *fsm) cluster() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.clusterID
+}
+
+// snapshotMagic starts every snapshot, so that restoring anything else
+// fails loudly instead of loading garbage.
+const snapshotMagic = "pgherd-dcs-snapshot-v1\n"
+
+// Snapshot implements raft.FSM. It runs on the FSM goroutine, so the
+// table and the store are captured at the same log index.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	snap, err := f.store.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members)})
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{meta: meta, store: snap}, nil
+}
+
+type snapshotMeta struct {
+	ClusterID uint64   `json:"cluster_id"`
+	Members   []Member `json:"members"`
+}
+
+type fsmSnapshot struct {
+	meta  []byte
+	store mvcc.Snapshot
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	w := bufio.NewWriter(sink)
+	w.WriteString(snapshotMagic)
+	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s.meta))))
+	w.Write(s.meta)
+	if _, err := s.store.WriteTo(w); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// Restore implements raft.FSM: it replaces the whole state.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	r := bufio.NewReader(rc)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	raw := make([]byte, binary.BigEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	var meta snapshotMeta
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return fmt.Errorf("restore snapshot members: %w", err)
+	}
+	if err := f.store.Restore(r); err != nil {
+		return fmt.Errorf("restore snapshot store: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clusterID = meta.ClusterID
+	f.members = map[string]Member{}
+	for _, m := range meta.Members {
+		f.members[m.Name] = m
+	}
+	return nil
+}

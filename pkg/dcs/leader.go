@@ -1,0 +1,148 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
+)
+
+// leaderLoop runs on every member. On the leader it expires leases,
+// initialises the cluster ID and promotes caught-up nonvoters; on every
+// member it makes sure the replicated table describes this member as
+// configured (a changed client URL is thus published after a restart).
+func (n *node) leaderLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastReconcile time.Time
+	for {
+		select {
+		case <-n.closed:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.publishSelf(ctx)
+		if n.isLeader() {
+			n.expireLeases(ctx)
+			if n.fsm.cluster() == 0 {
+				n.applyLocal(ctx, encodeInts(opClusterInit, randomID()))
+			}
+			if time.Since(lastReconcile) > 500*time.Millisecond {
+				n.reconcileVoters(ctx)
+				lastReconcile = time.Now()
+			}
+		}
+		cancel()
+	}
+}
+
+func (n *node) self() Member {
+	scheme := "http://"
+	if n.cfg.PeerTLS.Enabled() {
+		scheme = "https://"
+	}
+	return Member{Name: n.cfg.Name, Role: n.cfg.Role, Zone: n.cfg.Zone, PeerAddr: n.cfg.AdvertisePeer,
+		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient}
+}
+
+func (n *node) publishSelf(ctx context.Context) {
+	if m, ok := n.fsm.member(n.cfg.Name); ok && m == n.self() {
+		return
+	}
+	if n.leaderAddr() == "" || !n.inConfig() {
+		return
+	}
+	if err := n.callLeader(ctx, rpcJoin, n.self()); err != nil {
+		n.log.Debug("publish member metadata", "err", err)
+	}
+}
+
+func (n *node) inConfig() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == n.cfg.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// expireLeases proposes a revoke for every lease whose deadline has passed
+// on the leader's monotonic clock. Deadlines are set by every member when
+// it applies a grant or refresh entry, so a new leader's deadlines trail
+// the old leader's by the replication delay: never earlier, and not a
+// whole TTL later.
+func (n *node) expireLeases(ctx context.Context) {
+	for _, id := range n.fsm.store.Expired(time.Now()) {
+		if _, err := n.applyLocal(ctx, encodeInts(opLeaseRevoke, id)); err != nil && !errors.Is(err, mvcc.ErrLeaseNotFound) {
+			n.log.Warn("expire lease", "lease", id, "err", err)
+			return
+		}
+	}
+}
+
+// catchUpSlack is how many entries a nonvoter may trail the leader's
+// commit index by and still count as caught up.
+const catchUpSlack = 64
+
+// reconcileVoters applies the voting policy: a caught-up data member
+// votes; a witness votes only while the number of data voters is even, so
+// that the voter count stays odd.
+func (n *node) reconcileVoters(ctx context.Context) {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	servers := cf.Configuration().Servers
+	dataVoters := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter && n.role(s.ID) == RoleData {
+			dataVoters++
+		}
+	}
+	commit := n.raft.CommitIndex()
+	for _, s := range servers {
+		wantVote := n.role(s.ID) == RoleData || dataVoters%2 == 0
+		switch {
+		case s.Suffrage == raft.Nonvoter && wantVote && n.caughtUp(ctx, s, commit):
+			if err := n.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
+				n.log.Warn("promote member", "name", s.ID, "err", err)
+				return
+			}
+			n.log.Info("member promoted to voter", "name", s.ID)
+			return // one change per round; the next round recounts
+		case s.Suffrage == raft.Voter && !wantVote && string(s.ID) != n.cfg.Name:
+			if err := n.raft.DemoteVoter(s.ID, 0, 5*time.Second).Error(); err != nil {
+				n.log.Warn("demote witness", "name", s.ID, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (n *node) role(id raft.ServerID) string {
+	if m, ok := n.fsm.member(string(id)); ok && m.Role != "" {
+		return m.Role
+	}
+	return RoleData
+}
+
+func (n *node) caughtUp(ctx context.Context, s raft.Server, commit uint64) bool {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	b, err := n.client(string(s.Address)).call(cctx, rpcInfo, nil)
+	var mi MemberInfo
+	if err != nil || json.Unmarshal(b, &mi) != nil {
+		return false
+	}
+	return mi.AppliedIndex+catchUpSlack >= commit
+}

@@ -1,0 +1,256 @@
+package dcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/service"
+)
+
+// Local manages the members set up on this host: one config file
+// <Dir>/<name>.yaml each, run by the service manager as
+// `<Exec> dcs serve --config FILE`.
+type Local struct {
+	Dir      string
+	Exec     string // absolute path of the pgherd binary
+	Services service.Manager
+	// Ready bounds the wait for a new member to see a leader (default 30s).
+	Ready time.Duration
+}
+
+// ConfigFile is where member name's configuration lives.
+func (l *Local) ConfigFile(name string) string { return filepath.Join(l.Dir, name+".yaml") }
+
+// DefaultDataDir is the data directory used when the request names none.
+func (l *Local) DefaultDataDir(name string) string { return filepath.Join(l.Dir, name) }
+
+func (l *Local) service(name string) service.Service {
+	return service.Service{Kind: service.KindDCS, Instance: name,
+		Exec:        []string{l.Exec, "dcs", "serve", "--config", l.ConfigFile(name)},
+		LogFile:     filepath.Join(l.Dir, name+".log"),
+		Description: "pgherd DCS member " + name}
+}
+
+// Setup creates member cfg on this host and starts it: it bootstraps a new
+// cluster, or joins through cfg.Join. It returns once the member follows a
+// leader. Every step is undone if a later one fails, so a failed setup
+// leaves no file, no service and no member behind.
+func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
+	var mi MemberInfo
+	if cfg.DataDir == "" {
+		cfg.DataDir = l.DefaultDataDir(cfg.Name)
+	}
+	written := cfg // the file keeps only what was asked; defaults stay implicit
+	if err := cfg.Validate(); err != nil {
+		return mi, err
+	}
+	file := l.ConfigFile(cfg.Name)
+	if _, err := os.Stat(file); err == nil {
+		return mi, fmt.Errorf("member %s is already set up here (%s)", cfg.Name, file)
+	}
+	if len(cfg.Join) > 0 {
+		if err := l.reachable(ctx, cfg); err != nil {
+			return mi, err
+		}
+	}
+	if fresh, err := openDataDir(cfg.DataDir, cfg.Name); err != nil {
+		return mi, err
+	} else if !fresh {
+		return mi, fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name)
+	}
+	var undo []func()
+	fail := func(err error) (MemberInfo, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return mi, err
+	}
+	undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
+	raw, err := yaml.Marshal(written)
+	if err != nil {
+		return fail(err)
+	}
+	if err := writeFile0600(file, raw); err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { os.Remove(file) })
+	svc := l.service(cfg.Name)
+	undo = append(undo, func() { os.Remove(svc.LogFile) })
+	if err := l.Services.Install(ctx, svc); err != nil {
+		return fail(fmt.Errorf("install service: %w", err))
+	}
+	undo = append(undo, func() { l.Services.Uninstall(context.Background(), svc) })
+	if err := l.Services.Start(ctx, svc); err != nil {
+		return fail(fmt.Errorf("start service: %w", err))
+	}
+	undo = append(undo, func() { l.Services.Stop(context.Background(), svc) })
+	logging.From(ctx).Info("dcs member started", "name", cfg.Name, "service", l.Services.Name())
+	if mi, err = l.waitReady(ctx, cfg); err != nil {
+		log, _ := os.ReadFile(svc.LogFile)
+		return fail(fmt.Errorf("member %s did not join a leader: %w%s", cfg.Name, err, lastLines(string(log))))
+	}
+	return mi, nil
+}
+
+func (l *Local) reachable(ctx context.Context, cfg Config) error {
+	var errs []error
+	for _, p := range cfg.Join {
+		ac, err := NewAdminClient(p, cfg.PeerTLS)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = ac.Status(cctx)
+		cancel()
+		ac.Close()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("cannot reach any member to join through: %w", errors.Join(errs...))
+}
+
+func (l *Local) waitReady(ctx context.Context, cfg Config) (MemberInfo, error) {
+	ready := l.Ready
+	if ready == 0 {
+		ready = 30 * time.Second
+	}
+	ac, err := NewAdminClient(advertisedPeer(cfg), cfg.PeerTLS)
+	if err != nil {
+		return MemberInfo{}, err
+	}
+	defer ac.Close()
+	deadline := time.Now().Add(ready)
+	var last error
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		mi, err := ac.Status(cctx)
+		cancel()
+		if err == nil && mi.Leader != "" {
+			return mi, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return MemberInfo{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if last == nil {
+		last = errors.New("no leader")
+	}
+	return MemberInfo{}, fmt.Errorf("not ready after %s: %w", ready, last)
+}
+
+func advertisedPeer(cfg Config) string {
+	if cfg.AdvertisePeer != "" {
+		return cfg.AdvertisePeer
+	}
+	return cfg.ListenPeer
+}
+
+// Configs returns the members set up on this host, sorted by name.
+func (l *Local) Configs() ([]Config, error) {
+	files, _ := filepath.Glob(filepath.Join(l.Dir, "*.yaml"))
+	sort.Strings(files)
+	var out []Config
+	for _, f := range files {
+		c, err := LoadConfig(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Admin returns an admin client for a local member: the named one, or
+// the only one when name is empty.
+func (l *Local) Admin(name string) (*AdminClient, Config, error) {
+	cfgs, err := l.Configs()
+	if err != nil {
+		return nil, Config{}, err
+	}
+	for _, c := range cfgs {
+		if name == "" && len(cfgs) == 1 || c.Name == name {
+			ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
+			return ac, c, err
+		}
+	}
+	if name == "" && len(cfgs) > 1 {
+		return nil, Config{}, fmt.Errorf("%d members are set up here: name one, or use --peer", len(cfgs))
+	}
+	if name == "" {
+		return nil, Config{}, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
+	}
+	return nil, Config{}, fmt.Errorf("no dcs member %q is set up here (%s)", name, l.Dir)
+}
+
+// AdminOther returns an admin client for a local member other than name
+// (the one that is leaving), or for name when it is the only one.
+func (l *Local) AdminOther(name string) (*AdminClient, error) {
+	cfgs, err := l.Configs()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfgs) == 0 {
+		return nil, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
+	}
+	pick := cfgs[0]
+	for _, c := range cfgs {
+		if c.Name != name {
+			pick = c
+			break
+		}
+	}
+	return NewAdminClient(advertisedPeer(pick), pick.PeerTLS)
+}
+
+// StopLocal stops and uninstalls the service of a local member after it
+// left the cluster. Its config and data stay, and are named in the result.
+func (l *Local) StopLocal(ctx context.Context, name string) ([]string, error) {
+	svc := l.service(name)
+	if err := l.Services.Stop(ctx, svc); err != nil {
+		return nil, fmt.Errorf("stop %s: %w", svc, err)
+	}
+	if err := l.Services.Uninstall(ctx, svc); err != nil {
+		return nil, fmt.Errorf("uninstall %s: %w", svc, err)
+	}
+	c, err := LoadConfig(l.ConfigFile(name))
+	if err != nil {
+		return []string{l.ConfigFile(name)}, nil
+	}
+	return []string{l.ConfigFile(name), c.DataDir}, nil
+}
+
+func writeFile0600(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		return ""
+	}
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return "; its log ends with:\n  " + strings.Join(lines, "\n  ")
+}

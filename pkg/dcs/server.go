@@ -1,0 +1,210 @@
+package dcs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/soheilhy/cmux"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
+	"github.com/pgherd/pgherd/pkg/logging"
+)
+
+// Server is a running member: the Raft node on the peer port and the etcd
+// v3 API (gRPC and the JSON gateway) on the client port.
+type Server struct {
+	cfg    Config
+	node   *node
+	grpc   *grpc.Server
+	http   *http.Server
+	cmux   cmux.CMux
+	mem    *bufconn.Listener
+	gwConn *grpc.ClientConn
+	client net.Listener
+	lock   *os.File
+}
+
+// Serve runs a member until ctx is done. It is what `pgherd dcs serve`
+// calls. Because the daemon holds kilobytes of data, it caps the Go heap
+// (GOMEMLIMIT 48 MiB unless the environment sets one) so that an idle
+// member stays small.
+func Serve(ctx context.Context, cfg Config) error {
+	if debug.SetMemoryLimit(-1) == 1<<63-1 {
+		debug.SetMemoryLimit(48 << 20)
+	}
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	logging.From(ctx).Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
+	<-ctx.Done()
+	return s.Close()
+}
+
+// Start opens the data directory, starts Raft and both ports, and returns
+// once they accept connections. An empty data directory means a new
+// member: it bootstraps a one-member cluster, or, with cfg.Join, joins an
+// existing one through any of those members; if that join fails, nothing
+// stays behind (neither in the cluster nor in the data directory).
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	fresh, err := openDataDir(cfg.DataDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var peerLn, clientLn net.Listener
+	fail := func(err error) (*Server, error) {
+		for _, l := range []net.Listener{peerLn, clientLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		if fresh {
+			clearFresh(cfg.DataDir)
+		}
+		lock.Close()
+		return nil, err
+	}
+	if peerLn, err = net.Listen("tcp", cfg.ListenPeer); err != nil {
+		return fail(fmt.Errorf("listen_peer %s: %w", cfg.ListenPeer, err))
+	}
+	if clientLn, err = net.Listen("tcp", cfg.ListenClient); err != nil {
+		return fail(fmt.Errorf("listen_client %s: %w", cfg.ListenClient, err))
+	}
+	if err := cfg.advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
+		return fail(err)
+	}
+	if fresh {
+		if err := writeIdentity(cfg.DataDir, cfg.Name); err != nil {
+			return fail(err)
+		}
+	}
+	n, err := openNode(ctx, cfg, peerLn, fresh)
+	if err != nil {
+		return fail(err)
+	}
+	s := &Server{cfg: cfg, node: n, client: clientLn, lock: lock}
+	if fresh && len(cfg.Join) > 0 {
+		if err := n.joinThrough(ctx, cfg.Join); err != nil {
+			n.close()
+			return fail(err)
+		}
+	}
+	if err := s.startClient(ctx); err != nil {
+		n.close()
+		return fail(err)
+	}
+	return s, nil
+}
+
+// joinThrough asks each given member in turn to add this one.
+func (n *node) joinThrough(ctx context.Context, peers []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, p := range peers {
+		pc := newPeerClient(p, n.ptls)
+		raw, _ := encodeJSON(0, n.self())
+		_, err := pc.call(ctx, rpcJoin, raw[1:])
+		pc.close()
+		if err == nil {
+			n.log.Info("joined the cluster", "through", p)
+			return nil
+		}
+		var de errDial
+		if !errors.As(err, &de) {
+			return fmt.Errorf("join through %s: %w", p, err)
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("cannot join: no member reachable (%w); check the peer addresses", errors.Join(errs...))
+}
+
+func (s *Server) startClient(ctx context.Context) error {
+	tc, err := s.cfg.ClientTLS.server("h2", "http/1.1")
+	if err != nil {
+		return err
+	}
+	ln := s.client
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(mvcc.MaxRequestBytes+512*1024),
+		grpc.MaxConcurrentStreams(1<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	pb.RegisterKVServer(s.grpc, &kvServer{s: s})
+	pb.RegisterLeaseServer(s.grpc, &leaseServer{s: s})
+	pb.RegisterWatchServer(s.grpc, &watchServer{s: s})
+	pb.RegisterClusterServer(s.grpc, &clusterServer{s: s})
+	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{s: s})
+	pb.RegisterAuthServer(s.grpc, &pb.UnimplementedAuthServer{})
+
+	s.mem = bufconn.Listen(1 << 20)
+	s.gwConn, err = grpc.NewClient("passthrough:///dcs",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return err
+	}
+	gwh, err := newGateway(context.Background(), s.gwConn)
+	if err != nil {
+		return err
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	s.http = &http.Server{Handler: s.httpHandler(gwh), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
+
+	s.cmux = cmux.New(ln)
+	grpcL := s.cmux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+	httpL := s.cmux.Match(cmux.Any())
+	go s.grpc.Serve(grpcL)
+	go s.grpc.Serve(s.mem)
+	go s.http.Serve(httpL)
+	go s.cmux.Serve()
+	return nil
+}
+
+// PeerAddr is the advertised peer address (host:port).
+func (s *Server) PeerAddr() string { return s.cfg.AdvertisePeer }
+
+// ClientURL is the advertised client URL.
+func (s *Server) ClientURL() string { return s.cfg.AdvertiseClient }
+
+// Name is the member's name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// Close stops serving clients, then leaves Raft running state on disk
+// for the next start.
+func (s *Server) Close() error {
+	s.http.Close()
+	s.grpc.Stop()
+	s.cmux.Close()
+	s.client.Close()
+	s.gwConn.Close()
+	s.mem.Close()
+	err := s.node.close()
+	s.lock.Close()
+	return err
+}
