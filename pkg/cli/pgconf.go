@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgherd/pgherd/pkg/instance"
@@ -70,7 +71,8 @@ func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pg
 	if i.PatroniManaged() {
 		// Patroni rewrites postgresql.conf from its own YAML: an edit
 		// behind its back would be lost, or worse, fight it.
-		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s): pgconf does not support Patroni members yet; change postgresql.parameters in that file and reload with 'pgherd instance reload %s'",
+		// (pgconf set and remove go through Patroni before this: patroniPgconf.)
+		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
 			i.ID(), i.PatroniConfig, i.ID())
 	}
 	t := pgconf.Target{
@@ -140,6 +142,9 @@ func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
 				}
 				changes[n] = c
 			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
+			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
@@ -169,6 +174,9 @@ func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
 					return usageError{err}
 				}
 				changes[n] = pgconf.Change{Name: a, Remove: true}
+			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
@@ -305,7 +313,26 @@ func printChanges(f *Factory, res *pgconf.Result) {
 	for _, ch := range res.Changes {
 		fmt.Fprintf(f.IO.Out, "%s: %s -> %s\n", ch.Name, show(ch.Old), show(ch.New))
 	}
-	if res.DryRun {
-		fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	if !res.DryRun {
+		return
+	}
+	fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	byEffect := map[pgconf.Effect][]string{}
+	for _, ch := range res.Changes {
+		byEffect[ch.Effect] = append(byEffect[ch.Effect], ch.Name)
+	}
+	for _, e := range []struct {
+		effect pgconf.Effect
+		say    string
+	}{
+		{pgconf.EffectReload, "a reload would apply"},
+		{pgconf.EffectNewSessions, "a reload would apply, for new sessions only,"},
+		{pgconf.EffectRestart, "a restart would be needed for"},
+		{pgconf.EffectOverridden, "another file would still win for"},
+		{pgconf.EffectNextStart, "the next start would apply"},
+	} {
+		if names := byEffect[e.effect]; len(names) > 0 {
+			fmt.Fprintf(f.IO.Out, "dry run: %s %s\n", e.say, strings.Join(names, ", "))
+		}
 	}
 }

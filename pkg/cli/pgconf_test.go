@@ -36,9 +36,12 @@ func TestPrintChanges(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
 	old, nv := "4MB", "8MB"
 	printChanges(&Factory{IO: ios}, &pgconf.Result{DryRun: true, Changes: []pgconf.ParamChange{
-		{Name: "work_mem", Old: &old, New: &nv}, {Name: "port", Old: &old}, {Name: "x.y", New: &nv},
+		{Name: "work_mem", Old: &old, New: &nv, Effect: pgconf.EffectReload},
+		{Name: "port", Old: &old, Effect: pgconf.EffectRestart},
+		{Name: "x.y", New: &nv, Effect: pgconf.EffectReload},
 	}})
-	want := "work_mem: 4MB -> 8MB\nport: 4MB -> (not set)\nx.y: (not set) -> 8MB\ndry run: nothing was written\n"
+	want := "work_mem: 4MB -> 8MB\nport: 4MB -> (not set)\nx.y: (not set) -> 8MB\ndry run: nothing was written\n" +
+		"dry run: a reload would apply work_mem, x.y\ndry run: a restart would be needed for port\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}

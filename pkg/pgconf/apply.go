@@ -187,32 +187,9 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		log.Info(fmt.Sprintf("instance %s: nothing to change", t.Name))
 		return res, nil
 	}
-	// postgres -C takes tens of milliseconds, as long as connecting does.
-	// Where a reload will check the result (see quick.go), values
-	// pg_settings fully describes skip it; otherwise both run at once.
-	var validated chan error
-	start := func() {
-		validated = make(chan error, 1)
-		go func() { validated <- validate(ctx, t, c) }()
-	}
-	quick := t.Running && !opts.DryRun && len(c.Errors()) == 0
-	if !quick {
-		start()
-	}
-	conn, settings, clean, err := classify(ctx, t, res)
-	if !clean {
-		quick = false
-	}
+	conn, settings, err := check(ctx, t, c, res, opts)
 	if conn != nil {
 		defer conn.Close(context.WithoutCancel(ctx))
-	}
-	if err == nil && validated == nil && (!quick || !quickAccept(res, settings)) {
-		start()
-	}
-	if validated != nil {
-		if verr := <-validated; err == nil {
-			err = verr
-		}
 	}
 	if err != nil {
 		return res, err
@@ -256,6 +233,34 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	return res, nil
 }
 
+// check classifies the changes and validates the configuration. On a
+// running instance it returns the connection for what follows, and the
+// settings before the change.
+func check(ctx context.Context, t Target, c *Config, res *Result, opts Options) (*pgx.Conn, map[string]pgSetting, error) {
+	// postgres -C takes tens of milliseconds, as long as connecting does.
+	// Where a reload will check the result (see quick.go), values
+	// pg_settings fully describes skip it; otherwise both run at once.
+	var validated chan error
+	start := func() {
+		validated = make(chan error, 1)
+		go func() { validated <- validate(ctx, t, c) }()
+	}
+	quick := t.Running && !opts.DryRun && len(c.Errors()) == 0
+	if !quick {
+		start()
+	}
+	conn, settings, clean, err := classify(ctx, t, res)
+	if err == nil && validated == nil && (!clean || !quickAccept(res, settings)) {
+		start()
+	}
+	if validated != nil {
+		if verr := <-validated; err == nil {
+			err = verr
+		}
+	}
+	return conn, settings, err
+}
+
 // classify fills the context of each change: from pg_settings on a running
 // instance (the connection is returned for what follows, and whether the
 // server reads its files cleanly today), from postgres --describe-config on
@@ -282,6 +287,7 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	b := &pgx.Batch{}
 	b.Queue(settingsSQL, names)
 	b.Queue(cleanSQL)
+	b.Queue("SELECT current_setting('config_file')")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 	settings, err := scanSettings(br.Query())
@@ -291,6 +297,13 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	var clean bool
 	if err := br.QueryRow().Scan(&clean); err != nil {
 		return conn, nil, false, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	}
+	var reads string
+	if err := br.QueryRow().Scan(&reads); err != nil {
+		return conn, nil, false, fmt.Errorf("cannot read config_file: %w", err)
+	}
+	if !samePath(reads, t.ConfigFile) {
+		return conn, nil, false, fmt.Errorf("instance %s reads its configuration from %s, not %s: refusing to edit a file the server does not read", t.Name, reads, t.ConfigFile)
 	}
 	contexts := map[string]string{}
 	for n, s := range settings {

@@ -212,17 +212,17 @@ func TestCheckHookRejectionIsRolledBack(t *testing.T) {
 	tg := s.target(t)
 	before, _ := os.ReadFile(s.conf())
 	// In range for pg_settings, so the fast path takes it; the check hook
-	// (backend count limit) refuses it at reload.
-	res, err := apply(t, tg, Options{}, set("max_connections", "262143"))
-	want := `rolled back: invalid value for parameter "max_connections": 262143; the configuration files were restored and reloaded`
-	if !errors.Is(err, ErrRolledBack) || err.Error() != want || !res.RolledBack {
-		t.Fatalf("got %v\nwant %s", err, want)
+	// (the stack's rlimit) refuses it at reload.
+	res, err := apply(t, tg, Options{}, set("max_stack_depth", "1000MB"))
+	want := `rolled back: invalid value for parameter "max_stack_depth": 1024000`
+	if !errors.Is(err, ErrRolledBack) || !strings.HasPrefix(err.Error(), want) || !res.RolledBack {
+		t.Fatalf("got %v\nwant %s...", err, want)
 	}
 	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, before) {
 		t.Fatal("the file was not restored")
 	}
-	if v := s.show(t, "max_connections"); v != "100" {
-		t.Errorf("max_connections = %s", v)
+	if v := s.show(t, "max_stack_depth"); v != "2MB" {
+		t.Errorf("max_stack_depth = %s", v)
 	}
 }
 
@@ -326,5 +326,41 @@ func TestUnreadableIncludeIsRefused(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, conf) {
 		t.Error("the file changed")
+	}
+}
+
+func TestCheckHookRejectionWhileRestartPending(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	if _, err := apply(t, tg, Options{}, set("max_connections", "50")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(s.conf())
+	// pending_restart is already true for max_connections, so after a
+	// reload it could not tell a refused value from a valid one: the value
+	// must go through postgres -C before anything is written.
+	_, err := apply(t, tg, Options{}, set("max_connections", "262143"))
+	if !errors.Is(err, ErrRefused) || err.Error() != `invalid value for parameter "max_connections": 262143` {
+		t.Fatalf("got %v", err)
+	}
+	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, before) {
+		t.Fatal("the file changed")
+	}
+}
+
+func TestRefusesAFileTheServerDoesNotRead(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	other := filepath.Join(s.dir, "other.conf")
+	if err := os.WriteFile(other, []byte("work_mem = 1MB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg.ConfigFile = other
+	_, err := apply(t, tg, Options{}, set("work_mem", "8MB"))
+	if err == nil || !strings.Contains(err.Error(), "reads its configuration from "+s.conf()) {
+		t.Fatalf("got %v", err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "work_mem = 1MB\n" {
+		t.Errorf("other.conf: %q", b)
 	}
 }

@@ -16,11 +16,16 @@ import (
 // value and the range allows it. It never refuses: anything it is not sure
 // of (strings, units it would have to round, octal-looking numbers, unknown
 // names) goes to postgres -C, so every refusal carries the server's own
-// message. The one thing pg_settings cannot tell is a check hook (such as
-// max_connections plus the worker counts exceeding the backend limit);
-// that is why the fast path is only taken when a reload follows, whose
-// pg_file_settings verdict rolls the change back, and never for a dry run
-// or a stopped instance.
+// message.
+//
+// What pg_settings cannot tell is a check hook (max_stack_depth above the
+// stack limit is in range but refused). So the fast path is only taken
+// when a reload follows, whose pg_file_settings verdict rolls the change
+// back, and only for parameters that reload really applies: sighup,
+// superuser and user. A postmaster parameter is judged at the next start,
+// against the other values of the files, which a reload cannot show;
+// existing sessions skip backend parameters at reload without parsing
+// them. Dry runs and stopped instances always use postgres -C.
 
 // quickAccept reports whether every change is certainly valid.
 func quickAccept(res *Result, settings map[string]pgSetting) bool {
@@ -29,7 +34,12 @@ func quickAccept(res *Result, settings map[string]pgSetting) bool {
 			continue // a removal falls back to the default or another file
 		}
 		s, ok := settings[ch.Name]
-		if !ok || s.context == "internal" || !quickValue(s, *ch.New) {
+		if !ok || !quickValue(s, *ch.New) {
+			return false
+		}
+		switch s.context {
+		case "sighup", "superuser", "user":
+		default:
 			return false
 		}
 	}

@@ -60,6 +60,10 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 		}
 		ours := winner != nil && ch.New != nil && winner.line == ch.Line && samePath(winner.file, ch.File)
 		switch {
+		// For a postmaster parameter the server records a valid new value
+		// as an error too ("cannot be changed without restarting"), and
+		// sets pending_restart; quick.go makes sure pending_restart was
+		// false before, or that postgres -C validated the value.
 		case ours && winner.err != "" && !(s.context == "postmaster" && s.pendingRestart):
 			rejected = append(rejected, fmt.Sprintf("%s = %s in %s line %d: %s", ch.Name, quote(*ch.New), ch.File, ch.Line, winner.err))
 		case winner != nil && !ours:
