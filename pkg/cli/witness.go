@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/site"
 	"github.com/pgherd/pgherd/pkg/witness"
 	"github.com/spf13/cobra"
 )
@@ -21,6 +22,10 @@ func (f *Factory) WitnessEnv() (*witness.Env, error) {
 	s, err := f.Settings()
 	if err != nil {
 		return nil, err
+	}
+	if s.Patroni.DCS.Kind == site.DCSEtcd {
+		return nil, errors.New("this site's Patroni uses an external etcd (patroni.dcs.kind: etcd), and a pgherd witness joins only pgherd's embedded DCS: " +
+			"give etcd its third vote with a third etcd member on another host (etcdctl member add), or move to patroni.dcs.kind: embedded")
 	}
 	exe, err := selfExe()
 	if err != nil {

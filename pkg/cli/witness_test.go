@@ -48,6 +48,19 @@ func TestWitnessRemoveNeedsConfirmation(t *testing.T) {
 	}
 }
 
+// TestWitnessOnExternalEtcd: witness commands on a site whose Patroni
+// uses an external etcd say what to do instead.
+func TestWitnessOnExternalEtcd(t *testing.T) {
+	t.Setenv("PGHERD_PREFIX", t.TempDir())
+	t.Setenv("PGHERD_PATRONI__DCS__KIND", "etcd")
+	for _, args := range [][]string{{"witness", "add", "w1", "--peer", "h:1"}, {"witness", "list"}} {
+		ios, _, _, errOut := iostreams.Test()
+		if code := Main(context.Background(), ios, args); code != ExitError || !strings.Contains(errOut.String(), "a third etcd member on another host") {
+			t.Errorf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+}
+
 func TestWriteMembersTable(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
 	f := &Factory{IO: ios}
