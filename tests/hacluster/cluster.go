@@ -52,6 +52,10 @@ type Options struct {
 	// 127.0.1.2 and 127.0.1.3 in the current namespace.
 	Hosts [3]Host
 	Scope string // Patroni scope; default "ha"
+	// WitnessPgherd is the binary the witness member runs; default Pgherd.
+	// A copy of its own stands for a witness on its own host: processes of
+	// one binary file share its pages on one machine.
+	WitnessPgherd string
 }
 
 // Node is one data host: PostgreSQL under Patroni, and with DCSPgherd the
@@ -234,7 +238,11 @@ func (c *Cluster) startPgherdDCS(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		m.set(file)
-		args := []string{c.Opts.Pgherd, "dcs", "serve", "--config", file}
+		exe := c.Opts.Pgherd
+		if m.role == dcs.RoleWitness && c.Opts.WitnessPgherd != "" {
+			exe = c.Opts.WitnessPgherd
+		}
+		args := []string{exe, "dcs", "serve", "--config", file}
 		log := filepath.Join(m.dir, "member.log")
 		p, err := c.r.start("dcs "+cfg.Name, m.host.Netns, log, m.dir, []string{"PATH=/usr/bin:/bin"}, args...)
 		if err != nil {
