@@ -306,10 +306,8 @@ func startPatroni(ctx context.Context, env *Env, i *Instance, cfg *patroni.Confi
 	}
 	wctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
-	files := []string{cfg.Log.File()}
-	if f := currentLogFile(i); f != "" {
-		files = append(files, f)
-	}
+	// Patroni's log and the server's, including log files it creates meanwhile.
+	files := []string{cfg.Log.File(), filepath.Join(i.LogDir, i.serviceName()+"-*.log")}
 	if err := patroni.WaitStarted(wctx, client, cfg.Name, files); err != nil {
 		return fmt.Errorf("%w; see 'pgherd patroni logs %s'", err, i.ID())
 	}
