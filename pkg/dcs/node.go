@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -68,7 +67,7 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).
 	walDir := filepath.Join(cfg.DataDir, walDirName)
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
+	if err := mkdirPrivate(walDir); err != nil {
 		return nil, fmt.Errorf("create raft log dir: %w", err)
 	}
 	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
