@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/instance"
+	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/pgherd/pgherd/pkg/pgconf"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -39,7 +41,7 @@ func (o *patroniCreateFlags) request(fl *pflag.FlagSet) (*instance.PatroniReques
 	if o.req.Cluster == "" {
 		var stray string
 		fl.Visit(func(f *pflag.Flag) {
-			if len(f.Name) > 8 && f.Name[:8] == "patroni-" && f.Name != "patroni-cluster" {
+			if strings.HasPrefix(f.Name, "patroni-") && f.Name != "patroni-cluster" {
 				stray = f.Name
 			}
 		})
@@ -78,14 +80,30 @@ func withPatroni(f *Factory, ref string, fn func(*instance.Instance, *patroni.Co
 }
 
 func newCmdPatroniList(f *Factory) *cobra.Command {
-	var format string
+	var format, cluster string
 	cmd := &cobra.Command{
-		Use:   "list NAME",
-		Short: "List the members of the Patroni cluster of instance NAME (as patronictl list)",
-		Args:  exactArgs(1, "one instance NAME"),
+		Use:   "list [NAME | --cluster CLUSTER]",
+		Short: "List the members of the Patroni cluster of instance NAME, or of CLUSTER (as patronictl list)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == (cluster != "") || len(args) > 1 {
+				return usageError{fmt.Errorf("%s expects one instance NAME or --cluster CLUSTER; see %s --help", cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(format); err != nil {
 				return err
+			}
+			if cluster != "" {
+				env, err := f.InstanceEnv()
+				if err != nil {
+					return err
+				}
+				i, err := instance.FindPatroniMember(env, cluster)
+				if err != nil {
+					return err
+				}
+				args = []string{i.ID()}
 			}
 			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
 				cl, err := c.Cluster(cmd.Context())
@@ -118,6 +136,7 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 		},
 	}
 	outputFlag(cmd, &format)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "Patroni cluster (scope) one of this host's instances belongs to")
 	return cmd
 }
 
@@ -327,4 +346,54 @@ func newCmdPatroniLogs(f *Factory) *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all", false, "interleave PostgreSQL's log by time")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines (default: all)")
 	return cmd
+}
+
+// patroniPgconf applies pgconf set/remove to a Patroni member through
+// Patroni; handled is false for any other instance.
+func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, changes []pgconf.Change) (handled bool, err error) {
+	env, err := f.InstanceEnv()
+	if err != nil {
+		return true, err
+	}
+	i, err := instance.Find(env, opts.instance)
+	if err != nil || !i.PatroniManaged() {
+		return false, nil
+	}
+	res, err := instance.PatroniSetParameters(ctx, env, i, changes, opts.dryRun)
+	if err != nil {
+		return true, err
+	}
+	if opts.format != "" {
+		if err := writeData(f.IO.Out, opts.format, res); err != nil {
+			return true, err
+		}
+	} else {
+		show := func(v *string) string {
+			if v == nil {
+				return "(not set)"
+			}
+			return *v
+		}
+		where := map[string]string{instance.PathCluster: "cluster-wide, every member (PATCH /config)", instance.PathLocal: "this member (Patroni YAML, reload)"}
+		for _, c := range res.Changes {
+			fmt.Fprintf(f.IO.Out, "%s: %s -> %s [%s]\n", c.Name, show(c.Old), show(c.New), where[c.Path])
+		}
+		if res.DryRun {
+			fmt.Fprintln(f.IO.Out, "dry run: nothing was changed")
+		}
+	}
+	if opts.dryRun || len(res.Restart) == 0 {
+		return true, nil
+	}
+	log := logging.From(ctx)
+	log.Info(fmt.Sprintf("a restart is pending for: %s", strings.Join(res.Restart, ", ")))
+	restart := opts.yes
+	if !opts.yes && !opts.no && !opts.nonInter && f.IO.CanPrompt() {
+		restart = confirm(f.IO, "PostgreSQL needs to be restarted; restart the members that need it now, through Patroni?")
+	}
+	if !restart {
+		log.Info(fmt.Sprintf("the members keep running with the old values; restart them with 'pgherd pgconf set -i %s ... --yes' or 'pgherd instance restart NAME'", i.ID()))
+		return true, nil
+	}
+	return true, instance.PatroniRestartPending(ctx, i, res)
 }

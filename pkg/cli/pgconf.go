@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgherd/pgherd/pkg/instance"
@@ -67,6 +68,13 @@ func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pg
 	if err != nil {
 		return nil, nil, pgconf.Target{}, err
 	}
+	if i.PatroniManaged() {
+		// Patroni rewrites postgresql.conf from its own YAML: an edit
+		// behind its back would be lost, or worse, fight it.
+		// (pgconf set and remove go through Patroni before this: patroniPgconf.)
+		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
+			i.ID(), i.PatroniConfig, i.ID())
+	}
 	t := pgconf.Target{
 		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir,
 		Running: i.State() == instance.Started, Runner: env.Runner,
@@ -96,11 +104,14 @@ func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 			}
 			rows := make([][]string, len(params))
 			for n, p := range params {
-				where := ""
-				if p.File != "" {
-					where = p.File + ":" + strconv.Itoa(p.Line)
+				value, where := "", ""
+				if p.Value != nil {
+					value = *p.Value
 				}
-				rows[n] = []string{p.Name, p.Value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
+				if p.SetIn != nil {
+					where = p.SetIn.File + ":" + strconv.Itoa(p.SetIn.Line)
+				}
+				rows[n] = []string{p.Name, value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
 			}
 			return writeTable(f.IO, []string{"name", "value", "set in", "context", "pending restart"}, rows)
 		},
@@ -131,6 +142,9 @@ func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
 				}
 				changes[n] = c
 			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
+			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
 			})
@@ -160,6 +174,9 @@ func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
 					return usageError{err}
 				}
 				changes[n] = pgconf.Change{Name: a, Remove: true}
+			}
+			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
+				return err
 			}
 			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
 				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
@@ -296,7 +313,26 @@ func printChanges(f *Factory, res *pgconf.Result) {
 	for _, ch := range res.Changes {
 		fmt.Fprintf(f.IO.Out, "%s: %s -> %s\n", ch.Name, show(ch.Old), show(ch.New))
 	}
-	if res.DryRun {
-		fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	if !res.DryRun {
+		return
+	}
+	fmt.Fprintln(f.IO.Out, "dry run: nothing was written")
+	byEffect := map[pgconf.Effect][]string{}
+	for _, ch := range res.Changes {
+		byEffect[ch.Effect] = append(byEffect[ch.Effect], ch.Name)
+	}
+	for _, e := range []struct {
+		effect pgconf.Effect
+		say    string
+	}{
+		{pgconf.EffectReload, "a reload would apply"},
+		{pgconf.EffectNewSessions, "a reload would apply, for new sessions only,"},
+		{pgconf.EffectRestart, "a restart would be needed for"},
+		{pgconf.EffectOverridden, "another file would still win for"},
+		{pgconf.EffectNextStart, "the next start would apply"},
+	} {
+		if names := byEffect[e.effect]; len(names) > 0 {
+			fmt.Fprintf(f.IO.Out, "dry run: %s %s\n", e.say, strings.Join(names, ", "))
+		}
 	}
 }

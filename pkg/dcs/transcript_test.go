@@ -23,7 +23,8 @@ import (
 // compares each answer's status and JSON shape (keys in order, value
 // types; values themselves are masked, except error bodies, which must be
 // identical).
-const transcriptFile = "/work/shared/research/patroni-etcd3-transcript/transcript.jsonl"
+// A copy of shared/research/patroni-etcd3-transcript/transcript.jsonl.
+const transcriptFile = "testdata/patroni-etcd3-transcript.jsonl"
 
 type trEvent struct {
 	Seq      int             `json:"seq"`

@@ -65,11 +65,13 @@ func (i *Instance) patroniConfig() (*patroni.Config, error) {
 // PatroniClient returns a client of the instance's own Patroni REST API.
 func (i *Instance) PatroniClient() (*patroni.Config, *patroni.Client, error) {
 	c, err := i.patroniConfig()
-	if err != nil {
-		return nil, nil, err
+	if err == nil {
+		var cl *patroni.Client
+		if cl, err = patroni.ClientFor(c); err == nil {
+			return c, cl, nil
+		}
 	}
-	cl, err := patroni.ClientFor(c)
-	return c, cl, err
+	return nil, nil, fmt.Errorf("instance %s is managed by Patroni (%s): %w", i.ID(), i.PatroniConfig, err)
 }
 
 // patroniService describes the instance's Patroni for the service manager.
@@ -206,7 +208,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 		}
 	}
 	if st.Initialized && st.Leader == "" && len(st.Active("")) == 0 {
-		return nil, fmt.Errorf("Patroni cluster %s is initialised in the DCS but has no leader and no running member, so a new member could not clone it: start one of its members, or remove the cluster (drop its last member with --purge-cluster)", cfg.Scope)
+		return nil, fmt.Errorf("Patroni cluster %s is initialised in the DCS but has no leader and no running member, so a new member could not clone it: start one of its members, or remove the cluster (drop its last member with --purge-cluster, or delete its keys: etcdctl del --prefix %s)", cfg.Scope, patroni.ClusterPrefix(cfg))
 	}
 	if _, err := os.Stat(credFile); st.Initialized && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("Patroni cluster %s already exists (leader %q) and its credentials are not on this host: copy %s from a member here first", cfg.Scope, st.Leader, credFile)
@@ -263,6 +265,17 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 		log.Info(fmt.Sprintf("joining Patroni cluster %s as %s", cfg.Scope, cfg.Name))
 	default:
 		log.Info(fmt.Sprintf("bootstrapping Patroni cluster %s with %s", cfg.Scope, cfg.Name))
+	}
+	if !st.Initialized {
+		// A failed bootstrap must not leave a cluster behind in the DCS: the
+		// next attempt would find it initialised, with no member to clone.
+		// (Unless another member runs in it: it won a concurrent bootstrap.)
+		u.add(func() {
+			uctx := context.WithoutCancel(ctx)
+			if now, err := patroni.ReadDCSState(uctx, cfg); err == nil && len(now.Active(cfg.Name)) == 0 {
+				_, _ = patroni.PurgeDCS(uctx, cfg)
+			}
+		})
 	}
 	svc := i.patroniService(env)
 	if err := env.Services.Install(ctx, svc); err != nil {
@@ -449,4 +462,19 @@ func PurgePatroniCluster(ctx context.Context, env *Env, cfg *patroni.Config) (in
 		return n, err
 	}
 	return n, nil
+}
+
+// FindPatroniMember returns a local instance that is a member of Patroni
+// cluster cluster.
+func FindPatroniMember(env *Env, cluster string) (*Instance, error) {
+	all, err := List(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if c, err := i.patroniConfig(); err == nil && c.Scope == cluster {
+			return i, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no local instance is a member of Patroni cluster %s", ErrNotFound, cluster)
 }

@@ -47,6 +47,9 @@ type Client struct {
 // ClientFor returns a client for c's own REST API (its connect address,
 // authentication and TLS files).
 func ClientFor(c *Config) (*Client, error) {
+	if c.RestAPI.ConnectAddress == "" {
+		return nil, errors.New("its Patroni configuration has no restapi.connect_address")
+	}
 	scheme := "http"
 	if c.RestAPI.CertFile != "" {
 		scheme = "https"
@@ -93,6 +96,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		http:    &http.Client{Transport: tr},
 		timeout: timeout,
 	}, nil
+}
+
+// ForMember returns a client of another member's REST API (its api_url
+// from GET /cluster) with the same authentication and TLS settings: the
+// REST password is the cluster's.
+func (c *Client) ForMember(m Member) *Client {
+	return &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
 }
 
 // URL is the base URL the client talks to.
@@ -440,8 +450,7 @@ func (c *Client) allPaused(ctx context.Context, want bool) error {
 		return err
 	}
 	for _, m := range cl.Members {
-		mc := &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
-		st, err := mc.Patroni(ctx)
+		st, err := c.ForMember(m).Patroni(ctx)
 		if err != nil {
 			return err
 		}

@@ -144,6 +144,9 @@ func prefixEnd(p string) string {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
+// ClusterPrefix is the DCS key prefix of c's cluster, e.g. "/service/main/".
+func ClusterPrefix(c *Config) string { return clusterPrefix(c.Namespace, c.Scope) }
+
 func clusterPrefix(namespace, scope string) string {
 	if namespace == "" {
 		namespace = DefaultNamespace

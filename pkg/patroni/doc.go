@@ -1,27 +1,38 @@
 // Package patroni is everything pgherd knows about Patroni 3.0.x: the member
 // configuration it generates, the checks it makes before Patroni sees it,
-// the passwords a cluster shares, and a client for the REST API, the only
-// way pgherd acts on a running Patroni.
+// the passwords a cluster shares, what the DCS holds about a cluster, and a
+// client for the REST API, the only way pgherd acts on a running Patroni.
+// It knows nothing of instances, site settings or services: pkg/instance
+// (patroni.go) builds on it.
 //
 // Creating a member (what `instance create --patroni-cluster` does):
 //
-//	creds, _, err := patroni.LoadOrCreateCredentials(credFile, owner) // 0600; every member of a cluster needs the same file
+//	creds, created, err := patroni.LoadOrCreateCredentials(credFile, owner) // 0600; one file per cluster, the same on every member
 //	cfg := patroni.New(patroni.Spec{Cluster: "main", Node: "pg1", RestAPIConnect: "127.0.1.1:8008",
 //		PGConnectHost: "127.0.1.1", PGPort: 5432, DataDir: ..., BinDir: ..., SocketDir: ...,
 //		PgPass: ..., LogDir: ..., Etcd: patroni.Etcd3{Hosts: []string{"127.0.0.1:2379"}},
-//		Timings: site timings, Credentials: creds})
-//	err = cfg.Validate()                                     // our checks: one line per problem, with the fix
-//	err = cfg.WriteFile(yamlPath, owner)                     // atomic, 0600, keys sorted
-//	err = cfg.ValidateWithPatroni(ctx, runner, exe, yamlPath) // first start only: it probes ports and the DCS
-//	// run patroni.Command(exe, yamlPath) with patroni.Environ(home) as the system user
-//	// through the service manager (Kind "patroni"), logging to cfg.Log.File()
+//		Timings: patroni.Timings{TTL: 30, LoopWait: 10, RetryTimeout: 10}, Credentials: creds})
+//	err = cfg.Validate()                                         // our checks: one line per problem, with the fix
+//	err = patroni.CheckDCSReachable(ctx, cfg, 5*time.Second)     // bounded wait
+//	st, err := patroni.ReadDCSState(ctx, cfg)                    // bootstrap or join? name in use?
+//	err = cfg.WriteFile(yamlPath, owner)                         // atomic, 0600, keys sorted
+//	err = cfg.ValidateWithPatroni(ctx, runner, exe, yamlPath)    // first start only: it probes ports and the DCS
+//	// run patroni.Command(exe, yamlPath) as the system user, with nothing of
+//	// pgherd's environment (service.Service{Kind: "patroni", ...})
 //	client, err := patroni.ClientFor(cfg)
 //	err = patroni.WaitStarted(ctx, client, cfg.Name, []string{cfg.Log.File()}) // progress at INFO, log lines at DEBUG
 //
+// Operating a cluster: Client.Cluster (members, roles, lag; Cluster.List
+// gives `patroni list` rows), Switchover, Failover, Reinitialize, Restart,
+// Reload, Pause/Resume with WaitPaused, WaitHealthy after a change of
+// leader; Describe for `instance get`; Tail and Follower for the logs;
+// BackupFile and PurgeDCS when the last member goes; EnvVars for patronictl.
+//
 // Changing parameters: IsClusterWide says which parameters Patroni keeps
-// cluster-wide (it drops them from a member's YAML): those go through
+// cluster-wide (it ignores them in a member's YAML) and CheckClusterWide
+// which values it would silently ignore; those go through
 // Client.SetClusterParameters (PATCH /config) and reach every member; the
-// others go to the member's postgresql.parameters followed by Client.Reload.
+// others through SetLocalParameters (the member's YAML) and Client.Reload.
 //
 // Secrets: passwords are Secret values, masked by fmt, slog and
 // encoding/json; only Config.Marshal/WriteFile and the credentials file hold

@@ -90,7 +90,7 @@ func WaitStarted(ctx context.Context, client *Client, member string, logFiles []
 		case <-ctx.Done():
 			return fmt.Errorf("Patroni at %s was not ready after %s: %w (last answer: %v)",
 				client.URL(), time.Since(start).Round(time.Second), ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -70,26 +70,26 @@ type ParamChange struct {
 	Name    string  `json:"name"` // lower case
 	Old     *string `json:"old"`  // nil when it was not set in the files
 	New     *string `json:"new"`  // nil when it is no longer set
-	File    string  `json:"file,omitempty"`
-	Line    int     `json:"line,omitempty"`
-	Context string  `json:"context,omitempty"` // pg_settings.context
+	File    string  `json:"file"` // where the new value is, or where the removed one was
+	Line    int     `json:"line"`
+	Context string  `json:"context"` // pg_settings.context
 	Effect  Effect  `json:"effect"`
-	// OverriddenBy is the assignment that wins over this one.
-	OverriddenBy *Entry `json:"overridden_by,omitempty"`
+	// OverriddenBy is the assignment that wins over this one, or nil.
+	OverriddenBy *Entry `json:"overridden_by"`
 }
 
 // Result is what Apply did.
 type Result struct {
 	Instance  string        `json:"instance"`
 	Changes   []ParamChange `json:"changes"`
-	Commented []Entry       `json:"commented,omitempty"` // other assignments commented out
-	Files     []string      `json:"files,omitempty"`     // files written (would be, on a dry run)
+	Commented []Entry       `json:"commented"` // other assignments commented out
+	Files     []string      `json:"files"`     // files written (would be, on a dry run)
 	DryRun    bool          `json:"dry_run"`
 	Running   bool          `json:"running"`
 	Reloaded  bool          `json:"reloaded"`
 	// RolledBack is set when the server rejected the change at reload and
 	// the files were restored.
-	RolledBack bool `json:"rolled_back"`
+	RolledBack bool `json:"-"`
 	// Restart lists the changed parameters that wait for a restart.
 	Restart []string `json:"restart"`
 	// PendingRestart is true when any parameter of the instance waits for
@@ -176,8 +176,8 @@ func diff(before, after map[string]Entry) []ParamChange {
 }
 
 func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, commented []Entry, opts Options) (*Result, error) {
-	res := &Result{Instance: t.Name, Changes: diff(before, c.effective()), Commented: commented,
-		DryRun: opts.DryRun, Running: t.Running, Restart: []string{}}
+	res := &Result{Instance: t.Name, Changes: diff(before, c.effective()), Commented: append([]Entry{}, commented...),
+		Files: []string{}, DryRun: opts.DryRun, Running: t.Running, Restart: []string{}}
 	log := logging.From(ctx)
 	files := c.Changed()
 	for _, f := range files {
@@ -187,14 +187,7 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		log.Info(fmt.Sprintf("instance %s: nothing to change", t.Name))
 		return res, nil
 	}
-	// postgres -C takes tens of milliseconds, as long as connecting does:
-	// both run at once.
-	validated := make(chan error, 1)
-	go func() { validated <- validate(ctx, t, c) }()
-	conn, settings, err := classify(ctx, t, res)
-	if verr := <-validated; err == nil && verr != nil {
-		err = verr
-	}
+	conn, settings, err := check(ctx, t, c, res, opts)
 	if conn != nil {
 		defer conn.Close(context.WithoutCancel(ctx))
 	}
@@ -232,7 +225,7 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 		var rej *rejectedError
 		if errors.As(err, &rej) {
 			res.RolledBack = true
-			return res, rollback(ctx, t, conn, files, rej)
+			return res, rollback(ctx, t, c, conn, files, rej)
 		}
 		return res, err
 	}
@@ -240,10 +233,39 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 	return res, nil
 }
 
+// check classifies the changes and validates the configuration. On a
+// running instance it returns the connection for what follows, and the
+// settings before the change.
+func check(ctx context.Context, t Target, c *Config, res *Result, opts Options) (*pgx.Conn, map[string]pgSetting, error) {
+	// postgres -C takes tens of milliseconds, as long as connecting does.
+	// Where a reload will check the result (see quick.go), values
+	// pg_settings fully describes skip it; otherwise both run at once.
+	var validated chan error
+	start := func() {
+		validated = make(chan error, 1)
+		go func() { validated <- validate(ctx, t, c) }()
+	}
+	quick := t.Running && !opts.DryRun && len(c.Errors()) == 0
+	if !quick {
+		start()
+	}
+	conn, settings, clean, err := classify(ctx, t, res)
+	if err == nil && validated == nil && (!clean || !quickAccept(res, settings)) {
+		start()
+	}
+	if validated != nil {
+		if verr := <-validated; err == nil {
+			err = verr
+		}
+	}
+	return conn, settings, err
+}
+
 // classify fills the context of each change: from pg_settings on a running
-// instance (the connection is returned for what follows), from postgres
-// --describe-config on a stopped one.
-func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string]pgSetting, error) {
+// instance (the connection is returned for what follows, and whether the
+// server reads its files cleanly today), from postgres --describe-config on
+// a stopped one.
+func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string]pgSetting, bool, error) {
 	names := make([]string, len(res.Changes))
 	for i, ch := range res.Changes {
 		names[i] = ch.Name
@@ -251,32 +273,53 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	if !t.Running {
 		desc, err := describeConfig(ctx, t)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		for i := range res.Changes {
-			res.Changes[i].Context = desc[res.Changes[i].Name]
+			res.Changes[i].Context = contextOf(desc, res.Changes[i].Name)
 		}
-		return nil, nil, nil
+		return nil, nil, false, nil
 	}
 	conn, err := t.Connect(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
+		return nil, nil, false, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
 	}
-	settings, err := readSettings(ctx, conn, names)
+	b := &pgx.Batch{}
+	b.Queue(settingsSQL, names)
+	b.Queue(cleanSQL)
+	b.Queue("SELECT current_setting('config_file')")
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	settings, err := scanSettings(br.Query())
 	if err != nil {
-		return conn, nil, err
+		return conn, nil, false, err
+	}
+	var clean bool
+	if err := br.QueryRow().Scan(&clean); err != nil {
+		return conn, nil, false, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	}
+	var reads string
+	if err := br.QueryRow().Scan(&reads); err != nil {
+		return conn, nil, false, fmt.Errorf("cannot read config_file: %w", err)
+	}
+	if !samePath(reads, t.ConfigFile) {
+		return conn, nil, false, fmt.Errorf("instance %s reads its configuration from %s, not %s: refusing to edit a file the server does not read", t.Name, reads, t.ConfigFile)
+	}
+	contexts := map[string]string{}
+	for n, s := range settings {
+		contexts[n] = s.context
 	}
 	for i := range res.Changes {
-		res.Changes[i].Context = contextOf(settings, res.Changes[i].Name)
+		res.Changes[i].Context = contextOf(contexts, res.Changes[i].Name)
 	}
-	return conn, settings, nil
+	return conn, settings, clean, nil
 }
 
-// contextOf returns pg_settings.context; a name the server does not list
+// contextOf returns the context of name; a name the server does not list
 // and that has a dot is a custom parameter, which takes a reload.
-func contextOf(settings map[string]pgSetting, name string) string {
-	if s, ok := settings[name]; ok {
-		return s.context
+func contextOf(contexts map[string]string, name string) string {
+	if c, ok := contexts[name]; ok {
+		return c
 	}
 	if strings.Contains(name, ".") {
 		return "user"

@@ -62,7 +62,7 @@ func TestRestartParameter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := shown[0]; !p.PendingRestart || p.Value != "128MB" || *p.FileValue != "256MB" || p.File != s.conf() {
+	if p := shown[0]; !p.PendingRestart || *p.Value != "128MB" || p.SetIn.Value != "256MB" || p.SetIn.File != s.conf() {
 		t.Errorf("show before restart: %+v", p)
 	}
 	s.restart(t)
@@ -142,7 +142,7 @@ func TestAutoConfWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := shown[0]; p.File != ch.OverriddenBy.File || *p.FileValue != "16MB" {
+	if p := shown[0]; p.SetIn.File != ch.OverriddenBy.File || p.SetIn.Value != "16MB" {
 		t.Errorf("show: %+v", p)
 	}
 }
@@ -204,6 +204,51 @@ func TestRejectedAtReloadIsRolledBack(t *testing.T) {
 	}
 	if v := s.show(t, "pg_stat_statements.track"); v != "top" {
 		t.Errorf("pg_stat_statements.track = %s", v)
+	}
+}
+
+func TestCheckHookRejectionIsRolledBack(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	before, _ := os.ReadFile(s.conf())
+	// In range for pg_settings, so the fast path takes it; the check hook
+	// (the stack's rlimit) refuses it at reload.
+	res, err := apply(t, tg, Options{}, set("max_stack_depth", "1000MB"))
+	want := `rolled back: invalid value for parameter "max_stack_depth": 1024000`
+	if !errors.Is(err, ErrRolledBack) || !strings.HasPrefix(err.Error(), want) || !res.RolledBack {
+		t.Fatalf("got %v\nwant %s...", err, want)
+	}
+	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, before) {
+		t.Fatal("the file was not restored")
+	}
+	if v := s.show(t, "max_stack_depth"); v != "2MB" {
+		t.Errorf("max_stack_depth = %s", v)
+	}
+}
+
+func TestQuickAccept(t *testing.T) {
+	work := pgSetting{vartype: "integer", unit: "kB", min: "64", max: "2147483647", context: "user"}
+	buffers := pgSetting{vartype: "integer", unit: "8kB", min: "16", max: "1073741823", context: "postmaster"}
+	level := pgSetting{vartype: "enum", enumvals: []string{"minimal", "replica", "logical"}, context: "postmaster"}
+	cost := pgSetting{vartype: "real", min: "0", max: "1.79769e+308", context: "user"}
+	flag := pgSetting{vartype: "bool", context: "user"}
+	for _, tc := range []struct {
+		s    pgSetting
+		v    string
+		want bool
+	}{
+		{work, "8MB", true}, {work, "4096", true}, {work, "1GB", true}, {work, "64kB", true},
+		{work, "32kB", false}, {work, "1.5MB", false}, {work, "010", false}, {work, "0x10", false},
+		{work, "8mb", false}, {work, "5s", false}, {work, "banana", false}, {work, "3000000000", false},
+		{buffers, "128MB", true}, {buffers, "131072kB", true}, {buffers, "12kB", false},
+		{level, "Replica", true}, {level, "bogus", false}, {level, "hot_standby", false},
+		{cost, "1.5", true}, {cost, "-1", false}, {cost, "1e3", false},
+		{flag, "ON", true}, {flag, "maybe", false}, {flag, "o", false},
+		{pgSetting{vartype: "string", context: "user"}, "x", false},
+	} {
+		if got := quickValue(tc.s, tc.v); got != tc.want {
+			t.Errorf("quickValue(%s %s, %q) = %v", tc.s.vartype, tc.s.unit, tc.v, got)
+		}
 	}
 }
 
@@ -281,5 +326,41 @@ func TestUnreadableIncludeIsRefused(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, conf) {
 		t.Error("the file changed")
+	}
+}
+
+func TestCheckHookRejectionWhileRestartPending(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	if _, err := apply(t, tg, Options{}, set("max_connections", "50")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(s.conf())
+	// pending_restart is already true for max_connections, so after a
+	// reload it could not tell a refused value from a valid one: the value
+	// must go through postgres -C before anything is written.
+	_, err := apply(t, tg, Options{}, set("max_connections", "262143"))
+	if !errors.Is(err, ErrRefused) || err.Error() != `invalid value for parameter "max_connections": 262143` {
+		t.Fatalf("got %v", err)
+	}
+	if after, _ := os.ReadFile(s.conf()); !bytes.Equal(after, before) {
+		t.Fatal("the file changed")
+	}
+}
+
+func TestRefusesAFileTheServerDoesNotRead(t *testing.T) {
+	s := server(t)
+	tg := s.target(t)
+	other := filepath.Join(s.dir, "other.conf")
+	if err := os.WriteFile(other, []byte("work_mem = 1MB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg.ConfigFile = other
+	_, err := apply(t, tg, Options{}, set("work_mem", "8MB"))
+	if err == nil || !strings.Contains(err.Error(), "reads its configuration from "+s.conf()) {
+		t.Fatalf("got %v", err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "work_mem = 1MB\n" {
+		t.Errorf("other.conf: %q", b)
 	}
 }

@@ -84,7 +84,7 @@ func parseLine(text string) line {
 		if t.kind == tokEOL {
 			l.syntaxErr = "near end of line"
 		} else {
-			l.syntaxErr = fmt.Sprintf("near token %q", text[t.start:t.end])
+			l.syntaxErr = fmt.Sprintf("near token \"%s\"", text[t.start:t.end])
 		}
 		return l
 	}
@@ -150,7 +150,7 @@ func (f *File) SyntaxErrors() []*SyntaxError {
 	for i, l := range f.lines {
 		if l.syntaxErr != "" {
 			errs = append(errs, &SyntaxError{File: f.Path, Line: i + 1,
-				Msg: fmt.Sprintf("syntax error in file %q line %d, %s", f.Path, i+1, l.syntaxErr)})
+				Msg: fmt.Sprintf("syntax error in file \"%s\" line %d, %s", f.Path, i+1, l.syntaxErr)})
 		}
 	}
 	return errs

@@ -1,9 +1,16 @@
 package pgconf
 
 import (
+	"context"
+	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/pgherd/pgherd/pkg/run"
 )
 
 // memConfig builds a Config from in-memory files; main is "/conf/postgresql.conf".
@@ -32,32 +39,36 @@ func memConfig(t testing.TB, files map[string]string) *Config {
 	return c
 }
 
+// lineCases are lines and what PostgreSQL 15 reads in them;
+// TestSyntaxAgreesWithPostgres checks the verdicts against the server.
+var lineCases = []struct{ line, name, value, err string }{
+	{line: "work_mem = 4MB", name: "work_mem", value: "4MB"},
+	{line: "work_mem 4MB", name: "work_mem", value: "4MB"},
+	{line: "work_mem=4MB#c", name: "work_mem", value: "4MB"},
+	{line: "  Work_Mem\t=\t'4MB'  # min 64kB\r", name: "Work_Mem", value: "4MB"},
+	{line: `search_path = '"$user", public'`, name: "search_path", value: `"$user", public`},
+	{line: `x.y = 'it''s'`, name: "x.y", value: "it's"},
+	{line: `x.y = 'a\'b\\c\td\101'`, name: "x.y", value: "a'b\\c\tdA"},
+	{line: `x.y = 'a\0b'`, name: "x.y", value: "a"},
+	{line: "lc_messages = C.UTF-8", name: "lc_messages", value: "C.UTF-8"},
+	{line: "random_page_cost = -.5e3", name: "random_page_cost", value: "-.5e3"},
+	{line: "work_mem = 0xZZ", name: "work_mem", value: "0xZZ"},
+	// The same verdicts as PostgreSQL 15 (TestSyntaxAgreesWithPostgres checks them against it).
+	{line: "default_text_search_config = pg_catalog.english", err: `near token "pg_catalog.english"`},
+	{line: "work_mem = 0X10", err: `near token "10"`},
+	{line: "a.b.c = 1", err: `near token "a.b.c"`},
+	{line: `search_path = '\'`, err: `near token "'"`},
+	{line: "work_mem=", err: "near end of line"},
+	{line: "x.y = /x", err: `near token "/"`},
+	{line: "x.y = 1-2", err: `near token "-2"`},
+	{line: "work_mem = 1.5MB", err: `near token "MB"`},
+	{line: "work_mem = 8MB extra", err: `near token "extra"`},
+	{line: "wal_level = replica;", err: `near token ";"`},
+	{line: `"work_mem" = 1`, err: `near token """`},
+}
+
 func TestParseLines(t *testing.T) {
-	for _, tc := range []struct{ line, name, value, err string }{
-		{line: "work_mem = 4MB", name: "work_mem", value: "4MB"},
-		{line: "work_mem 4MB", name: "work_mem", value: "4MB"},
-		{line: "work_mem=4MB#c", name: "work_mem", value: "4MB"},
-		{line: "  Work_Mem\t=\t'4MB'  # min 64kB\r", name: "Work_Mem", value: "4MB"},
-		{line: `search_path = '"$user", public'`, name: "search_path", value: `"$user", public`},
-		{line: `x.y = 'it''s'`, name: "x.y", value: "it's"},
-		{line: `x.y = 'a\'b\\c\td\101'`, name: "x.y", value: "a'b\\c\tdA"},
-		{line: `x.y = 'a\0b'`, name: "x.y", value: "a"},
-		{line: "lc_messages = C.UTF-8", name: "lc_messages", value: "C.UTF-8"},
-		{line: "random_page_cost = -.5e3", name: "random_page_cost", value: "-.5e3"},
-		{line: "work_mem = 0xZZ", name: "work_mem", value: "0xZZ"},
-		// The same verdicts as PostgreSQL 15 (TestSyntaxAgreesWithPostgres checks them against it).
-		{line: "default_text_search_config = pg_catalog.english", err: `near token "pg_catalog.english"`},
-		{line: "work_mem = 0X10", err: `near token "10"`},
-		{line: "a.b.c = 1", err: `near token "a.b.c"`},
-		{line: `search_path = '\'`, err: `near token "'"`},
-		{line: "work_mem=", err: "near end of line"},
-		{line: "x.y = /x", err: `near token "/"`},
-		{line: "x.y = 1-2", err: `near token "-2"`},
-		{line: "work_mem = 1.5MB", err: `near token "MB"`},
-		{line: "work_mem = 8MB extra", err: `near token "extra"`},
-		{line: "wal_level = replica;", err: `near token ";"`},
-		{line: `"work_mem" = 1`, err: `near token "\""`},
-	} {
+	for _, tc := range lineCases {
 		l := parseLine(tc.line)
 		if l.syntaxErr != tc.err || l.name != tc.name && tc.err == "" || l.value != tc.value {
 			t.Errorf("%q: got name %q value %q err %q, want %q %q %q", tc.line, l.name, l.value, l.syntaxErr, tc.name, tc.value, tc.err)
@@ -190,6 +201,40 @@ func TestCheckName(t *testing.T) {
 	for _, bad := range []string{"", "a.b.c", "work mem", "1x", "include_dir", "x=1"} {
 		if err := CheckName(bad); err == nil {
 			t.Errorf("CheckName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestSyntaxAgreesWithPostgres(t *testing.T) {
+	s := server(t)
+	dir, err := os.MkdirTemp("/tmp", "pgconf-lines-") // the server's user must reach it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for n, tc := range lineCases {
+		path := filepath.Join(dir, fmt.Sprintf("case%d.conf", n))
+		if err := os.WriteFile(path, []byte(tc.line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.runner.Run(context.Background(), run.Cmd{Args: []string{pgBin + "/postgres", "-D", s.data,
+			"-c", "config_file=" + path, "-c", "log_line_prefix=", "-C", "work_mem"}})
+		if err == nil && tc.err != "" || strings.Contains(res.Stderr, "could not open") {
+			t.Fatalf("%q: %v %s", tc.line, err, res.Stderr)
+		}
+		var server string
+		if m := regexp.MustCompile(`syntax error in file .* line 1, (near .*)`).FindStringSubmatch(res.Stderr); m != nil {
+			server = m[1]
+		}
+		if server != tc.err {
+			t.Errorf("%q: PostgreSQL says %q, the table %q", tc.line, server, tc.err)
+		}
+		if errs := Parse(path, []byte(tc.line+"\n")).SyntaxErrors(); len(errs) > 0 != (server != "") ||
+			len(errs) > 0 && !strings.HasSuffix(errs[0].Msg, server) {
+			t.Errorf("%q: PostgreSQL says %q, we say %v", tc.line, server, errs)
 		}
 	}
 }

@@ -11,23 +11,31 @@ import (
 // pgSetting is a row of pg_settings as this session sees it.
 type pgSetting struct {
 	name, setting, context, current string
-	sourceFile                      string
-	sourceLine                      int
+	vartype, unit, min, max         string
+	enumvals                        []string
 	pendingRestart                  bool
 }
 
+// settingsSQL reads pg_settings for names ($1, lower case).
+const settingsSQL = `SELECT name, setting, context, current_setting(name), vartype,
+	coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''), enumvals, pending_restart
+	FROM pg_settings WHERE lower(name) = ANY($1)`
+
 // readSettings reads pg_settings for names (lower case), keyed by lower-case name.
 func readSettings(ctx context.Context, conn *pgx.Conn, names []string) (map[string]pgSetting, error) {
-	rows, err := conn.Query(ctx, `SELECT name, setting, context, current_setting(name),
-		coalesce(sourcefile, ''), coalesce(sourceline, 0), pending_restart
-		FROM pg_settings WHERE lower(name) = ANY($1)`, names)
+	rows, err := conn.Query(ctx, settingsSQL, names)
+	return scanSettings(rows, err)
+}
+
+func scanSettings(rows pgx.Rows, err error) (map[string]pgSetting, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read pg_settings: %w", err)
 	}
 	out := map[string]pgSetting{}
 	for rows.Next() {
 		var s pgSetting
-		if err := rows.Scan(&s.name, &s.setting, &s.context, &s.current, &s.sourceFile, &s.sourceLine, &s.pendingRestart); err != nil {
+		if err := rows.Scan(&s.name, &s.setting, &s.context, &s.current, &s.vartype,
+			&s.unit, &s.min, &s.max, &s.enumvals, &s.pendingRestart); err != nil {
 			return nil, fmt.Errorf("cannot read pg_settings: %w", err)
 		}
 		out[normName(s.name)] = s
@@ -49,10 +57,11 @@ type fileSetting struct {
 	err     string
 }
 
-func readFileSettings(ctx context.Context, conn *pgx.Conn) ([]fileSetting, error) {
-	rows, err := conn.Query(ctx, `SELECT coalesce(sourcefile, ''), coalesce(sourceline, 0),
-		coalesce(name, ''), coalesce(setting, ''), applied, coalesce(error, '')
-		FROM pg_file_settings ORDER BY seqno`)
+const fileSettingsSQL = `SELECT coalesce(sourcefile, ''), coalesce(sourceline, 0),
+	coalesce(name, ''), coalesce(setting, ''), applied, coalesce(error, '')
+	FROM pg_file_settings ORDER BY seqno`
+
+func scanFileSettings(rows pgx.Rows, err error) ([]fileSetting, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read pg_file_settings: %w", err)
 	}
@@ -77,14 +86,16 @@ func readFileSettings(ctx context.Context, conn *pgx.Conn) ([]fileSetting, error
 // what PostgreSQL now says. Waiting is bounded by ctx and a deadline.
 func reloadAndWait(ctx context.Context, t Target, conn *pgx.Conn) error {
 	var before time.Time
-	if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
-		return fmt.Errorf("cannot read pg_conf_load_time(): %w", err)
-	}
 	if t.Reload != nil {
+		if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+			return fmt.Errorf("cannot read pg_conf_load_time(): %w", err)
+		}
 		if err := t.Reload(ctx); err != nil {
 			return fmt.Errorf("cannot reload instance %s: %w", t.Name, err)
 		}
-	} else if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+	} else if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time(), pg_reload_conf()").Scan(&before, nil); err != nil {
+		// One statement: this backend reloads only between commands, so
+		// the load time read here is the one before the reload.
 		return fmt.Errorf("cannot reload instance %s: %w", t.Name, err)
 	}
 	start := time.Now()
@@ -135,7 +146,15 @@ func fileErrors(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 		if err := rows.Scan(&file, &line, &msg); err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, fmt.Sprintf("%s in file %q line %d", msg, file, line))
+		msgs = append(msgs, fmt.Sprintf("%s in file \"%s\" line %d", msg, file, line))
 	}
 	return msgs, rows.Err()
 }
+
+// cleanSQL counts what the server cannot apply in its files today, apart
+// from values that wait for a restart. The fast path of quick.go relies on
+// the reload to catch what it cannot see; it needs a configuration the
+// server accepts to start from.
+const cleanSQL = `SELECT count(*) = 0 FROM pg_file_settings f
+	LEFT JOIN pg_settings s ON lower(s.name) = lower(f.name)
+	WHERE f.error IS NOT NULL AND NOT coalesce(s.context = 'postmaster' AND s.pending_restart, false)`

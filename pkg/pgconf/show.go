@@ -10,14 +10,12 @@ import (
 type Param struct {
 	Name string `json:"name"` // lower case
 	// Value is the value in effect on the running server (as SHOW prints
-	// it); on a stopped instance, the value the files set.
-	Value string `json:"value"`
-	// FileValue, File and Line locate the assignment that wins in the
-	// files (postgresql.auto.conf included); empty when none sets it.
-	FileValue *string `json:"file_value"`
-	File      string  `json:"file,omitempty"`
-	Line      int     `json:"line,omitempty"`
-	Context   string  `json:"context,omitempty"`
+	// it); on a stopped instance, the value the files set, or nil.
+	Value *string `json:"value"`
+	// SetIn is the assignment that wins in the files (postgresql.auto.conf
+	// included), or nil when none sets the parameter.
+	SetIn   *Entry `json:"set_in"`
+	Context string `json:"context"`
 	// PendingRestart is true when the files hold a value that waits for a
 	// restart (running instance only).
 	PendingRestart bool `json:"pending_restart"`
@@ -62,16 +60,19 @@ func Show(ctx context.Context, t Target, names []string) ([]Param, error) {
 		}
 		if conf != nil {
 			v := conf.Value
-			p.FileValue, p.File, p.Line, p.Value = &v, conf.File, conf.Line, v
+			p.SetIn, p.Value = conf, &v
 		}
 		s, known := settings[n]
 		if known {
-			p.Value, p.Context, p.PendingRestart = s.current, s.context, s.pendingRestart
+			p.Value, p.Context, p.PendingRestart = &s.current, s.context, s.pendingRestart
 		} else if !t.Running {
-			p.Context, known = contexts[n]
+			_, known = contexts[n]
 		}
 		if !known && conf == nil {
-			return nil, fmt.Errorf("unrecognized configuration parameter %q", n)
+			return nil, fmt.Errorf("unrecognized configuration parameter \"%s\"", n)
+		}
+		if !known || !t.Running {
+			p.Context = contextOf(contexts, n)
 		}
 		out = append(out, p)
 	}

@@ -79,7 +79,7 @@ func (c *Config) read(path string, optional bool) error {
 			c.files[path] = nil
 			return nil
 		}
-		return fmt.Errorf("could not open configuration file %q: %w", path, unwrapPathErr(err))
+		return fmt.Errorf("could not open configuration file \"%s\": %w", path, unwrapPathErr(err))
 	}
 	c.files[path] = Parse(path, data)
 	c.original[path] = data
@@ -126,7 +126,7 @@ func (c *Config) walkFile(path string, depth int, optional bool) {
 		// time on a file that includes itself twice; the configuration is
 		// refused either way, so stop here.
 		c.tooDeep = true
-		c.errs = append(c.errs, fmt.Errorf("could not open configuration file %q: maximum nesting depth exceeded", path))
+		c.errs = append(c.errs, fmt.Errorf("could not open configuration file \"%s\": maximum nesting depth exceeded", path))
 		return
 	}
 	if err := c.read(path, optional); err != nil {
@@ -178,7 +178,7 @@ func (c *Config) walkDir(dir string, depth int) {
 func (c *Config) listDir(dir string) ([]string, error) {
 	des, err := c.readDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("could not open configuration directory %q: %w", dir, unwrapPathErr(err))
+		return nil, fmt.Errorf("could not open configuration directory \"%s\": %w", dir, unwrapPathErr(err))
 	}
 	var names []string
 	for _, de := range des {

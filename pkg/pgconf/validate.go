@@ -182,7 +182,7 @@ func serverMessages(stderr, cand string, where []Entry) []string {
 				return s
 			}
 			e := where[n-1]
-			return fmt.Sprintf("in file %q line %d", e.File, e.Line)
+			return fmt.Sprintf("in file \"%s\" line %d", e.File, e.Line)
 		})
 		msgs = append(msgs, text)
 	}

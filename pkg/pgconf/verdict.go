@@ -28,11 +28,22 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 	for i, ch := range res.Changes {
 		names[i] = ch.Name
 	}
-	after, err := readSettings(ctx, conn, names)
-	if err != nil {
-		return err
+	b := &pgx.Batch{}
+	b.Queue(settingsSQL, names)
+	b.Queue(fileSettingsSQL)
+	b.Queue("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
+	br := conn.SendBatch(ctx, b)
+	after, err := scanSettings(br.Query())
+	var files []fileSetting
+	if err == nil {
+		files, err = scanFileSettings(br.Query())
 	}
-	files, err := readFileSettings(ctx, conn)
+	if err == nil {
+		err = br.QueryRow().Scan(&res.PendingRestart)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return err
 	}
@@ -49,6 +60,10 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 		}
 		ours := winner != nil && ch.New != nil && winner.line == ch.Line && samePath(winner.file, ch.File)
 		switch {
+		// For a postmaster parameter the server records a valid new value
+		// as an error too ("cannot be changed without restarting"), and
+		// sets pending_restart; quick.go makes sure pending_restart was
+		// false before, or that postgres -C validated the value.
 		case ours && winner.err != "" && !(s.context == "postmaster" && s.pendingRestart):
 			rejected = append(rejected, fmt.Sprintf("%s = %s in %s line %d: %s", ch.Name, quote(*ch.New), ch.File, ch.Line, winner.err))
 		case winner != nil && !ours:
@@ -82,7 +97,7 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 	if len(rejected) > 0 {
 		return &rejectedError{msgs: rejected}
 	}
-	return conn.QueryRow(ctx, "SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings").Scan(&res.PendingRestart)
+	return nil
 }
 
 // newSessionSettings reads settings through a new connection: parameters
@@ -96,8 +111,11 @@ func newSessionSettings(ctx context.Context, t Target, names []string) (map[stri
 	return readSettings(ctx, conn, names)
 }
 
-// rollback puts every file back byte for byte and reloads again.
-func rollback(ctx context.Context, t Target, conn *pgx.Conn, files []FileChange, rej *rejectedError) error {
+// rollback puts every file back byte for byte and reloads again. The
+// server's log has the reason, pg_file_settings only "setting could not be
+// applied": postgres -C on the rejected configuration (which it reads from
+// memory, not from the restored files) gives the server's own words.
+func rollback(ctx context.Context, t Target, c *Config, conn *pgx.Conn, files []FileChange, rej *rejectedError) error {
 	var errs []error
 	for _, f := range files {
 		if err := writeFile(f.Path, f.Old, f.New); err != nil {
@@ -111,6 +129,10 @@ func rollback(ctx context.Context, t Target, conn *pgx.Conn, files []FileChange,
 		return fmt.Errorf("PostgreSQL rejected %v at reload; the files were restored but the second reload failed: %w", rej, err)
 	}
 	logging.From(ctx).Warn(fmt.Sprintf("instance %s: PostgreSQL rejected the change at reload; the configuration files were restored and reloaded", t.Name))
+	var refused *RefusedError
+	if errors.As(validate(ctx, t, c), &refused) {
+		return fmt.Errorf("%w: %s; the configuration files were restored and reloaded", ErrRolledBack, refused)
+	}
 	return fmt.Errorf("%w: PostgreSQL rejected %v (see the server log); the configuration files were restored and reloaded", ErrRolledBack, rej)
 }
 
