@@ -65,9 +65,9 @@ func TestKVThroughFollower(t *testing.T) {
 	if len(get.Kvs) != 1 {
 		t.Fatalf("after revoke want only /a/1, got %d keys", len(get.Kvs))
 	}
-	big := make([]byte, 2<<20)
-	if _, err := cl.Put(ctx, "/big", string(big)); err == nil {
-		t.Fatal("a 2 MiB put was accepted")
+	big := make([]byte, 1600<<10) // over etcd's 1.5 MiB limit, under gRPC's
+	if _, err := cl.Put(ctx, "/big", string(big)); err != rpctypes.ErrRequestTooLarge {
+		t.Fatalf("a 1.6 MiB put: %v, want %v", err, rpctypes.ErrRequestTooLarge)
 	}
 }
 
