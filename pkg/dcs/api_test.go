@@ -1,6 +1,9 @@
 package dcs
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,6 +108,15 @@ func TestMembersAndLeave(t *testing.T) {
 	}
 	if _, err := cl.AuthEnable(ctx); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("AuthEnable: %v, want Unimplemented", err)
+	}
+	resp, err := http.Post(c.servers[0].ClientURL()+"/v3/auth/authenticate", "application/json", strings.NewReader(`{"name":"x","password":"y"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"error":"etcdserver: authentication is not enabled","message":"etcdserver: authentication is not enabled","code":9}`; string(body) != want {
+		t.Fatalf("authenticate: %s, want %s", body, want)
 	}
 	victim := (c.leader() + 1) % 3
 	name := c.servers[victim].Name()
