@@ -94,7 +94,11 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.HeartbeatTimeout
 	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
-	rc.CommitTimeout = 5 * time.Millisecond
+	// Raft's default. New entries go to followers at once; this timer only
+	// carries the commit index when no write follows. 5 ms cost an idle
+	// leader 14% of a core; 50 ms costs 3%, and an idle follower applies a
+	// write (and wakes its watchers) up to ~100 ms after the commit.
+	rc.CommitTimeout = 50 * time.Millisecond
 	rc.MaxAppendEntries = 512
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
