@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on one machine: create, start and describe a local instance.
-# As root, PostgreSQL runs as the account 'make deps' created (sysuser).
+# The reason pgherd exists, on one machine: two PostgreSQL instances under
+# Patroni on pgherd's embedded DCS, plus a witness as the third vote, all
+# listening on 127.0.1.1 (Patroni refuses 127.0.0.1 in connect addresses).
+# As root, PostgreSQL and Patroni run as the account 'make deps' created.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pgherd=bin/pgherd
@@ -8,16 +10,24 @@ if [ "$(id -u)" -eq 0 ]; then
   export PGHERD_SYSUSER=${PGHERD_SYSUSER:-pgherd}
 fi
 export PGHERD_SERVICE_MANAGER=${PGHERD_SERVICE_MANAGER:-auto}
+host=127.0.1.1
 
 set -x
-if $pgherd instance get demo >/dev/null 2>&1; then
-  $pgherd instance status demo || $pgherd instance start demo
-else
-  $pgherd instance create demo
-fi
-$pgherd instance list
-$pgherd instance get demo -o json
-$pgherd instance exec demo -- psql -c 'select version()'
+# The first instance starts the DCS; the second joins it (through the
+# member on this host); each data member is in its own zone.
+$pgherd instance get demo1 >/dev/null 2>&1 ||
+  $pgherd instance create demo1 --patroni-cluster demo --patroni-postgresql-connect-host $host \
+    --dcs-listen-peer $host:2380 --dcs-listen-client $host:2379 --dcs-zone a
+$pgherd instance get demo2 >/dev/null 2>&1 ||
+  $pgherd instance create demo2 --patroni-cluster demo --patroni-postgresql-connect-host $host \
+    --dcs-listen-peer $host:2382 --dcs-listen-client $host:2381 --dcs-zone b
+# The witness: a third DCS voter in a third zone, with no PostgreSQL.
+$pgherd witness status w1 >/dev/null 2>&1 ||
+  $pgherd witness add w1 --peer $host:2380 --listen-peer $host:2384 --listen-client $host:2383 --zone c
+$pgherd patroni list demo1
+$pgherd witness list
+$pgherd witness check
 { set +x; } 2>/dev/null
 echo
-echo "Done. Try: $pgherd instance env demo; $pgherd instance logs demo; $pgherd instance drop demo --yes"
+echo "Done. Try: $pgherd dcs members --peer $host:2380; $pgherd witness status w1"
+echo "Clean up: $pgherd witness remove w1 --yes; $pgherd instance drop demo2 --yes; $pgherd instance drop demo1 --yes"

@@ -37,7 +37,7 @@ func TestReferenceIsCurrent(t *testing.T) {
 // one bash script from the repository's root, in a scratch prefix. Blocks
 // that install or build ('make ...') are left out: the test suite runs
 // after 'make build'.
-var docsRunAsWritten = []string{"docs/quickstart.md", "docs/pgconf.md"}
+var docsRunAsWritten = []string{"docs/quickstart.md", "docs/pgconf.md", "docs/ha-witness.md"}
 
 func TestDocsRunAsWritten(t *testing.T) {
 	if testing.Short() {
@@ -57,7 +57,11 @@ func TestDocsRunAsWritten(t *testing.T) {
 			if os.Geteuid() == 0 {
 				cmd.Env = append(cmd.Env, "PGHERD_SYSUSER="+sysuser())
 			}
-			t.Cleanup(func() { stopServers(filepath.Join(dir, "prefix")) })
+			t.Cleanup(func() {
+				stopPatroni(dir)
+				stopByPidfiles(filepath.Join(dir, "run", "pid", "dcs"))
+				stopServers(filepath.Join(dir, "prefix"))
+			})
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s does not run as written: %v\n%s", doc, err, out)

@@ -54,7 +54,8 @@ func (f *Factory) InstanceEnv() (*instance.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &instance.Env{Site: &s.Settings, User: u, Runner: f.Runner(&u), Services: f.Services(&s.Settings)}, nil
+	exe, _ := selfExe()
+	return &instance.Env{Site: &s.Settings, User: u, Runner: f.Runner(&u), Services: f.Services(&s.Settings), Pgherd: exe}, nil
 }
 
 // Services returns the service manager the site settings choose.

@@ -33,6 +33,10 @@ func addPatroniCreateFlags(fl *pflag.FlagSet, o *patroniCreateFlags) {
 	fl.StringVar(&o.req.ReplicationSSLCert, "patroni-postgresql-replication-ssl-cert", "", "client certificate for replication connections")
 	fl.StringVar(&o.req.ReplicationSSLKey, "patroni-postgresql-replication-ssl-key", "", "its private key")
 	fl.StringSliceVar(&o.dcsHosts, "patroni-dcs-hosts", nil, "DCS endpoints HOST:PORT,... (default: site patroni.dcs.hosts)")
+	fl.StringVar(&o.req.DCS.ListenPeer, "dcs-listen-peer", "", "embedded DCS: HOST:PORT of this member's Raft port (default: the connect host and patroni.dcs.embedded.peer_port)")
+	fl.StringVar(&o.req.DCS.ListenClient, "dcs-listen-client", "", "embedded DCS: HOST:PORT of its etcd API (default: the connect host and patroni.dcs.embedded.client_port)")
+	fl.StringVar(&o.req.DCS.Peer, "dcs-peer", "", "embedded DCS: HOST:PORT of a member to join (default: a member on this host, else a new DCS)")
+	fl.StringVar(&o.req.DCS.Zone, "dcs-zone", "", "embedded DCS: this host's failure domain (default: patroni.dcs.embedded.zone)")
 }
 
 // request returns the Patroni request, nil without --patroni-cluster, or a
@@ -41,7 +45,7 @@ func (o *patroniCreateFlags) request(fl *pflag.FlagSet) (*instance.PatroniReques
 	if o.req.Cluster == "" {
 		var stray string
 		fl.Visit(func(f *pflag.Flag) {
-			if strings.HasPrefix(f.Name, "patroni-") && f.Name != "patroni-cluster" {
+			if (strings.HasPrefix(f.Name, "patroni-") || strings.HasPrefix(f.Name, "dcs-")) && f.Name != "patroni-cluster" {
 				stray = f.Name
 			}
 		})

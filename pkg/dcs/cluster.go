@@ -199,22 +199,27 @@ func (n *node) removeMeta(ctx context.Context, name string) {
 	}
 }
 
-// remove takes name out of the Raft configuration and the member table.
-// Removing an absent member does nothing.
+// remove takes name out of the Raft configuration and the member table,
+// following the voting policy's plan: a witness is promoted first when
+// that keeps the voter count odd, and the removal is refused (a
+// *voting.QuorumError, both counts in its message) when the voters still
+// reachable afterwards would not be a majority. Removing an absent member
+// does nothing.
 func (n *node) remove(ctx context.Context, name string) error {
 	if !n.isLeader() {
 		return ErrNotLeader
 	}
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return mapRaftError(err)
+	n.votingMu.Lock()
+	defer n.votingMu.Unlock()
+	plan, servers, err := n.planRemove(ctx, name)
+	if err != nil {
+		return err
 	}
-	for _, s := range cf.Configuration().Servers {
-		if string(s.ID) == name {
-			if err := n.raft.RemoveServer(s.ID, 0, applyTimeout(ctx)).Error(); err != nil {
-				return fmt.Errorf("remove member %s: %w", name, mapRaftError(err))
-			}
+	for _, c := range plan {
+		if err := n.applyChange(ctx, c, servers); err != nil {
+			return fmt.Errorf("%s: %w", c, err)
 		}
+		n.log.Info("member removal", "step", c.String())
 	}
 	if _, ok := n.fsm.member(name); ok {
 		n.removeMeta(ctx, name)

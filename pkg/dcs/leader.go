@@ -2,7 +2,6 @@ package dcs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -100,59 +99,9 @@ func (n *node) expireLeases(ctx context.Context) {
 	}
 }
 
-// catchUpSlack is how many entries a nonvoter may trail the leader's
-// commit index by and still count as caught up.
-const catchUpSlack = 64
-
-// reconcileVoters applies the voting policy: a caught-up data member
-// votes; a witness votes only while the number of data voters is even, so
-// that the voter count stays odd.
-func (n *node) reconcileVoters(ctx context.Context) {
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return
-	}
-	servers := cf.Configuration().Servers
-	dataVoters := 0
-	for _, s := range servers {
-		if s.Suffrage == raft.Voter && n.role(s.ID) == RoleData {
-			dataVoters++
-		}
-	}
-	commit := n.raft.CommitIndex()
-	for _, s := range servers {
-		wantVote := n.role(s.ID) == RoleData || dataVoters%2 == 0
-		switch {
-		case s.Suffrage == raft.Nonvoter && wantVote && n.caughtUp(ctx, s, commit):
-			if err := n.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
-				n.log.Warn("promote member", "name", s.ID, "err", err)
-				return
-			}
-			n.log.Info("member promoted to voter", "name", s.ID)
-			return // one change per round; the next round recounts
-		case s.Suffrage == raft.Voter && !wantVote && string(s.ID) != n.cfg.Name:
-			if err := n.raft.DemoteVoter(s.ID, 0, 5*time.Second).Error(); err != nil {
-				n.log.Warn("demote witness", "name", s.ID, "err", err)
-			}
-			return
-		}
-	}
-}
-
 func (n *node) role(id raft.ServerID) string {
 	if m, ok := n.fsm.member(string(id)); ok && m.Role != "" {
 		return m.Role
 	}
 	return RoleData
-}
-
-func (n *node) caughtUp(ctx context.Context, s raft.Server, commit uint64) bool {
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	b, err := n.client(string(s.Address)).call(cctx, rpcInfo, nil)
-	var mi MemberInfo
-	if err != nil || json.Unmarshal(b, &mi) != nil {
-		return false
-	}
-	return mi.AppliedIndex+catchUpSlack >= commit
 }

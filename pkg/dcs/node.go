@@ -49,6 +49,10 @@ type node struct {
 	clients map[string]*peerClient
 
 	readyTerm atomic.Uint64 // term in which this leader has committed an entry
+
+	// votingMu serialises suffrage changes: the reconcile loop must not
+	// undo a witness promotion made for a removal still under way.
+	votingMu sync.Mutex
 }
 
 func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*node, error) {

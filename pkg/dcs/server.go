@@ -49,7 +49,12 @@ func Serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	logging.From(ctx).Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second): // start-up and joining are over
+		releaseStartupPages()
+		<-ctx.Done()
+	}
 	return s.Close()
 }
 

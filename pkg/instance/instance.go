@@ -30,6 +30,8 @@ type Env struct {
 	User     site.SysUser // the account PostgreSQL runs as
 	Runner   run.Runner   // runs programs as User
 	Services service.Manager
+	// Pgherd is the pgherd binary the embedded DCS member's service runs.
+	Pgherd string
 }
 
 // Instance is one PostgreSQL instance, identified by VERSION/NAME.

@@ -35,6 +35,7 @@ type PatroniRequest struct {
 	ReplicationSSLCert string   // client certificate for replication (with ReplicationSSLKey)
 	ReplicationSSLKey  string   //
 	DCSHosts           []string // overrides patroni.dcs.hosts
+	DCS                DCSMemberRequest
 }
 
 // PatroniManaged reports whether Patroni runs this instance.
@@ -141,10 +142,13 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 // anything is made.
 func checkPatroniRequest(env *Env, req CreateRequest) error {
 	p := req.Patroni
+	embedded := env.Site.Patroni.DCS.Kind != site.DCSEtcd
 	switch {
-	case env.Site.Patroni.DCS.Kind == "":
-		return errors.New("no DCS configured for Patroni: set patroni.dcs.kind: etcd and patroni.dcs.hosts in site.yaml")
-	case len(env.Site.Patroni.DCS.Hosts) == 0 && len(p.DCSHosts) == 0:
+	case embedded && len(p.DCSHosts) > 0:
+		return errors.New("--patroni-dcs-hosts applies to an external etcd (patroni.dcs.kind: etcd); with the embedded DCS use --dcs-peer to join an existing member")
+	case !embedded && p.DCS != (DCSMemberRequest{}):
+		return errors.New("--dcs-* options set up pgherd's embedded DCS, but site.yaml says patroni.dcs.kind: etcd")
+	case !embedded && len(env.Site.Patroni.DCS.Hosts) == 0 && len(p.DCSHosts) == 0:
 		return errors.New("no DCS hosts: set patroni.dcs.hosts in site.yaml or give --patroni-dcs-hosts HOST:PORT")
 	case p.PGConnectHost == "":
 		return errors.New("--patroni-postgresql-connect-host is required: the address other members reach this one on (on one machine, a loopback address such as 127.0.1.1)")
@@ -189,6 +193,19 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	rest, err := chooseRestAPI(env, pr)
 	if err != nil {
 		return nil, err
+	}
+	memberOK := true
+	if env.Site.Patroni.DCS.Kind != site.DCSEtcd {
+		undoMember, err := setupDCSMember(ctx, env, i, pr)
+		if err != nil {
+			return nil, err
+		}
+		memberOK = false
+		defer func() {
+			if !memberOK {
+				undoMember()
+			}
+		}()
 	}
 	credFile := credentialsPath(env.Site, pr.Cluster)
 	cfg := patroni.New(patroniSpec(env, i, pr, rest, patroni.Credentials{Superuser: "-", Replication: "-", Rewind: "-", RestAPI: "-"}))
@@ -289,7 +306,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err := startPatroni(ctx, env, i, cfg); err != nil {
 		return nil, err
 	}
-	ok = true
+	ok, memberOK = true, true
 	return i, nil
 }
 
@@ -409,6 +426,9 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance) error {
 		return err
 	}
 	if err := os.Remove(cfg.PostgreSQL.PgPass); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := dropDCSMember(ctx, env, cfg.Name); err != nil {
 		return err
 	}
 	return os.RemoveAll(i.patroniLogDir(env.Site))

@@ -31,9 +31,16 @@ type Patroni struct {
 	DCS      PatroniDCS `yaml:"dcs" json:"dcs"`
 }
 
+// DCS kinds.
+const (
+	DCSEmbedded = "embedded" // pgherd's own store: a member beside each instance, plus witnesses
+	DCSEtcd     = "etcd"     // an external etcd v3 cluster
+)
+
 // PatroniDCS is the store Patroni uses.
 type PatroniDCS struct {
-	// Kind is etcd (an external etcd v3 cluster). Empty: not configured yet.
+	// Kind is embedded (pgherd's DCS, the default) or etcd (an external
+	// etcd v3 cluster).
 	Kind      string   `yaml:"kind" json:"kind"`
 	Hosts     []string `yaml:"hosts" json:"hosts"`
 	Namespace string   `yaml:"namespace" json:"namespace"`
@@ -41,6 +48,22 @@ type PatroniDCS struct {
 	CACert    string   `yaml:"cacert" json:"cacert"`
 	Cert      string   `yaml:"cert" json:"cert"`
 	Key       string   `yaml:"key" json:"key"`
+	// Embedded configures the members of pgherd's DCS on this host.
+	Embedded EmbeddedDCS `yaml:"embedded" json:"embedded"`
+}
+
+// EmbeddedDCS holds the defaults of this host's members of the embedded
+// DCS (instance create, witness add).
+type EmbeddedDCS struct {
+	// PeerPort and ClientPort are the default ports of --dcs-listen-peer
+	// and --dcs-listen-client (on the PostgreSQL connect host).
+	PeerPort   int `yaml:"peer_port" json:"peer_port"`
+	ClientPort int `yaml:"client_port" json:"client_port"`
+	// Zone is this host's failure domain (--zone, --dcs-zone default).
+	Zone string `yaml:"zone" json:"zone"`
+	// Profile is production (a witness sharing a data member's zone is
+	// refused) or testing (only a warning).
+	Profile string `yaml:"profile" json:"profile"`
 }
 
 func defaultPatroni() Patroni {
@@ -55,7 +78,8 @@ func defaultPatroni() Patroni {
 		RetryTimeout:         10,
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
-		DCS:                  PatroniDCS{Namespace: "/service", Protocol: "http"},
+		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
+			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production"}},
 	}
 }
 
@@ -71,9 +95,19 @@ func (p *Patroni) validate() error {
 		return fmt.Errorf("patroni.watchdog: %q is not one of off, automatic, required", p.Watchdog)
 	}
 	switch p.DCS.Kind {
-	case "", "etcd":
+	case DCSEmbedded, DCSEtcd:
 	default:
-		return fmt.Errorf("patroni.dcs.kind: %q is not supported: use etcd", p.DCS.Kind)
+		return fmt.Errorf("patroni.dcs.kind: %q is not supported: use embedded or etcd", p.DCS.Kind)
+	}
+	switch p.DCS.Embedded.Profile {
+	case "production", "testing":
+	default:
+		return fmt.Errorf("patroni.dcs.embedded.profile: %q is not production or testing", p.DCS.Embedded.Profile)
+	}
+	for key, port := range map[string]int{"peer_port": p.DCS.Embedded.PeerPort, "client_port": p.DCS.Embedded.ClientPort} {
+		if port < 1 || port > 65535 {
+			return fmt.Errorf("patroni.dcs.embedded.%s: %d is not a TCP port (1-65535)", key, port)
+		}
 	}
 	switch p.DCS.Protocol {
 	case "http", "https":

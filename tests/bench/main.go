@@ -33,6 +33,16 @@ type result struct {
 	pgherd, reference time.Duration
 	runs              int
 	note              string
+	// bytes: the two sides are sizes in bytes stored in the Duration
+	// fields (printed in MB), not times.
+	bytes bool
+}
+
+func (r result) show(d time.Duration) string {
+	if r.bytes {
+		return fmt.Sprintf("%.1f MB", float64(d)/1e6)
+	}
+	return ms(d)
 }
 
 func (r result) ratio() float64 { return float64(r.pgherd) / float64(r.reference) }
@@ -107,7 +117,7 @@ func mainErr(out string, runs int, only, sysuser string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
-		row := fmt.Sprintf("| %s | %s | %s | **%.2f** | %s | %d | %s |", b.name, ms(r.pgherd), ms(r.reference), r.ratio(), b.goal, r.runs, r.note)
+		row := fmt.Sprintf("| %s | %s | %s | **%.2f** | %s | %d | %s |", b.name, r.show(r.pgherd), r.show(r.reference), r.ratio(), b.goal, r.runs, r.note)
 		fmt.Println(row)
 		rows = append(rows, row)
 	}

@@ -1,0 +1,92 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/witness"
+)
+
+// With patroni.dcs.kind: embedded (the default), each Patroni member has a
+// data member of pgherd's DCS beside it, named like the Patroni node: the
+// first instance of a cluster bootstraps the DCS, the next ones join it
+// through --dcs-peer (default: a member already configured on this host).
+// Patroni's etcd3 section lists every member's client address.
+
+// DCSMemberRequest holds instance create's --dcs-* options.
+type DCSMemberRequest struct {
+	ListenPeer   string // HOST:PORT; "" means the PostgreSQL connect host and patroni.dcs.embedded.peer_port
+	ListenClient string // HOST:PORT; "" means the connect host and patroni.dcs.embedded.client_port
+	Peer         string // HOST:PORT of a member to join through; "" means a member on this host, else a new DCS
+	Zone         string // "" means patroni.dcs.embedded.zone
+}
+
+// memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
+func memberEnv(env *Env) *witness.Env {
+	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services}}
+}
+
+// setupDCSMember creates and starts this instance's DCS member and points
+// the request's DCS hosts at every member's client address. It returns
+// the undo of what it made.
+func setupDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest) (func(), error) {
+	log := logging.From(ctx)
+	if env.Pgherd == "" {
+		return nil, errors.New("the embedded DCS needs the pgherd binary's path to run its member")
+	}
+	emb := env.Site.Patroni.DCS.Embedded
+	me := memberEnv(env)
+	req := witness.AddRequest{
+		Name: firstNonEmpty(pr.Node, i.Name), Role: dcs.RoleData, Peer: pr.DCS.Peer,
+		ListenPeer:   firstNonEmpty(pr.DCS.ListenPeer, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.PeerPort))),
+		ListenClient: firstNonEmpty(pr.DCS.ListenClient, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.ClientPort))),
+		Zone:         firstNonEmpty(pr.DCS.Zone, emb.Zone), Profile: emb.Profile,
+	}
+	if req.Peer == "" {
+		local, err := me.LocalMembers()
+		if err != nil {
+			return nil, err
+		}
+		if len(local) > 0 {
+			req.Peer = firstNonEmpty(local[0].AdvertisePeer, local[0].ListenPeer)
+			log.Info(fmt.Sprintf("joining the DCS through member %s on this host (%s)", local[0].Name, req.Peer))
+		} else {
+			log.Info("no --dcs-peer and no DCS member on this host: starting a new embedded DCS")
+		}
+	}
+	res, err := witness.AddMember(ctx, me, req)
+	if err != nil {
+		return nil, fmt.Errorf("setting up the DCS member of %s: %w", i.ID(), err)
+	}
+	pr.DCSHosts = nil
+	for _, m := range res.Members {
+		if h := strings.TrimPrefix(strings.TrimPrefix(m.ClientURL, "http://"), "https://"); h != "" {
+			pr.DCSHosts = append(pr.DCSHosts, h)
+		}
+	}
+	return func() { _ = witness.RemoveMember(context.WithoutCancel(ctx), me, req.Name) }, nil
+}
+
+// dropDCSMember takes the instance's DCS member, if it has one on this
+// host, out of the cluster and deletes it.
+func dropDCSMember(ctx context.Context, env *Env, name string) error {
+	me := memberEnv(env)
+	cfg, err := me.LoadMember(name)
+	if errors.Is(err, witness.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Role != dcs.RoleData {
+		return nil
+	}
+	return witness.RemoveMember(ctx, me, name)
+}

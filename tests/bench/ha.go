@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/pgherd/pgherd/tests/hacluster"
+)
+
+func init() {
+	benches = append(benches,
+		bench{name: "failover RTO, pgherd witness vs patroni_raft_controller twin", goal: "≤ 1.00", run: benchRTORaft},
+		bench{name: "failover RTO, pgherd witness vs one-member etcd that survives", goal: "report", run: benchRTOEtcd},
+		bench{name: "idle witness RSS vs patroni_raft_controller", goal: "≤ 0.65 (≤ 25 MB)", run: benchWitnessRSS},
+	)
+}
+
+// haTimings are the Patroni timings, the anchors' "tuned" profile.
+var haTimings = patroni.Timings{TTL: 20, LoopWait: 2, RetryTimeout: 5}
+
+// rtoRuns is one setup's failovers and its idle witness RSS.
+type rtoRuns struct {
+	all, leaderDied, leaderLived []time.Duration
+	witnessRSS                   int64
+}
+
+var rtoCache = map[hacluster.DCSKind]*rtoRuns{}
+
+// measureRTO runs one cluster of the given kind: after the idle witness's
+// RSS is read, it kills the primary's host (Patroni, postmaster and, with
+// pgherd's DCS, its member) h.runs times, timing the first write on the
+// survivor each time, and brings the host back to rejoin before the next
+// run. Reusing the cluster moves the Raft leader around, so some runs
+// kill it and some do not.
+func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRuns, error) {
+	if r := rtoCache[kind]; r != nil {
+		return r, nil
+	}
+	base := filepath.Join(h.work, "ha-"+string(kind))
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
+	c, err := hacluster.Start(ctx, hacluster.Options{Base: base, Pgherd: h.pgherd, Cred: h.cred, DCS: kind, Timings: haTimings})
+	if c != nil {
+		defer c.Stop()
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &rtoRuns{}
+	time.Sleep(15 * time.Second) // idle, as the anchors measured
+	if c.Witness != nil && kind != hacluster.DCSEtcd {
+		if r.witnessRSS, err = vmRSS(c.Witness.PID()); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < h.runs; i++ {
+		// Every other run, the DCS leader is moved off the primary's
+		// host first, so that both cases are measured.
+		if i%2 == 1 {
+			if p, err := c.Primary(ctx); err == nil {
+				if err := c.MoveDCSLeaderOff(ctx, p); err != nil {
+					return nil, fmt.Errorf("%s run %d: moving the DCS leader: %w", kind, i+1, err)
+				}
+			}
+		}
+		// One full HA loop first, as the anchors did.
+		time.Sleep(time.Duration(haTimings.LoopWait+1) * time.Second)
+		f, err := c.MeasureFailover(ctx, 90*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("%s run %d: %w\n%s", kind, i+1, err, c.Logs())
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s run %d: %s\n", kind, i+1, f.Describe())
+		r.all = append(r.all, f.RTO)
+		if f.DCSLeaderDied {
+			r.leaderDied = append(r.leaderDied, f.RTO)
+		} else {
+			r.leaderLived = append(r.leaderLived, f.RTO)
+		}
+		if err := c.StartHost(f.Old); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = c.WaitHealthy(wctx)
+		if err == nil {
+			err = c.WaitDCSHealthy(wctx, time.Minute)
+		}
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%s run %d: rejoin: %w\n%s", kind, i+1, err, c.Logs())
+		}
+	}
+	rtoCache[kind] = r
+	return r, nil
+}
+
+func benchRTORaft(ctx context.Context, h *harness) (result, error) {
+	mine, err := measureRTO(ctx, h, hacluster.DCSPgherd)
+	if err != nil {
+		return result{}, err
+	}
+	ref, err := measureRTO(ctx, h, hacluster.DCSRaft)
+	if err != nil {
+		return result{}, err
+	}
+	note := fmt.Sprintf("ttl 20/loop_wait 2/retry_timeout 5; pgherd runs %s, twin runs %s; pgherd runs where the killed DCS member led Raft: %s, where it did not: %s",
+		list(mine.all), list(ref.all), medianOf(mine.leaderDied), medianOf(mine.leaderLived))
+	return result{pgherd: median(mine.all), reference: median(ref.all), runs: h.runs, note: note}, nil
+}
+
+func benchRTOEtcd(ctx context.Context, h *harness) (result, error) {
+	mine, err := measureRTO(ctx, h, hacluster.DCSPgherd)
+	if err != nil {
+		return result{}, err
+	}
+	ref, err := measureRTO(ctx, h, hacluster.DCSEtcd)
+	if err != nil {
+		return result{}, err
+	}
+	note := fmt.Sprintf("etcd runs %s; the etcd member is on no data host, so no kill touches the DCS", list(ref.all))
+	return result{pgherd: median(mine.all), reference: median(ref.all), runs: h.runs, note: note}, nil
+}
+
+func benchWitnessRSS(ctx context.Context, h *harness) (result, error) {
+	mine, err := measureRTO(ctx, h, hacluster.DCSPgherd)
+	if err != nil {
+		return result{}, err
+	}
+	ref, err := measureRTO(ctx, h, hacluster.DCSRaft)
+	if err != nil {
+		return result{}, err
+	}
+	return result{pgherd: time.Duration(mine.witnessRSS), reference: time.Duration(ref.witnessRSS), runs: 1, bytes: true,
+		note: "VmRSS 15 s after bootstrap; pgherd dcs serve caps its heap with GOMEMLIMIT 48 MiB unless the environment sets one"}, nil
+}
+
+// vmRSS reads VmRSS of pid, in bytes.
+func vmRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func list(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = fmt.Sprintf("%.2f", d.Seconds())
+	}
+	return "[" + strings.Join(s, " ") + "] s"
+}
+
+func medianOf(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%.2f s (%d runs)", median(ds).Seconds(), len(ds))
+}
