@@ -62,22 +62,50 @@ func etcdCmd(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	writePatroniSite(ts, "127.0.0.1:"+strconv.Itoa(client))
+	ts.Setenv("ETCD", "127.0.0.1:"+strconv.Itoa(client))
+}
+
+// patroniSiteCmd points site.yaml's patroni section at the DCS endpoint
+// given (e.g. a member of pgherd's own store the script starts), and stops
+// Patroni, the servers and pgherd's DCS members at the end of the script.
+func patroniSiteCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: patronisite HOST:PORT")
+	}
+	work := ts.Getenv("WORK")
+	ts.Defer(func() {
+		stopPatroni(work)
+		stopServers(filepath.Join(work, "prefix"))
+		stopPidfiles(filepath.Join(work, "run", "pid", "dcs"), 10*time.Second)
+	})
+	writePatroniSite(ts, args[0])
+}
+
+// writePatroniSite appends a patroni section using DCS endpoint dcs, with
+// short HA timings and a free REST API port, to the script's site.yaml.
+func writePatroniSite(ts *testscript.TestScript, dcs string) {
 	rest, err := pickPort()
 	ts.Check(err)
-	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n  ttl: 20\n  loop_wait: 2\n  retry_timeout: 5\n  dcs:\n    kind: etcd\n    hosts: [127.0.0.1:%d]\n", rest, client)
-	f, err := os.OpenFile(filepath.Join(work, "site.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n  ttl: 20\n  loop_wait: 2\n  retry_timeout: 5\n  dcs:\n    kind: etcd\n    hosts: [%s]\n", rest, dcs)
+	f, err := os.OpenFile(filepath.Join(ts.Getenv("WORK"), "site.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	ts.Check(err)
 	_, err = f.WriteString(site)
 	ts.Check(err)
 	ts.Check(f.Close())
-	ts.Setenv("ETCD", "127.0.0.1:"+strconv.Itoa(client))
 }
 
 // stopPatroni stops the Patroni daemons the process manager started under
-// work (by the PIDs in their pidfiles): SIGTERM, which makes Patroni stop
-// its PostgreSQL, then SIGKILL after 30 seconds.
+// work: SIGTERM, which makes Patroni stop its PostgreSQL, then SIGKILL after
+// 30 seconds.
 func stopPatroni(work string) {
-	pidfiles, _ := filepath.Glob(filepath.Join(work, "run", "pid", "patroni", "*.pid"))
+	stopPidfiles(filepath.Join(work, "run", "pid", "patroni"), 30*time.Second)
+}
+
+// stopPidfiles stops the processes named by the pidfiles in dir (only
+// those: by PID), SIGTERM then SIGKILL after grace.
+func stopPidfiles(dir string, grace time.Duration) {
+	pidfiles, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
 	for _, f := range pidfiles {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -88,7 +116,7 @@ func stopPatroni(work string) {
 			continue
 		}
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(grace)
 		for postgres.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}

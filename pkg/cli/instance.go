@@ -88,6 +88,9 @@ func runInstanceCreate(ctx context.Context, f *Factory, opts *createOptions) err
 		return err
 	}
 	fmt.Fprintf(f.IO.Out, "instance %s created (port %d, %s)\n", i.ID(), i.Port, i.State())
+	if cfg, _, err := i.PatroniClient(); err == nil {
+		fmt.Fprintf(f.IO.Out, "Patroni member %s of cluster %s, REST API %s\n", cfg.Name, cfg.Scope, cfg.RestAPI.ConnectAddress)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // ServerVersion is what /version and Maintenance.Status report: purely
@@ -89,4 +90,15 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// authServer says that authentication is off, as etcd does when it was
+// never enabled: Patroni configured with credentials then carries on
+// without a token. Every other Auth call is Unimplemented.
+type authServer struct {
+	pb.UnimplementedAuthServer
+}
+
+func (*authServer) Authenticate(context.Context, *pb.AuthenticateRequest) (*pb.AuthenticateResponse, error) {
+	return nil, rpctypes.ErrGRPCAuthNotEnabled
 }

@@ -28,9 +28,12 @@ func (k *kvServer) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeRe
 	}
 	var resp *pb.RangeResponse
 	var err error
-	if req.Serializable {
+	switch {
+	case req.Serializable && !k.s.node.inContact():
+		return nil, rpctypes.ErrGRPCNoLeader
+	case req.Serializable && k.s.node.current():
 		resp, err = k.s.node.fsm.store.Range(req)
-	} else {
+	default:
 		resp = &pb.RangeResponse{}
 		err = k.s.node.leaderRead(ctx, readRange, req, resp)
 	}

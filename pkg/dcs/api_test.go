@@ -1,6 +1,9 @@
 package dcs
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,9 +68,9 @@ func TestKVThroughFollower(t *testing.T) {
 	if len(get.Kvs) != 1 {
 		t.Fatalf("after revoke want only /a/1, got %d keys", len(get.Kvs))
 	}
-	big := make([]byte, 2<<20)
-	if _, err := cl.Put(ctx, "/big", string(big)); err == nil {
-		t.Fatal("a 2 MiB put was accepted")
+	big := make([]byte, 1600<<10) // over etcd's 1.5 MiB limit, under gRPC's
+	if _, err := cl.Put(ctx, "/big", string(big)); err != rpctypes.ErrRequestTooLarge {
+		t.Fatalf("a 1.6 MiB put: %v, want %v", err, rpctypes.ErrRequestTooLarge)
 	}
 }
 
@@ -105,6 +108,15 @@ func TestMembersAndLeave(t *testing.T) {
 	}
 	if _, err := cl.AuthEnable(ctx); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("AuthEnable: %v, want Unimplemented", err)
+	}
+	resp, err := http.Post(c.servers[0].ClientURL()+"/v3/auth/authenticate", "application/json", strings.NewReader(`{"name":"x","password":"y"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"error":"etcdserver: authentication is not enabled","message":"etcdserver: authentication is not enabled","code":9}`; string(body) != want {
+		t.Fatalf("authenticate: %s, want %s", body, want)
 	}
 	victim := (c.leader() + 1) % 3
 	name := c.servers[victim].Name()

@@ -8,6 +8,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 )
@@ -55,11 +56,28 @@ func (w *watchServer) Watch(stream pb.Watch_WatchServer) error {
 			}
 		}
 	}()
+	// A member cut off from the leader ends its watch streams with etcd's
+	// "no leader" error, as etcd does for clients that require a leader:
+	// a silent stream would leave the client's cached view (Patroni's) stale
+	// for as long as the partition lasts.
+	tick := time.NewTicker(w.s.node.cfg.HeartbeatTimeout / 4)
+	defer tick.Stop()
 	var err error
-	select {
-	case <-stream.Context().Done():
-	case err = <-errc:
-	case <-w.s.node.closed:
+wait:
+	for {
+		select {
+		case <-stream.Context().Done():
+			break wait
+		case err = <-errc:
+			break wait
+		case <-w.s.node.closed:
+			break wait
+		case <-tick.C:
+			if !w.s.node.inContact() {
+				err = rpctypes.ErrGRPCNoLeader
+				break wait
+			}
+		}
 	}
 	ws.mu.Lock()
 	for id, wt := range ws.ws {

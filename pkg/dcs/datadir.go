@@ -29,7 +29,7 @@ type identity struct {
 func openDataDir(dir, name string) (fresh bool, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := mkdirPrivate(dir); err != nil {
 			return false, fmt.Errorf("create data dir: %w", err)
 		}
 		return true, nil
@@ -102,4 +102,17 @@ func lockDataDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("data dir %s is in use by another running member", dir)
 	}
 	return f, nil
+}
+
+// mkdirPrivate creates dir 0700; the parents it has to create are 0755, so
+// that a shared prefix stays traversable by the other accounts that use it
+// (PostgreSQL's, when pgherd runs as root).
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
 }

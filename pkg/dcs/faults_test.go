@@ -198,3 +198,36 @@ func TestSnapshots(t *testing.T) {
 		t.Fatalf("the member table was not in the snapshot: %d members", got)
 	}
 }
+
+// TestWitnessVotes checks the voting policy: with two data members a
+// witness votes (three voters); once a data member leaves, the witness
+// loses its vote, so the voter count stays odd.
+func TestWitnessVotes(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	cfg := memberConfig(t, "w")
+	cfg.Role = RoleWitness
+	cfg.Join = []string{c.servers[0].PeerAddr()}
+	c.add(cfg)
+	c.waitVoters(3)
+	ctx := ctxT(t, 20*time.Second)
+	lead := c.servers[c.leader()]
+	other := c.servers[0]
+	if other == lead {
+		other = c.servers[1]
+	}
+	if err := lead.node.callLeader(ctx, rpcRemove, Member{Name: other.Name()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the witness to lose its vote", func() bool {
+		ms, err := lead.node.members(ctx)
+		if err != nil || len(ms) != 2 {
+			return false
+		}
+		for _, m := range ms {
+			if m.Name == "w" {
+				return m.Suffrage == "nonvoter" && m.Role == RoleWitness
+			}
+		}
+		return false
+	})
+}

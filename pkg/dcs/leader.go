@@ -19,11 +19,21 @@ func (n *node) leaderLoop() {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var lastReconcile time.Time
+	lastLeader := ""
 	for {
 		select {
 		case <-n.closed:
 			return
 		case <-tick.C:
+		}
+		if l := n.leaderAddr(); l != lastLeader {
+			// Pooled connections to a former leader may be dead (it may
+			// have restarted at the same address): drop them rather than
+			// fail a forwarded request on one.
+			if lastLeader != "" {
+				n.client(lastLeader).close()
+			}
+			lastLeader = l
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.publishSelf(ctx)

@@ -234,7 +234,7 @@ func (l *Local) StopLocal(ctx context.Context, name string) ([]string, error) {
 }
 
 func writeFile0600(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,7 +72,7 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).
 	walDir := filepath.Join(cfg.DataDir, walDirName)
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
+	if err := mkdirPrivate(walDir); err != nil {
 		return nil, fmt.Errorf("create raft log dir: %w", err)
 	}
 	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
@@ -99,7 +99,11 @@ func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*no
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.HeartbeatTimeout
 	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
-	rc.CommitTimeout = 5 * time.Millisecond
+	// Raft's default. New entries go to followers at once; this timer only
+	// carries the commit index when no write follows. 5 ms cost an idle
+	// leader 14% of a core; 50 ms costs 3%, and an idle follower applies a
+	// write (and wakes its watchers) up to ~100 ms after the commit.
+	rc.CommitTimeout = 50 * time.Millisecond
 	rc.MaxAppendEntries = 512
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
@@ -184,6 +188,35 @@ func (n *node) leaderAddr() string {
 }
 
 func (n *node) isLeader() bool { return n.raft.State() == raft.Leader }
+
+// inContact reports whether this member is the leader or has heard from one
+// within a heartbeat timeout. A member cut off from the leader must not
+// pass its local state off as current: see current.
+func (n *node) inContact() bool {
+	if n.isLeader() {
+		return true
+	}
+	return n.leaderAddr() != "" && time.Since(n.raft.LastContact()) < n.cfg.HeartbeatTimeout
+}
+
+// current reports whether a serializable read here may be served from the
+// local state: the member is in contact with a leader and has applied
+// everything that leader told it was committed. etcd serves serializable
+// reads from any member, however stale; pgherd does not, because Patroni
+// 3.0.2 reads the cluster serializably and then, believing a stale view
+// that it holds the leader key, rewrites the key without any compare after
+// its lease expired: a member just back from a partition would hand the
+// old primary the leader key a new primary already holds.
+func (n *node) current() bool {
+	if n.isLeader() {
+		return true
+	}
+	if !n.inContact() {
+		return false
+	}
+	commit, err := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	return err == nil && n.raft.AppliedIndex() >= commit
+}
 
 func applyTimeout(ctx context.Context) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {

@@ -162,7 +162,7 @@ func (s *Server) startClient(ctx context.Context) error {
 	pb.RegisterWatchServer(s.grpc, &watchServer{s: s})
 	pb.RegisterClusterServer(s.grpc, &clusterServer{s: s})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{s: s})
-	pb.RegisterAuthServer(s.grpc, &pb.UnimplementedAuthServer{})
+	pb.RegisterAuthServer(s.grpc, &authServer{})
 
 	s.mem = bufconn.Listen(1 << 20)
 	s.gwConn, err = grpc.NewClient("passthrough:///dcs",

@@ -3,6 +3,8 @@ package instance
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,27 +64,25 @@ func describeRunning(ctx context.Context, env *Env, i *Instance, d *Description)
 	}
 	defer conn.Close(ctx)
 	// Settings that a configuration file, the command line or the
-	// environment set: the same set the files give for a stopped instance.
-	rows, err := conn.Query(ctx, `SELECT lower(name), current_setting(name) FROM pg_settings
+	// environment set (the same set the files give for a stopped instance),
+	// and the instance's state, in one round trip.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT lower(name), current_setting(name) FROM pg_settings
 		WHERE source IN ('configuration file', 'command line', 'environment variable')`)
+	b.Queue(`SELECT bool_or(pending_restart), current_setting('data_checksums'),
+		current_setting('lc_collate'), current_setting('server_encoding') FROM pg_settings`)
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("reading settings of %s: %w", i.ID(), err)
 	}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return err
-		}
-		d.Settings[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	var k, v string
+	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { d.Settings[k] = v; return nil }); err != nil {
+		return fmt.Errorf("reading settings of %s: %w", i.ID(), err)
 	}
 	var checksums, locale, encoding string
-	err = conn.QueryRow(ctx, `SELECT bool_or(pending_restart), current_setting('data_checksums'),
-		current_setting('lc_collate'), current_setting('server_encoding') FROM pg_settings`).
-		Scan(&d.PendingRestart, &checksums, &locale, &encoding)
-	if err != nil {
+	if err := br.QueryRow().Scan(&d.PendingRestart, &checksums, &locale, &encoding); err != nil {
 		return fmt.Errorf("reading state of %s: %w", i.ID(), err)
 	}
 	on := checksums == "on"

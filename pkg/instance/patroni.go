@@ -271,6 +271,9 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err := writeFile(i.PassFile, []byte(line), 0o600, env.User); err != nil {
 		return nil, err
 	}
+	if err := reachable(i.PatroniConfig, env.User); err != nil {
+		return nil, err
+	}
 	log.Info("validating Patroni configuration " + i.PatroniConfig)
 	if err := cfg.ValidateWithPatroni(ctx, env.Runner, exe, i.PatroniConfig); err != nil {
 		return nil, err
@@ -320,10 +323,8 @@ func startPatroni(ctx context.Context, env *Env, i *Instance, cfg *patroni.Confi
 	}
 	wctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
-	files := []string{cfg.Log.File()}
-	if f := currentLogFile(i); f != "" {
-		files = append(files, f)
-	}
+	// Patroni's log and the server's, including log files it creates meanwhile.
+	files := []string{cfg.Log.File(), filepath.Join(i.LogDir, i.serviceName()+"-*.log")}
 	if err := patroni.WaitStarted(wctx, client, cfg.Name, files); err != nil {
 		return fmt.Errorf("%w; see 'pgherd patroni logs %s'", err, i.ID())
 	}
@@ -497,4 +498,30 @@ func FindPatroniMember(env *Env, cluster string) (*Instance, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no local instance is a member of Patroni cluster %s", ErrNotFound, cluster)
+}
+
+// reachable checks that u can traverse every directory above path: Patroni
+// runs as u, and a file it cannot open reads as an empty configuration.
+func reachable(path string, u site.SysUser) error {
+	if !u.Switch {
+		return nil
+	}
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		mode := fi.Mode().Perm()
+		if ok {
+			switch {
+			case st.Uid == u.UID && mode&0o100 != 0, st.Gid == u.GID && mode&0o010 != 0, mode&0o001 != 0:
+			default:
+				return fmt.Errorf("%s (mode %04o, owner uid %d) is not traversable by %s, who runs Patroni: chmod o+x %s, or choose another prefix in site.yaml", d, mode, st.Uid, u.Name, d)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -96,26 +97,46 @@ func splitLines(b []byte) []string {
 	return strings.Split(s, "\n")
 }
 
-// Follower reads the lines appended to a set of log files.
+// Follower reads the lines appended to a set of log files. A name may be a
+// glob pattern (such as PostgreSQL's "15-pg1-*.log"): files that match it
+// later are read from their start, as they are new.
 type Follower struct {
-	files   []string
-	offsets []int64
-	partial [][]byte
+	patterns []string
+	files    []string // in the order first seen
+	offsets  map[string]int64
+	partial  map[string][]byte
 }
 
 // NewFollower starts following files: from their start when fromStart,
 // otherwise from their current end (what is written after NewFollower
 // returns). A file that does not exist yet is read once it appears.
 func NewFollower(files []string, fromStart bool) *Follower {
-	f := &Follower{files: files, offsets: make([]int64, len(files)), partial: make([][]byte, len(files))}
+	f := &Follower{patterns: files, offsets: map[string]int64{}, partial: map[string][]byte{}}
+	f.expand()
 	if !fromStart {
-		for i, p := range files {
+		for _, p := range f.files {
 			if fi, err := os.Stat(p); err == nil {
-				f.offsets[i] = fi.Size()
+				f.offsets[p] = fi.Size()
 			}
 		}
 	}
 	return f
+}
+
+// expand adds the files the patterns name now.
+func (f *Follower) expand() {
+	for _, pat := range f.patterns {
+		matches := []string{pat}
+		if strings.ContainsAny(pat, "*?[") {
+			matches, _ = filepath.Glob(pat)
+		}
+		for _, m := range matches {
+			if _, seen := f.offsets[m]; !seen {
+				f.offsets[m] = 0
+				f.files = append(f.files, m)
+			}
+		}
+	}
 }
 
 // Run calls emit for every complete new line, interleaved by time within
@@ -125,12 +146,15 @@ func (f *Follower) Run(ctx context.Context, interval time.Duration, emit func(li
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		f.expand()
 		per := make([][]string, len(f.files))
 		for i, p := range f.files {
-			lines, err := readNew(p, &f.offsets[i], &f.partial[i])
+			off, partial := f.offsets[p], f.partial[p]
+			lines, err := readNew(p, &off, &partial)
 			if err != nil {
 				return err
 			}
+			f.offsets[p], f.partial[p] = off, partial
 			per[i] = lines
 		}
 		for _, l := range merge(per) {

@@ -54,12 +54,13 @@ func TestTailInterleaves(t *testing.T) {
 
 func TestFollow(t *testing.T) {
 	p, _ := writeLogs(t)
-	later := filepath.Join(filepath.Dir(p), "later.log") // does not exist yet
+	later := filepath.Join(filepath.Dir(p), "later.log")  // does not exist yet
+	pattern := filepath.Join(filepath.Dir(p), "pg-*.log") // matches nothing yet
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var got []string
 	done := make(chan error)
-	fl := NewFollower([]string{p, later}, false)
+	fl := NewFollower([]string{p, later, pattern}, false)
 	go func() {
 		done <- fl.Run(ctx, 20*time.Millisecond, func(l string) {
 			mu.Lock()
@@ -74,10 +75,11 @@ func TestFollow(t *testing.T) {
 	f.WriteString("2026-11-24 05:20:00,000 INFO: new line\n")
 	f.Close()
 	os.WriteFile(later, []byte("2026-11-24 05:20:01.000 UTC [9] LOG:  from a file created later\n"), 0o600)
+	os.WriteFile(filepath.Join(filepath.Dir(p), "pg-1.log"), []byte("2026-11-24 05:20:02.000 UTC [9] LOG:  from a file matching the pattern\n"), 0o600)
 	err = poll(5*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		if len(got) < 2 {
+		if len(got) < 3 {
 			return os.ErrNotExist
 		}
 		return nil
@@ -89,7 +91,7 @@ func TestFollow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lines seen: %q", got)
 	}
-	if len(got) != 2 || got[0] != "2026-11-24 05:20:00,000 INFO: new line" || !strings.Contains(got[1], "created later") {
+	if len(got) != 3 || got[0] != "2026-11-24 05:20:00,000 INFO: new line" || !strings.Contains(got[1], "created later") || !strings.Contains(got[2], "matching the pattern") {
 		t.Errorf("followed %q (old lines must not be repeated)", got)
 	}
 }

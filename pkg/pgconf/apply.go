@@ -117,7 +117,10 @@ func Apply(ctx context.Context, t Target, changes []Change, opts Options) (*Resu
 	var commented []Entry
 	for _, ch := range changes {
 		if ch.Remove {
-			_, err = c.Remove(ch.Name)
+			var removed []Entry
+			if removed, err = c.Remove(ch.Name); err == nil && len(removed) == 0 {
+				notSet(ctx, c, ch.Name)
+			}
 		} else {
 			var dup []Entry
 			dup, err = c.Set(ch.Name, ch.Value)
@@ -128,6 +131,16 @@ func Apply(ctx context.Context, t Target, changes []Change, opts Options) (*Resu
 		}
 	}
 	return commit(ctx, t, c, before, commented, opts)
+}
+
+// notSet says that there is nothing to remove, and where the value comes
+// from when ALTER SYSTEM set it.
+func notSet(ctx context.Context, c *Config, name string) {
+	msg := fmt.Sprintf("parameter %s is not set in %s or the files it includes", normName(name), c.Main)
+	if _, auto := c.Lookup(name); auto != nil {
+		msg += fmt.Sprintf("; %s line %d sets it: ALTER SYSTEM RESET %s removes it", auto.File, auto.Line, normName(name))
+	}
+	logging.From(ctx).Info(msg)
 }
 
 // ApplyEdit is Apply for a new version of the main file, such as the one

@@ -3,6 +3,7 @@ package pgconf
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,7 @@ func Show(ctx context.Context, t Target, names []string) ([]Param, error) {
 	if len(names) == 0 {
 		names = c.Names()
 	}
+	names = slices.Clone(names)
 	for i, n := range names {
 		if err := CheckName(n); err != nil {
 			return nil, err

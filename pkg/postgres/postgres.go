@@ -134,6 +134,9 @@ func Connect(ctx context.Context, p ConnParams) (*pgx.Conn, error) {
 		return nil, err
 	}
 	cfg.RuntimeParams["application_name"] = "pgherd"
+	// pgherd's connections are short-lived: preparing statements for a cache
+	// that dies with the connection costs a round trip per query.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	if pw, ok := passwordFromFile(p.PassFile, p.User); ok {
 		cfg.Password = pw
 	}

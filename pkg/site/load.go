@@ -201,7 +201,9 @@ func applyEnv(s *Settings) error {
 			}
 		}
 	}
-	dc := &mapstructure.DecoderConfig{TagName: "yaml", Result: s, WeaklyTypedInput: true}
+	dc := &mapstructure.DecoderConfig{TagName: "yaml", Result: s, WeaklyTypedInput: true,
+		// A list in a variable is comma-separated: PGHERD_PATRONI__DCS__HOSTS=a:2379,b:2379.
+		DecodeHook: mapstructure.StringToSliceHookFunc(",")}
 	dec, err := mapstructure.NewDecoder(dc)
 	if err != nil {
 		return err

@@ -71,3 +71,14 @@ func TestPathTemplates(t *testing.T) {
 		t.Errorf("absolute: %s", got)
 	}
 }
+
+func TestEnvListIsCommaSeparated(t *testing.T) {
+	t.Setenv("PGHERD_PATRONI__DCS__HOSTS", "127.0.1.1:2379,127.0.1.2:2379")
+	s := Defaults()
+	if err := applyEnv(&s); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Patroni.DCS.Hosts; len(got) != 2 || got[0] != "127.0.1.1:2379" || got[1] != "127.0.1.2:2379" {
+		t.Errorf("hosts = %q", got)
+	}
+}

@@ -49,6 +49,15 @@ func (r result) ratio() float64 { return float64(r.pgherd) / float64(r.reference
 
 var benches []bench
 
+// section is a measurement whose figures do not fit one row: it returns a
+// Markdown section of its own.
+type section struct {
+	name string
+	run  func(ctx context.Context, h *harness) (string, error)
+}
+
+var sections []section
+
 // harness holds what every benchmark needs.
 type harness struct {
 	pgherd  string // absolute path of bin/pgherd
@@ -112,13 +121,26 @@ func mainErr(out string, runs int, only, sysuser string) error {
 		fmt.Println(row)
 		rows = append(rows, row)
 	}
+	var extra []string
+	for _, sec := range sections {
+		if only != "" && !strings.Contains(sec.name, only) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", sec.name)
+		md, err := sec.run(ctx, h)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sec.name, err)
+		}
+		fmt.Println(md)
+		extra = append(extra, fmt.Sprintf("## %s\n\n%s", sec.name, md))
+	}
 	if out == "" {
 		return nil
 	}
-	return writeReport(out, rows)
+	return writeReport(out, rows, extra)
 }
 
-func writeReport(path string, rows []string) error {
+func writeReport(path string, rows, sections []string) error {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Benchmarks\n\nProduced by `make bench` (`go run ./tests/bench -out docs/benchmarks.md`) on %s, %s, %d cores, %s.\n",
@@ -128,6 +150,9 @@ func writeReport(path string, rows []string) error {
 	b.WriteString("| benchmark | pgherd | reference | ratio | goal | runs | notes |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		b.WriteString(r + "\n")
+	}
+	for _, sec := range sections {
+		b.WriteString("\n" + sec + "\n")
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

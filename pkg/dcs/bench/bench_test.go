@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 
 // BenchmarkDCSvsEtcd prints the side-by-side table; run it with
 // go test -run '^$' -bench DCSvsEtcd -benchtime 1x ./pkg/dcs/bench
+// Members are this test binary unless PGHERD_BIN names a pgherd binary,
+// whose `dcs serve` then runs them.
 func BenchmarkDCSvsEtcd(b *testing.B) {
 	if _, err := exec.LookPath("etcd"); err != nil {
 		b.Skip("etcd is not installed")
@@ -44,6 +46,9 @@ func BenchmarkDCSvsEtcd(b *testing.B) {
 		r, err := Run(context.Background(), Options{
 			Dir: b.TempDir(), SeqPuts: 2000, Clients: 16, ParallelPuts: 16000, ValueSize: 256, Idle: 3 * time.Second,
 			MemberCommand: func(file string) *exec.Cmd {
+				if bin := os.Getenv("PGHERD_BIN"); bin != "" {
+					return exec.Command(bin, "-q", "dcs", "serve", "--config", file)
+				}
 				cmd := exec.Command(os.Args[0])
 				cmd.Env = append(os.Environ(), memberEnv+"="+file)
 				return cmd
