@@ -28,11 +28,12 @@ func (k *kvServer) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeRe
 	}
 	var resp *pb.RangeResponse
 	var err error
+	// Serializable reads are answered like linearizable ones, through the
+	// leader, and fail at once on a member cut off from it: see "No stale
+	// state" in DESIGN.md.
 	switch {
 	case req.Serializable && !k.s.node.inContact():
 		return nil, rpctypes.ErrGRPCNoLeader
-	case req.Serializable && k.s.node.current():
-		resp, err = k.s.node.fsm.store.Range(req)
 	default:
 		resp = &pb.RangeResponse{}
 		err = k.s.node.leaderRead(ctx, readRange, req, resp)

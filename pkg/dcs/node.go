@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,32 +189,12 @@ func (n *node) leaderAddr() string {
 func (n *node) isLeader() bool { return n.raft.State() == raft.Leader }
 
 // inContact reports whether this member is the leader or has heard from one
-// within a heartbeat timeout. A member cut off from the leader must not
-// pass its local state off as current: see current.
+// within a heartbeat timeout.
 func (n *node) inContact() bool {
 	if n.isLeader() {
 		return true
 	}
 	return n.leaderAddr() != "" && time.Since(n.raft.LastContact()) < n.cfg.HeartbeatTimeout
-}
-
-// current reports whether a serializable read here may be served from the
-// local state: the member is in contact with a leader and has applied
-// everything that leader told it was committed. etcd serves serializable
-// reads from any member, however stale; pgherd does not, because Patroni
-// 3.0.2 reads the cluster serializably and then, believing a stale view
-// that it holds the leader key, rewrites the key without any compare after
-// its lease expired: a member just back from a partition would hand the
-// old primary the leader key a new primary already holds.
-func (n *node) current() bool {
-	if n.isLeader() {
-		return true
-	}
-	if !n.inContact() {
-		return false
-	}
-	commit, err := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
-	return err == nil && n.raft.AppliedIndex() >= commit
 }
 
 func applyTimeout(ctx context.Context) time.Duration {
