@@ -174,14 +174,3 @@ func Members(ctx context.Context, env *Env, peer string) ([]dcs.MemberStatus, er
 	}
 	return env.members(ctx, peers)
 }
-
-// Leave takes member name out of the Raft configuration through peer (or
-// the members configured on this host), under the voting policy's quorum
-// check. It does not touch the member's files.
-func Leave(ctx context.Context, env *Env, peer, name string) error {
-	peers, err := env.clusterPeers(peer)
-	if err != nil {
-		return err
-	}
-	return env.leave(ctx, peers, name)
-}
