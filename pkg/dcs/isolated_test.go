@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // A member that has lost its leader must not serve its possibly stale
@@ -17,14 +16,15 @@ import (
 func TestIsolatedMemberServesNoStaleState(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 60*time.Second)
-	if _, err := c.client().Put(ctx, "/leader", "n1"); err != nil {
+	put, err := c.client().Put(ctx, "/leader", "n1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	survivor := (c.leader() + 1) % 3
 	cl := c.client(c.servers[survivor].ClientURL())
+	// The watch starts after the put only once the survivor applied it.
 	waitFor(t, 10*time.Second, "the survivor to apply the put", func() bool {
-		r, err := cl.Get(ctx, "/leader", clientv3.WithSerializable())
-		return err == nil && len(r.Kvs) == 1
+		return c.servers[survivor].node.fsm.store.Rev() >= put.Header.Revision
 	})
 	w := cl.Watch(ctx, "/leader")
 
