@@ -29,5 +29,6 @@ $pgherd witness list
 $pgherd witness check
 { set +x; } 2>/dev/null
 echo
+[ "$(id -u)" -eq 0 ] && pgherd="PGHERD_SYSUSER=$PGHERD_SYSUSER $pgherd"
 echo "Done. Try: $pgherd dcs members --peer $host:2380; $pgherd witness status w1"
 echo "Clean up: $pgherd witness remove w1 --yes; $pgherd instance drop demo2 --yes; $pgherd instance drop demo1 --yes"
