@@ -121,12 +121,29 @@ func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 }
 
 func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
+	return newCmdPgconfChange(f, opts, "set PARAM=VALUE...",
+		"Set parameters in place in postgresql.conf, then reload (or restart) as needed",
+		pgconf.ParseAssignment)
+}
+
+func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
+	return newCmdPgconfChange(f, opts, "remove PARAM...",
+		"Comment out parameters in postgresql.conf, then reload (or restart) as needed",
+		func(a string) (pgconf.Change, error) {
+			return pgconf.Change{Name: a, Remove: true}, pgconf.CheckName(a)
+		})
+}
+
+// newCmdPgconfChange builds set and remove: each argument becomes a change
+// through parse, then the changes go through Patroni or pgconf.Apply.
+func newCmdPgconfChange(f *Factory, opts *pgconfOptions, use, short string, parse func(string) (pgconf.Change, error)) *cobra.Command {
+	what := strings.TrimSuffix(strings.Fields(use)[1], "...")
 	cmd := &cobra.Command{
-		Use:   "set PARAM=VALUE...",
-		Short: "Set parameters in place in postgresql.conf, then reload (or restart) as needed",
+		Use:   use,
+		Short: short,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageError{fmt.Errorf("%s expects at least one PARAM=VALUE", cmd.CommandPath())}
+				return usageError{fmt.Errorf("%s expects at least one %s", cmd.CommandPath(), what)}
 			}
 			return nil
 		},
@@ -136,44 +153,11 @@ func newCmdPgconfSet(f *Factory, opts *pgconfOptions) *cobra.Command {
 			}
 			changes := make([]pgconf.Change, len(args))
 			for n, a := range args {
-				c, err := pgconf.ParseAssignment(a)
+				c, err := parse(a)
 				if err != nil {
 					return usageError{err}
 				}
 				changes[n] = c
-			}
-			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
-				return err
-			}
-			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
-				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
-			})
-		},
-	}
-	changeFlags(cmd, opts)
-	return cmd
-}
-
-func newCmdPgconfRemove(f *Factory, opts *pgconfOptions) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "remove PARAM...",
-		Short: "Comment out parameters in postgresql.conf, then reload (or restart) as needed",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageError{fmt.Errorf("%s expects at least one PARAM", cmd.CommandPath())}
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.check(); err != nil {
-				return err
-			}
-			changes := make([]pgconf.Change, len(args))
-			for n, a := range args {
-				if err := pgconf.CheckName(a); err != nil {
-					return usageError{err}
-				}
-				changes[n] = pgconf.Change{Name: a, Remove: true}
 			}
 			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
 				return err

@@ -89,15 +89,11 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	if err := m.makeDirs(s); err != nil {
 		return err
 	}
-	unlock, err := m.lock(ctx, s)
+	st, unlock, err := m.lockedStatus(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := m.Status(ctx, s)
-	if err != nil {
-		return err
-	}
 	if st.Running {
 		return fmt.Errorf("cannot start %s: %w (PID %d); stop it first", s, ErrAlreadyRunning, st.PID)
 	}
@@ -186,15 +182,11 @@ func (m *processManager) Stop(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	unlock, err := m.lock(ctx, s)
+	st, unlock, err := m.lockedStatus(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := m.Status(ctx, s)
-	if err != nil {
-		return err
-	}
 	if st.Running {
 		if err := m.stop(ctx, s, st.PID); err != nil {
 			return err
@@ -256,15 +248,11 @@ func (m *processManager) Uninstall(ctx context.Context, s Service) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	unlock, err := m.lock(ctx, s)
+	st, unlock, err := m.lockedStatus(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := m.Status(ctx, s)
-	if err != nil {
-		return err
-	}
 	if st.Running {
 		return fmt.Errorf("cannot uninstall %s: %w (PID %d); stop it first", s, ErrStillRunning, st.PID)
 	}
@@ -274,6 +262,21 @@ func (m *processManager) Uninstall(ctx context.Context, s Service) error {
 		}
 	}
 	return nil
+}
+
+// lockedStatus takes the service's lock, then reads its state: what
+// Start, Stop and Uninstall decide on cannot change under them.
+func (m *processManager) lockedStatus(ctx context.Context, s Service) (State, func(), error) {
+	unlock, err := m.lock(ctx, s)
+	if err != nil {
+		return State{}, nil, err
+	}
+	st, err := m.Status(ctx, s)
+	if err != nil {
+		unlock()
+		return State{}, nil, err
+	}
+	return st, unlock, nil
 }
 
 func (m *processManager) lockfile(s Service) string {
