@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/spf13/cobra"
@@ -144,15 +143,7 @@ func newCmdDcsMembers(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format != "" {
-				return writeData(f.IO.Out, format, ms)
-			}
-			rows := make([][]string, 0, len(ms))
-			for _, m := range ms {
-				rows = append(rows, []string{m.Name, m.Role, m.Suffrage, m.RaftState, m.PeerURL, m.ClientURL, m.Zone,
-					strconv.FormatUint(m.AppliedIndex, 10), m.LastContact, strconv.FormatBool(m.Healthy)})
-			}
-			return writeTable(f.IO, []string{"Name", "Role", "Suffrage", "State", "Peer URL", "Client URL", "Zone", "Applied", "Last contact", "Healthy"}, rows)
+			return writeMembers(f, format, ms)
 		},
 	}
 	a.add(cmd.Flags())
