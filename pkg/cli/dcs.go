@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/dcs/server"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -245,7 +246,7 @@ func newCmdDcsServe(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return dcs.Serve(cmd.Context(), cfg)
+			return server.Serve(cmd.Context(), cfg)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "member configuration file (YAML)")

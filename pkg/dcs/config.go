@@ -103,9 +103,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// advertise fills the advertised addresses from the bound listeners when
+// Advertise fills the advertised addresses from the bound listeners when
 // they are not set, refusing wildcard addresses nobody can dial.
-func (c *Config) advertise(peer, client net.Addr) error {
+func (c *Config) Advertise(peer, client net.Addr) error {
 	if c.AdvertisePeer == "" {
 		c.AdvertisePeer = peer.String()
 	}

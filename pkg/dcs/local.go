@@ -62,7 +62,7 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 			return mi, err
 		}
 	}
-	if fresh, err := openDataDir(cfg.DataDir, cfg.Name); err != nil {
+	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
 		return mi, err
 	} else if !fresh {
 		return mi, fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name)
@@ -234,7 +234,7 @@ func (l *Local) StopLocal(ctx context.Context, name string) ([]string, error) {
 }
 
 func writeFile0600(path string, data []byte) error {
-	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+	if err := MkdirPrivate(filepath.Dir(path)); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
