@@ -17,7 +17,7 @@ const (
 )
 
 // Config is one member's configuration, the YAML file read by
-// `pgherd dcs serve --config FILE`.
+// `pgherd-dcs --config FILE` (and `pgherd dcs serve --config FILE`).
 type Config struct {
 	Name         string `yaml:"name"`
 	Role         string `yaml:"role"` // data (default) or witness

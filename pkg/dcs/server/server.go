@@ -37,7 +37,7 @@ type Server struct {
 	lock   *os.File
 }
 
-// Serve runs a member until ctx is done. It is what `pgherd dcs serve`
+// Serve runs a member until ctx is done. It is what `pgherd-dcs`
 // calls. Because the daemon holds kilobytes of data, it caps the Go heap
 // (GOMEMLIMIT 48 MiB unless the environment sets one) so that an idle
 // member stays small.
