@@ -1,3 +1,8 @@
+// Package dcs is pgherd's embedded DCS as the CLI sees it: a member's
+// configuration, the members set up on this host and their services, and
+// a client for the members' peer port. The member itself (Raft and the
+// etcd v3 API) is pkg/dcs/server, run by the pgherd-dcs binary; this
+// package imports none of it, so that every pgherd command starts fast.
 package dcs
 
 import (

@@ -51,9 +51,9 @@ func DialPeer(ctx context.Context, addr string, tc *tls.Config, proto byte, time
 	return c, nil
 }
 
-// RPC framing: request = method byte, uint32 length, payload; response =
-// status byte, uint32 length, payload. A connection carries one call at a
-// time and is reused.
+// RPCMethod is the first byte of a request frame. RPC framing: request =
+// method byte, uint32 length, payload; response = status byte, uint32
+// length, payload. A connection carries one call at a time and is reused.
 type RPCMethod byte
 
 // The cluster RPCs a member answers on its peer port.

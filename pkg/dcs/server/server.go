@@ -1,3 +1,6 @@
+// Package server is a member of pgherd's embedded DCS: the Raft node on
+// the peer port and the etcd v3 API (gRPC and its JSON gateway) on the
+// client port. It runs in the pgherd-dcs binary, never in the pgherd CLI.
 package server
 
 import (
