@@ -13,7 +13,7 @@ deps:
 	@scripts/deps.sh
 
 build:
-	$(GO) build -o bin/pgherd ./cmd/pgherd
+	$(GO) build -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs
 
 # The failover suite (tests/ha) runs alone, after the rest: its clusters
 # measure time-outs of seconds, which two other suites on 2 cores can skew.

@@ -43,8 +43,10 @@ func TestDocsRunAsWritten(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real PostgreSQL")
 	}
-	if _, err := os.Stat("../bin/pgherd"); err != nil {
-		t.Fatal("bin/pgherd is missing: run 'make build' first")
+	for _, bin := range []string{"../bin/pgherd", "../bin/pgherd-dcs"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("%s is missing: run 'make build' first", bin[3:])
+		}
 	}
 	for _, doc := range docsRunAsWritten {
 		t.Run(filepath.Base(doc), func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/cli"
+	"github.com/pgherd/pgherd/pkg/dcs/server"
 	"github.com/pgherd/pgherd/pkg/iostreams"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -30,6 +32,13 @@ func TestMain(m *testing.M) {
 		"pgherd": func() {
 			ctx := context.Background()
 			os.Exit(cli.Main(ctx, iostreams.System(), os.Args[1:]))
+		},
+		// The DCS member daemon, which pgherd finds beside itself.
+		"pgherd-dcs": func() {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := server.Main(ctx, os.Args[1:], os.Stderr)
+			stop()
+			os.Exit(code)
 		},
 	})
 }

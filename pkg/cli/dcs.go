@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/spf13/cobra"
@@ -236,16 +237,28 @@ func newCmdDcsServe(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run a DCS member in the foreground (what the service manager runs)",
-		Args:  exactArgs(0, "no arguments"),
+		Long: "Run a DCS member in the foreground: this command replaces itself with the pgherd-dcs binary\n" +
+			"beside pgherd (pgherd-dcs --config FILE), which is what the service manager runs.",
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usageError{fmt.Errorf("--config is required")}
 			}
-			cfg, err := dcs.LoadConfig(file)
+			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			return dcs.Serve(cmd.Context(), cfg)
+			daemon, err := dcs.Daemon(exe)
+			if err != nil {
+				return err
+			}
+			argv := []string{daemon, "--config", file}
+			for _, name := range []string{"log-level", "quiet"} {
+				if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+					argv = append(argv, "--"+name+"="+fl.Value.String())
+				}
+			}
+			return syscall.Exec(daemon, argv, os.Environ())
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "member configuration file (YAML)")

@@ -1,3 +1,8 @@
+// Package dcs is pgherd's embedded DCS as the CLI sees it: a member's
+// configuration, the members set up on this host and their services, and
+// a client for the members' peer port. The member itself (Raft and the
+// etcd v3 API) is pkg/dcs/server, run by the pgherd-dcs binary; this
+// package imports none of it, so that every pgherd command starts fast.
 package dcs
 
 import (
@@ -11,25 +16,25 @@ import (
 // member's own status, and removing a member. Requests that need the
 // leader are forwarded by the member.
 type AdminClient struct {
-	pc *peerClient
+	pc *PeerClient
 }
 
 // NewAdminClient returns a client for the member whose peer port is at
 // peerAddr (host:port). tls is the member TLS material to present when the
 // peer port uses TLS.
 func NewAdminClient(peerAddr string, tls TLSConfig) (*AdminClient, error) {
-	tc, err := tls.client()
+	tc, err := tls.Client()
 	if err != nil {
 		return nil, err
 	}
-	return &AdminClient{pc: newPeerClient(peerAddr, tc)}, nil
+	return &AdminClient{pc: NewPeerClient(peerAddr, tc)}, nil
 }
 
 // Members returns every member of the Raft configuration, sorted as the
 // configuration lists them, each with its own view of Raft (or state
 // "unknown" and healthy false when it does not answer).
 func (c *AdminClient) Members(ctx context.Context) ([]MemberStatus, error) {
-	b, err := c.pc.call(ctx, rpcMembers, nil)
+	b, err := c.pc.Call(ctx, RPCMembers, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
@@ -40,7 +45,7 @@ func (c *AdminClient) Members(ctx context.Context) ([]MemberStatus, error) {
 // Status returns the contacted member's own view.
 func (c *AdminClient) Status(ctx context.Context) (MemberInfo, error) {
 	var mi MemberInfo
-	b, err := c.pc.call(ctx, rpcInfo, nil)
+	b, err := c.pc.Call(ctx, RPCInfo, nil)
 	if err != nil {
 		return mi, fmt.Errorf("member status: %w", err)
 	}
@@ -51,9 +56,9 @@ func (c *AdminClient) Status(ctx context.Context) (MemberInfo, error) {
 // that is not a member does nothing.
 func (c *AdminClient) Leave(ctx context.Context, name string) error {
 	raw, _ := json.Marshal(Member{Name: name})
-	_, err := c.pc.call(ctx, rpcRemove, raw)
+	_, err := c.pc.Call(ctx, RPCRemove, raw)
 	return err
 }
 
 // Close releases the client's connections.
-func (c *AdminClient) Close() { c.pc.close() }
+func (c *AdminClient) Close() { c.pc.Close() }

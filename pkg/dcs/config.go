@@ -17,7 +17,7 @@ const (
 )
 
 // Config is one member's configuration, the YAML file read by
-// `pgherd dcs serve --config FILE`.
+// `pgherd-dcs --config FILE` (and `pgherd dcs serve --config FILE`).
 type Config struct {
 	Name         string `yaml:"name"`
 	Role         string `yaml:"role"` // data (default) or witness
@@ -103,9 +103,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// advertise fills the advertised addresses from the bound listeners when
+// Advertise fills the advertised addresses from the bound listeners when
 // they are not set, refusing wildcard addresses nobody can dial.
-func (c *Config) advertise(peer, client net.Addr) error {
+func (c *Config) Advertise(peer, client net.Addr) error {
 	if c.AdvertisePeer == "" {
 		c.AdvertisePeer = peer.String()
 	}

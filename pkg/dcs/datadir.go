@@ -10,26 +10,31 @@ import (
 )
 
 // A data directory holds member.json (whose member it is), wal/ (the Raft
-// log and stable store), snapshots/ and LOCK (held while a member runs). A directory that is not empty
-// and has no member.json is foreign: we refuse it rather than mix our files
-// into someone else's, and we never delete anything in it.
+// log and stable store), snapshots/ and LOCK (held while a member runs). A
+// directory that is not empty and has no member.json is foreign: we refuse
+// it rather than mix our files into someone else's, and we never delete
+// anything in it. The format lives here, beside Local, because setting up a
+// member checks its data directory before anything is installed; the
+// server (pkg/dcs/server) opens, locks and fills it.
 const (
 	identityFile = "member.json"
-	walDirName   = "wal"
 	lockFile     = "LOCK"
 )
+
+// WALDir is the data directory's subdirectory for the Raft log.
+const WALDir = "wal"
 
 type identity struct {
 	Format int    `json:"format"`
 	Name   string `json:"name"`
 }
 
-// openDataDir checks dir for name and reports whether it is new (absent or
+// OpenDataDir checks dir for name and reports whether it is new (absent or
 // empty). It creates dir when absent.
-func openDataDir(dir, name string) (fresh bool, err error) {
+func OpenDataDir(dir, name string) (fresh bool, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := mkdirPrivate(dir); err != nil {
+		if err := MkdirPrivate(dir); err != nil {
 			return false, fmt.Errorf("create data dir: %w", err)
 		}
 		return true, nil
@@ -54,14 +59,14 @@ func openDataDir(dir, name string) (fresh bool, err error) {
 	if id.Name != name {
 		return false, fmt.Errorf("data dir %s belongs to member %q, not %q: use that name or another data_dir", dir, id.Name, name)
 	}
-	if _, err := os.Stat(filepath.Join(dir, walDirName)); err != nil {
-		return false, fmt.Errorf("data dir %s: the raft log (%s/) is missing; restore it from a backup or set data_dir to an empty directory", dir, walDirName)
+	if _, err := os.Stat(filepath.Join(dir, WALDir)); err != nil {
+		return false, fmt.Errorf("data dir %s: the raft log (%s/) is missing; restore it from a backup or set data_dir to an empty directory", dir, WALDir)
 	}
 	return false, nil
 }
 
-// writeIdentity records that dir now belongs to name (atomically, 0600).
-func writeIdentity(dir, name string) error {
+// WriteIdentity records that dir now belongs to name (atomically, 0600).
+func WriteIdentity(dir, name string) error {
 	raw, _ := json.Marshal(identity{Format: 1, Name: name})
 	tmp := filepath.Join(dir, identityFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -81,18 +86,18 @@ func writeIdentity(dir, name string) error {
 	return os.Rename(tmp, filepath.Join(dir, identityFile))
 }
 
-// clearFresh removes what a failed first start created in a directory that
+// ClearFresh removes what a failed first start created in a directory that
 // was empty before, so that the next attempt starts clean.
-func clearFresh(dir string) {
-	for _, n := range []string{identityFile, walDirName, "snapshots", lockFile} {
+func ClearFresh(dir string) {
+	for _, n := range []string{identityFile, WALDir, "snapshots", lockFile} {
 		os.RemoveAll(filepath.Join(dir, n))
 	}
 }
 
-// lockDataDir takes an exclusive lock on dir for this process, so that two
+// LockDataDir takes an exclusive lock on dir for this process, so that two
 // members never share a data directory. The lock ends with the process or
 // when the returned file is closed.
-func lockDataDir(dir string) (*os.File, error) {
+func LockDataDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir: %w", err)
@@ -104,10 +109,10 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// mkdirPrivate creates dir 0700; the parents it has to create are 0755, so
+// MkdirPrivate creates dir 0700; the parents it has to create are 0755, so
 // that a shared prefix stays traversable by the other accounts that use it
 // (PostgreSQL's, when pgherd runs as root).
-func mkdirPrivate(dir string) error {
+func MkdirPrivate(dir string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}

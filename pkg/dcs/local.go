@@ -18,7 +18,7 @@ import (
 
 // Local manages the members set up on this host: one config file
 // <Dir>/<name>.yaml each, run by the service manager as
-// `<Exec> dcs serve --config FILE`.
+// `pgherd-dcs --config FILE`, the pgherd-dcs beside Exec.
 type Local struct {
 	Dir      string
 	Exec     string // absolute path of the pgherd binary
@@ -35,7 +35,7 @@ func (l *Local) DefaultDataDir(name string) string { return filepath.Join(l.Dir,
 
 func (l *Local) service(name string) service.Service {
 	return service.Service{Kind: service.KindDCS, Instance: name,
-		Exec:        []string{l.Exec, "dcs", "serve", "--config", l.ConfigFile(name)},
+		Exec:        []string{daemonPath(l.Exec), "--config", l.ConfigFile(name)},
 		LogFile:     filepath.Join(l.Dir, name+".log"),
 		Description: "pgherd DCS member " + name}
 }
@@ -62,7 +62,10 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 			return mi, err
 		}
 	}
-	if fresh, err := openDataDir(cfg.DataDir, cfg.Name); err != nil {
+	if _, err := Daemon(l.Exec); err != nil {
+		return mi, err
+	}
+	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
 		return mi, err
 	} else if !fresh {
 		return mi, fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name)
@@ -234,7 +237,7 @@ func (l *Local) StopLocal(ctx context.Context, name string) ([]string, error) {
 }
 
 func writeFile0600(path string, data []byte) error {
-	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+	if err := MkdirPrivate(filepath.Dir(path)); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
@@ -254,3 +257,18 @@ func lastLines(s string) string {
 	}
 	return "; its log ends with:\n  " + strings.Join(lines, "\n  ")
 }
+
+// DaemonName is the member daemon's binary, installed beside pgherd.
+const DaemonName = "pgherd-dcs"
+
+// Daemon returns the pgherd-dcs binary that sits beside the pgherd binary
+// at pgherd, or an error naming the path where it was expected.
+func Daemon(pgherd string) (string, error) {
+	p := daemonPath(pgherd)
+	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+		return "", fmt.Errorf("%s is missing: DCS members run %s, expected beside pgherd; install both binaries of one build (make build writes bin/pgherd and bin/%s)", p, DaemonName, DaemonName)
+	}
+	return p, nil
+}
+
+func daemonPath(pgherd string) string { return filepath.Join(filepath.Dir(pgherd), DaemonName) }

@@ -2,7 +2,7 @@ package dcs
 
 import (
 	"hash/fnv"
-	"sort"
+	"time"
 )
 
 // Member is the replicated description of one member. Every member holds
@@ -28,11 +28,28 @@ func MemberID(name string) uint64 {
 	return 1
 }
 
-func sortedMembers(m map[string]Member) []Member {
-	out := make([]Member, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+// MemberStatus is one row of `pgherd dcs members`.
+type MemberStatus struct {
+	Name         string `json:"name"`
+	Role         string `json:"role"`
+	Suffrage     string `json:"suffrage"`   // voter | nonvoter
+	RaftState    string `json:"raft_state"` // leader | follower | candidate | unknown
+	PeerURL      string `json:"peer_url"`
+	ClientURL    string `json:"client_url"`
+	Zone         string `json:"zone"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastContact  string `json:"last_contact"` // duration since the last leader contact, "0s" on the leader
+	Healthy      bool   `json:"healthy"`
+}
+
+// MemberInfo is what a member says about itself: its Raft state, indexes,
+// term, the leader it follows and how long ago it heard from it.
+type MemberInfo struct {
+	Name         string        `json:"name"`
+	RaftState    string        `json:"raft_state"`
+	AppliedIndex uint64        `json:"applied_index"`
+	CommitIndex  uint64        `json:"commit_index"`
+	Term         uint64        `json:"term"`
+	Leader       string        `json:"leader"`
+	LastContact  time.Duration `json:"last_contact"`
 }

@@ -8,110 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"sync"
 	"time"
-
-	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // The peer port carries two protocols on one listener. The first byte a
 // dialer writes selects one: Raft's own transport, or our cluster RPCs
 // (forwarded writes and reads, join, remove, member info). With TLS the
-// byte comes after the handshake, so both are encrypted alike.
+// byte comes after the handshake, so both are encrypted alike. The client
+// side lives here, so that the CLI reaches members without linking the
+// server (pkg/dcs/server), which serves the other side.
 const (
-	protoRaft byte = 'R'
-	protoRPC  byte = 'C'
+	ProtoRaft byte = 'R'
+	ProtoRPC  byte = 'C'
 )
 
-// peerListener accepts peer connections and sorts them by their first byte.
-type peerListener struct {
-	ln     net.Listener
-	tls    *tls.Config // server side; nil for plain TCP
-	dialTL *tls.Config // client side for Dial
-	raftCh chan net.Conn
-	rpc    func(net.Conn)
-	log    *slog.Logger
-	done   chan struct{}
-	once   sync.Once
-}
-
-func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
-	return &peerListener{ln: ln, tls: serverTLS, dialTL: clientTLS, raftCh: make(chan net.Conn, 16), log: log, done: make(chan struct{})}
-}
-
-func (p *peerListener) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			select {
-			case <-p.done:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			p.log.Warn("peer listener stopped", "err", err)
-			return
-		}
-		go p.sort(c)
-	}
-}
-
-func (p *peerListener) sort(c net.Conn) {
-	if p.tls != nil {
-		c = tls.Server(c, p.tls)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var b [1]byte
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		c.Close()
-		return
-	}
-	c.SetReadDeadline(time.Time{})
-	switch b[0] {
-	case protoRaft:
-		select {
-		case p.raftCh <- c:
-		case <-p.done:
-			c.Close()
-		}
-	case protoRPC:
-		p.rpc(c)
-	default:
-		c.Close()
-	}
-}
-
-// Accept, Close and Addr make peerListener the net.Listener half of
-// raft.StreamLayer: it yields only the Raft connections.
-func (p *peerListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-p.raftCh:
-		return c, nil
-	case <-p.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (p *peerListener) Close() error {
-	p.once.Do(func() { close(p.done) })
-	return p.ln.Close()
-}
-
-func (p *peerListener) Addr() net.Addr { return p.ln.Addr() }
-
-// Dial is the other half of raft.StreamLayer.
-func (p *peerListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialPeer(context.Background(), string(addr), p.dialTL, protoRaft, timeout)
-}
-
-func dialPeer(ctx context.Context, addr string, tc *tls.Config, proto byte, timeout time.Duration) (net.Conn, error) {
+// DialPeer connects to the peer port at addr and selects proto on it.
+func DialPeer(ctx context.Context, addr string, tc *tls.Config, proto byte, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -138,18 +51,19 @@ func dialPeer(ctx context.Context, addr string, tc *tls.Config, proto byte, time
 	return c, nil
 }
 
-// RPC framing: request = method byte, uint32 length, payload; response =
-// status byte, uint32 length, payload. A connection carries one call at a
-// time and is reused.
-type rpcMethod byte
+// RPCMethod is the first byte of a request frame. RPC framing: request =
+// method byte, uint32 length, payload; response = status byte, uint32
+// length, payload. A connection carries one call at a time and is reused.
+type RPCMethod byte
 
+// The cluster RPCs a member answers on its peer port.
 const (
-	rpcForward rpcMethod = iota + 1 // a command for the leader to apply
-	rpcRead                         // a linearizable read for the leader
-	rpcJoin                         // JSON Member: add or update a member (leader)
-	rpcRemove                       // JSON Member: remove by name (leader)
-	rpcInfo                         // this member's raft view
-	rpcMembers                      // the whole membership with each member's view
+	RPCForward RPCMethod = iota + 1 // a command for the leader to apply
+	RPCRead                         // a linearizable read for the leader
+	RPCJoin                         // JSON Member: add or update a member (leader)
+	RPCRemove                       // JSON Member: remove by name (leader)
+	RPCInfo                         // this member's raft view
+	RPCMembers                      // the whole membership with each member's view
 )
 
 const (
@@ -161,14 +75,16 @@ const (
 
 const maxFrame = 64 << 20
 
-func writeFrame(w *bufio.Writer, kind byte, p []byte) error {
+// WriteFrame writes one request or response frame and flushes it.
+func WriteFrame(w *bufio.Writer, kind byte, p []byte) error {
 	w.WriteByte(kind)
 	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
 	w.Write(p)
 	return w.Flush()
 }
 
-func readFrame(r *bufio.Reader) (byte, []byte, error) {
+// ReadFrame reads one frame, refusing one larger than 64 MiB.
+func ReadFrame(r *bufio.Reader) (byte, []byte, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
@@ -184,42 +100,37 @@ func readFrame(r *bufio.Reader) (byte, []byte, error) {
 	return h[0], p, nil
 }
 
-// rpcHandler answers one call.
-type rpcHandler func(ctx context.Context, m rpcMethod, p []byte) ([]byte, error)
+// ErrNotLeader is returned by operations that only the Raft leader can do
+// when this member is not the leader; callers forward to the leader.
+var ErrNotLeader = errors.New("dcs: this member is not the raft leader")
 
-func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler) {
-	defer c.Close()
-	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	for {
-		m, p, err := readFrame(r)
-		if err != nil {
-			return
-		}
-		out, err := h(ctx, rpcMethod(m), p)
-		kind, payload := encodeRPCError(err)
-		if err == nil {
-			payload = out
-		}
-		if writeFrame(w, kind, payload) != nil {
-			return
-		}
-	}
+// StatusError is an error that carries a gRPC status code over the peer
+// port (an etcd API error raised on another member). It holds the code as
+// a number so that this package needs no gRPC; the server turns it back
+// into a gRPC status for its etcd clients.
+type StatusError struct {
+	Code    uint32
+	Message string
 }
 
-func encodeRPCError(err error) (byte, []byte) {
-	if err == nil {
+func (e *StatusError) Error() string { return e.Message }
+
+// EncodeError maps a call's outcome to a response frame's status byte and
+// payload (the payload is for errors only).
+func EncodeError(err error) (byte, []byte) {
+	var se *StatusError
+	switch {
+	case err == nil:
 		return stOK, nil
-	}
-	if errors.Is(err, ErrNotLeader) {
+	case errors.Is(err, ErrNotLeader):
 		return stNotLeader, nil
-	}
-	if s, ok := status.FromError(err); ok {
-		return stGRPC, append(binary.BigEndian.AppendUint32(nil, uint32(s.Code())), s.Message()...)
+	case errors.As(err, &se):
+		return stGRPC, append(binary.BigEndian.AppendUint32(nil, se.Code), se.Message...)
 	}
 	return stOther, []byte(err.Error())
 }
 
-func decodeRPCError(kind byte, p []byte) error {
+func decodeError(kind byte, p []byte) error {
 	switch kind {
 	case stOK:
 		return nil
@@ -227,14 +138,14 @@ func decodeRPCError(kind byte, p []byte) error {
 		return ErrNotLeader
 	case stGRPC:
 		if len(p) >= 4 {
-			return status.Error(codes.Code(binary.BigEndian.Uint32(p)), string(p[4:]))
+			return &StatusError{Code: binary.BigEndian.Uint32(p), Message: string(p[4:])}
 		}
 	}
 	return errors.New(string(p))
 }
 
-// peerClient keeps a few idle RPC connections to one member.
-type peerClient struct {
+// PeerClient keeps a few idle RPC connections to one member.
+type PeerClient struct {
 	addr string
 	tls  *tls.Config
 	idle chan *rpcConn
@@ -246,25 +157,30 @@ type rpcConn struct {
 	w *bufio.Writer
 }
 
-// errDial marks a call that never reached the peer, which is always safe
+// DialError marks a call that never reached the peer, which is always safe
 // to retry elsewhere.
-type errDial struct{ err error }
+type DialError struct{ Err error }
 
-func (e errDial) Error() string { return e.err.Error() }
-func (e errDial) Unwrap() error { return e.err }
+func (e DialError) Error() string { return e.Err.Error() }
+func (e DialError) Unwrap() error { return e.Err }
 
-func newPeerClient(addr string, tc *tls.Config) *peerClient {
-	return &peerClient{addr: addr, tls: tc, idle: make(chan *rpcConn, 32)}
+// NewPeerClient returns a client for the peer port at addr; tc is the
+// client side of peer TLS, nil for plain TCP.
+func NewPeerClient(addr string, tc *tls.Config) *PeerClient {
+	return &PeerClient{addr: addr, tls: tc, idle: make(chan *rpcConn, 32)}
 }
 
-func (pc *peerClient) call(ctx context.Context, m rpcMethod, p []byte) ([]byte, error) {
+// Call sends one RPC and returns its answer. An error raised by the
+// member comes back as ErrNotLeader, a *StatusError, or plain text; one
+// that never reached it is a DialError.
+func (pc *PeerClient) Call(ctx context.Context, m RPCMethod, p []byte) ([]byte, error) {
 	var rc *rpcConn
 	select {
 	case rc = <-pc.idle:
 	default:
-		c, err := dialPeer(ctx, pc.addr, pc.tls, protoRPC, 3*time.Second)
+		c, err := DialPeer(ctx, pc.addr, pc.tls, ProtoRPC, 3*time.Second)
 		if err != nil {
-			return nil, errDial{fmt.Errorf("reach member at %s: %w", pc.addr, err)}
+			return nil, DialError{fmt.Errorf("reach member at %s: %w", pc.addr, err)}
 		}
 		rc = &rpcConn{c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}
 	}
@@ -273,13 +189,13 @@ func (pc *peerClient) call(ctx context.Context, m rpcMethod, p []byte) ([]byte, 
 		dl = time.Now().Add(30 * time.Second)
 	}
 	rc.c.SetDeadline(dl)
-	if err := writeFrame(rc.w, byte(m), p); err != nil {
+	if err := WriteFrame(rc.w, byte(m), p); err != nil {
 		rc.c.Close()
 		// A pooled connection may have been closed by the peer while idle;
 		// nothing was delivered, so retrying is safe.
-		return nil, errDial{fmt.Errorf("call member at %s: %w", pc.addr, err)}
+		return nil, DialError{fmt.Errorf("call member at %s: %w", pc.addr, err)}
 	}
-	kind, out, err := readFrame(rc.r)
+	kind, out, err := ReadFrame(rc.r)
 	if err != nil {
 		rc.c.Close()
 		return nil, fmt.Errorf("call member at %s: %w", pc.addr, err)
@@ -289,10 +205,11 @@ func (pc *peerClient) call(ctx context.Context, m rpcMethod, p []byte) ([]byte, 
 	default:
 		rc.c.Close()
 	}
-	return out, decodeRPCError(kind, out)
+	return out, decodeError(kind, out)
 }
 
-func (pc *peerClient) close() {
+// Close releases the idle connections.
+func (pc *PeerClient) Close() {
 	for {
 		select {
 		case rc := <-pc.idle:

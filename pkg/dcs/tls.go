@@ -30,8 +30,8 @@ func (t TLSConfig) validate(what string) error {
 	return nil
 }
 
-// server builds the server side. nextProtos is the ALPN list.
-func (t TLSConfig) server(nextProtos ...string) (*tls.Config, error) {
+// Server builds the server side. nextProtos is the ALPN list.
+func (t TLSConfig) Server(nextProtos ...string) (*tls.Config, error) {
 	if !t.Enabled() {
 		return nil, nil
 	}
@@ -51,9 +51,9 @@ func (t TLSConfig) server(nextProtos ...string) (*tls.Config, error) {
 	return c, nil
 }
 
-// client builds the client side used between members (and by the admin
+// Client builds the client side used between members (and by the admin
 // client): it presents the member's certificate and trusts CA.
-func (t TLSConfig) client() (*tls.Config, error) {
+func (t TLSConfig) Client() (*tls.Config, error) {
 	if !t.Enabled() {
 		return nil, nil
 	}

@@ -1,5 +1,5 @@
 // Package service runs pgherd's long-lived daemons (postgres, Patroni,
-// pgherd dcs serve) through a Manager: systemd where systemd really runs,
+// pgherd-dcs) through a Manager: systemd where systemd really runs,
 // otherwise a plain background process with a pidfile and a log file.
 //
 // Both managers give the program the environment the Service lists and

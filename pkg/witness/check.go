@@ -1,19 +1,20 @@
 package witness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/patroni"
 )
 
@@ -71,26 +72,17 @@ func Check(ctx context.Context, env *Env, name, namespace string) (*Health, erro
 		namespace = patroni.DefaultNamespace
 	}
 	namespace = "/" + strings.Trim(namespace, "/") + "/"
-	endpoints := []string{cfg.AdvertiseClient}
-	if endpoints[0] == "" {
-		endpoints[0] = "http://" + cfg.ListenClient
+	endpoint := cfg.AdvertiseClient
+	if endpoint == "" {
+		endpoint = "http://" + cfg.ListenClient
 	}
-	cl, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 3 * time.Second, Logger: nopLogger()})
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	// A linearizable read first; without a quorum, what this member holds.
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	resp, err := cl.Get(cctx, namespace, clientv3.WithPrefix())
-	cancel()
+	kvs, err := rangePrefix(ctx, endpoint, cfg.ClientTLS, namespace, false)
 	if err != nil {
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err = cl.Get(cctx, namespace, clientv3.WithPrefix(), clientv3.WithSerializable())
-		cancel()
+		kvs, err = rangePrefix(ctx, endpoint, cfg.ClientTLS, namespace, true)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read Patroni's keys from witness %s at %s: %w", name, endpoints[0], err)
+		return nil, fmt.Errorf("read Patroni's keys from witness %s at %s: %w", name, endpoint, err)
 	}
 	clusters := map[string]*ClusterHealth{}
 	get := func(scope string) *ClusterHealth {
@@ -99,7 +91,7 @@ func Check(ctx context.Context, env *Env, name, namespace string) (*Health, erro
 		}
 		return clusters[scope]
 	}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		parts := strings.Split(strings.TrimPrefix(string(kv.Key), namespace), "/")
 		switch {
 		case len(parts) == 2 && parts[1] == "leader":
@@ -214,6 +206,62 @@ func hostPortOf(connURL string) string {
 	return u.Host
 }
 
-// nopLogger keeps etcd's client from writing its retry warnings to our
-// standard error.
-func nopLogger() *zap.Logger { return zap.NewNop() }
+// keyValue is one key of the etcd JSON gateway's range answer; the
+// gateway sends bytes as base64, which encoding/json decodes.
+type keyValue struct {
+	Key   []byte `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// rangePrefix reads every key under prefix through the member's etcd JSON
+// gateway (POST /v3/kv/range), not an etcd client: the gRPC client would
+// slow the start-up of every pgherd command (issues #2 and #3).
+func rangePrefix(ctx context.Context, endpoint string, tc dcs.TLSConfig, prefix string, serializable bool) ([]keyValue, error) {
+	tlsConf, err := tc.Client()
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(struct {
+		Key          []byte `json:"key"`
+		RangeEnd     []byte `json:"range_end"`
+		Serializable bool   `json:"serializable,omitempty"`
+	}{[]byte(prefix), prefixEnd([]byte(prefix)), serializable})
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(endpoint, "/")+"/v3/kv/range", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Kvs     []keyValue `json:"kvs"`
+		Message string     `json:"message"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode range answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Message)
+	}
+	return out.Kvs, nil
+}
+
+// prefixEnd is the range end that covers every key starting with prefix:
+// prefix with its last byte below 0xff incremented.
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return []byte{0} // all keys
+}

@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/dcs/server"
 	"github.com/pgherd/pgherd/pkg/service"
 )
 
@@ -25,9 +26,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	pgherdBin = filepath.Join(dir, "pgherd")
-	if out, err := exec.Command("go", "build", "-o", pgherdBin, "github.com/pgherd/pgherd/cmd/pgherd").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/pgherd/pgherd/cmd/pgherd", "github.com/pgherd/pgherd/cmd/pgherd-dcs").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		panic("building pgherd: " + err.Error() + "\n" + string(out))
+		panic("building pgherd and pgherd-dcs: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -35,9 +36,9 @@ func TestMain(m *testing.M) {
 }
 
 // dataMember starts an in-process data member on 127.0.0.1.
-func dataMember(t *testing.T, name, zone string, join ...string) *dcs.Server {
+func dataMember(t *testing.T, name, zone string, join ...string) *server.Server {
 	t.Helper()
-	s, err := dcs.Start(context.Background(), dcs.Config{Name: name, Role: dcs.RoleData, Zone: zone,
+	s, err := server.Start(context.Background(), dcs.Config{Name: name, Role: dcs.RoleData, Zone: zone,
 		DataDir: filepath.Join(t.TempDir(), name), ListenPeer: "127.0.0.1:0", ListenClient: "127.0.0.1:0",
 		Join: join, HeartbeatTimeout: 500 * time.Millisecond})
 	if err != nil {

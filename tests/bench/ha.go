@@ -46,18 +46,26 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRu
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
-	// The witness runs from its own copy of the binary, as on its own host
-	// (see Options.WitnessPgherd).
-	wexe := filepath.Join(base, "pgherd-witness")
-	if err := copyFile(h.pgherd, wexe); err != nil {
+	// The witness runs from its own copy of the binaries, as on its own
+	// host (see Options.WitnessPgherd): pgherd, and the pgherd-dcs beside
+	// it that its `dcs serve` execs. Owned by the user that runs them, as
+	// pgherd's own binaries are by root, which runs the members `witness
+	// add` sets up: the kernel pages out a file's pages only for its owner
+	// (or a writer).
+	wdir := filepath.Join(base, "witness-bin")
+	if err := os.MkdirAll(wdir, 0o755); err != nil {
 		return nil, err
 	}
-	// Owned by the user that runs it, as pgherd's own binary is by root,
-	// which runs the members `witness add` sets up: the kernel pages out
-	// a file's pages only for its owner (or a writer).
-	if h.cred != nil {
-		if err := os.Chown(wexe, int(h.cred.Uid), int(h.cred.Gid)); err != nil {
+	wexe := filepath.Join(wdir, "pgherd")
+	for _, from := range []string{h.pgherd, h.pgherd + "-dcs"} {
+		to := filepath.Join(wdir, filepath.Base(from))
+		if err := copyFile(from, to); err != nil {
 			return nil, err
+		}
+		if h.cred != nil {
+			if err := os.Chown(to, int(h.cred.Uid), int(h.cred.Gid)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	c, err := hacluster.Start(ctx, hacluster.Options{Base: base, Pgherd: h.pgherd, WitnessPgherd: wexe, Cred: h.cred, DCS: kind, Timings: haTimings})
@@ -151,7 +159,7 @@ func benchWitnessRSS(ctx context.Context, h *harness) (result, error) {
 		return result{}, err
 	}
 	return result{pgherd: time.Duration(mine.witnessRSS), reference: time.Duration(ref.witnessRSS), runs: 1, bytes: true,
-		note: "VmRSS 15 s after bootstrap; the witness runs its own copy of the binary, as on its own host; pgherd dcs serve caps its heap (GOMEMLIMIT 48 MiB unless set) and pages out its binary's start-up pages once serving"}, nil
+		note: "VmRSS 15 s after bootstrap; the witness runs its own copy of the binaries, as on its own host; pgherd-dcs caps its heap (GOMEMLIMIT 48 MiB unless set) and pages out its binary's start-up pages once serving"}, nil
 }
 
 // vmRSS reads VmRSS of pid, in bytes.

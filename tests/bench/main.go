@@ -85,8 +85,10 @@ func mainErr(out string, runs int, only, sysuser string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: run 'make build' first", bin)
+	for _, b := range []string{bin, bin + "-dcs"} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%s: run 'make build' first", b)
+		}
 	}
 	work, err := os.MkdirTemp("", "pgherd-bench-")
 	if err != nil {

@@ -30,9 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755)
 	pgherdBin = filepath.Join(dir, "pgherd")
-	if out, err := exec.Command("go", "build", "-o", pgherdBin, "github.com/pgherd/pgherd/cmd/pgherd").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/pgherd/pgherd/cmd/pgherd", "github.com/pgherd/pgherd/cmd/pgherd-dcs").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		panic("building pgherd: " + err.Error() + "\n" + string(out))
+		panic("building pgherd and pgherd-dcs: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

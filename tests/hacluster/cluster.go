@@ -52,9 +52,10 @@ type Options struct {
 	// 127.0.1.2 and 127.0.1.3 in the current namespace.
 	Hosts [3]Host
 	Scope string // Patroni scope; default "ha"
-	// WitnessPgherd is the binary the witness member runs; default Pgherd.
-	// A copy of its own stands for a witness on its own host: processes of
-	// one binary file share its pages on one machine.
+	// WitnessPgherd is the pgherd binary the witness member runs (its `dcs
+	// serve` execs the pgherd-dcs beside it); default Pgherd. Copies of
+	// their own stand for a witness on its own host: processes of one
+	// binary file share its pages on one machine.
 	WitnessPgherd string
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/dcs/server"
 )
 
 const memberEnv = "PGHERD_BENCH_MEMBER_CONFIG"
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 		defer stop()
 		cfg, err := dcs.LoadConfig(file)
 		if err == nil {
-			err = dcs.Serve(ctx, cfg)
+			err = server.Serve(ctx, cfg)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 func wantErr(t *testing.T, err error, substr string) {
@@ -52,7 +54,7 @@ func TestJoinRefusals(t *testing.T) {
 	wantErr(t, err, `a member named "m0" already exists`)
 
 	// Joining again with the same name and address is a no-op.
-	if err := c.servers[0].node.callLeader(ctx, rpcJoin, c.servers[0].node.self()); err != nil {
+	if err := c.servers[0].node.callLeader(ctx, dcs.RPCJoin, c.servers[0].node.self()); err != nil {
 		t.Fatalf("idempotent join: %v", err)
 	}
 }
@@ -97,7 +99,7 @@ func TestRefusedDataDirs(t *testing.T) {
 	_, err = Start(ctx, other)
 	wantErr(t, err, `belongs to member "b"`)
 
-	db := filepath.Join(cfg.DataDir, walDirName, "wal-meta.db")
+	db := filepath.Join(cfg.DataDir, dcs.WALDir, "wal-meta.db")
 	if err := os.WriteFile(db, []byte(strings.Repeat("garbage!", 1024)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -110,13 +112,13 @@ func TestRefusedDataDirs(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  Config
+		cfg  dcs.Config
 		want string
 	}{
-		{Config{DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, "name is required"},
-		{Config{Name: "n", Role: "boss", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, `role "boss"`},
-		{Config{Name: "n", DataDir: "/d", ListenPeer: "nope", ListenClient: "a:2"}, "listen_peer"},
-		{Config{Name: "n", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2", PeerTLS: TLSConfig{Cert: "c"}}, "key is required"},
+		{dcs.Config{DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, "name is required"},
+		{dcs.Config{Name: "n", Role: "boss", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, `role "boss"`},
+		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "nope", ListenClient: "a:2"}, "listen_peer"},
+		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2", PeerTLS: dcs.TLSConfig{Cert: "c"}}, "key is required"},
 	} {
 		err := tc.cfg.Validate()
 		wantErr(t, err, tc.want)

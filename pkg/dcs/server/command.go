@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // A command is one Raft log entry: a one-byte op followed by its payload.
@@ -79,7 +81,7 @@ type decoded struct {
 	txn     *pb.TxnRequest
 	grant   *pb.LeaseGrantRequest
 	ints    []int64 // revoke: id; refresh: id, ttl; compact: rev; cluster init: id
-	member  *Member
+	member  *dcs.Member
 	rawSize int
 }
 
@@ -111,7 +113,7 @@ func decodeCommand(b []byte) (decoded, error) {
 		d.ints, err = decodeInts(b, 2)
 		return d, err
 	case opMemberSet, opMemberRemove:
-		d.member = &Member{}
+		d.member = &dcs.Member{}
 		return d, json.Unmarshal(b, d.member)
 	default:
 		return d, fmt.Errorf("unknown command op %d", d.op)

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -9,37 +9,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
-// MemberStatus is one row of `pgherd dcs members`.
-type MemberStatus struct {
-	Name         string `json:"name"`
-	Role         string `json:"role"`
-	Suffrage     string `json:"suffrage"`   // voter | nonvoter
-	RaftState    string `json:"raft_state"` // leader | follower | candidate | unknown
-	PeerURL      string `json:"peer_url"`
-	ClientURL    string `json:"client_url"`
-	Zone         string `json:"zone"`
-	AppliedIndex uint64 `json:"applied_index"`
-	LastContact  string `json:"last_contact"` // duration since the last leader contact, "0s" on the leader
-	Healthy      bool   `json:"healthy"`
-}
-
-// MemberInfo is what a member says about itself: its Raft state, indexes,
-// term, the leader it follows and how long ago it heard from it.
-type MemberInfo struct {
-	Name         string        `json:"name"`
-	RaftState    string        `json:"raft_state"`
-	AppliedIndex uint64        `json:"applied_index"`
-	CommitIndex  uint64        `json:"commit_index"`
-	Term         uint64        `json:"term"`
-	Leader       string        `json:"leader"`
-	LastContact  time.Duration `json:"last_contact"`
-}
-
-func (n *node) info() MemberInfo {
+func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
-	mi := MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
+	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
 	if mi.RaftState != "leader" {
 		if lc := n.raft.LastContact(); !lc.IsZero() {
@@ -63,13 +39,13 @@ func stateName(s raft.RaftState) string {
 	return "unknown"
 }
 
-func (n *node) handleRPC(ctx context.Context, m rpcMethod, p []byte) ([]byte, error) {
+func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	switch m {
-	case rpcForward:
+	case dcs.RPCForward:
 		if !n.isLeader() {
-			return nil, ErrNotLeader
+			return nil, dcs.ErrNotLeader
 		}
 		resp, err := n.applyLocal(ctx, p)
 		if err != nil || resp == nil {
@@ -79,9 +55,9 @@ func (n *node) handleRPC(ctx context.Context, m rpcMethod, p []byte) ([]byte, er
 		b[0] = p[0]
 		_, err = resp.(interface{ MarshalTo([]byte) (int, error) }).MarshalTo(b[1:])
 		return b, err
-	case rpcRead:
+	case dcs.RPCRead:
 		if !n.isLeader() {
-			return nil, ErrNotLeader
+			return nil, dcs.ErrNotLeader
 		}
 		if len(p) == 0 {
 			return nil, fmt.Errorf("empty read")
@@ -90,18 +66,18 @@ func (n *node) handleRPC(ctx context.Context, m rpcMethod, p []byte) ([]byte, er
 			return nil, err
 		}
 		return n.localRead(p[0], p[1:])
-	case rpcJoin, rpcRemove:
-		var mem Member
+	case dcs.RPCJoin, dcs.RPCRemove:
+		var mem dcs.Member
 		if err := json.Unmarshal(p, &mem); err != nil {
 			return nil, err
 		}
 		return nil, n.callLeader(ctx, m, mem)
-	case rpcInfo:
+	case dcs.RPCInfo:
 		return json.Marshal(n.info())
-	case rpcMembers:
+	case dcs.RPCMembers:
 		if addr := n.leaderAddr(); !n.isLeader() && addr != "" {
 			// The leader's configuration is the newest; a follower's may lag.
-			if b, err := n.client(addr).call(ctx, rpcMembers, nil); err == nil {
+			if b, err := n.client(addr).call(ctx, dcs.RPCMembers, nil); err == nil {
 				return b, nil
 			}
 		}
@@ -115,12 +91,12 @@ func (n *node) handleRPC(ctx context.Context, m rpcMethod, p []byte) ([]byte, er
 }
 
 // callLeader runs a membership RPC on the leader, wherever it is.
-func (n *node) callLeader(ctx context.Context, m rpcMethod, mem Member) error {
+func (n *node) callLeader(ctx context.Context, m dcs.RPCMethod, mem dcs.Member) error {
 	p, _ := json.Marshal(mem)
 	for {
 		var err error
 		if n.isLeader() {
-			if m == rpcJoin {
+			if m == dcs.RPCJoin {
 				err = n.join(ctx, mem)
 			} else {
 				err = n.remove(ctx, mem.Name)
@@ -128,10 +104,10 @@ func (n *node) callLeader(ctx context.Context, m rpcMethod, mem Member) error {
 		} else if addr := n.leaderAddr(); addr != "" {
 			_, err = n.client(addr).call(ctx, m, p)
 		} else {
-			err = ErrNotLeader
+			err = dcs.ErrNotLeader
 		}
-		var de errDial
-		if !errors.Is(err, ErrNotLeader) && !errors.As(err, &de) {
+		var de dcs.DialError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
 			return err
 		}
 		select {
@@ -147,9 +123,9 @@ func (n *node) callLeader(ctx context.Context, m rpcMethod, mem Member) error {
 // address again only refreshes the metadata. A name already used with
 // another address, or an address used by another name, is refused: the
 // operator must remove the old member first.
-func (n *node) join(ctx context.Context, mem Member) error {
+func (n *node) join(ctx context.Context, mem dcs.Member) error {
 	if !n.isLeader() {
-		return ErrNotLeader
+		return dcs.ErrNotLeader
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -169,7 +145,7 @@ func (n *node) join(ctx context.Context, mem Member) error {
 	if !inConfig {
 		// Check that the leader can reach the newcomer before touching the
 		// configuration, so an unreachable address adds nothing.
-		if _, err := n.client(mem.PeerAddr).call(ctx, rpcInfo, nil); err != nil {
+		if _, err := n.client(mem.PeerAddr).call(ctx, dcs.RPCInfo, nil); err != nil {
 			return fmt.Errorf("the leader cannot reach the new member at %s: %v", mem.PeerAddr, err)
 		}
 	}
@@ -194,7 +170,7 @@ func (n *node) join(ctx context.Context, mem Member) error {
 }
 
 func (n *node) removeMeta(ctx context.Context, name string) {
-	if cmd, err := encodeJSON(opMemberRemove, Member{Name: name}); err == nil {
+	if cmd, err := encodeJSON(opMemberRemove, dcs.Member{Name: name}); err == nil {
 		n.applyLocal(ctx, cmd)
 	}
 }
@@ -207,7 +183,7 @@ func (n *node) removeMeta(ctx context.Context, name string) {
 // does nothing.
 func (n *node) remove(ctx context.Context, name string) error {
 	if !n.isLeader() {
-		return ErrNotLeader
+		return dcs.ErrNotLeader
 	}
 	n.votingMu.Lock()
 	defer n.votingMu.Unlock()
@@ -230,17 +206,17 @@ func (n *node) remove(ctx context.Context, name string) error {
 // members assembles the membership table with every member's own view,
 // asked in parallel with a short timeout; an unreachable member is
 // reported unhealthy with state unknown.
-func (n *node) members(ctx context.Context) ([]MemberStatus, error) {
+func (n *node) members(ctx context.Context) ([]dcs.MemberStatus, error) {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return nil, mapRaftError(err)
 	}
 	servers := cf.Configuration().Servers
-	out := make([]MemberStatus, len(servers))
+	out := make([]dcs.MemberStatus, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		meta, _ := n.fsm.member(string(s.ID))
-		ms := MemberStatus{Name: string(s.ID), Role: meta.Role, Suffrage: "voter", RaftState: "unknown",
+		ms := dcs.MemberStatus{Name: string(s.ID), Role: meta.Role, Suffrage: "voter", RaftState: "unknown",
 			PeerURL: meta.PeerURL, ClientURL: meta.ClientURL, Zone: meta.Zone}
 		if s.Suffrage != raft.Voter {
 			ms.Suffrage = "nonvoter"
@@ -249,13 +225,13 @@ func (n *node) members(ctx context.Context) ([]MemberStatus, error) {
 		wg.Add(1)
 		go func(i int, addr string) {
 			defer wg.Done()
-			var mi MemberInfo
+			var mi dcs.MemberInfo
 			if addr == n.cfg.AdvertisePeer {
 				mi = n.info()
 			} else {
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
-				b, err := n.client(addr).call(cctx, rpcInfo, nil)
+				b, err := n.client(addr).call(cctx, dcs.RPCInfo, nil)
 				if err != nil || json.Unmarshal(b, &mi) != nil {
 					return
 				}

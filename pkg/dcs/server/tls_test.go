@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"crypto/ecdsa"
@@ -19,11 +19,13 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // writePKI writes a CA and one certificate for 127.0.0.1 (used as both
 // server and client certificate), all 0600.
-func writePKI(t *testing.T) (TLSConfig, *tls.Config) {
+func writePKI(t *testing.T) (dcs.TLSConfig, *tls.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -45,14 +47,14 @@ func writePKI(t *testing.T) (TLSConfig, *tls.Config) {
 		t.Fatal(err)
 	}
 	keyDER, _ := x509.MarshalECPrivateKey(key)
-	files := TLSConfig{Cert: filepath.Join(dir, "m.crt"), Key: filepath.Join(dir, "m.key"), CA: filepath.Join(dir, "ca.crt")}
+	files := dcs.TLSConfig{Cert: filepath.Join(dir, "m.crt"), Key: filepath.Join(dir, "m.key"), CA: filepath.Join(dir, "ca.crt")}
 	for f, b := range map[string]*pem.Block{files.Cert: {Type: "CERTIFICATE", Bytes: der},
 		files.Key: {Type: "EC PRIVATE KEY", Bytes: keyDER}, files.CA: {Type: "CERTIFICATE", Bytes: caDER}} {
 		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cc, err := files.client()
+	cc, err := files.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func writePKI(t *testing.T) (TLSConfig, *tls.Config) {
 // refused.
 func TestTLS(t *testing.T) {
 	files, clientTLS := writePKI(t)
-	c := newCluster(t, 2, func(cfg *Config) { cfg.PeerTLS, cfg.ClientTLS = files, files })
+	c := newCluster(t, 2, func(cfg *dcs.Config) { cfg.PeerTLS, cfg.ClientTLS = files, files })
 	if !strings.HasPrefix(c.servers[0].ClientURL(), "https://") {
 		t.Fatalf("client URL %s", c.servers[0].ClientURL())
 	}
@@ -93,7 +95,7 @@ func TestTLS(t *testing.T) {
 	if _, err := hc.Get(c.servers[0].ClientURL() + "/version"); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
-	ac, err := NewAdminClient(c.servers[0].PeerAddr(), files)
+	ac, err := dcs.NewAdminClient(c.servers[0].PeerAddr(), files)
 	if err != nil {
 		t.Fatal(err)
 	}

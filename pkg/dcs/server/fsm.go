@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"bufio"
@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 )
 
@@ -22,7 +24,7 @@ type fsm struct {
 	store *mvcc.Store
 
 	mu        sync.RWMutex
-	members   map[string]Member
+	members   map[string]dcs.Member
 	clusterID uint64
 }
 
@@ -33,7 +35,7 @@ type applyResult struct {
 }
 
 func newFSM(historyLimit int) *fsm {
-	return &fsm{store: mvcc.New(mvcc.Options{HistoryLimit: historyLimit}), members: map[string]Member{}}
+	return &fsm{store: mvcc.New(mvcc.Options{HistoryLimit: historyLimit}), members: map[string]dcs.Member{}}
 }
 
 // Apply implements raft.FSM.
@@ -105,13 +107,13 @@ func nilSafe[T message](m T, err error) (message, error) {
 	return m, err
 }
 
-func (f *fsm) memberList() []Member {
+func (f *fsm) memberList() []dcs.Member {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return sortedMembers(f.members)
 }
 
-func (f *fsm) member(name string) (Member, bool) {
+func (f *fsm) member(name string) (dcs.Member, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	m, ok := f.members[name]
@@ -145,8 +147,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 type snapshotMeta struct {
-	ClusterID uint64   `json:"cluster_id"`
-	Members   []Member `json:"members"`
+	ClusterID uint64       `json:"cluster_id"`
+	Members   []dcs.Member `json:"members"`
 }
 
 type fsmSnapshot struct {
@@ -198,9 +200,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clusterID = meta.ClusterID
-	f.members = map[string]Member{}
+	f.members = map[string]dcs.Member{}
 	for _, m := range meta.Members {
 		f.members[m.Name] = m
 	}
 	return nil
+}
+
+func sortedMembers(m map[string]dcs.Member) []dcs.Member {
+	out := make([]dcs.Member, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"io"
@@ -11,6 +11,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // TestKVThroughFollower writes and reads through a follower, so every
@@ -32,7 +34,7 @@ func TestKVThroughFollower(t *testing.T) {
 	if len(get.Kvs) != 1 || string(get.Kvs[0].Value) != "one" || get.Kvs[0].ModRevision != put.Header.Revision {
 		t.Fatalf("get after put: %+v (put revision %d)", get.Kvs, put.Header.Revision)
 	}
-	if get.Header.MemberId != MemberID("m"+string(rune('0'+follower))) || get.Header.ClusterId == 0 || get.Header.RaftTerm == 0 {
+	if get.Header.MemberId != dcs.MemberID("m"+string(rune('0'+follower))) || get.Header.ClusterId == 0 || get.Header.RaftTerm == 0 {
 		t.Fatalf("header not stamped: %+v", get.Header)
 	}
 	txn, err := cl.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision("/a/1"), "=", 0)).
@@ -78,9 +80,9 @@ func TestKVThroughFollower(t *testing.T) {
 // API, removes one (twice: the second time is a no-op) and checks that an
 // API outside the subset answers Unimplemented.
 func TestMembersAndLeave(t *testing.T) {
-	c := newCluster(t, 3, func(cfg *Config) { cfg.Zone = "z-" + cfg.Name })
+	c := newCluster(t, 3, func(cfg *dcs.Config) { cfg.Zone = "z-" + cfg.Name })
 	ctx := ctxT(t, 20*time.Second)
-	ac, err := NewAdminClient(c.servers[1].PeerAddr(), TLSConfig{})
+	ac, err := dcs.NewAdminClient(c.servers[1].PeerAddr(), dcs.TLSConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestMembersAndLeave(t *testing.T) {
 	}
 	leaders := 0
 	for _, m := range ms {
-		if m.Role != RoleData || m.Suffrage != "voter" || !m.Healthy || m.Zone != "z-"+m.Name || m.ClientURL == "" {
+		if m.Role != dcs.RoleData || m.Suffrage != "voter" || !m.Healthy || m.Zone != "z-"+m.Name || m.ClientURL == "" {
 			t.Errorf("member %+v", m)
 		}
 		if m.RaftState == "leader" {

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // ServerVersion is what /version and Maintenance.Status report: purely
@@ -33,7 +35,7 @@ func (c *clusterServer) MemberList(ctx context.Context, req *pb.MemberListReques
 	resp := &pb.MemberListResponse{Header: &pb.ResponseHeader{}}
 	c.s.stampNoRev(resp.Header)
 	for _, srv := range cf.Configuration().Servers {
-		m := &pb.Member{ID: MemberID(string(srv.ID)), IsLearner: srv.Suffrage != raft.Voter}
+		m := &pb.Member{ID: dcs.MemberID(string(srv.ID)), IsLearner: srv.Suffrage != raft.Voter}
 		if meta, ok := c.s.node.fsm.member(string(srv.ID)); ok {
 			m.Name = meta.Name
 			m.PeerURLs = []string{meta.PeerURL}
@@ -55,9 +57,9 @@ func (m *maintenanceServer) Status(ctx context.Context, req *pb.StatusRequest) (
 		RaftIndex: n.raft.LastIndex(), RaftTerm: n.raft.CurrentTerm(), RaftAppliedIndex: n.raft.AppliedIndex()}
 	m.s.stampNoRev(resp.Header)
 	if _, id := n.raft.LeaderWithID(); id != "" {
-		resp.Leader = MemberID(string(id))
+		resp.Leader = dcs.MemberID(string(id))
 	}
-	resp.DbSize = dirSize(filepath.Join(n.cfg.DataDir, walDirName)) + dirSize(filepath.Join(n.cfg.DataDir, "snapshots"))
+	resp.DbSize = dirSize(filepath.Join(n.cfg.DataDir, dcs.WALDir)) + dirSize(filepath.Join(n.cfg.DataDir, "snapshots"))
 	resp.DbSizeInUse = resp.DbSize
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, s := range cf.Configuration().Servers {

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 )
 
@@ -51,12 +52,12 @@ func (n *node) leaderLoop() {
 	}
 }
 
-func (n *node) self() Member {
+func (n *node) self() dcs.Member {
 	scheme := "http://"
 	if n.cfg.PeerTLS.Enabled() {
 		scheme = "https://"
 	}
-	return Member{Name: n.cfg.Name, Role: n.cfg.Role, Zone: n.cfg.Zone, PeerAddr: n.cfg.AdvertisePeer,
+	return dcs.Member{Name: n.cfg.Name, Role: n.cfg.Role, Zone: n.cfg.Zone, PeerAddr: n.cfg.AdvertisePeer,
 		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient}
 }
 
@@ -67,7 +68,7 @@ func (n *node) publishSelf(ctx context.Context) {
 	if n.leaderAddr() == "" || !n.inConfig() {
 		return
 	}
-	if err := n.callLeader(ctx, rpcJoin, n.self()); err != nil {
+	if err := n.callLeader(ctx, dcs.RPCJoin, n.self()); err != nil {
 		n.log.Debug("publish member metadata", "err", err)
 	}
 }
@@ -103,5 +104,5 @@ func (n *node) role(id raft.ServerID) string {
 	if m, ok := n.fsm.member(string(id)); ok && m.Role != "" {
 		return m.Role
 	}
-	return RoleData
+	return dcs.RoleData
 }

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 )
 
@@ -120,7 +121,7 @@ func toGRPC(err error) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, ErrNotLeader):
+	case errors.Is(err, dcs.ErrNotLeader):
 		return rpctypes.ErrGRPCNoLeader
 	case errors.Is(err, context.DeadlineExceeded):
 		return rpctypes.ErrGRPCTimeout

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -22,17 +22,14 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
-// ErrNotLeader is returned by operations that only the Raft leader can do
-// when this member is not the leader; callers forward to the leader.
-var ErrNotLeader = errors.New("dcs: this member is not the raft leader")
-
 // node is one Raft member: the log, the state machine and the peer port.
 type node struct {
-	cfg    Config
+	cfg    dcs.Config
 	log    *slog.Logger
 	raft   *raft.Raft
 	fsm    *fsm
@@ -55,23 +52,23 @@ type node struct {
 	votingMu sync.Mutex
 }
 
-func openNode(ctx context.Context, cfg Config, ln net.Listener, fresh bool) (*node, error) {
+func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) (*node, error) {
 	log := logging.From(ctx).With("member", cfg.Name)
-	stls, err := cfg.PeerTLS.server()
+	stls, err := cfg.PeerTLS.Server()
 	if err != nil {
 		return nil, err
 	}
-	ctls, err := cfg.PeerTLS.client()
+	ctls, err := cfg.PeerTLS.Client()
 	if err != nil {
 		return nil, err
 	}
-	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: MemberID(cfg.Name),
+	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
 		closed: make(chan struct{}), clients: map[string]*peerClient{}}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).
-	walDir := filepath.Join(cfg.DataDir, walDirName)
-	if err := mkdirPrivate(walDir); err != nil {
+	walDir := filepath.Join(cfg.DataDir, dcs.WALDir)
+	if err := dcs.MkdirPrivate(walDir); err != nil {
 		return nil, fmt.Errorf("create raft log dir: %w", err)
 	}
 	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
@@ -225,10 +222,10 @@ func (n *node) propose(ctx context.Context, cmd []byte) (message, error) {
 		} else if addr := n.leaderAddr(); addr != "" {
 			resp, err = n.forward(ctx, addr, cmd)
 		} else {
-			err = ErrNotLeader
+			err = dcs.ErrNotLeader
 		}
-		var de errDial
-		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.As(err, &de)) {
+		var de dcs.DialError
+		if err == nil || !(errors.Is(err, dcs.ErrNotLeader) || errors.As(err, &de)) {
 			return resp, err
 		}
 		select {
@@ -256,7 +253,7 @@ func (n *node) applyLocal(ctx context.Context, cmd []byte) (message, error) {
 func mapRaftError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
-		return ErrNotLeader
+		return dcs.ErrNotLeader
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return rpctypes.ErrGRPCLeaderChanged
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -270,7 +267,7 @@ func mapRaftError(err error) error {
 // forward sends cmd to the leader at addr. The reply is the op byte and
 // the marshaled response.
 func (n *node) forward(ctx context.Context, addr string, cmd []byte) (message, error) {
-	out, err := n.client(addr).call(ctx, rpcForward, cmd)
+	out, err := n.client(addr).call(ctx, dcs.RPCForward, cmd)
 	if err != nil || len(out) == 0 {
 		return nil, err
 	}
@@ -384,15 +381,15 @@ func (n *node) leaderRead(ctx context.Context, kind byte, req, resp message) err
 				out, err = n.localRead(kind, p)
 			}
 		} else if addr := n.leaderAddr(); addr != "" {
-			out, err = n.client(addr).call(ctx, rpcRead, append([]byte{kind}, p...))
+			out, err = n.client(addr).call(ctx, dcs.RPCRead, append([]byte{kind}, p...))
 		} else {
-			err = ErrNotLeader
+			err = dcs.ErrNotLeader
 		}
 		if err == nil {
 			return resp.Unmarshal(out)
 		}
-		var de errDial
-		if !errors.Is(err, ErrNotLeader) && !errors.As(err, &de) {
+		var de dcs.DialError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
 			return err
 		}
 		select {

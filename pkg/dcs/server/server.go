@@ -1,4 +1,7 @@
-package dcs
+// Package server is a member of pgherd's embedded DCS: the Raft node on
+// the peer port and the etcd v3 API (gRPC and its JSON gateway) on the
+// client port. It runs in the pgherd-dcs binary, never in the pgherd CLI.
+package server
 
 import (
 	"context"
@@ -18,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
@@ -25,7 +29,7 @@ import (
 // Server is a running member: the Raft node on the peer port and the etcd
 // v3 API (gRPC and the JSON gateway) on the client port.
 type Server struct {
-	cfg    Config
+	cfg    dcs.Config
 	node   *node
 	grpc   *grpc.Server
 	http   *http.Server
@@ -36,11 +40,11 @@ type Server struct {
 	lock   *os.File
 }
 
-// Serve runs a member until ctx is done. It is what `pgherd dcs serve`
+// Serve runs a member until ctx is done. It is what `pgherd-dcs`
 // calls. Because the daemon holds kilobytes of data, it caps the Go heap
 // (GOMEMLIMIT 48 MiB unless the environment sets one) so that an idle
 // member stays small.
-func Serve(ctx context.Context, cfg Config) error {
+func Serve(ctx context.Context, cfg dcs.Config) error {
 	if debug.SetMemoryLimit(-1) == 1<<63-1 {
 		debug.SetMemoryLimit(48 << 20)
 	}
@@ -63,15 +67,15 @@ func Serve(ctx context.Context, cfg Config) error {
 // member: it bootstraps a one-member cluster, or, with cfg.Join, joins an
 // existing one through any of those members; if that join fails, nothing
 // stays behind (neither in the cluster nor in the data directory).
-func Start(ctx context.Context, cfg Config) (*Server, error) {
+func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	fresh, err := openDataDir(cfg.DataDir, cfg.Name)
+	fresh, err := dcs.OpenDataDir(cfg.DataDir, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := dcs.LockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 		}
 		if fresh {
-			clearFresh(cfg.DataDir)
+			dcs.ClearFresh(cfg.DataDir)
 		}
 		lock.Close()
 		return nil, err
@@ -94,11 +98,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if clientLn, err = net.Listen("tcp", cfg.ListenClient); err != nil {
 		return fail(fmt.Errorf("listen_client %s: %w", cfg.ListenClient, err))
 	}
-	if err := cfg.advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
+	if err := cfg.Advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
 	}
 	if fresh {
-		if err := writeIdentity(cfg.DataDir, cfg.Name); err != nil {
+		if err := dcs.WriteIdentity(cfg.DataDir, cfg.Name); err != nil {
 			return fail(err)
 		}
 	}
@@ -128,13 +132,13 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 	for _, p := range peers {
 		pc := newPeerClient(p, n.ptls)
 		raw, _ := encodeJSON(0, n.self())
-		_, err := pc.call(ctx, rpcJoin, raw[1:])
+		_, err := pc.call(ctx, dcs.RPCJoin, raw[1:])
 		pc.close()
 		if err == nil {
 			n.log.Info("joined the cluster", "through", p)
 			return nil
 		}
-		var de errDial
+		var de dcs.DialError
 		if !errors.As(err, &de) {
 			return fmt.Errorf("join through %s: %w", p, err)
 		}
@@ -144,7 +148,7 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 }
 
 func (s *Server) startClient(ctx context.Context) error {
-	tc, err := s.cfg.ClientTLS.server("h2", "http/1.1")
+	tc, err := s.cfg.ClientTLS.Server("h2", "http/1.1")
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,12 @@
-package dcs
+package server
 
 import (
 	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // suffrages returns name → "voter"|"nonvoter" as the leader reports them.
@@ -48,7 +50,7 @@ func TestWitnessVotingPolicy(t *testing.T) {
 	c := newCluster(t, 2, nil)
 	witness := func(name string) {
 		cfg := memberConfig(t, name)
-		cfg.Role, cfg.Join = RoleWitness, []string{c.servers[0].PeerAddr()}
+		cfg.Role, cfg.Join = dcs.RoleWitness, []string{c.servers[0].PeerAddr()}
 		c.add(cfg)
 	}
 	witness("w")
@@ -60,7 +62,7 @@ func TestWitnessVotingPolicy(t *testing.T) {
 	c.waitSuffrages(map[string]string{"m0": "voter", "m1": "voter", "m2": "voter", "w": "nonvoter"})
 
 	ctx := ctxT(t, 60*time.Second)
-	ac, err := NewAdminClient(c.servers[0].PeerAddr(), TLSConfig{})
+	ac, err := dcs.NewAdminClient(c.servers[0].PeerAddr(), dcs.TLSConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

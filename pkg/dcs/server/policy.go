@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/voting"
 )
 
@@ -40,8 +41,8 @@ func (n *node) votingView(ctx context.Context) ([]voting.Member, []raft.Server, 
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			var mi MemberInfo
-			b, err := n.client(addr).call(cctx, rpcInfo, nil)
+			var mi dcs.MemberInfo
+			b, err := n.client(addr).call(cctx, dcs.RPCInfo, nil)
 			if err != nil || json.Unmarshal(b, &mi) != nil || mi.RaftState == "unknown" {
 				return // a member whose Raft has shut down answers, but cannot vote
 			}

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
@@ -19,20 +20,20 @@ import (
 // their first start, so that a member can be stopped and started again.
 type testCluster struct {
 	t       *testing.T
-	cfgs    []Config
+	cfgs    []dcs.Config
 	servers []*Server
 }
 
 const testHeartbeat = 500 * time.Millisecond
 
-func memberConfig(t *testing.T, name string) Config {
-	return Config{Name: name, DataDir: filepath.Join(t.TempDir(), name), ListenPeer: "127.0.0.1:0",
+func memberConfig(t *testing.T, name string) dcs.Config {
+	return dcs.Config{Name: name, DataDir: filepath.Join(t.TempDir(), name), ListenPeer: "127.0.0.1:0",
 		ListenClient: "127.0.0.1:0", HeartbeatTimeout: testHeartbeat}
 }
 
 // newCluster starts n members: the first bootstraps, the others join
 // through it, and it waits until all are voters.
-func newCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+func newCluster(t *testing.T, n int, tune func(*dcs.Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	t.Cleanup(c.stopAll)
@@ -58,7 +59,7 @@ func testCtx() context.Context {
 	return logging.With(context.Background(), logging.New(os.Stderr, slog.LevelInfo))
 }
 
-func (c *testCluster) add(cfg Config) *Server {
+func (c *testCluster) add(cfg dcs.Config) *Server {
 	c.t.Helper()
 	s, err := Start(testCtx(), cfg)
 	if err != nil {

@@ -1,4 +1,4 @@
-package dcs
+package server
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // electionDeadline is the liveness bound after a leader dies: a few
@@ -156,7 +158,7 @@ func TestCloseAndReopen(t *testing.T) {
 // right after the restart, before any entry is replayed, its state is the
 // snapshot's.
 func TestSnapshots(t *testing.T) {
-	tune := func(cfg *Config) { cfg.SnapshotThreshold, cfg.TrailingLogs = 32, 8 }
+	tune := func(cfg *dcs.Config) { cfg.SnapshotThreshold, cfg.TrailingLogs = 32, 8 }
 	c := newCluster(t, 2, tune)
 	cl := c.client()
 	ctx := ctxT(t, 60*time.Second)
@@ -205,7 +207,7 @@ func TestSnapshots(t *testing.T) {
 func TestWitnessVotes(t *testing.T) {
 	c := newCluster(t, 2, nil)
 	cfg := memberConfig(t, "w")
-	cfg.Role = RoleWitness
+	cfg.Role = dcs.RoleWitness
 	cfg.Join = []string{c.servers[0].PeerAddr()}
 	c.add(cfg)
 	c.waitVoters(3)
@@ -215,7 +217,7 @@ func TestWitnessVotes(t *testing.T) {
 	if other == lead {
 		other = c.servers[1]
 	}
-	if err := lead.node.callLeader(ctx, rpcRemove, Member{Name: other.Name()}); err != nil {
+	if err := lead.node.callLeader(ctx, dcs.RPCRemove, dcs.Member{Name: other.Name()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the witness to lose its vote", func() bool {
@@ -225,7 +227,7 @@ func TestWitnessVotes(t *testing.T) {
 		}
 		for _, m := range ms {
 			if m.Name == "w" {
-				return m.Suffrage == "nonvoter" && m.Role == RoleWitness
+				return m.Suffrage == "nonvoter" && m.Role == dcs.RoleWitness
 			}
 		}
 		return false

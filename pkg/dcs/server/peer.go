@@ -1,0 +1,154 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
+)
+
+// peerListener accepts peer connections and sorts them by their first
+// byte (dcs.ProtoRaft or dcs.ProtoRPC).
+type peerListener struct {
+	ln     net.Listener
+	tls    *tls.Config // server side; nil for plain TCP
+	dialTL *tls.Config // client side for Dial
+	raftCh chan net.Conn
+	rpc    func(net.Conn)
+	log    *slog.Logger
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
+	return &peerListener{ln: ln, tls: serverTLS, dialTL: clientTLS, raftCh: make(chan net.Conn, 16), log: log, done: make(chan struct{})}
+}
+
+func (p *peerListener) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			p.log.Warn("peer listener stopped", "err", err)
+			return
+		}
+		go p.sort(c)
+	}
+}
+
+func (p *peerListener) sort(c net.Conn) {
+	if p.tls != nil {
+		c = tls.Server(c, p.tls)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	switch b[0] {
+	case dcs.ProtoRaft:
+		select {
+		case p.raftCh <- c:
+		case <-p.done:
+			c.Close()
+		}
+	case dcs.ProtoRPC:
+		p.rpc(c)
+	default:
+		c.Close()
+	}
+}
+
+// Accept, Close and Addr make peerListener the net.Listener half of
+// raft.StreamLayer: it yields only the Raft connections.
+func (p *peerListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-p.raftCh:
+		return c, nil
+	case <-p.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (p *peerListener) Close() error {
+	p.once.Do(func() { close(p.done) })
+	return p.ln.Close()
+}
+
+func (p *peerListener) Addr() net.Addr { return p.ln.Addr() }
+
+// Dial is the other half of raft.StreamLayer.
+func (p *peerListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dcs.DialPeer(context.Background(), string(addr), p.dialTL, dcs.ProtoRaft, timeout)
+}
+
+// rpcHandler answers one call.
+type rpcHandler func(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error)
+
+func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler) {
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	for {
+		m, p, err := dcs.ReadFrame(r)
+		if err != nil {
+			return
+		}
+		out, err := h(ctx, dcs.RPCMethod(m), p)
+		kind, payload := dcs.EncodeError(peerError(err))
+		if err == nil {
+			payload = out
+		}
+		if dcs.WriteFrame(w, kind, payload) != nil {
+			return
+		}
+	}
+}
+
+// peerClient is the member's side of dcs.PeerClient: errors that carry a
+// gRPC code become gRPC statuses again, for the etcd clients they go back to.
+type peerClient struct{ pc *dcs.PeerClient }
+
+func newPeerClient(addr string, tc *tls.Config) *peerClient {
+	return &peerClient{pc: dcs.NewPeerClient(addr, tc)}
+}
+
+func (c *peerClient) call(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error) {
+	out, err := c.pc.Call(ctx, m, p)
+	var se *dcs.StatusError
+	if errors.As(err, &se) {
+		return out, status.Error(codes.Code(se.Code), se.Message)
+	}
+	return out, err
+}
+
+func (c *peerClient) close() { c.pc.Close() }
+
+// peerError is the inverse for the answers this member sends: a gRPC
+// status becomes a *dcs.StatusError.
+func peerError(err error) error {
+	if s, ok := status.FromError(err); ok && err != nil {
+		return &dcs.StatusError{Code: uint32(s.Code()), Message: s.Message()}
+	}
+	return err
+}
