@@ -78,6 +78,14 @@ func setup(env *testscript.Env) error {
 			return err
 		}
 	}
+	// The account that runs the DCS daemons must reach pgherd-dcs in
+	// testscript's command directory (first on PATH), which is private.
+	bin := filepath.SplitList(env.Getenv("PATH"))[0]
+	for _, d := range []string{bin, filepath.Dir(bin)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
 	port, err := pickPort()
 	if err != nil {
 		return err

@@ -31,9 +31,13 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 	}
 	exe, err := os.Executable()
 	if err != nil {
+		return nil, fmt.Errorf("cannot find the pgherd binary for the service: %w", err)
+	}
+	u, err := s.DaemonUser()
+	if err != nil {
 		return nil, err
 	}
-	return &dcs.Local{Dir: filepath.Join(s.Settings.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings)}, nil
+	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service()}, nil
 }
 
 type dcsSetupOptions struct {

@@ -27,11 +27,11 @@ func (f *Factory) WitnessEnv() (*witness.Env, error) {
 		return nil, errors.New("this site's Patroni uses an external etcd (patroni.dcs.kind: etcd), and a pgherd witness joins only pgherd's embedded DCS: " +
 			"give etcd its third vote with a third etcd member on another host (etcdctl member add), or move to patroni.dcs.kind: embedded")
 	}
-	exe, err := selfExe()
+	l, err := f.dcsLocal()
 	if err != nil {
-		return nil, fmt.Errorf("cannot find the pgherd binary for the service: %w", err)
+		return nil, err
 	}
-	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings)}}, nil
+	return &witness.Env{Local: l}, nil
 }
 
 // selfExe is the pgherd binary as it was invoked (a symlink stays a

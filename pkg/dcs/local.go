@@ -23,6 +23,9 @@ type Local struct {
 	Dir      string
 	Exec     string // absolute path of the pgherd binary
 	Services service.Manager
+	// User runs the members when pgherd is root (site setting sysuser);
+	// nil runs them as the current user. It owns their data and config.
+	User *service.User
 	// Ready bounds the wait for a new member to see a leader (default 30s).
 	Ready time.Duration
 }
@@ -37,7 +40,18 @@ func (l *Local) service(name string) service.Service {
 	return service.Service{Kind: service.KindDCS, Instance: name,
 		Exec:        []string{daemonPath(l.Exec), "--config", l.ConfigFile(name)},
 		LogFile:     filepath.Join(l.Dir, name+".log"),
-		Description: "pgherd DCS member " + name}
+		Description: "pgherd DCS member " + name, User: l.User}
+}
+
+// own hands path to the account the members run as.
+func (l *Local) own(path string) error {
+	if l.User == nil {
+		return nil
+	}
+	if err := os.Chown(path, int(l.User.UID), int(l.User.GID)); err != nil {
+		return fmt.Errorf("give %s to %s: %w", path, l.User.Name, err)
+	}
+	return nil
 }
 
 // Setup creates member cfg on this host and starts it: it bootstraps a new
@@ -62,8 +76,12 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 			return mi, err
 		}
 	}
-	if _, err := Daemon(l.Exec); err != nil {
+	daemon, err := Daemon(l.Exec)
+	if err != nil {
 		return mi, err
+	}
+	if err := l.User.Reach(daemon); err != nil {
+		return mi, fmt.Errorf("%w, or install pgherd where %s can reach it", err, l.User.Name)
 	}
 	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
 		return mi, err
@@ -78,6 +96,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		return mi, err
 	}
 	undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
+	if err := l.own(cfg.DataDir); err != nil {
+		return fail(err)
+	}
 	raw, err := yaml.Marshal(written)
 	if err != nil {
 		return fail(err)
@@ -86,6 +107,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { os.Remove(file) })
+	if err := l.own(file); err != nil {
+		return fail(err)
+	}
 	svc := l.service(cfg.Name)
 	undo = append(undo, func() { os.Remove(svc.LogFile) })
 	if err := l.Services.Install(ctx, svc); err != nil {

@@ -1,11 +1,14 @@
 package dcs
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pgherd/pgherd/pkg/service"
 )
 
 // An error crosses the peer port as what the caller tests for: the
@@ -50,5 +53,29 @@ func TestDaemonBesidePgherd(t *testing.T) {
 	}
 	if got, err := Daemon(pgherd); err != nil || got != want {
 		t.Fatalf("Daemon = %q, %v; want %q", got, err, want)
+	}
+}
+
+// A member that would run as an account that cannot reach pgherd-dcs is
+// refused before anything is written.
+func TestSetupRefusesUnreachableDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: members run as another account only when pgherd is root")
+	}
+	dir := t.TempDir() // 0700, root's
+	pgherd := filepath.Join(dir, "bin", "pgherd")
+	if err := os.MkdirAll(filepath.Dir(pgherd), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", DaemonName), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := &Local{Dir: filepath.Join(dir, "dcs"), Exec: pgherd, User: &service.User{Name: "nobody", UID: 65534, GID: 65534}}
+	_, err := l.Setup(context.Background(), Config{Name: "m1", ListenPeer: "127.0.0.1:1", ListenClient: "127.0.0.1:2"})
+	if err == nil || !strings.Contains(err.Error(), "is not traversable by nobody") || !strings.Contains(err.Error(), "install pgherd where nobody can reach it") {
+		t.Fatalf("Setup with an unreachable daemon: err = %v", err)
+	}
+	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
+		t.Fatalf("Setup left %s behind (%v)", l.Dir, err)
 	}
 }

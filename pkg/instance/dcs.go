@@ -30,7 +30,7 @@ type DCSMemberRequest struct {
 
 // memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
 func memberEnv(env *Env) *witness.Env {
-	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services}}
+	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service()}}
 }
 
 // setupDCSMember creates and starts this instance's DCS member and points

@@ -68,9 +68,7 @@ func (i *Instance) Service(env *Env) service.Service {
 		StopSignal:  stopSignal,
 		Notify:      true,
 		Description: "PostgreSQL instance " + i.ID(),
-	}
-	if env.User.Switch {
-		s.User = &service.User{Name: env.User.Name, UID: env.User.UID, GID: env.User.GID}
+		User:        env.User.Service(),
 	}
 	return s
 }

@@ -83,9 +83,7 @@ func (i *Instance) patroniService(env *Env) service.Service {
 		Exec:        patroni.Command(env.Site.Patroni.Execpath, i.PatroniConfig),
 		LogFile:     filepath.Join(i.patroniLogDir(env.Site), "patroni-start.log"),
 		Description: "Patroni for instance " + i.ID(),
-	}
-	if env.User.Switch {
-		s.User = &service.User{Name: env.User.Name, UID: env.User.UID, GID: env.User.GID}
+		User:        env.User.Service(),
 	}
 	return s
 }
@@ -271,8 +269,10 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err := writeFile(i.PassFile, []byte(line), 0o600, env.User); err != nil {
 		return nil, err
 	}
-	if err := reachable(i.PatroniConfig, env.User); err != nil {
-		return nil, err
+	// Patroni runs as the sysuser, and a file it cannot open reads as an
+	// empty configuration.
+	if err := env.User.Service().Reach(i.PatroniConfig); err != nil {
+		return nil, fmt.Errorf("%w, or choose another prefix in site.yaml", err)
 	}
 	log.Info("validating Patroni configuration " + i.PatroniConfig)
 	if err := cfg.ValidateWithPatroni(ctx, env.Runner, exe, i.PatroniConfig); err != nil {
@@ -498,30 +498,4 @@ func FindPatroniMember(env *Env, cluster string) (*Instance, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no local instance is a member of Patroni cluster %s", ErrNotFound, cluster)
-}
-
-// reachable checks that u can traverse every directory above path: Patroni
-// runs as u, and a file it cannot open reads as an empty configuration.
-func reachable(path string, u site.SysUser) error {
-	if !u.Switch {
-		return nil
-	}
-	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		mode := fi.Mode().Perm()
-		if ok {
-			switch {
-			case st.Uid == u.UID && mode&0o100 != 0, st.Gid == u.GID && mode&0o010 != 0, mode&0o001 != 0:
-			default:
-				return fmt.Errorf("%s (mode %04o, owner uid %d) is not traversable by %s, who runs Patroni: chmod o+x %s, or choose another prefix in site.yaml", d, mode, st.Uid, u.Name, d)
-			}
-		}
-		if d == filepath.Dir(d) {
-			return nil
-		}
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -50,6 +51,32 @@ type Service struct {
 type User struct {
 	Name     string
 	UID, GID uint32
+}
+
+// Reach checks that u can traverse every directory above path, as a
+// service running as u must to open it. A nil u is the current user.
+func (u *User) Reach(path string) error {
+	if u == nil {
+		return nil
+	}
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		mode := fi.Mode().Perm()
+		if ok {
+			switch {
+			case st.Uid == u.UID && mode&0o100 != 0, st.Gid == u.GID && mode&0o010 != 0, mode&0o001 != 0:
+			default:
+				return fmt.Errorf("%s (mode %04o, owner uid %d) is not traversable by %s, who must reach %s: chmod o+x %s", d, mode, st.Uid, u.Name, path, d)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // State is what a manager knows of a service right now.

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pgherd/pgherd/pkg/service"
 )
 
 // Settings is the typed form of site.yaml.
@@ -195,6 +197,26 @@ func (s *Settings) ResolveUser() (SysUser, error) {
 		return SysUser{}, fmt.Errorf("sysuser %q is root: PostgreSQL refuses to run as root; pick an unprivileged account", s.Sysuser)
 	}
 	return su, err
+}
+
+// DaemonUser returns the account pgherd's own daemons (DCS members, the
+// witness) run as: sysuser when pgherd runs as root and sysuser is set;
+// otherwise the current user. Unlike PostgreSQL they may run as root, as
+// on a witness host with no PostgreSQL and no sysuser.
+func (s *Settings) DaemonUser() (SysUser, error) {
+	if os.Geteuid() == 0 && s.Sysuser == "" {
+		return SysUser{Name: "root"}, nil
+	}
+	return s.ResolveUser()
+}
+
+// Service is the account a service runs as: u when pgherd switches to it,
+// else nil (the current user).
+func (u SysUser) Service() *service.User {
+	if !u.Switch {
+		return nil
+	}
+	return &service.User{Name: u.Name, UID: u.UID, GID: u.GID}
 }
 
 func toSysUser(u *user.User, sw bool) (SysUser, error) {
