@@ -39,8 +39,8 @@ demo: deps build
 bench: deps build
 	$(GO) run ./tests/bench -out docs/benchmarks.md
 
-docs: build
-	rm -rf docs/reference && bin/pgherd gen-docs docs/reference
+docs:
+	rm -rf docs/reference && $(GO) run ./tests/gendocs docs/reference
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
