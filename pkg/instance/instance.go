@@ -87,12 +87,13 @@ func (i *Instance) existingPassFile() string {
 	return ""
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+// The length is checked apart: {0,31} would compile into 31 states.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 // ValidateName refuses names that cannot be a path component, a unit
 // instance or a cluster_name.
 func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
+	if len(name) > 32 || !nameRE.MatchString(name) {
 		return fmt.Errorf("invalid instance name %q: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit", name)
 	}
 	return nil

@@ -118,7 +118,9 @@ func detect(ctx context.Context, sdDir string, r run.Runner) string {
 	return "systemd"
 }
 
-var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+// The length is checked apart: a counted repetition such as {0,99} compiles
+// into that many states, at every start of the program.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // check validates s and fills its defaults.
@@ -128,7 +130,7 @@ func (s *Service) check() error {
 	default:
 		return fmt.Errorf("unknown service kind %q: use %s, %s or %s", s.Kind, KindPostgreSQL, KindPatroni, KindDCS)
 	}
-	if !instanceRE.MatchString(s.Instance) {
+	if len(s.Instance) > 100 || !instanceRE.MatchString(s.Instance) {
 		return fmt.Errorf("invalid service instance name %q: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Instance)
 	}
 	if len(s.Exec) == 0 || !filepath.IsAbs(s.Exec[0]) {
