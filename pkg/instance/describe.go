@@ -45,10 +45,12 @@ func Describe(ctx context.Context, env *Env, i *Instance) (*Description, error) 
 	if d.State == Started {
 		return d, describeRunning(ctx, env, i, d)
 	}
-	conf, err := fileSettings(i)
-	if err != nil {
-		return nil, err
+	if i.Conf == nil { // an instance that Find or List did not read
+		if _, err := load(i); err != nil {
+			return nil, err
+		}
 	}
+	conf := fileSettings(i.Conf)
 	d.Settings = conf
 	if v, ok := conf["lc_messages"]; ok {
 		d.Locale = &v
