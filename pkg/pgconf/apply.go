@@ -310,8 +310,8 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 		return nil, nil, false, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
 	}
 	b := &pgx.Batch{}
-	b.Queue(settingsSQL, names)
-	b.Queue(cleanSQL)
+	b.Queue(settingsOrPendingSQL, names)
+	b.Queue(fileSettingsSQL)
 	b.Queue("SELECT current_setting('config_file')")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -319,9 +319,9 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	if err != nil {
 		return conn, nil, false, err
 	}
-	var clean bool
-	if err := br.QueryRow().Scan(&clean); err != nil {
-		return conn, nil, false, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	files, err := scanFileSettings(br.Query())
+	if err != nil {
+		return conn, nil, false, err
 	}
 	var reads string
 	if err := br.QueryRow().Scan(&reads); err != nil {
@@ -337,7 +337,7 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	for i := range res.Changes {
 		res.Changes[i].Context = contextOf(contexts, res.Changes[i].Name)
 	}
-	return conn, settings, clean, nil
+	return conn, settings, clean(files, settings), nil
 }
 
 // contextOf returns the context of name; a name the server does not list
