@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -104,6 +105,37 @@ func Detect() string {
 	defer cancel()
 	return detect(ctx, "/run/systemd/system", run.Exec{})
 }
+
+// NewAuto returns the manager Detect picks, picking it on first use:
+// detection may run systemctl, which commands that only read files (such
+// as describing an instance) never need.
+func NewAuto(cfg Config) Manager { return &auto{cfg: cfg} }
+
+type auto struct {
+	cfg  Config
+	once sync.Once
+	m    Manager
+}
+
+func (a *auto) get() Manager {
+	a.once.Do(func() {
+		a.m = NewProcess(a.cfg)
+		if Detect() == "systemd" {
+			a.m = NewSystemd(a.cfg)
+		}
+	})
+	return a.m
+}
+
+func (a *auto) Name() string                                 { return a.get().Name() }
+func (a *auto) Install(ctx context.Context, s Service) error { return a.get().Install(ctx, s) }
+func (a *auto) Start(ctx context.Context, s Service) error   { return a.get().Start(ctx, s) }
+func (a *auto) Stop(ctx context.Context, s Service) error    { return a.get().Stop(ctx, s) }
+func (a *auto) Reload(ctx context.Context, s Service) error  { return a.get().Reload(ctx, s) }
+func (a *auto) Status(ctx context.Context, s Service) (State, error) {
+	return a.get().Status(ctx, s)
+}
+func (a *auto) Uninstall(ctx context.Context, s Service) error { return a.get().Uninstall(ctx, s) }
 
 func detect(ctx context.Context, sdDir string, r run.Runner) string {
 	if !isDir(sdDir) {
