@@ -232,6 +232,7 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 		logging.From(ctx).Info("no change")
 		return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
 	}
+	t.Config = nil // read the files again: they may have changed while the editor was open
 	res, err := pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
 	if errors.Is(err, pgconf.ErrRefused) || errors.Is(err, pgconf.ErrRolledBack) {
 		keep = true
