@@ -1,7 +1,8 @@
 // Package templates holds the text templates of the files pgherd generates
 // whole (systemd units and drop-ins), embedded in the binary. Each template is
-// parsed once, at package initialisation, and is named after the file it
-// produces: "pgherd-postgresql@.service.tmpl" renders "pgherd-postgresql@.service".
+// parsed once, on the first Render (most runs of pgherd render none), and is
+// named after the file it produces: "pgherd-postgresql@.service.tmpl" renders
+// "pgherd-postgresql@.service".
 // A missing key in the data is an error, never an empty string.
 package templates
 
@@ -11,13 +12,14 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 	"text/template"
 )
 
 //go:embed *.tmpl
 var files embed.FS
 
-var set = mustParse()
+var set = sync.OnceValue(mustParse)
 
 func mustParse() map[string]*template.Template {
 	names, err := fs.Glob(files, "*.tmpl")
@@ -34,7 +36,7 @@ func mustParse() map[string]*template.Template {
 // Render writes the file called name (e.g. "pgherd-patroni@.service") from
 // its template and data.
 func Render(w io.Writer, name string, data any) error {
-	t, ok := set[name]
+	t, ok := set()[name]
 	if !ok {
 		return fmt.Errorf("no template for %s", name)
 	}

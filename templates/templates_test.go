@@ -16,7 +16,7 @@ func TestRenderErrors(t *testing.T) {
 		t.Error("a missing key rendered without error")
 	}
 	for _, n := range []string{"pgherd-postgresql@.service", "pgherd-patroni@.service", "pgherd-dcs@.service", "instance.conf"} {
-		if _, ok := set[n]; !ok {
+		if _, ok := set()[n]; !ok {
 			t.Errorf("template %s is not embedded", n)
 		}
 	}

@@ -60,10 +60,6 @@ func (f *Factory) InstanceEnv() (*instance.Env, error) {
 
 // Services returns the service manager the site settings choose.
 func (f *Factory) Services(s *site.Settings) service.Manager {
-	kind := s.ServiceManager
-	if kind == "auto" {
-		kind = service.Detect()
-	}
 	root := os.Geteuid() == 0
 	cfg := service.Config{RunDir: filepath.Join(s.RunPrefix, "pid"), UnitDir: s.Systemd.UnitPath, UserMode: !root, Runner: run.Exec{}}
 	if cfg.UnitDir == "" {
@@ -73,7 +69,10 @@ func (f *Factory) Services(s *site.Settings) service.Manager {
 			cfg.UnitDir = filepath.Join(home, ".config", "systemd", "user")
 		}
 	}
-	if kind == "systemd" {
+	switch s.ServiceManager {
+	case "auto":
+		return service.NewAuto(cfg)
+	case "systemd":
 		return service.NewSystemd(cfg)
 	}
 	return service.NewProcess(cfg)

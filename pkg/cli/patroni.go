@@ -353,23 +353,15 @@ func newCmdPatroniLogs(f *Factory) *cobra.Command {
 }
 
 // patroniPgconf applies pgconf set/remove to a Patroni member through
-// Patroni; handled is false for any other instance.
-func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, changes []pgconf.Change) (handled bool, err error) {
-	env, err := f.InstanceEnv()
-	if err != nil {
-		return true, err
-	}
-	i, err := instance.Find(env, opts.instance)
-	if err != nil || !i.PatroniManaged() {
-		return false, nil
-	}
+// Patroni.
+func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, env *instance.Env, i *instance.Instance, changes []pgconf.Change) error {
 	res, err := instance.PatroniSetParameters(ctx, env, i, changes, opts.dryRun)
 	if err != nil {
-		return true, err
+		return err
 	}
 	if opts.format != "" {
 		if err := writeData(f.IO.Out, opts.format, res); err != nil {
-			return true, err
+			return err
 		}
 	} else {
 		show := func(v *string) string {
@@ -387,7 +379,7 @@ func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, changes
 		}
 	}
 	if opts.dryRun || len(res.Restart) == 0 {
-		return true, nil
+		return nil
 	}
 	log := logging.From(ctx)
 	log.Info(fmt.Sprintf("a restart is pending for: %s", strings.Join(res.Restart, ", ")))
@@ -397,7 +389,7 @@ func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, changes
 	}
 	if !restart {
 		log.Info(fmt.Sprintf("the members keep running with the old values; restart them with 'pgherd pgconf set -i %s ... --yes' or 'pgherd instance restart NAME'", i.ID()))
-		return true, nil
+		return nil
 	}
-	return true, instance.PatroniRestartPending(ctx, i, res)
+	return instance.PatroniRestartPending(ctx, i, res)
 }

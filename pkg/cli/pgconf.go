@@ -58,29 +58,20 @@ func (o *pgconfOptions) check() error {
 	return checkOutput(o.format)
 }
 
-// pgconfTarget resolves the instance and describes it for package pgconf.
-func pgconfTarget(f *Factory, ref string) (*instance.Env, *instance.Instance, pgconf.Target, error) {
-	env, err := f.InstanceEnv()
-	if err != nil {
-		return nil, nil, pgconf.Target{}, err
-	}
-	i, err := instance.Find(env, ref)
-	if err != nil {
-		return nil, nil, pgconf.Target{}, err
-	}
+// pgconfTarget describes an instance for package pgconf.
+func pgconfTarget(env *instance.Env, i *instance.Instance) (pgconf.Target, error) {
 	if i.PatroniManaged() {
 		// Patroni rewrites postgresql.conf from its own YAML: an edit
 		// behind its back would be lost, or worse, fight it.
-		// (pgconf set and remove go through Patroni before this: patroniPgconf.)
-		return nil, nil, pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
+		// (pgconf set and remove go through Patroni instead: patroniPgconf.)
+		return pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
 			i.ID(), i.PatroniConfig, i.ID())
 	}
-	t := pgconf.Target{
-		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir,
+	return pgconf.Target{
+		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir, Config: i.Conf,
 		Running: i.State() == instance.Started, Runner: env.Runner,
 		Connect: func(ctx context.Context) (*pgx.Conn, error) { return i.Connect(ctx, env) },
-	}
-	return env, i, t, nil
+	}, nil
 }
 
 func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
@@ -91,29 +82,31 @@ func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 			if err := opts.check(); err != nil {
 				return err
 			}
-			_, _, t, err := pgconfTarget(f, opts.instance)
-			if err != nil {
-				return err
-			}
-			params, err := pgconf.Show(cmd.Context(), t, args)
-			if err != nil {
-				return err
-			}
-			if opts.format != "" {
-				return writeData(f.IO.Out, opts.format, params)
-			}
-			rows := make([][]string, len(params))
-			for n, p := range params {
-				value, where := "", ""
-				if p.Value != nil {
-					value = *p.Value
+			return withInstance(f, opts.instance, func(env *instance.Env, i *instance.Instance) error {
+				t, err := pgconfTarget(env, i)
+				if err != nil {
+					return err
 				}
-				if p.SetIn != nil {
-					where = p.SetIn.File + ":" + strconv.Itoa(p.SetIn.Line)
+				params, err := pgconf.Show(cmd.Context(), t, args)
+				if err != nil {
+					return err
 				}
-				rows[n] = []string{p.Name, value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
-			}
-			return writeTable(f.IO, []string{"name", "value", "set in", "context", "pending restart"}, rows)
+				if opts.format != "" {
+					return writeData(f.IO.Out, opts.format, params)
+				}
+				rows := make([][]string, len(params))
+				for n, p := range params {
+					value, where := "", ""
+					if p.Value != nil {
+						value = *p.Value
+					}
+					if p.SetIn != nil {
+						where = p.SetIn.File + ":" + strconv.Itoa(p.SetIn.Line)
+					}
+					rows[n] = []string{p.Name, value, where, p.Context, strconv.FormatBool(p.PendingRestart)}
+				}
+				return writeTable(f.IO, []string{"name", "value", "set in", "context", "pending restart"}, rows)
+			})
 		},
 	}
 	outputFlag(cmd, &opts.format)
@@ -159,11 +152,13 @@ func newCmdPgconfChange(f *Factory, opts *pgconfOptions, use, short string, pars
 				}
 				changes[n] = c
 			}
-			if handled, err := patroniPgconf(cmd.Context(), f, opts, changes); handled {
-				return err
-			}
-			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
-				return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
+			return withInstance(f, opts.instance, func(env *instance.Env, i *instance.Instance) error {
+				if i.PatroniManaged() {
+					return patroniPgconf(cmd.Context(), f, opts, env, i, changes)
+				}
+				return runPgconfChange(cmd.Context(), f, opts, env, i, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
+					return pgconf.Apply(ctx, t, changes, opts.applyOptions(f))
+				})
 			})
 		},
 	}
@@ -180,8 +175,10 @@ func newCmdPgconfEdit(f *Factory, opts *pgconfOptions) *cobra.Command {
 			if err := opts.check(); err != nil {
 				return err
 			}
-			return runPgconfChange(cmd.Context(), f, opts, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
-				return editConf(ctx, f, t, opts)
+			return withInstance(f, opts.instance, func(env *instance.Env, i *instance.Instance) error {
+				return runPgconfChange(cmd.Context(), f, opts, env, i, func(ctx context.Context, t pgconf.Target) (*pgconf.Result, error) {
+					return editConf(ctx, f, t, opts)
+				})
 			})
 		},
 	}
@@ -235,6 +232,7 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 		logging.From(ctx).Info("no change")
 		return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
 	}
+	t.Config = nil // read the files again: they may have changed while the editor was open
 	res, err := pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
 	if errors.Is(err, pgconf.ErrRefused) || errors.Is(err, pgconf.ErrRolledBack) {
 		keep = true
@@ -244,9 +242,9 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 }
 
 // runPgconfChange applies a change, prints it, and restarts when asked to.
-func runPgconfChange(ctx context.Context, f *Factory, opts *pgconfOptions,
+func runPgconfChange(ctx context.Context, f *Factory, opts *pgconfOptions, env *instance.Env, i *instance.Instance,
 	apply func(context.Context, pgconf.Target) (*pgconf.Result, error)) error {
-	env, i, t, err := pgconfTarget(f, opts.instance)
+	t, err := pgconfTarget(env, i)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,6 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdPgconf(f),
 		newCmdPatroni(f),
 		newCmdDcs(f),
-		newCmdDocs(f),
 		newCmdWitness(f),
 	)
 	return root

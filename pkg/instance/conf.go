@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/pgherd/pgherd/pkg/pgconf"
@@ -10,11 +9,7 @@ import (
 // fileSettings returns what the configuration files set, parameter name
 // (lower case) to value, as the server would read them: postgresql.conf
 // with its includes, then postgresql.auto.conf.
-func fileSettings(i *Instance) (map[string]string, error) {
-	c, err := pgconf.Load(i.ConfFile(), i.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", i.ID(), err)
-	}
+func fileSettings(c *pgconf.Config) map[string]string {
 	out := map[string]string{}
 	for _, n := range c.Names() {
 		conf, auto := c.Lookup(n)
@@ -23,7 +18,7 @@ func fileSettings(i *Instance) (map[string]string, error) {
 		}
 		out[n] = conf.Value
 	}
-	return out, nil
+	return out
 }
 
 // quote renders a value as a single-quoted configuration string.

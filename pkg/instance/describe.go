@@ -45,10 +45,12 @@ func Describe(ctx context.Context, env *Env, i *Instance) (*Description, error) 
 	if d.State == Started {
 		return d, describeRunning(ctx, env, i, d)
 	}
-	conf, err := fileSettings(i)
-	if err != nil {
-		return nil, err
+	if i.Conf == nil { // an instance that Find or List did not read
+		if _, err := load(i); err != nil {
+			return nil, err
+		}
 	}
+	conf := fileSettings(i.Conf)
 	d.Settings = conf
 	if v, ok := conf["lc_messages"]; ok {
 		d.Locale = &v
@@ -65,28 +67,40 @@ func describeRunning(ctx context.Context, env *Env, i *Instance, d *Description)
 	defer conn.Close(ctx)
 	// Settings that a configuration file, the command line or the
 	// environment set (the same set the files give for a stopped instance),
-	// and the instance's state, in one round trip.
-	b := &pgx.Batch{}
-	b.Queue(`SELECT lower(name), current_setting(name) FROM pg_settings
-		WHERE source IN ('configuration file', 'command line', 'environment variable')`)
-	b.Queue(`SELECT bool_or(pending_restart), current_setting('data_checksums'),
-		current_setting('lc_collate'), current_setting('server_encoding') FROM pg_settings`)
-	br := conn.SendBatch(ctx, b)
-	defer br.Close()
-	rows, err := br.Query()
+	// and the instance's state, in one pass over pg_settings: every
+	// parameter that waits for a restart is among the rows, so
+	// pending_restart is true when any row says so.
+	rows, err := conn.Query(ctx, `SELECT lower(name), current_setting(name),
+		source IN ('configuration file', 'command line', 'environment variable'), pending_restart
+		FROM pg_settings WHERE source IN ('configuration file', 'command line', 'environment variable')
+		OR pending_restart OR name IN ('data_checksums', 'lc_collate', 'server_encoding')`)
 	if err != nil {
 		return fmt.Errorf("reading settings of %s: %w", i.ID(), err)
 	}
 	var k, v string
-	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { d.Settings[k] = v; return nil }); err != nil {
+	var fromFiles, pending bool
+	state := map[string]string{}
+	if _, err := pgx.ForEachRow(rows, []any{&k, &v, &fromFiles, &pending}, func() error {
+		if fromFiles {
+			d.Settings[k] = v
+		}
+		d.PendingRestart = d.PendingRestart || pending
+		state[k] = v
+		return nil
+	}); err != nil {
 		return fmt.Errorf("reading settings of %s: %w", i.ID(), err)
 	}
-	var checksums, locale, encoding string
-	if err := br.QueryRow().Scan(&d.PendingRestart, &checksums, &locale, &encoding); err != nil {
-		return fmt.Errorf("reading state of %s: %w", i.ID(), err)
+	// A parameter this server does not have stays null (unknown).
+	if v, ok := state["data_checksums"]; ok {
+		on := v == "on"
+		d.DataChecksums = &on
 	}
-	on := checksums == "on"
-	d.DataChecksums, d.Locale, d.Encoding = &on, &locale, &encoding
+	if v, ok := state["lc_collate"]; ok {
+		d.Locale = &v
+	}
+	if v, ok := state["server_encoding"]; ok {
+		d.Encoding = &v
+	}
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgherd/pgherd/pkg/pgconf"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
 	"github.com/pgherd/pgherd/pkg/service"
@@ -48,6 +49,10 @@ type Instance struct {
 	PassFile string
 	// PatroniConfig is where the instance's Patroni YAML is when Patroni manages it (patroni.go).
 	PatroniConfig string
+	// Conf is the configuration as Find or List read it (nil for an
+	// instance being created); pgconf.Target.Config takes it, so that a
+	// command reads the files once.
+	Conf *pgconf.Config
 }
 
 // ID is VERSION/NAME.
@@ -85,12 +90,13 @@ func (i *Instance) existingPassFile() string {
 	return ""
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+// The length is checked apart: {0,31} would compile into 31 states.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 // ValidateName refuses names that cannot be a path component, a unit
 // instance or a cluster_name.
 func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
+	if len(name) > 32 || !nameRE.MatchString(name) {
 		return fmt.Errorf("invalid instance name %q: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit", name)
 	}
 	return nil
@@ -136,14 +142,18 @@ func Find(env *Env, ref string) (*Instance, error) {
 		return load(i)
 	}
 	var found []*Instance
-	all, err := List(env)
+	all, err := scan(env)
 	if err != nil {
 		return nil, err
 	}
 	for _, i := range all {
-		if i.Name == name {
-			found = append(found, i)
+		if i.Name != name {
+			continue
 		}
+		if _, err := load(i); err != nil {
+			return nil, err
+		}
+		found = append(found, i)
 	}
 	switch len(found) {
 	case 0:
@@ -161,6 +171,21 @@ func Find(env *Env, ref string) (*Instance, error) {
 // List returns every instance under the site's data directory template,
 // sorted by version then name.
 func List(env *Env) ([]*Instance, error) {
+	all, err := scan(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if _, err := load(i); err != nil {
+			return nil, err
+		}
+	}
+	return all, nil
+}
+
+// scan finds the data directories under the site's data directory
+// template, sorted by version then name, without reading their files.
+func scan(env *Env) ([]*Instance, error) {
 	tmpl := site.Path(env.Site.Prefix, env.Site.PostgreSQL.Datadir, "{version}", "{name}")
 	glob := strings.NewReplacer("{version}", "*", "{name}", "*").Replace(tmpl)
 	re := regexp.MustCompile("^" + strings.NewReplacer(`\{version\}`, `(?P<version>[0-9]+)`, `\{name\}`, `(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)`).Replace(regexp.QuoteMeta(tmpl)) + "$")
@@ -174,11 +199,7 @@ func List(env *Env) ([]*Instance, error) {
 		if sub == nil || !exists(m) {
 			continue
 		}
-		i, err := load(paths(env.Site, sub[re.SubexpIndex("version")], sub[re.SubexpIndex("name")]))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, i)
+		out = append(out, paths(env.Site, sub[re.SubexpIndex("version")], sub[re.SubexpIndex("name")]))
 	}
 	sort.Slice(out, func(a, b int) bool {
 		va, _ := strconv.Atoi(out[a].Version)
@@ -193,10 +214,12 @@ func List(env *Env) ([]*Instance, error) {
 
 // load reads what the files say about an instance whose paths are known.
 func load(i *Instance) (*Instance, error) {
-	conf, err := fileSettings(i)
+	c, err := pgconf.Load(i.ConfFile(), i.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("instance %s: %w", i.ID(), err)
 	}
+	i.Conf = c
+	conf := fileSettings(c)
 	i.Port = 5432
 	if p, ok := conf["port"]; ok {
 		if n, err := strconv.Atoi(p); err == nil {

@@ -28,6 +28,18 @@ type Target struct {
 	// Reload makes the running server read its files again; nil means
 	// SELECT pg_reload_conf() on the connection.
 	Reload func(ctx context.Context) error
+	// Config is the configuration as the caller already read it from
+	// ConfigFile and DataDir; nil means read it. Writing checks that no
+	// file changed on disk since it was read.
+	Config *Config
+}
+
+// load returns the target's configuration, read now unless the caller did.
+func (t Target) load() (*Config, error) {
+	if t.Config != nil {
+		return t.Config, nil
+	}
+	return Load(t.ConfigFile, t.DataDir)
 }
 
 func (t Target) runner() run.Runner {
@@ -109,7 +121,7 @@ var ErrRolledBack = errors.New("rolled back")
 // rolled back (ErrRolledBack). Apply never restarts the instance: Result
 // says when a restart is needed.
 func Apply(ctx context.Context, t Target, changes []Change, opts Options) (*Result, error) {
-	c, err := Load(t.ConfigFile, t.DataDir)
+	c, err := t.load()
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +158,7 @@ func notSet(ctx context.Context, c *Config, name string) {
 // ApplyEdit is Apply for a new version of the main file, such as the one
 // a person saved from an editor.
 func ApplyEdit(ctx context.Context, t Target, main []byte, opts Options) (*Result, error) {
-	c, err := Load(t.ConfigFile, t.DataDir)
+	c, err := t.load()
 	if err != nil {
 		return nil, err
 	}
@@ -298,8 +310,8 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 		return nil, nil, false, fmt.Errorf("cannot connect to instance %s: %w", t.Name, err)
 	}
 	b := &pgx.Batch{}
-	b.Queue(settingsSQL, names)
-	b.Queue(cleanSQL)
+	b.Queue(settingsOrPendingSQL, names)
+	b.Queue(fileSettingsSQL)
 	b.Queue("SELECT current_setting('config_file')")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -307,9 +319,9 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	if err != nil {
 		return conn, nil, false, err
 	}
-	var clean bool
-	if err := br.QueryRow().Scan(&clean); err != nil {
-		return conn, nil, false, fmt.Errorf("cannot read pg_file_settings: %w", err)
+	files, err := scanFileSettings(br.Query())
+	if err != nil {
+		return conn, nil, false, err
 	}
 	var reads string
 	if err := br.QueryRow().Scan(&reads); err != nil {
@@ -325,7 +337,7 @@ func classify(ctx context.Context, t Target, res *Result) (*pgx.Conn, map[string
 	for i := range res.Changes {
 		res.Changes[i].Context = contextOf(contexts, res.Changes[i].Name)
 	}
-	return conn, settings, clean, nil
+	return conn, settings, clean(files, settings), nil
 }
 
 // contextOf returns the context of name; a name the server does not list

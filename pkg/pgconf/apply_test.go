@@ -252,6 +252,27 @@ func TestQuickAccept(t *testing.T) {
 	}
 }
 
+// The fast path starts only from files the server applies cleanly; a
+// postmaster value waiting for a restart is not an error.
+func TestClean(t *testing.T) {
+	settings := map[string]pgSetting{"shared_buffers": {context: "postmaster", pendingRestart: true}, "work_mem": {context: "user"}}
+	pending := fileSetting{name: "shared_buffers", err: "setting could not be applied"}
+	for _, tc := range []struct {
+		files []fileSetting
+		want  bool
+	}{
+		{[]fileSetting{{name: "work_mem"}}, true},
+		{[]fileSetting{pending}, true},
+		{[]fileSetting{pending, {name: "work_mem", err: "invalid value"}}, false},
+		{[]fileSetting{{name: "max_connections", err: "setting could not be applied"}}, false},
+		{[]fileSetting{{err: "syntax error"}}, false},
+	} {
+		if got := clean(tc.files, settings); got != tc.want {
+			t.Errorf("clean(%+v) = %v", tc.files, got)
+		}
+	}
+}
+
 func TestNewSessionsOnly(t *testing.T) {
 	s := server(t)
 	tg := s.target(t)

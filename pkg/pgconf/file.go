@@ -122,14 +122,18 @@ func (f *File) Bytes() []byte {
 	if len(f.lines) == 0 {
 		return nil
 	}
-	var b strings.Builder
+	n := 0
+	for _, l := range f.lines {
+		n += len(l.text) + 1
+	}
+	b := make([]byte, 0, n)
 	for i, l := range f.lines {
-		b.WriteString(l.text)
+		b = append(b, l.text...)
 		if i < len(f.lines)-1 || !f.noFinalNewline {
-			b.WriteByte('\n')
+			b = append(b, '\n')
 		}
 	}
-	return []byte(b.String())
+	return b
 }
 
 // Entries lists the assignments and include directives in file order.

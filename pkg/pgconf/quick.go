@@ -2,7 +2,6 @@ package pgconf
 
 import (
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,11 +45,46 @@ func quickAccept(res *Result, settings map[string]pgSetting) bool {
 	return true
 }
 
-var (
-	plainInt  = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
-	intUnit   = regexp.MustCompile(`^(0|[1-9][0-9]*) ?([A-Za-z]+)$`)
-	plainReal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
-)
+// digits returns the length of the number at the start of s written the
+// one way no parser reads differently: 0, or digits without a leading zero
+// (strtol would read 010 as octal). It is 0 when s starts otherwise.
+func digits(s string) int {
+	if s == "" || !isDigit(s[0]) {
+		return 0
+	}
+	if s[0] == '0' {
+		return 1
+	}
+	return span(s, 0, isDigit)
+}
+
+// plainInt is -?(0|[1-9][0-9]*).
+func plainInt(v string) bool {
+	v = strings.TrimPrefix(v, "-")
+	n := digits(v)
+	return n > 0 && n == len(v)
+}
+
+// plainReal is -?(0|[1-9][0-9]*)(\.[0-9]+)?.
+func plainReal(v string) bool {
+	v = strings.TrimPrefix(v, "-")
+	n := digits(v)
+	if n == 0 || n == len(v) {
+		return n > 0
+	}
+	frac := v[n:]
+	return frac[0] == '.' && len(frac) > 1 && span(frac, 1, isDigit) == len(frac)-1
+}
+
+// intUnit splits (0|[1-9][0-9]*) ?([A-Za-z]+) into number and unit.
+func intUnit(v string) (num, unit string, ok bool) {
+	n := digits(v)
+	if n == 0 {
+		return "", "", false
+	}
+	unit = strings.TrimPrefix(v[n:], " ")
+	return v[:n], unit, unit != "" && span(unit, 0, isUnitLetter) == len(unit)
+}
 
 // Sizes of PostgreSQL's memory units in bytes and time units in microseconds.
 var unitSize = map[string]float64{
@@ -71,7 +105,7 @@ func quickValue(s pgSetting, v string) bool {
 		n, ok := quickInt(s.unit, v)
 		return ok && inRange(n, s.min, s.max)
 	case "real":
-		if s.unit != "" || !plainReal.MatchString(v) {
+		if s.unit != "" || !plainReal(v) {
 			return false
 		}
 		f, err := strconv.ParseFloat(v, 64)
@@ -82,12 +116,12 @@ func quickValue(s pgSetting, v string) bool {
 
 // quickInt converts v to the parameter's base unit when that is exact.
 func quickInt(base, v string) (float64, bool) {
-	if plainInt.MatchString(v) {
+	if plainInt(v) {
 		n, err := strconv.ParseInt(v, 10, 32)
 		return float64(n), err == nil
 	}
-	m := intUnit.FindStringSubmatch(v)
-	if m == nil || base == "" {
+	num, unit, ok := intUnit(v)
+	if !ok || base == "" {
 		return 0, false
 	}
 	// The base unit may carry a multiple, as "8kB" for shared_buffers.
@@ -96,12 +130,12 @@ func quickInt(base, v string) (float64, bool) {
 		baseN, _ = strconv.ParseFloat(base[:i], 64)
 		baseUnit = base[i:]
 	}
-	from, ok1 := unitSize[m[2]]
+	from, ok1 := unitSize[unit]
 	to, ok2 := unitSize[baseUnit]
-	if !ok1 || !ok2 || isMemory(m[2]) != isMemory(baseUnit) {
+	if !ok1 || !ok2 || isMemory(unit) != isMemory(baseUnit) {
 		return 0, false
 	}
-	n, _ := strconv.ParseFloat(m[1], 64)
+	n, _ := strconv.ParseFloat(num, 64)
 	x := n * from / (to * baseN)
 	if x != math.Trunc(x) || x > math.MaxInt32 {
 		return 0, false // PostgreSQL would round: let it say what it thinks

@@ -21,6 +21,10 @@ const settingsSQL = `SELECT name, setting, context, current_setting(name), varty
 	coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''), enumvals, pending_restart
 	FROM pg_settings WHERE lower(name) = ANY($1)`
 
+// settingsOrPendingSQL is settingsSQL plus every parameter that waits for
+// a restart: one pass over pg_settings answers both.
+const settingsOrPendingSQL = settingsSQL + ` OR pending_restart`
+
 // readSettings reads pg_settings for names (lower case), keyed by lower-case name.
 func readSettings(ctx context.Context, conn *pgx.Conn, names []string) (map[string]pgSetting, error) {
 	rows, err := conn.Query(ctx, settingsSQL, names)
@@ -151,10 +155,16 @@ func fileErrors(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 	return msgs, rows.Err()
 }
 
-// cleanSQL counts what the server cannot apply in its files today, apart
-// from values that wait for a restart. The fast path of quick.go relies on
-// the reload to catch what it cannot see; it needs a configuration the
-// server accepts to start from.
-const cleanSQL = `SELECT count(*) = 0 FROM pg_file_settings f
-	LEFT JOIN pg_settings s ON lower(s.name) = lower(f.name)
-	WHERE f.error IS NOT NULL AND NOT coalesce(s.context = 'postmaster' AND s.pending_restart, false)`
+// clean reports whether the server can apply everything in its files
+// today, apart from values that wait for a restart. The fast path of
+// quick.go relies on the reload to catch what it cannot see; it needs a
+// configuration the server accepts to start from. settings must hold every
+// parameter that waits for a restart (settingsOrPendingSQL).
+func clean(files []fileSetting, settings map[string]pgSetting) bool {
+	for _, f := range files {
+		if s, ok := settings[f.name]; f.err != "" && !(ok && s.context == "postmaster" && s.pendingRestart) {
+			return false
+		}
+	}
+	return true
+}

@@ -25,7 +25,7 @@ type Param struct {
 // Show reports the named parameters, or every parameter the files set when
 // names is empty. An unknown name is an error with PostgreSQL's message.
 func Show(ctx context.Context, t Target, names []string) ([]Param, error) {
-	c, err := Load(t.ConfigFile, t.DataDir)
+	c, err := t.load()
 	if err != nil {
 		return nil, err
 	}

@@ -151,12 +151,11 @@ func writeCandidate(mainFile string, data []byte) (string, error) {
 	return name, nil
 }
 
-var levelPrefix = regexp.MustCompile(`^(LOG|WARNING|ERROR|FATAL|DETAIL|HINT):\s+`)
-
 // serverMessages keeps what the server said about the candidate: its LOG
 // lines with their DETAIL and HINT, without the final FATAL that only
 // says the file contains errors, with candidate lines mapped back.
 func serverMessages(stderr, cand string, where []Entry) []string {
+	levelPrefix := regexp.MustCompile(`^(LOG|WARNING|ERROR|FATAL|DETAIL|HINT):\s+`)
 	ref := regexp.MustCompile(`in file "` + regexp.QuoteMeta(cand) + `" line (\d+)`)
 	var msgs []string
 	sc := bufio.NewScanner(strings.NewReader(stderr))

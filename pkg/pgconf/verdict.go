@@ -29,23 +29,22 @@ func verdict(ctx context.Context, t Target, conn *pgx.Conn, res *Result, before 
 		names[i] = ch.Name
 	}
 	b := &pgx.Batch{}
-	b.Queue(settingsSQL, names)
+	b.Queue(settingsOrPendingSQL, names)
 	b.Queue(fileSettingsSQL)
-	b.Queue("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
 	br := conn.SendBatch(ctx, b)
 	after, err := scanSettings(br.Query())
 	var files []fileSetting
 	if err == nil {
 		files, err = scanFileSettings(br.Query())
 	}
-	if err == nil {
-		err = br.QueryRow().Scan(&res.PendingRestart)
-	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
+	}
+	for _, s := range after {
+		res.PendingRestart = res.PendingRestart || s.pendingRestart
 	}
 	var rejected []string
 	var fresh map[string]pgSetting // as a new session sees them

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -132,6 +133,37 @@ func Detect() string {
 	return detect(ctx, "/run/systemd/system", run.Exec{})
 }
 
+// NewAuto returns the manager Detect picks, picking it on first use:
+// detection may run systemctl, which commands that only read files (such
+// as describing an instance) never need.
+func NewAuto(cfg Config) Manager { return &auto{cfg: cfg} }
+
+type auto struct {
+	cfg  Config
+	once sync.Once
+	m    Manager
+}
+
+func (a *auto) get() Manager {
+	a.once.Do(func() {
+		a.m = NewProcess(a.cfg)
+		if Detect() == "systemd" {
+			a.m = NewSystemd(a.cfg)
+		}
+	})
+	return a.m
+}
+
+func (a *auto) Name() string                                 { return a.get().Name() }
+func (a *auto) Install(ctx context.Context, s Service) error { return a.get().Install(ctx, s) }
+func (a *auto) Start(ctx context.Context, s Service) error   { return a.get().Start(ctx, s) }
+func (a *auto) Stop(ctx context.Context, s Service) error    { return a.get().Stop(ctx, s) }
+func (a *auto) Reload(ctx context.Context, s Service) error  { return a.get().Reload(ctx, s) }
+func (a *auto) Status(ctx context.Context, s Service) (State, error) {
+	return a.get().Status(ctx, s)
+}
+func (a *auto) Uninstall(ctx context.Context, s Service) error { return a.get().Uninstall(ctx, s) }
+
 func detect(ctx context.Context, sdDir string, r run.Runner) string {
 	if !isDir(sdDir) {
 		return "process"
@@ -145,7 +177,9 @@ func detect(ctx context.Context, sdDir string, r run.Runner) string {
 	return "systemd"
 }
 
-var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+// The length is checked apart: a counted repetition such as {0,99} compiles
+// into that many states, at every start of the program.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // check validates s and fills its defaults.
@@ -155,7 +189,7 @@ func (s *Service) check() error {
 	default:
 		return fmt.Errorf("unknown service kind %q: use %s, %s or %s", s.Kind, KindPostgreSQL, KindPatroni, KindDCS)
 	}
-	if !instanceRE.MatchString(s.Instance) {
+	if len(s.Instance) > 100 || !instanceRE.MatchString(s.Instance) {
 		return fmt.Errorf("invalid service instance name %q: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Instance)
 	}
 	if len(s.Exec) == 0 || !filepath.IsAbs(s.Exec[0]) {

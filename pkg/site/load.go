@@ -183,23 +183,30 @@ func keyLines(root *yaml.Node) map[int]string {
 
 // applyEnv lets PGHERD_* variables override any setting. Every key is
 // registered as a viper default so that AutomaticEnv reaches nested keys.
+// Without any such variable there is nothing to override, and viper is
+// left out (it costs a millisecond at every start).
 func applyEnv(s *Settings) error {
-	v := viper.New()
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "__"))
-	v.AutomaticEnv()
 	flat := map[string]any{}
 	flatten("", reflect.ValueOf(*s), flat)
-	for k, val := range flat {
-		v.SetDefault(k, val)
-	}
+	set := false
 	for k := range flat {
 		env := EnvVar(k)
 		if raw := os.Getenv(env); raw != "" {
 			if err := checkEnvType(env, raw, flat[k]); err != nil {
 				return err
 			}
+			set = true
 		}
+	}
+	if !set {
+		return nil
+	}
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "__"))
+	v.AutomaticEnv()
+	for k, val := range flat {
+		v.SetDefault(k, val)
 	}
 	dc := &mapstructure.DecoderConfig{TagName: "yaml", Result: s, WeaklyTypedInput: true,
 		// A list in a variable is comma-separated: PGHERD_PATRONI__DCS__HOSTS=a:2379,b:2379.

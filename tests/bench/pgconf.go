@@ -14,11 +14,12 @@ func init() {
 }
 
 // benchPgconfSet changes work_mem on a running instance: pgherd validates
-// with postgres -C, writes postgresql.conf, reloads and waits for the
-// server to have loaded it; psql has the server write postgresql.auto.conf
-// and signals the reload without waiting. Each pgherd run changes the
-// value (8MB, 9MB, ...), so none is a no-op; after each psql run, an
-// untimed ALTER SYSTEM RESET keeps postgresql.auto.conf from overriding.
+// the value against pg_settings (postgres -C where that cannot decide),
+// writes postgresql.conf, reloads and waits for the server to have loaded
+// it; psql has the server write postgresql.auto.conf and signals the
+// reload without waiting. Each pgherd run changes the value (8MB, 9MB,
+// ...), so none is a no-op; after each psql run, an untimed ALTER SYSTEM
+// RESET keeps postgresql.auto.conf from overriding.
 func benchPgconfSet(ctx context.Context, h *harness) (result, error) {
 	port := 55440
 	dir := filepath.Join(h.work, "pgconf")
