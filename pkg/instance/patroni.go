@@ -303,7 +303,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	}
 	u.add(func() { _ = env.Services.Uninstall(context.WithoutCancel(ctx), svc) })
 	u.add(func() { _ = env.Services.Stop(context.WithoutCancel(ctx), svc) })
-	if err := startPatroni(ctx, env, i, cfg); err != nil {
+	if err := startPatroni(ctx, env, i, cfg, !st.Initialized); err != nil {
 		return nil, err
 	}
 	ok, memberOK = true, true
@@ -311,8 +311,9 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 }
 
 // startPatroni starts the instance's Patroni and waits until its REST API
-// says it is ready, logging Patroni's lines at debug meanwhile.
-func startPatroni(ctx context.Context, env *Env, i *Instance, cfg *patroni.Config) error {
+// says it is ready (and, when it bootstraps the cluster, that it leads it),
+// logging Patroni's lines at debug meanwhile.
+func startPatroni(ctx context.Context, env *Env, i *Instance, cfg *patroni.Config, bootstrap bool) error {
 	logging.From(ctx).Info("starting Patroni for instance " + i.ID())
 	if err := env.Services.Start(ctx, i.patroniService(env)); err != nil {
 		return fmt.Errorf("starting Patroni for %s: %w", i.ID(), err)
@@ -325,7 +326,7 @@ func startPatroni(ctx context.Context, env *Env, i *Instance, cfg *patroni.Confi
 	defer cancel()
 	// Patroni's log and the server's, including log files it creates meanwhile.
 	files := []string{cfg.Log.File(), filepath.Join(i.LogDir, i.serviceName()+"-*.log")}
-	if err := patroni.WaitStarted(wctx, client, cfg.Name, files); err != nil {
+	if err := patroni.WaitStarted(wctx, client, cfg.Name, bootstrap, files); err != nil {
 		return fmt.Errorf("%w; see 'pgherd patroni logs %s'", err, i.ID())
 	}
 	return nil
@@ -340,7 +341,7 @@ func patroniStart(ctx context.Context, env *Env, i *Instance) error {
 	if st, err := env.Services.Status(ctx, i.patroniService(env)); err == nil && st.Running {
 		return fmt.Errorf("Patroni of instance %s is already running", i.ID())
 	}
-	return startPatroni(ctx, env, i, cfg)
+	return startPatroni(ctx, env, i, cfg, false)
 }
 
 // patroniStop stops Patroni, which stops PostgreSQL and releases the leader

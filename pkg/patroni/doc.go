@@ -20,7 +20,7 @@
 //	// run patroni.Command(exe, yamlPath) as the system user, with nothing of
 //	// pgherd's environment (service.Service{Kind: "patroni", ...})
 //	client, err := patroni.ClientFor(cfg)
-//	err = patroni.WaitStarted(ctx, client, cfg.Name, []string{cfg.Log.File()}) // progress at INFO, log lines at DEBUG
+//	err = patroni.WaitStarted(ctx, client, cfg.Name, true, []string{cfg.Log.File()}) // progress at INFO, log lines at DEBUG
 //
 // Operating a cluster: Client.Cluster (members, roles, lag; Cluster.List
 // gives `patroni list` rows), Switchover, Failover, Reinitialize, Restart,

@@ -312,7 +312,7 @@ func (h *testHarness) startCluster() error {
 	ctx = logging.With(ctx, logging.New(&h.startLog, slog.LevelDebug))
 	errs := make(chan error, len(ms))
 	for _, m := range ms {
-		go func(m *testMember) { errs <- WaitStarted(ctx, m.client, m.name, []string{m.cfg.Log.File()}) }(m)
+		go func(m *testMember) { errs <- WaitStarted(ctx, m.client, m.name, false, []string{m.cfg.Log.File()}) }(m)
 	}
 	for range ms {
 		if err := <-errs; err != nil {

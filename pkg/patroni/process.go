@@ -56,11 +56,13 @@ func Environ(home string) []string {
 const startPoll = 50 * time.Millisecond
 
 // WaitStarted waits until the member behind client is ready (GET /readiness
-// answers 200) and GET /cluster lists it as running, or ctx ends. Meanwhile
+// answers 200) and GET /cluster lists it as running, and with leader as the
+// cluster's leader (a bootstrap is over only once its first member holds
+// the leader key), or ctx ends. Meanwhile
 // it logs an INFO progress line every few seconds and, at DEBUG, every new
 // line of logFiles (Patroni's log and, when given, PostgreSQL's), so
 // `-L debug` shows why a start is slow.
-func WaitStarted(ctx context.Context, client *Client, member string, logFiles []string) error {
+func WaitStarted(ctx context.Context, client *Client, member string, leader bool, logFiles []string) error {
 	log := logging.From(ctx)
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -81,7 +83,7 @@ func WaitStarted(ctx context.Context, client *Client, member string, logFiles []
 	for {
 		err := client.Readiness(ctx)
 		if err == nil {
-			err = memberRunning(ctx, client, member)
+			err = memberRunning(ctx, client, member, leader)
 		}
 		if err == nil {
 			log.Info("Patroni is ready", "after", time.Since(start).Round(100*time.Millisecond))
@@ -100,8 +102,9 @@ func WaitStarted(ctx context.Context, client *Client, member string, logFiles []
 	}
 }
 
-// memberRunning returns nil when the cluster lists member as running.
-func memberRunning(ctx context.Context, client *Client, member string) error {
+// memberRunning returns nil when the cluster lists member as running (and,
+// with leader, as its leader).
+func memberRunning(ctx context.Context, client *Client, member string, leader bool) error {
 	cl, err := client.Cluster(ctx)
 	if err != nil {
 		return err
@@ -110,6 +113,9 @@ func memberRunning(ctx context.Context, client *Client, member string) error {
 		if m.Name == member {
 			if m.State != "running" {
 				return fmt.Errorf("member %s is %s", member, m.State)
+			}
+			if leader && m.Role != "leader" && m.Role != "standby_leader" {
+				return fmt.Errorf("member %s runs but does not hold the leader key yet", member)
 			}
 			return nil
 		}

@@ -158,8 +158,8 @@ func benchPatroniList(ctx context.Context, h *harness) (result, error) {
 // benchPatroniBootstrap times creating a two-member cluster with pgherd
 // (configuration, validation, start, wait, for each member in turn) against
 // starting Patroni by hand on the same YAML files in the same order: the
-// first member, wait until it is ready, then the second, until GET /cluster
-// shows both running.
+// first member, wait until it is ready and leads, then the second, until
+// GET /cluster shows both running.
 func benchPatroniBootstrap(ctx context.Context, h *harness) (result, error) {
 	s, err := h.patroniSite(filepath.Join(h.work, "patroni-bootstrap"), 55420)
 	if err != nil {
@@ -236,7 +236,9 @@ func (h *harness) patroniByHand(ctx context.Context, s *patroniSite, cluster str
 	return time.Since(start), nil
 }
 
-// running returns nil when GET /cluster at api lists n members, all running.
+// running returns nil when GET /cluster at api lists n members, all
+// running, one of them the leader: what pgherd waits for too (a bootstrap
+// is over once its first member holds the leader key).
 func running(api string, n int) error {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(api + "/cluster")
@@ -245,7 +247,7 @@ func running(api string, n int) error {
 	}
 	defer resp.Body.Close()
 	var cl struct {
-		Members []struct{ State string } `json:"members"`
+		Members []struct{ State, Role string } `json:"members"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&cl); err != nil {
 		return err
@@ -253,10 +255,15 @@ func running(api string, n int) error {
 	if len(cl.Members) != n {
 		return errors.New(strconv.Itoa(len(cl.Members)) + " members")
 	}
+	leader := false
 	for _, m := range cl.Members {
 		if m.State != "running" {
 			return errors.New("a member is " + m.State)
 		}
+		leader = leader || m.Role == "leader"
+	}
+	if !leader {
+		return errors.New("no member holds the leader key yet")
 	}
 	return nil
 }
