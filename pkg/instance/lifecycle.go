@@ -64,10 +64,17 @@ func waitReady(ctx context.Context, env *Env, i *Instance) error {
 	}
 }
 
-// lastLogLines returns the end of the start log or the current server log,
-// for error messages.
+// lastLogLines returns the end of the start log or of the current server
+// log, whichever was written last (a server that fails before its logging
+// collector starts writes to the start log), for error messages.
 func lastLogLines(i *Instance) string {
-	for _, f := range []string{currentLogFile(i), filepath.Join(i.LogDir, i.serviceName()+"-start.log")} {
+	files := []string{currentLogFile(i), filepath.Join(i.LogDir, i.serviceName()+"-start.log")}
+	if a, err := os.Stat(files[0]); err == nil {
+		if b, err := os.Stat(files[1]); err == nil && b.ModTime().After(a.ModTime()) {
+			files[0], files[1] = files[1], files[0]
+		}
+	}
+	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil || len(b) == 0 {
 			continue

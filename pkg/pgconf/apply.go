@@ -262,6 +262,9 @@ func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, c
 // running instance it returns the connection for what follows, and the
 // settings before the change.
 func check(ctx context.Context, t Target, c *Config, res *Result, opts Options) (*pgx.Conn, map[string]pgSetting, error) {
+	if err := startable(t.DataDir, c, res.Changes); err != nil {
+		return nil, nil, err
+	}
 	// postgres -C takes tens of milliseconds, as long as connecting does.
 	// Where a reload will check the result (see quick.go), values
 	// pg_settings fully describes skip it; otherwise both run at once.
