@@ -192,11 +192,26 @@ func medianOf(ds []time.Duration) string {
 	return fmt.Sprintf("%.2f s (%d runs)", median(ds).Seconds(), len(ds))
 }
 
-// copyFile copies an executable.
+// copyFile copies an executable and syncs it to disk, as an installed
+// binary is: the kernel pages out only clean pages, so a copy still dirty
+// in the page cache would keep pgherd-dcs from releasing its start-up
+// pages (see pkg/dcs/server/pageout_linux.go) as it does on a real host.
 func copyFile(from, to string) error {
 	b, err := os.ReadFile(from)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(to, b, 0o755)
+	f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
