@@ -12,8 +12,9 @@ all: build
 deps:
 	@scripts/deps.sh
 
-# Without cgo: no dynamic loader or libc at each start (~5 ms of a command
-# that takes ~80), and a static binary; users come from /etc/passwd.
+# Both binaries without cgo: no dynamic loader or libc at each start (~5 ms
+# of a command that takes ~80; ~1.3 MB of an idle witness's RSS), static
+# binaries; users come from /etc/passwd.
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs
 

@@ -33,6 +33,7 @@ type Options struct {
 	ParallelPuts  int // puts spread over the clients
 	ValueSize     int
 	Idle          time.Duration // wait before reading RSS
+	Rounds        int           // alternating rounds the puts are split into
 }
 
 // Figures are one system's numbers.
@@ -72,29 +73,52 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// Run measures etcd, then pgherd, and stops every process it started.
+// Run starts both clusters, then measures them in alternating rounds
+// (etcd then pgherd, pgherd then etcd, ...), never loading both at once:
+// a slow phase of a shared machine (another job, the disk flushing) then
+// falls on both systems alike instead of on whichever ran second. It stops
+// every process it started.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &Result{Opts: o}
-	for _, sys := range []struct {
-		start func(context.Context, Options) ([]proc, []string, error)
-		into  *Figures
-	}{{startEtcd, &r.Etcd}, {startPgherd, &r.Pgherd}} {
-		procs, eps, err := sys.start(ctx, o)
-		defer func() {
-			for _, p := range procs {
-				p.stop()
-			}
-		}()
+	var all []proc
+	defer func() {
+		for _, p := range all {
+			p.stop()
+		}
+	}()
+	var sides [2]*side
+	for i, start := range []func(context.Context, Options) ([]proc, []string, error){startEtcd, startPgherd} {
+		procs, eps, err := start(ctx, o)
+		all = append(all, procs...)
 		if err != nil {
 			return nil, err
 		}
-		if err := measure(ctx, o, procs, eps, sys.into); err != nil {
+		if sides[i], err = newSide(procs, eps, o.Clients); err != nil {
 			return nil, err
 		}
-		for _, p := range procs {
-			p.stop()
+		defer sides[i].close()
+	}
+	sides[0].f, sides[1].f = &r.Etcd, &r.Pgherd
+	time.Sleep(o.Idle)
+	for _, s := range sides {
+		s.f.IdleRSS = meanRSS(s.procs)
+	}
+	rounds := max(o.Rounds, 1)
+	for i := range rounds {
+		order := sides
+		if i%2 == 1 {
+			order[0], order[1] = sides[1], sides[0]
 		}
-		procs = nil
+		for _, s := range order {
+			if err := s.round(ctx, o, i, o.SeqPuts/rounds, o.ParallelPuts/rounds); err != nil {
+				return nil, err
+			}
+		}
+	}
+	time.Sleep(o.Idle)
+	for _, s := range sides {
+		s.finish()
+		s.f.AfterLoadRSS = meanRSS(s.procs)
 	}
 	return r, nil
 }
@@ -212,43 +236,63 @@ func waitVoters(ctx context.Context, eps []string) error {
 	return fmt.Errorf("members did not all become voters")
 }
 
-func measure(ctx context.Context, o Options, procs []proc, eps []string, f *Figures) error {
-	time.Sleep(o.Idle)
-	f.IdleRSS = meanRSS(procs)
-	value := strings.Repeat("v", o.ValueSize)
-	cl, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
-	if err != nil {
-		return err
+// side is one cluster under measurement: its clients and what they
+// measured so far.
+type side struct {
+	procs   []proc
+	seq     *clientv3.Client
+	par     []*clientv3.Client
+	f       *Figures
+	lat     []time.Duration
+	puts    int
+	putTime time.Duration
+}
+
+func newSide(procs []proc, eps []string, clients int) (*side, error) {
+	s := &side{procs: procs}
+	cfg := clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second}
+	var err error
+	if s.seq, err = clientv3.New(cfg); err != nil {
+		return nil, err
 	}
-	defer cl.Close()
-	lat := make([]time.Duration, 0, o.SeqPuts)
-	for i := range o.SeqPuts {
+	for range clients {
+		c, err := clientv3.New(cfg)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.par = append(s.par, c)
+	}
+	return s, nil
+}
+
+func (s *side) close() {
+	for _, c := range append(s.par, s.seq) {
+		c.Close()
+	}
+}
+
+// round runs seq sequential puts, then par puts spread over the parallel
+// clients; keys of round i do not collide with other rounds' keys.
+func (s *side) round(ctx context.Context, o Options, i, seq, par int) error {
+	value := strings.Repeat("v", o.ValueSize)
+	for j := range seq {
 		t0 := time.Now()
-		if _, err := cl.Put(ctx, fmt.Sprintf("/bench/seq/%d", i%1000), value); err != nil {
+		if _, err := s.seq.Put(ctx, fmt.Sprintf("/bench/seq/%d", (i*seq+j)%1000), value); err != nil {
 			return fmt.Errorf("sequential put: %w", err)
 		}
-		lat = append(lat, time.Since(t0))
+		s.lat = append(s.lat, time.Since(t0))
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	f.P50, f.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
-
-	clients := make([]*clientv3.Client, o.Clients)
-	for i := range clients {
-		if clients[i], err = clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second}); err != nil {
-			return err
-		}
-		defer clients[i].Close()
-	}
-	per := o.ParallelPuts / o.Clients
+	per := par / len(s.par)
 	var wg sync.WaitGroup
-	errs := make(chan error, o.Clients)
+	errs := make(chan error, len(s.par))
 	t0 := time.Now()
-	for i, c := range clients {
+	for k, c := range s.par {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range per {
-				if _, err := c.Put(ctx, fmt.Sprintf("/bench/par/%d/%d", i, j%100), value); err != nil {
+				if _, err := c.Put(ctx, fmt.Sprintf("/bench/par/%d/%d", k, j%100), value); err != nil {
 					errs <- err
 					return
 				}
@@ -256,15 +300,21 @@ func measure(ctx context.Context, o Options, procs []proc, eps []string, f *Figu
 		}()
 	}
 	wg.Wait()
-	f.Throughput = float64(per*o.Clients) / time.Since(t0).Seconds()
+	s.putTime += time.Since(t0)
+	s.puts += per * len(s.par)
 	select {
 	case err := <-errs:
 		return fmt.Errorf("parallel put: %w", err)
 	default:
 	}
-	time.Sleep(o.Idle)
-	f.AfterLoadRSS = meanRSS(procs)
 	return nil
+}
+
+// finish turns the rounds' measurements into figures.
+func (s *side) finish() {
+	sort.Slice(s.lat, func(i, j int) bool { return s.lat[i] < s.lat[j] })
+	s.f.P50, s.f.P99 = s.lat[len(s.lat)/2], s.lat[len(s.lat)*99/100]
+	s.f.Throughput = float64(s.puts) / s.putTime.Seconds()
 }
 
 func meanRSS(procs []proc) int64 {

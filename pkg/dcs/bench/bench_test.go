@@ -45,7 +45,7 @@ func BenchmarkDCSvsEtcd(b *testing.B) {
 	}
 	for range b.N {
 		r, err := Run(context.Background(), Options{
-			Dir: b.TempDir(), SeqPuts: 2000, Clients: 16, ParallelPuts: 16000, ValueSize: 256, Idle: 3 * time.Second,
+			Dir: b.TempDir(), SeqPuts: 2000, Clients: 16, ParallelPuts: 16000, ValueSize: 256, Idle: 3 * time.Second, Rounds: 4,
 			MemberCommand: func(file string) *exec.Cmd {
 				if bin := os.Getenv("PGHERD_BIN"); bin != "" {
 					return exec.Command(bin, "-q", "dcs", "serve", "--config", file)

@@ -17,6 +17,12 @@ import (
 // reclaim them under memory pressure anyway, and brings back those that
 // are used, from the page cache, on their next access. Writable mappings
 // are left alone.
+//
+// The mappings are also marked MADV_RANDOM: an idle member touches a page
+// here and there (a GC stack scan reads the pclntab entries of the
+// functions on its goroutines' stacks), and the kernel's default read-around
+// would map up to 128 KiB of neighbours with each such page, none of which
+// the member reads. With it, a page comes back only when it is read.
 func releaseStartupPages() {
 	exe, err := os.Executable()
 	if err != nil {
@@ -45,6 +51,8 @@ func releaseStartupPages() {
 		}
 		// The raw call takes the range as numbers: no Go pointer to
 		// memory Go does not manage.
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		for _, advice := range []uintptr{unix.MADV_RANDOM, unix.MADV_PAGEOUT} {
+			_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), advice)
+		}
 	}
 }
