@@ -11,7 +11,7 @@ import (
 
 // releaseStartupPages asks the kernel to page out this process's
 // read-only mappings of its own executable (code and constant data). The
-// pgherd binary is large and its package initialisation touches much of
+// pgherd-dcs binary is large and its package initialisation touches much of
 // it once; an idle member needs little of that again. The pages are clean
 // page cache, shared with every other pgherd process: the kernel would
 // reclaim them under memory pressure anyway, and brings back those that
