@@ -136,6 +136,21 @@ func (s *Store) leaseIDs() []int64 {
 	return ids
 }
 
+// NextDeadline returns the earliest local deadline of the granted leases, and false when there is
+// none: the leader wakes then to revoke, rather than on its next tick.
+func (s *Store) NextDeadline() (time.Time, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var next time.Time
+	ok := false
+	for _, l := range s.leases {
+		if !ok || l.deadline.Before(next) {
+			next, ok = l.deadline, true
+		}
+	}
+	return next, ok
+}
+
 // Expired returns, in ID order, the leases whose local deadline is at or before now. Only the leader
 // acts on it, by proposing a revoke for each; the store never drops a lease by itself.
 func (s *Store) Expired(now time.Time) []int64 {

@@ -115,6 +115,10 @@ func TestLeaseDeadlines(t *testing.T) {
 	if len(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs) != 1 || len(s.Leases().Leases) != 2 {
 		t.Fatal("Expired removed something")
 	}
+	// The earliest deadline is lease 2's: granted at the start with TTL 30, 5 s ago.
+	if next, ok := s.NextDeadline(); !ok || !next.Equal(c.Now().Add(-5*time.Second)) {
+		t.Fatalf("next deadline = %v, %v; want %v", next, ok, c.Now().Add(-5*time.Second))
+	}
 	// ttl 0 refreshes with the granted TTL.
 	if _, err := s.LeaseRefresh(2, 0); err != nil {
 		t.Fatal(err)

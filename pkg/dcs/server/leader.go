@@ -17,16 +17,17 @@ import (
 // configured (a changed client URL is thus published after a restart).
 func (n *node) leaderLoop() {
 	defer n.wg.Done()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	wake := time.NewTimer(loopTick)
+	defer wake.Stop()
 	var lastReconcile time.Time
 	lastLeader := ""
 	for {
 		select {
 		case <-n.closed:
 			return
-		case <-tick.C:
+		case <-wake.C:
 		}
+		wake.Reset(n.nextWake())
 		if l := n.leaderAddr(); l != lastLeader {
 			// Pooled connections to a former leader may be dead (it may
 			// have restarted at the same address): drop them rather than
@@ -50,6 +51,24 @@ func (n *node) leaderLoop() {
 		}
 		cancel()
 	}
+}
+
+// loopTick is the leader loop's period; the leader also wakes at the next
+// lease deadline, so that a lease is revoked as it expires, not up to a
+// tick later (a dead primary's leader key goes as soon as its TTL allows).
+const loopTick = 100 * time.Millisecond
+
+// nextWake is when the leader loop runs again: after loopTick, or sooner on
+// the leader when a lease expires before that (never sooner than 1 ms, so
+// that a lease whose revoke keeps failing does not spin the loop).
+func (n *node) nextWake() time.Duration {
+	if !n.isLeader() {
+		return loopTick
+	}
+	if d, ok := n.fsm.store.NextDeadline(); ok {
+		return min(loopTick, max(time.Until(d), time.Millisecond))
+	}
+	return loopTick
 }
 
 func (n *node) self() dcs.Member {
