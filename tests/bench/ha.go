@@ -124,12 +124,20 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRu
 	return r, nil
 }
 
-func benchRTORaft(ctx context.Context, h *harness) (result, error) {
-	mine, err := measureRTO(ctx, h, hacluster.DCSPgherd)
-	if err != nil {
-		return result{}, err
+// measurePair measures the pgherd cluster and the reference cluster kind
+// (each once per bench run: measureRTO caches them).
+func measurePair(ctx context.Context, h *harness, kind hacluster.DCSKind) (mine, ref *rtoRuns, err error) {
+	if mine, err = measureRTO(ctx, h, hacluster.DCSPgherd); err != nil {
+		return nil, nil, err
 	}
-	ref, err := measureRTO(ctx, h, hacluster.DCSRaft)
+	if ref, err = measureRTO(ctx, h, kind); err != nil {
+		return nil, nil, err
+	}
+	return mine, ref, nil
+}
+
+func benchRTORaft(ctx context.Context, h *harness) (result, error) {
+	mine, ref, err := measurePair(ctx, h, hacluster.DCSRaft)
 	if err != nil {
 		return result{}, err
 	}
@@ -139,11 +147,7 @@ func benchRTORaft(ctx context.Context, h *harness) (result, error) {
 }
 
 func benchRTOEtcd(ctx context.Context, h *harness) (result, error) {
-	mine, err := measureRTO(ctx, h, hacluster.DCSPgherd)
-	if err != nil {
-		return result{}, err
-	}
-	ref, err := measureRTO(ctx, h, hacluster.DCSEtcd)
+	mine, ref, err := measurePair(ctx, h, hacluster.DCSEtcd)
 	if err != nil {
 		return result{}, err
 	}
@@ -152,11 +156,7 @@ func benchRTOEtcd(ctx context.Context, h *harness) (result, error) {
 }
 
 func benchWitnessRSS(ctx context.Context, h *harness) (result, error) {
-	mine, err := measureRTO(ctx, h, hacluster.DCSPgherd)
-	if err != nil {
-		return result{}, err
-	}
-	ref, err := measureRTO(ctx, h, hacluster.DCSRaft)
+	mine, ref, err := measurePair(ctx, h, hacluster.DCSRaft)
 	if err != nil {
 		return result{}, err
 	}
