@@ -7,6 +7,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -149,12 +150,21 @@ func freePort(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // listen holds a TCP listener on 127.0.0.1 until the script ends and sets
-// the named variable to its port.
+// the named variable to its port. With PORT it listens on that port; when
+// something else already does, the port is taken all the same.
 func listen(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: listen VAR")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: listen VAR [PORT]")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if len(args) == 2 {
+		addr = "127.0.0.1:" + args[1]
+	}
+	l, err := net.Listen("tcp", addr)
+	if len(args) == 2 && errors.Is(err, syscall.EADDRINUSE) {
+		ts.Setenv(args[0], args[1])
+		return
+	}
 	ts.Check(err)
 	ts.Defer(func() { l.Close() })
 	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgherd/pgherd/pkg/instance"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/pgconf"
@@ -58,22 +57,6 @@ func (o *pgconfOptions) check() error {
 	return checkOutput(o.format)
 }
 
-// pgconfTarget describes an instance for package pgconf.
-func pgconfTarget(env *instance.Env, i *instance.Instance) (pgconf.Target, error) {
-	if i.PatroniManaged() {
-		// Patroni rewrites postgresql.conf from its own YAML: an edit
-		// behind its back would be lost, or worse, fight it.
-		// (pgconf set and remove go through Patroni instead: patroniPgconf.)
-		return pgconf.Target{}, fmt.Errorf("instance %s is managed by Patroni (%s), which rewrites its postgresql.conf: use 'pgherd pgconf set|remove -i %s' (they go through Patroni)",
-			i.ID(), i.PatroniConfig, i.ID())
-	}
-	return pgconf.Target{
-		Name: i.ID(), ConfigFile: i.ConfFile(), DataDir: i.DataDir, BinDir: i.BinDir, Config: i.Conf,
-		Running: i.State() == instance.Started, Runner: env.Runner,
-		Connect: func(ctx context.Context) (*pgx.Conn, error) { return i.Connect(ctx, env) },
-	}, nil
-}
-
 func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show [PARAM...]",
@@ -83,7 +66,7 @@ func newCmdPgconfShow(f *Factory, opts *pgconfOptions) *cobra.Command {
 				return err
 			}
 			return withInstance(f, opts.instance, func(env *instance.Env, i *instance.Instance) error {
-				t, err := pgconfTarget(env, i)
+				t, err := instance.ConfTarget(env, i, false)
 				if err != nil {
 					return err
 				}
@@ -186,8 +169,8 @@ func newCmdPgconfEdit(f *Factory, opts *pgconfOptions) *cobra.Command {
 	return cmd
 }
 
-// editConf lets a person edit a copy of the main file, then applies it. A
-// copy that is refused is kept, and the error says where.
+// editConf lets a person edit a copy of the main file, then applies it.
+// The copy is removed whatever happens; messages about it name its lines.
 func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOptions) (*pgconf.Result, error) {
 	orig, err := os.ReadFile(t.ConfigFile)
 	if err != nil {
@@ -197,12 +180,7 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 	if err != nil {
 		return nil, err
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(orig)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -233,18 +211,14 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 		return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
 	}
 	t.Config = nil // read the files again: they may have changed while the editor was open
-	res, err := pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
-	if errors.Is(err, pgconf.ErrRefused) || errors.Is(err, pgconf.ErrRolledBack) {
-		keep = true
-		err = fmt.Errorf("%w\nyour edited copy is kept in %s", err, tmp.Name())
-	}
-	return res, err
+	t.EditedAs = "your edited copy of " + t.ConfigFile
+	return pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
 }
 
 // runPgconfChange applies a change, prints it, and restarts when asked to.
 func runPgconfChange(ctx context.Context, f *Factory, opts *pgconfOptions, env *instance.Env, i *instance.Instance,
 	apply func(context.Context, pgconf.Target) (*pgconf.Result, error)) error {
-	t, err := pgconfTarget(env, i)
+	t, err := instance.ConfTarget(env, i, true)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package instance
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -235,48 +234,6 @@ func ident(env *Env) string {
 	}
 	b.WriteString("pgherd     /^(.*)$          \\1\n")
 	return b.String()
-}
-
-// choosePort checks a requested port, or picks the site's port or the next
-// one that no instance uses and nothing listens on.
-func choosePort(env *Env, want int) (int, error) {
-	all, err := List(env)
-	if err != nil {
-		return 0, err
-	}
-	used := map[int]string{}
-	for _, o := range all {
-		used[o.Port] = o.ID()
-	}
-	if want != 0 {
-		if want < 1 || want > 65535 {
-			return 0, fmt.Errorf("--port %d is not a TCP port (1-65535)", want)
-		}
-		if id, ok := used[want]; ok {
-			return 0, fmt.Errorf("port %d is already used by instance %s: choose another with --port", want, id)
-		}
-		if !portFree(want) {
-			return 0, fmt.Errorf("port %d is already in use on this host: choose another with --port", want)
-		}
-		return want, nil
-	}
-	for p := env.Site.PostgreSQL.Port; p < env.Site.PostgreSQL.Port+100 && p <= 65535; p++ {
-		if _, taken := used[p]; !taken && portFree(p) {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port in %d-%d: give one with --port", env.Site.PostgreSQL.Port, env.Site.PostgreSQL.Port+99)
-}
-
-// portFree reports whether nothing listens on port on any address. A
-// wildcard bind fails on Linux when any address has the port.
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }
 
 func nonEmpty(dir string) bool {

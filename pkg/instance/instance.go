@@ -37,14 +37,20 @@ type Env struct {
 
 // Instance is one PostgreSQL instance, identified by VERSION/NAME.
 type Instance struct {
-	Name      string
-	Version   string
+	Name    string
+	Version string
+	// Port and SocketDir are where the server listens: the running
+	// server's own (postmaster.pid), else what its next start will use.
 	Port      int
-	DataDir   string
-	WALDir    string
-	LogDir    string
 	SocketDir string
-	BinDir    string
+	// ConfPort is the port the next start will use (the files', or
+	// Patroni's); it differs from Port while a port change waits for a
+	// restart.
+	ConfPort int
+	DataDir  string
+	WALDir   string
+	LogDir   string
+	BinDir   string
 	// PassFile is the instance's pgpass file; it exists only when a superuser password was set.
 	PassFile string
 	// PatroniConfig is where the instance's Patroni YAML is when Patroni manages it (patroni.go).
@@ -228,6 +234,15 @@ func load(i *Instance) (*Instance, error) {
 	}
 	if n, ok := i.patroniPort(); ok {
 		i.Port = n // Patroni passes the port on the command line
+	}
+	i.ConfPort = i.Port
+	// A running server is reached where it listens, not where files that
+	// may have changed since its start say.
+	if p, ok := postgres.Running(i.DataDir); ok && p.Port > 0 {
+		i.Port = p.Port
+		if p.Socket != "" {
+			i.SocketDir = p.Socket
+		}
 	}
 	return i, nil
 }

@@ -77,6 +77,9 @@ func PatroniSetParameters(ctx context.Context, env *Env, i *Instance, changes []
 		if err := pgconf.CheckName(name); err != nil {
 			return nil, err
 		}
+		if err := CheckOwned(name); err != nil {
+			return nil, fmt.Errorf("%w: %v; nothing was changed", pgconf.ErrRefused, err)
+		}
 		c := PatroniParamChange{Name: name, Path: PathLocal, Effect: "none"}
 		now := cfg.PostgreSQL.Parameters
 		if patroni.IsClusterWide(name) {

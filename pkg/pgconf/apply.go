@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,6 +33,14 @@ type Target struct {
 	// ConfigFile and DataDir; nil means read it. Writing checks that no
 	// file changed on disk since it was read.
 	Config *Config
+	// Check, when set, judges a change before anything else does (and
+	// before anything is written): c is the configuration as it would be,
+	// names the parameters asked for or changed (lower case). Its error
+	// refuses the change (ErrRefused).
+	Check func(c *Config, names []string) error
+	// EditedAs names the main file's new text in messages about it, for
+	// ApplyEdit ("your edited copy of ..."); "" means the main file's path.
+	EditedAs string
 }
 
 // load returns the target's configuration, read now unless the caller did.
@@ -127,6 +136,10 @@ func Apply(ctx context.Context, t Target, changes []Change, opts Options) (*Resu
 	}
 	before := c.effective()
 	var commented []Entry
+	asked := make([]string, len(changes))
+	for n, ch := range changes {
+		asked[n] = normName(ch.Name)
+	}
 	for _, ch := range changes {
 		if ch.Remove {
 			var removed []Entry
@@ -142,7 +155,7 @@ func Apply(ctx context.Context, t Target, changes []Change, opts Options) (*Resu
 			return nil, err
 		}
 	}
-	return commit(ctx, t, c, before, commented, opts)
+	return commit(ctx, t, c, before, commented, asked, opts)
 }
 
 // notSet says that there is nothing to remove, and where the value comes
@@ -166,7 +179,16 @@ func ApplyEdit(ctx context.Context, t Target, main []byte, opts Options) (*Resul
 	if err := c.Replace(c.Main, main); err != nil {
 		return nil, err
 	}
-	return commit(ctx, t, c, before, nil, opts)
+	res, err := commit(ctx, t, c, before, nil, nil, opts)
+	var refused *RefusedError
+	if t.EditedAs != "" && errors.As(err, &refused) {
+		// Line numbers in the new text are the edited copy's, not those
+		// of the file still on disk.
+		for n, m := range refused.Msgs {
+			refused.Msgs[n] = strings.ReplaceAll(m, `in file "`+c.Main+`" line`, "in "+t.EditedAs+", line")
+		}
+	}
+	return res, err
 }
 
 // effective maps lower-case names to their winning assignment in the main tree.
@@ -200,9 +222,20 @@ func diff(before, after map[string]Entry) []ParamChange {
 	return out
 }
 
-func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, commented []Entry, opts Options) (*Result, error) {
+func commit(ctx context.Context, t Target, c *Config, before map[string]Entry, commented []Entry, asked []string, opts Options) (*Result, error) {
 	res := &Result{Instance: t.Name, Changes: diff(before, c.effective()), Commented: append([]Entry{}, commented...),
 		Files: []string{}, DryRun: opts.DryRun, Running: t.Running, Restart: []string{}}
+	if t.Check != nil {
+		names := asked
+		for _, ch := range res.Changes {
+			if !slices.Contains(names, ch.Name) {
+				names = append(names, ch.Name)
+			}
+		}
+		if err := t.Check(c, names); err != nil {
+			return res, &RefusedError{Msgs: []string{err.Error()}}
+		}
+	}
 	log := logging.From(ctx)
 	files := c.Changed()
 	for _, f := range files {

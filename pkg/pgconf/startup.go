@@ -25,7 +25,7 @@ func startable(dataDir string, c *Config, changes []ParamChange) error {
 	for _, ch := range changes {
 		touched = touched || ch.Name == "ssl" || strings.HasPrefix(ch.Name, "ssl_") && ch.Name != "ssl_ciphers"
 	}
-	if !touched || !parseBool(current(c, "ssl", "off")) {
+	if !touched || !parseBool(c.Next("ssl", "off")) {
 		return nil
 	}
 	owner := -1
@@ -35,7 +35,7 @@ func startable(dataDir string, c *Config, changes []ParamChange) error {
 		}
 	}
 	for _, f := range sslFiles {
-		v := current(c, f.name, f.def)
+		v := c.Next(f.name, f.def)
 		if v == "" {
 			continue
 		}
@@ -64,9 +64,9 @@ func startable(dataDir string, c *Config, changes []ParamChange) error {
 	return nil
 }
 
-// current is the value name will have: postgresql.auto.conf's, else the
-// main tree's, else def.
-func current(c *Config, name, def string) string {
+// Next is the value the next start reads for name: postgresql.auto.conf's,
+// else the main tree's, else def.
+func (c *Config) Next(name, def string) string {
 	conf, auto := c.Lookup(name)
 	switch {
 	case auto != nil:

@@ -54,35 +54,39 @@ func CheckInstalled(tmpl, version string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// PIDFile is what postmaster.pid says about a server.
+// PIDFile is what postmaster.pid says about a running server: where it
+// really listens, whatever its configuration files say now.
 type PIDFile struct {
-	PID    int
-	Port   int
+	PID     int
+	DataDir string
+	Port    int
+	// Socket is the first of unix_socket_directories ("" when the server
+	// has no Unix socket).
 	Socket string
+	// Listen is the first of listen_addresses ("" when the server has no
+	// TCP socket).
+	Listen string
 	Status string // "starting", "ready", "stopping", "standby"
 }
 
-// ReadPIDFile reads DATADIR/postmaster.pid. It returns os.ErrNotExist when
-// there is none.
+// ReadPIDFile reads DATADIR/postmaster.pid (lines: PID, data directory,
+// start time, port, socket directory, listen address, shared memory key,
+// status). It returns os.ErrNotExist when there is none.
 func ReadPIDFile(datadir string) (PIDFile, error) {
 	b, err := os.ReadFile(filepath.Join(datadir, "postmaster.pid"))
 	if err != nil {
 		return PIDFile{}, err
 	}
 	lines := strings.Split(string(b), "\n")
-	var p PIDFile
-	if len(lines) > 0 {
-		p.PID, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
+	line := func(n int) string {
+		if n < len(lines) {
+			return strings.TrimSpace(lines[n])
+		}
+		return ""
 	}
-	if len(lines) > 3 {
-		p.Port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
-	}
-	if len(lines) > 4 {
-		p.Socket = strings.TrimSpace(lines[4])
-	}
-	if len(lines) > 7 {
-		p.Status = strings.TrimSpace(lines[7])
-	}
+	p := PIDFile{DataDir: line(1), Socket: line(4), Listen: line(5), Status: line(7)}
+	p.PID, _ = strconv.Atoi(line(0))
+	p.Port, _ = strconv.Atoi(line(3))
 	return p, nil
 }
 
