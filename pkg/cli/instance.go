@@ -138,16 +138,13 @@ func newCmdInstanceDrop(f *Factory) *cobra.Command {
 					return fmt.Errorf("not dropped: %s is unchanged", i.ID())
 				}
 			}
-			if err := instance.Drop(cmd.Context(), env, i); err != nil {
+			res, err := instance.Drop(cmd.Context(), env, i, instance.DropRequest{PurgeCluster: purge})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(f.IO.Out, "instance %s dropped\n", i.ID())
 			if cluster != nil {
-				n, err := instance.PurgePatroniCluster(cmd.Context(), env, cluster)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(f.IO.Out, "Patroni cluster %s removed from the DCS (%d keys)\n", cluster.Scope, n)
+				fmt.Fprintf(f.IO.Out, "Patroni cluster %s removed from the DCS (%d keys)\n", cluster.Scope, res.PurgedKeys)
 			}
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
@@ -33,24 +34,35 @@ func memberEnv(env *Env) *witness.Env {
 	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service()}}
 }
 
-// setupDCSMember creates and starts this instance's DCS member and points
-// the request's DCS hosts at every member's client address. It returns
-// the undo of what it made.
-func setupDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest) (func(), error) {
+// dcsPlan is the DCS member instance create will add, and the client
+// addresses (HOST:PORT) of the members already there (none for a new DCS).
+type dcsPlan struct {
+	req      witness.AddRequest
+	existing []string
+}
+
+// planDCSMember decides the instance's DCS member and asks the DCS it will
+// join for its members, without changing anything: what can be checked is
+// checked before the member joins and changes the quorum.
+func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest) (*dcsPlan, error) {
 	log := logging.From(ctx)
 	if env.Pgherd == "" {
 		return nil, errors.New("the embedded DCS needs the pgherd binary's path to run its member")
 	}
 	emb := env.Site.Patroni.DCS.Embedded
-	me := memberEnv(env)
 	req := witness.AddRequest{
 		Name: firstNonEmpty(pr.Node, i.Name), Role: dcs.RoleData, Peer: pr.DCS.Peer,
 		ListenPeer:   firstNonEmpty(pr.DCS.ListenPeer, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.PeerPort))),
 		ListenClient: firstNonEmpty(pr.DCS.ListenClient, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.ClientPort))),
 		Zone:         firstNonEmpty(pr.DCS.Zone, emb.Zone), Profile: emb.Profile,
 	}
+	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
+		if err := checkListen(env, l.what, l.addr); err != nil {
+			return nil, err
+		}
+	}
 	if req.Peer == "" {
-		local, err := me.LocalMembers()
+		local, err := memberEnv(env).LocalMembers()
 		if err != nil {
 			return nil, err
 		}
@@ -61,17 +73,49 @@ func setupDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReque
 			log.Info("no --dcs-peer and no DCS member on this host: starting a new embedded DCS")
 		}
 	}
-	res, err := witness.AddMember(ctx, me, req)
+	plan := &dcsPlan{req: req}
+	if req.Peer == "" {
+		return plan, nil
+	}
+	ac, err := dcs.NewAdminClient(req.Peer, dcs.TLSConfig{})
+	if err != nil {
+		return nil, err
+	}
+	defer ac.Close()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	members, err := ac.Members(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("no DCS member answers at %s (%v): check --dcs-peer, the peer address of a running member", req.Peer, err)
+	}
+	for _, m := range members {
+		if h := clientHost(m.ClientURL); h != "" {
+			plan.existing = append(plan.existing, h)
+		}
+	}
+	return plan, nil
+}
+
+// joinDCS creates and starts the planned DCS member and points the
+// request's DCS hosts at every member's client address. It returns the
+// undo of what it made.
+func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, plan *dcsPlan) (func(), error) {
+	me := memberEnv(env)
+	res, err := witness.AddMember(ctx, me, plan.req)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the DCS member of %s: %w", i.ID(), err)
 	}
 	pr.DCSHosts = nil
 	for _, m := range res.Members {
-		if h := strings.TrimPrefix(strings.TrimPrefix(m.ClientURL, "http://"), "https://"); h != "" {
+		if h := clientHost(m.ClientURL); h != "" {
 			pr.DCSHosts = append(pr.DCSHosts, h)
 		}
 	}
-	return func() { _ = witness.RemoveMember(context.WithoutCancel(ctx), me, req.Name) }, nil
+	return func() { _ = witness.RemoveMember(context.WithoutCancel(ctx), me, plan.req.Name) }, nil
+}
+
+func clientHost(url string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 }
 
 // dropDCSMember takes the instance's DCS member, if it has one on this

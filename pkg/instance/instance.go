@@ -99,11 +99,17 @@ func (i *Instance) existingPassFile() string {
 // The length is checked apart: {0,31} would compile into 31 states.
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
-// ValidateName refuses names that cannot be a path component, a unit
-// instance or a cluster_name.
-func ValidateName(name string) error {
+// ValidateName refuses instance names that cannot be a path component, a
+// unit instance or a cluster_name.
+func ValidateName(name string) error { return validateName("instance", name) }
+
+// validateName is the one rule for every name instance create takes
+// (instance, Patroni cluster, Patroni member): each one becomes a path
+// component (data directory, credentials file, DCS member directory), a
+// unit instance, a DCS key prefix or a cluster_name.
+func validateName(kind, name string) error {
 	if len(name) > 32 || !nameRE.MatchString(name) {
-		return fmt.Errorf("invalid instance name %q: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit", name)
+		return fmt.Errorf("invalid %s name %q: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit", kind, name)
 	}
 	return nil
 }

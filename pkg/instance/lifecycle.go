@@ -130,14 +130,37 @@ func Reload(ctx context.Context, env *Env, i *Instance) error {
 	return nil
 }
 
+// DropRequest says what instance drop removes besides the instance.
+type DropRequest struct {
+	// PurgeCluster, for a Patroni member, also removes its cluster from
+	// the DCS; the member must be the cluster's last running one.
+	PurgeCluster bool
+}
+
+// DropResult is what Drop removed besides the instance.
+type DropResult struct {
+	// PurgedKeys is how many DCS keys PurgeCluster deleted.
+	PurgedKeys int64
+}
+
 // Drop stops the instance and removes its service, data, WAL, log files
 // and pgpass file.
-func Drop(ctx context.Context, env *Env, i *Instance) error {
-	if i.PatroniManaged() {
-		if err := patroniDrop(ctx, env, i); err != nil {
-			return err
-		}
+func Drop(ctx context.Context, env *Env, i *Instance, req DropRequest) (*DropResult, error) {
+	res := &DropResult{}
+	if req.PurgeCluster && !i.PatroniManaged() {
+		return nil, fmt.Errorf("--purge-cluster: instance %s is not managed by Patroni", i.ID())
 	}
+	if i.PatroniManaged() {
+		n, err := patroniDrop(ctx, env, i, req.PurgeCluster)
+		if err != nil {
+			return nil, err
+		}
+		res.PurgedKeys = n
+	}
+	return res, dropInstance(ctx, env, i)
+}
+
+func dropInstance(ctx context.Context, env *Env, i *Instance) error {
 	if err := Stop(ctx, env, i); err != nil {
 		return err
 	}

@@ -140,6 +140,14 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 // anything is made.
 func checkPatroniRequest(env *Env, req CreateRequest) error {
 	p := req.Patroni
+	if err := validateName("cluster", p.Cluster); err != nil {
+		return err
+	}
+	if p.Node != "" {
+		if err := validateName("member", p.Node); err != nil {
+			return err
+		}
+	}
 	embedded := env.Site.Patroni.DCS.Kind != site.DCSEtcd
 	switch {
 	case embedded && len(p.DCSHosts) > 0:
@@ -161,7 +169,15 @@ func checkPatroniRequest(env *Env, req CreateRequest) error {
 // chooseRestAPI returns the REST connect address: the requested one, or the
 // PostgreSQL connect host with the first free port from patroni.restapi_port.
 func chooseRestAPI(env *Env, req *PatroniRequest) (string, error) {
+	if req.RestAPIListen != "" {
+		if err := checkListen(env, "--patroni-restapi-listen", req.RestAPIListen); err != nil {
+			return "", err
+		}
+	}
 	if req.RestAPIConnect != "" {
+		if req.RestAPIListen == "" {
+			return req.RestAPIConnect, checkListen(env, "--patroni-restapi-connect-address", req.RestAPIConnect)
+		}
 		return req.RestAPIConnect, nil
 	}
 	start := env.Site.Patroni.RestapiPort
@@ -192,30 +208,32 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
-	memberOK := true
+	owner := &patroni.Owner{UID: os.Geteuid(), GID: os.Getegid()}
+	if env.User.Switch {
+		owner = &patroni.Owner{UID: int(env.User.UID), GID: int(env.User.GID)}
+	}
+	// Everything that can fail is checked before the member joins the
+	// DCS (which changes its quorum), then files and services follow.
+	var plan *dcsPlan
 	if env.Site.Patroni.DCS.Kind != site.DCSEtcd {
-		undoMember, err := setupDCSMember(ctx, env, i, pr)
-		if err != nil {
+		if plan, err = planDCSMember(ctx, env, i, pr); err != nil {
 			return nil, err
 		}
-		memberOK = false
-		defer func() {
-			if !memberOK {
-				undoMember()
-			}
-		}()
+		pr.DCSHosts = append(append([]string{}, plan.existing...), plan.req.ListenClient)
 	}
 	credFile := credentialsPath(env.Site, pr.Cluster)
 	cfg := patroni.New(patroniSpec(env, i, pr, rest, patroni.Credentials{Superuser: "-", Replication: "-", Rewind: "-", RestAPI: "-"}))
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := patroni.CheckDCSReachable(ctx, cfg, 5*time.Second); err != nil {
-		return nil, err
-	}
-	st, err := patroni.ReadDCSState(ctx, cfg)
-	if err != nil {
-		return nil, err
+	var st patroni.DCSState
+	if plan == nil || len(plan.existing) > 0 {
+		if err := patroni.CheckDCSReachable(ctx, cfg, 5*time.Second); err != nil {
+			return nil, err
+		}
+		if st, err = patroni.ReadDCSState(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range st.Active("") {
 		if m == cfg.Name {
@@ -228,6 +246,23 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if _, err := os.Stat(credFile); st.Initialized && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("Patroni cluster %s already exists (leader %q) and its credentials are not on this host: copy %s from a member here first", cfg.Scope, st.Leader, credFile)
 	}
+	log.Info("validating Patroni configuration " + i.PatroniConfig)
+	if err := cfg.ValidateBeforeDCS(ctx, env.Runner, exe, i.PatroniConfig, owner); err != nil {
+		return nil, err
+	}
+	memberOK := true
+	if plan != nil {
+		undoMember, err := joinDCS(ctx, env, i, pr, plan)
+		if err != nil {
+			return nil, err
+		}
+		memberOK = false
+		defer func() {
+			if !memberOK {
+				undoMember()
+			}
+		}()
+	}
 
 	var u undo
 	ok := false
@@ -236,10 +271,6 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 			u.run()
 		}
 	}()
-	owner := &patroni.Owner{UID: os.Geteuid(), GID: os.Getegid()}
-	if env.User.Switch {
-		owner = &patroni.Owner{UID: int(env.User.UID), GID: int(env.User.GID)}
-	}
 	for _, d := range []string{filepath.Dir(i.DataDir), i.LogDir, i.SocketDir, i.patroniLogDir(env.Site)} {
 		if err := mkdirs(d, 0o755, env.User, &u); err != nil {
 			return nil, err
@@ -273,10 +304,6 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	// empty configuration.
 	if err := env.User.Service().Reach(i.PatroniConfig); err != nil {
 		return nil, fmt.Errorf("%w, or choose another prefix in site.yaml", err)
-	}
-	log.Info("validating Patroni configuration " + i.PatroniConfig)
-	if err := cfg.ValidateWithPatroni(ctx, env.Runner, exe, i.PatroniConfig); err != nil {
-		return nil, err
 	}
 	switch {
 	case st.Initialized && st.Leader != "":
@@ -399,17 +426,29 @@ func patroniReload(ctx context.Context, i *Instance) error {
 
 // patroniDrop stops and removes the member's Patroni: service, YAML (a
 // timestamped copy is kept when it was the cluster's last member) and log.
-func patroniDrop(ctx context.Context, env *Env, i *Instance) error {
+// With purge, the cluster's keys and credentials go too, before the
+// member's DCS member leaves (the last one takes the DCS with it); a
+// cluster with other running members is refused before anything stops.
+func patroniDrop(ctx context.Context, env *Env, i *Instance, purge bool) (int64, error) {
 	log := logging.From(ctx)
 	cfg, err := i.patroniConfig()
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if purge {
+		st, err := patroni.ReadDCSState(ctx, cfg)
+		if err != nil {
+			return 0, fmt.Errorf("--purge-cluster: cannot read Patroni cluster %s from the DCS: %w; nothing was dropped", cfg.Scope, err)
+		}
+		if others := st.Active(cfg.Name); len(others) > 0 {
+			return 0, fmt.Errorf("--purge-cluster: Patroni cluster %s still has running members (%s): drop them first; nothing was dropped", cfg.Scope, strings.Join(others, ", "))
+		}
 	}
 	if err := patroniStop(ctx, env, i); err != nil {
-		return err
+		return 0, err
 	}
 	if err := env.Services.Uninstall(ctx, i.patroniService(env)); err != nil {
-		return fmt.Errorf("removing the Patroni service of %s: %w", i.ID(), err)
+		return 0, fmt.Errorf("removing the Patroni service of %s: %w", i.ID(), err)
 	}
 	st, err := patroni.ReadDCSState(ctx, cfg)
 	last := err == nil && len(st.Active(cfg.Name)) == 0
@@ -419,20 +458,26 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance) error {
 	if last || err != nil {
 		bak, berr := patroni.BackupFile(i.PatroniConfig, time.Now())
 		if berr != nil {
-			return berr
+			return 0, berr
 		}
 		log.Warn(fmt.Sprintf("%s was the last member of Patroni cluster %s: its configuration is kept in %s", cfg.Name, cfg.Scope, bak))
 	}
+	var purged int64
+	if purge {
+		if purged, err = PurgePatroniCluster(ctx, env, cfg); err != nil {
+			return 0, err
+		}
+	}
 	if err := os.Remove(i.PatroniConfig); err != nil {
-		return err
+		return purged, err
 	}
 	if err := os.Remove(cfg.PostgreSQL.PgPass); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return purged, err
 	}
 	if err := dropDCSMember(ctx, env, cfg.Name); err != nil {
-		return err
+		return purged, err
 	}
-	return os.RemoveAll(i.patroniLogDir(env.Site))
+	return purged, os.RemoveAll(i.patroniLogDir(env.Site))
 }
 
 // describePatroni is the "patroni" object of instance get.

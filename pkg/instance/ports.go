@@ -1,11 +1,13 @@
 package instance
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pgherd/pgherd/pkg/site"
 )
@@ -91,7 +93,29 @@ func checkUnprivileged(u site.SysUser, port int) error {
 	if port >= start || !u.Switch && canBindPrivileged() {
 		return nil
 	}
-	return fmt.Errorf("port %d is below %d (net.ipv4.ip_unprivileged_port_start) and PostgreSQL runs as %s, which cannot listen on it: choose a port from %d", port, start, u.Name, start)
+	return fmt.Errorf("port %d is below %d (net.ipv4.ip_unprivileged_port_start) and account %s, which PostgreSQL, Patroni and the DCS run as, cannot listen on it", port, start, u.Name)
+}
+
+// checkListen refuses an address a service of the instance could not
+// listen on: not HOST:PORT, a privileged port, not this host's, or in use.
+func checkListen(env *Env, what, addr string) error {
+	_, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || port < 1 || port > 65535 {
+		return fmt.Errorf("%s %q: want HOST:PORT", what, addr)
+	}
+	if err := checkUnprivileged(env.User, port); err != nil {
+		return fmt.Errorf("%s %s: %w: choose another port", what, addr, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s %s is already in use on this host: choose another port", what, addr)
+	case err != nil:
+		return fmt.Errorf("%s %s: cannot listen there (%v): use an address of this host", what, addr, err)
+	}
+	l.Close()
+	return nil
 }
 
 // unprivilegedPortStart is the first port any account may listen on.

@@ -61,11 +61,14 @@ type BasicAuth struct {
 // Etcd3 is the DCS: an etcd v3 cluster (Debian's etcd or pgherd's own store).
 // Hosts are HOST:PORT.
 type Etcd3 struct {
-	Hosts    []string `yaml:"hosts"`
-	Protocol string   `yaml:"protocol,omitempty"`
-	CACert   string   `yaml:"cacert,omitempty"`
-	Cert     string   `yaml:"cert,omitempty"`
-	Key      string   `yaml:"key,omitempty"`
+	Hosts []string `yaml:"hosts,omitempty"`
+	// URL is one endpoint, which Patroni's validator does not probe
+	// (ValidateBeforeDCS); pgherd's own files always list Hosts.
+	URL      string `yaml:"url,omitempty"`
+	Protocol string `yaml:"protocol,omitempty"`
+	CACert   string `yaml:"cacert,omitempty"`
+	Cert     string `yaml:"cert,omitempty"`
+	Key      string `yaml:"key,omitempty"`
 }
 
 // Bootstrap is used once, when the first member initialises the cluster;

@@ -15,8 +15,8 @@
 //	err = cfg.Validate()                                         // our checks: one line per problem, with the fix
 //	err = patroni.CheckDCSReachable(ctx, cfg, 5*time.Second)     // bounded wait
 //	st, err := patroni.ReadDCSState(ctx, cfg)                    // bootstrap or join? name in use?
+//	err = cfg.ValidateBeforeDCS(ctx, runner, exe, yamlPath, owner) // before the DCS join: it probes ports, not the DCS
 //	err = cfg.WriteFile(yamlPath, owner)                         // atomic, 0600, keys sorted
-//	err = cfg.ValidateWithPatroni(ctx, runner, exe, yamlPath)    // first start only: it probes ports and the DCS
 //	// run patroni.Command(exe, yamlPath) as the system user, with nothing of
 //	// pgherd's environment (service.Service{Kind: "patroni", ...})
 //	client, err := patroni.ClientFor(cfg)

@@ -228,3 +228,44 @@ func (c *Config) ValidateWithPatroni(ctx context.Context, r run.Runner, exe, pat
 	}
 	return &ValidatorError{File: path, Output: out}
 }
+
+// ValidateBeforeDCS runs Patroni's validator on c before its DCS can be
+// reached: a member about to join pgherd's embedded DCS has no endpoint
+// yet, so the DCS is given to the validator as a URL, which it does not
+// probe (CheckDCSReachable and ReadDCSState do that part). Everything else
+// is probed as for ValidateWithPatroni: listen ports, bin_dir, data_dir.
+// The file is written, readable by owner only, in a private temporary
+// directory that is removed afterwards; messages name the file c is
+// meant for, path.
+func (c *Config) ValidateBeforeDCS(ctx context.Context, r run.Runner, exe, path string, owner *Owner) error {
+	v := *c
+	v.Etcd3.URL, v.Etcd3.Hosts = "", nil
+	if len(c.Etcd3.Hosts) > 0 {
+		proto := c.Etcd3.Protocol
+		if proto == "" {
+			proto = "http"
+		}
+		v.Etcd3.URL = proto + "://" + c.Etcd3.Hosts[0]
+	}
+	dir, err := os.MkdirTemp("", "pgherd-patroni-")
+	if err != nil {
+		return fmt.Errorf("cannot write a configuration for Patroni's validator: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	// Root keeps the directory; the validator, run as owner, only
+	// traverses it to read its own file.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, filepath.Base(path))
+	if err := v.WriteFile(tmp, owner); err != nil {
+		return fmt.Errorf("cannot write a configuration for Patroni's validator: %w", err)
+	}
+	err = v.ValidateWithPatroni(ctx, r, exe, tmp)
+	var verr *ValidatorError
+	if errors.As(err, &verr) {
+		verr.File = path
+		verr.Output = strings.ReplaceAll(verr.Output, tmp, path)
+	}
+	return err
+}

@@ -43,6 +43,12 @@ func Versions(tmpl string) []string {
 // CheckInstalled returns an error that says how to install version when its
 // postgres binary is missing.
 func CheckInstalled(tmpl, version string) error {
+	if _, err := strconv.Atoi(version); err != nil {
+		if vs := Versions(tmpl); len(vs) > 0 {
+			return fmt.Errorf("--version %q is not a PostgreSQL major version: use one of the installed ones, %s", version, strings.Join(vs, ", "))
+		}
+		return fmt.Errorf("--version %q is not a PostgreSQL major version, and none is installed (nothing matches %s): install postgresql-15", version, tmpl)
+	}
 	bin := filepath.Join(BinDir(tmpl, version), "postgres")
 	if _, err := os.Stat(bin); err == nil {
 		return nil
