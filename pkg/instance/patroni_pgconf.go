@@ -78,7 +78,7 @@ func PatroniSetParameters(ctx context.Context, env *Env, i *Instance, changes []
 			return nil, err
 		}
 		if err := CheckOwned(name); err != nil {
-			return nil, fmt.Errorf("%w: %v; nothing was changed", pgconf.ErrRefused, err)
+			return nil, &pgconf.RefusedError{Msgs: []string{err.Error() + "; nothing was changed"}}
 		}
 		c := PatroniParamChange{Name: name, Path: PathLocal, Effect: "none"}
 		now := cfg.PostgreSQL.Parameters
