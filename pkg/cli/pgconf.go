@@ -170,7 +170,8 @@ func newCmdPgconfEdit(f *Factory, opts *pgconfOptions) *cobra.Command {
 }
 
 // editConf lets a person edit a copy of the main file, then applies it.
-// The copy is removed whatever happens; messages about it name its lines.
+// Messages about the copy name its lines; on a terminal a refused copy can
+// be edited again. The copy is removed whatever happens.
 func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOptions) (*pgconf.Result, error) {
 	orig, err := os.ReadFile(t.ConfigFile)
 	if err != nil {
@@ -195,24 +196,34 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 	if editor == "" {
 		editor = "vi"
 	}
-	// Through sh, as $EDITOR may carry arguments ("emacs -nw"); the editor
-	// gets the terminal itself, not a pipe.
-	ed := exec.CommandContext(ctx, "sh", "-c", editor+` "$1"`, "sh", tmp.Name())
-	ed.Stdin, ed.Stdout, ed.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
-	if err := ed.Run(); err != nil {
-		return nil, fmt.Errorf("editor %q failed: %w; postgresql.conf is unchanged", editor, err)
-	}
-	edited, err := os.ReadFile(tmp.Name())
-	if err != nil {
-		return nil, err
-	}
-	if bytes.Equal(edited, orig) {
-		logging.From(ctx).Info("no change")
-		return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
-	}
-	t.Config = nil // read the files again: they may have changed while the editor was open
 	t.EditedAs = "your edited copy of " + t.ConfigFile
-	return pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
+	for {
+		// Through sh, as $EDITOR may carry arguments ("emacs -nw"); the
+		// editor gets the terminal itself, not a pipe.
+		ed := exec.CommandContext(ctx, "sh", "-c", editor+` "$1"`, "sh", tmp.Name())
+		ed.Stdin, ed.Stdout, ed.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
+		if err := ed.Run(); err != nil {
+			return nil, fmt.Errorf("editor %q failed: %w; postgresql.conf is unchanged", editor, err)
+		}
+		edited, err := os.ReadFile(tmp.Name())
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(edited, orig) {
+			logging.From(ctx).Info("no change")
+			return &pgconf.Result{Instance: t.Name, Changes: []pgconf.ParamChange{}, Restart: []string{}}, nil
+		}
+		t.Config = nil // read the files again: they may have changed while the editor was open
+		res, err := pgconf.ApplyEdit(ctx, t, edited, opts.applyOptions(f))
+		if !errors.Is(err, pgconf.ErrRefused) && !errors.Is(err, pgconf.ErrRolledBack) || !f.IO.CanPrompt() {
+			return res, err
+		}
+		// On a terminal the copy is not lost: the person may fix it.
+		fmt.Fprintf(f.IO.ErrOut, "%s; postgresql.conf is unchanged\n", err)
+		if !confirm(f.IO, "Edit your copy again?") {
+			return nil, errors.New("edit abandoned: postgresql.conf is unchanged")
+		}
+	}
 }
 
 // runPgconfChange applies a change, prints it, and restarts when asked to.
