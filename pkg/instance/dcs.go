@@ -39,13 +39,13 @@ func memberEnv(env *Env) *witness.Env {
 type dcsPlan struct {
 	req      witness.AddRequest
 	existing []string
+	via      string // the member on this host it joins through, said when it joins
 }
 
 // planDCSMember decides the instance's DCS member and asks the DCS it will
 // join for its members, without changing anything: what can be checked is
 // checked before the member joins and changes the quorum.
 func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest) (*dcsPlan, error) {
-	log := logging.From(ctx)
 	if env.Pgherd == "" {
 		return nil, errors.New("the embedded DCS needs the pgherd binary's path to run its member")
 	}
@@ -61,6 +61,7 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 			return nil, err
 		}
 	}
+	via := ""
 	if req.Peer == "" {
 		local, err := memberEnv(env).LocalMembers()
 		if err != nil {
@@ -68,12 +69,10 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		}
 		if len(local) > 0 {
 			req.Peer = firstNonEmpty(local[0].AdvertisePeer, local[0].ListenPeer)
-			log.Info(fmt.Sprintf("joining the DCS through member %s on this host (%s)", local[0].Name, req.Peer))
-		} else {
-			log.Info("no --dcs-peer and no DCS member on this host: starting a new embedded DCS")
+			via = local[0].Name
 		}
 	}
-	plan := &dcsPlan{req: req}
+	plan := &dcsPlan{req: req, via: via}
 	if req.Peer == "" {
 		return plan, nil
 	}
@@ -100,6 +99,12 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 // request's DCS hosts at every member's client address. It returns the
 // undo of what it made.
 func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, plan *dcsPlan) (func(), error) {
+	switch log := logging.From(ctx); {
+	case plan.via != "":
+		log.Info(fmt.Sprintf("joining the DCS through member %s on this host (%s)", plan.via, plan.req.Peer))
+	case plan.req.Peer == "":
+		log.Info("no --dcs-peer and no DCS member on this host: starting a new embedded DCS")
+	}
 	me := memberEnv(env)
 	res, err := witness.AddMember(ctx, me, plan.req)
 	if err != nil {
