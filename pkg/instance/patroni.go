@@ -246,6 +246,10 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if _, err := os.Stat(credFile); st.Initialized && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("Patroni cluster %s already exists (leader %q) and its credentials are not on this host: copy %s from a member here first", cfg.Scope, st.Leader, credFile)
 	}
+	// The validator, run as the sysuser, reads a copy under $TMPDIR.
+	if err := env.User.Service().Reach(filepath.Join(os.TempDir(), "pgherd-patroni-validate.yaml")); err != nil {
+		return nil, fmt.Errorf("%w, or set TMPDIR to a directory it can reach", err)
+	}
 	log.Info("validating Patroni configuration " + i.PatroniConfig)
 	if err := cfg.ValidateBeforeDCS(ctx, env.Runner, exe, i.PatroniConfig, owner); err != nil {
 		return nil, err
