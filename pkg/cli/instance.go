@@ -83,7 +83,7 @@ func newCmdInstanceCreate(f *Factory) *cobra.Command {
 	return cmd
 }
 
-// createdOutput is 'instance create -o json' (schema pgherd.created/v1).
+// createdOutput is 'instance create -o json' (schema pgherd.instance-created/v1).
 type createdOutput struct {
 	Instance      string             `json:"instance"`
 	Name          string             `json:"name"`
@@ -212,7 +212,7 @@ func newCmdInstanceAction(f *Factory, verb, short string, action func(context.Co
 	}
 }
 
-// statusOutput is 'instance status -o json' (schema pgherd.status/v1).
+// statusOutput is 'instance status -o json' (schema pgherd.instance-status/v1).
 type statusOutput struct {
 	Instance string         `json:"instance"`
 	State    instance.State `json:"state"`

@@ -102,7 +102,7 @@ func newCmdInstanceLogs(f *Factory) *cobra.Command {
 	return cmd
 }
 
-// envOutput is 'instance env -o json' (schema pgherd.env/v1).
+// envOutput is 'instance env -o json' (schema pgherd.instance-env/v1).
 type envOutput struct {
 	Instance  string            `json:"instance"`
 	Variables map[string]string `json:"variables"`

@@ -113,6 +113,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	root.SetVersionTemplate("pgherd {{.Version}}\n")
 	root.InitDefaultCompletionCmd()
 	requireSubcommands(root)
+	addCompletions(f, root)
 	return root
 }
 
@@ -144,6 +145,16 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 		return fmt.Errorf("%s; did you mean %s?", msg, strings.Join(s, " or "))
 	}
 	return fmt.Errorf("%s; see '%s --help'", msg, cmd.CommandPath())
+}
+
+// maxArgs is cobra.MaximumNArgs with a usage error and a clearer message.
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Errorf("%s expects %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
 }
 
 // exactArgs is cobra.ExactArgs with a usage error and a clearer message.
