@@ -356,6 +356,13 @@ func newCmdPatroniReinit(f *Factory) *cobra.Command {
 				return err
 			}
 			return withPatroni(f, args[0], func(i *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+				cl, err := c.Cluster(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := cl.CheckReinit(cfg.Scope, cfg.Name); err != nil {
+					return err
+				}
 				if err := confirmOrYes(f, o.yes, fmt.Sprintf("replace the data of %s (member %s) with a copy of the leader's", i.ID(), cfg.Name)); err != nil {
 					return err
 				}

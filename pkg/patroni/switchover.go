@@ -97,6 +97,17 @@ func (c *Cluster) checkCandidate(scope, candidate string) error {
 	return nil
 }
 
+// CheckReinit refuses, as Patroni would, to rebuild member of cluster
+// scope when it is the leader (a reinit replaces a replica's data with a
+// copy of the leader's).
+func (c *Cluster) CheckReinit(scope, member string) error {
+	if l, ok := c.Leader(); ok && l.Name == member {
+		return fmt.Errorf("%w: %s leads cluster %s, and reinit rebuilds a replica from the leader: switch over first ('pgherd patroni switchover' with --candidate; eligible: %s)",
+			ErrRefused, member, scope, orNone(c.Eligible()))
+	}
+	return nil
+}
+
 // ExplainRefusal turns Patroni's answer to a switchover or failover that
 // it refused into a sentence saying why and what to do; other errors are
 // returned as they are.

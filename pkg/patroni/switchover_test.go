@@ -39,6 +39,12 @@ func TestCheckSwitchover(t *testing.T) {
 			t.Errorf("%v is not ErrRefused", err)
 		}
 	}
+	if got := errString(running.CheckReinit("main", "pg1")); got != "refused: pg1 leads cluster main, and reinit rebuilds a replica from the leader: switch over first ('pgherd patroni switchover' with --candidate; eligible: pg2)" {
+		t.Errorf("reinit of the leader: %q", got)
+	}
+	if err := running.CheckReinit("main", "pg2"); err != nil {
+		t.Errorf("reinit of a replica: %v", err)
+	}
 	if err := leaderless.CheckFailover("main", "pg2"); err != nil {
 		t.Errorf("failover to a running replica without a leader: %v", err)
 	}
