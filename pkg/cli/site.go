@@ -37,8 +37,8 @@ func newCmdSiteShow(f *Factory) *cobra.Command {
 			switch {
 			case f.SiteFile != "":
 				src = s.File + " (--site)"
-			case os.Getenv("PGHERD_SITE") != "":
-				src = s.File + " (PGHERD_SITE)"
+			case os.Getenv(site.SiteVar) != "":
+				src = s.File + " (" + site.SiteVar + ")"
 			case s.File != "":
 				src = s.File
 			}

@@ -40,9 +40,9 @@ func Find(explicit string) (string, error) {
 		}
 		return explicit, nil
 	}
-	if f := os.Getenv("PGHERD_SITE"); f != "" {
+	if f := os.Getenv(SiteVar); f != "" {
 		if _, err := os.Stat(f); err != nil {
-			return "", fmt.Errorf("site file %s (from PGHERD_SITE): %w", f, errors.Unwrap(err))
+			return "", fmt.Errorf("site file %s (from %s): %w", f, SiteVar, errors.Unwrap(err))
 		}
 		return f, nil
 	}
