@@ -108,6 +108,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdPatroni(f),
 		newCmdDcs(f),
 		newCmdWitness(f),
+		newCmdSchema(f),
 	)
 	root.Version = buildVersion()
 	root.SetVersionTemplate("pgherd {{.Version}}\n")
