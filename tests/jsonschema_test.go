@@ -133,6 +133,13 @@ func TestJSONContract(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
 	root := cli.NewCmdRoot(cli.NewFactory(ios))
 	validated := scriptValidations(t, root)
+	if _, ids, err := loadSchemas(); err == nil {
+		for name := range ids {
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("docs/schemas has %s, which docs/json.md does not describe", name)
+			}
+		}
+	}
 	var cmds []string
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/site"
 	"github.com/pgherd/pgherd/pkg/witness"
 	"github.com/spf13/cobra"
@@ -201,6 +202,9 @@ func newCmdWitnessRemove(f *Factory) *cobra.Command {
 			}
 			if _, err := env.LoadWitness(args[0]); err != nil {
 				return err
+			}
+			if w := witness.RemovalWarning(cmd.Context(), env, args[0]); w != "" && !force {
+				logging.From(cmd.Context()).Warn(w)
 			}
 			if !yes && !confirm(f.IO, fmt.Sprintf("Remove witness %s and delete its data?", args[0])) {
 				return fmt.Errorf("refusing to remove witness %s without confirmation: add --yes", args[0])

@@ -277,19 +277,28 @@ func (e *Env) LocalMembers() ([]dcs.Config, error) { return e.Local.Configs() }
 // With force, a witness whose cluster no member of answers any more is
 // deleted without leaving.
 func Remove(ctx context.Context, env *Env, name string, force bool) error {
-	cfg, err := env.LoadWitness(name)
-	if err != nil {
+	if _, err := env.LoadWitness(name); err != nil {
 		return err
 	}
 	if force {
 		return env.deleteMember(ctx, name, false)
 	}
-	if ms, err := env.members(ctx, append([]string{advertisedPeer(cfg)}, cfg.Join...)); err == nil {
-		if w := twoVotersLeft(ms, name); w != "" {
-			logging.From(ctx).Warn(w)
-		}
-	}
 	return RemoveMember(ctx, env, name)
+}
+
+// RemovalWarning says what removing witness name would cost the cluster
+// (today: that two voters would remain), or "" when nothing or when no
+// member answers. Callers show it before they ask for confirmation.
+func RemovalWarning(ctx context.Context, env *Env, name string) string {
+	cfg, err := env.LoadWitness(name)
+	if err != nil {
+		return ""
+	}
+	ms, err := env.members(ctx, append([]string{advertisedPeer(cfg)}, cfg.Join...))
+	if err != nil {
+		return ""
+	}
+	return twoVotersLeft(ms, name)
 }
 
 // twoVotersLeft warns when taking name out of ms leaves exactly two
