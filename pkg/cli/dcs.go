@@ -132,14 +132,14 @@ func newCmdDcsMembers(f *Factory) *cobra.Command {
 	var a dcsAdminFlags
 	var format string
 	cmd := &cobra.Command{
-		Use:   "members",
-		Short: "List the DCS members with their role, vote, Raft state and health",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "members [NAME]",
+		Short: "List the DCS members with their role, vote, Raft state and health (through member NAME set up here, or --peer)",
+		Args:  maxArgs(1, "at most one member NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			ac, err := dcsAdmin(f, a.peer, "", a.cert, a.key, a.ca)
+			ac, err := dcsAdmin(f, a.peer, argOrEmpty(args), a.cert, a.key, a.ca)
 			if err != nil {
 				return err
 			}
@@ -156,22 +156,26 @@ func newCmdDcsMembers(f *Factory) *cobra.Command {
 	return cmd
 }
 
+// argOrEmpty is the optional argument args may hold.
+func argOrEmpty(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return ""
+}
+
 func newCmdDcsStatus(f *Factory) *cobra.Command {
 	var a dcsAdminFlags
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status [NAME]",
 		Short: "Show a member's own Raft view (exit code 3 when it does not answer or has no leader)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1, "at most one member NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			name := ""
-			if len(args) == 1 {
-				name = args[0]
-			}
-			ac, err := dcsAdmin(f, a.peer, name, a.cert, a.key, a.ca)
+			ac, err := dcsAdmin(f, a.peer, argOrEmpty(args), a.cert, a.key, a.ca)
 			if err != nil {
 				return err
 			}

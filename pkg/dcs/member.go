@@ -38,18 +38,32 @@ type MemberStatus struct {
 	ClientURL    string `json:"client_url"`
 	Zone         string `json:"zone"`
 	AppliedIndex uint64 `json:"applied_index"`
-	LastContact  string `json:"last_contact"` // duration since the last leader contact, "0s" on the leader
-	Healthy      bool   `json:"healthy"`
+	// LastContactS is the time since the last leader contact in seconds
+	// (millisecond precision): 0 on the leader, nil when unknown.
+	LastContactS *float64 `json:"last_contact_s"`
+	Healthy      bool     `json:"healthy"`
+}
+
+// Seconds is d in seconds rounded to the millisecond, or nil when d is
+// negative (unknown).
+func Seconds(d time.Duration) *float64 {
+	if d < 0 {
+		return nil
+	}
+	s := d.Round(time.Millisecond).Seconds()
+	return &s
 }
 
 // MemberInfo is what a member says about itself: its Raft state, indexes,
 // term, the leader it follows and how long ago it heard from it.
 type MemberInfo struct {
-	Name         string        `json:"name"`
-	RaftState    string        `json:"raft_state"`
-	AppliedIndex uint64        `json:"applied_index"`
-	CommitIndex  uint64        `json:"commit_index"`
-	Term         uint64        `json:"term"`
-	Leader       string        `json:"leader"`
-	LastContact  time.Duration `json:"last_contact"`
+	Name         string `json:"name"`
+	RaftState    string `json:"raft_state"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	Term         uint64 `json:"term"`
+	Leader       string `json:"leader"`
+	// LastContactS is the time since the last leader contact in seconds:
+	// 0 on the leader, nil when it never heard from one.
+	LastContactS *float64 `json:"last_contact_s"`
 }

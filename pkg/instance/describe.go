@@ -120,13 +120,15 @@ func checksumsFromControl(ctx context.Context, env *Env, i *Instance) *bool {
 }
 
 // LibpqEnv returns the libpq environment that reaches the instance as its
-// superuser, one NAME=value each.
+// superuser, one NAME=value each, with PGDATA for the server programs
+// (pg_controldata, pg_ctl).
 func LibpqEnv(env *Env, i *Instance) []string {
 	out := []string{
 		"PGHOST=" + i.SocketDir,
 		"PGPORT=" + strconv.Itoa(i.Port),
 		"PGUSER=" + env.Site.PostgreSQL.Surole.Name,
 		"PGDATABASE=postgres",
+		"PGDATA=" + i.DataDir,
 	}
 	if p := i.existingPassFile(); p != "" {
 		out = append(out, "PGPASSFILE="+p)

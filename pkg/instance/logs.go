@@ -38,9 +38,10 @@ func currentLogFile(i *Instance) string {
 	return logs[len(logs)-1]
 }
 
-// Logs copies the instance's current log file to w; with follow it goes on
-// copying what is appended, across log rotations, until ctx ends.
-func Logs(ctx context.Context, i *Instance, w io.Writer, follow bool) error {
+// Logs copies the instance's current log file to w (with lines > 0, only
+// its last lines lines); with follow it goes on copying what is appended,
+// across log rotations, until ctx ends.
+func Logs(ctx context.Context, i *Instance, w io.Writer, lines int, follow bool) error {
 	path := currentLogFile(i)
 	if path == "" {
 		return fmt.Errorf("instance %s has no log file yet in %s", i.ID(), i.LogDir)
@@ -50,7 +51,12 @@ func Logs(ctx context.Context, i *Instance, w io.Writer, follow bool) error {
 		if err != nil {
 			return fmt.Errorf("reading the log of %s: %w", i.ID(), err)
 		}
-		_, err = io.Copy(w, f)
+		if lines > 0 {
+			err = copyLastLines(w, f, lines)
+			lines = 0 // a rotated file is new: all of it follows
+		} else {
+			_, err = io.Copy(w, f)
+		}
 		if err != nil || !follow {
 			f.Close()
 			return err
@@ -71,4 +77,31 @@ func Logs(ctx context.Context, i *Instance, w io.Writer, follow bool) error {
 		f.Close()
 		path = currentLogFile(i)
 	}
+}
+
+// copyLastLines copies the last n lines of r to w.
+func copyLastLines(w io.Writer, r io.Reader, n int) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(lastLines(b, n))
+	return err
+}
+
+// lastLines returns the last n lines of b (a final line without a newline
+// counts as one).
+func lastLines(b []byte, n int) []byte {
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	for i := end - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n--; n == 0 {
+				return b[i+1:]
+			}
+		}
+	}
+	return b
 }

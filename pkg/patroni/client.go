@@ -227,8 +227,11 @@ func (l Lag) MB() (mb int64, ok bool) {
 	if l.Unknown {
 		return 0, false
 	}
-	return (l.Bytes + 1<<19) >> 20, true
+	return MiB(l.Bytes), true
 }
+
+// MiB is a number of bytes in MiB, rounded as patronictl list does.
+func MiB(b int64) int64 { return (b + 1<<19) >> 20 }
 
 // Member is one entry of GET /cluster.
 type Member struct {

@@ -21,10 +21,12 @@ import (
 // a double underscore: postgresql.port is PGHERD_POSTGRESQL__PORT.
 const EnvPrefix = "PGHERD"
 
-// Loaded is the effective settings and the file they came from ("" for none).
+// Loaded is the effective settings, the file they came from ("" for none)
+// and where each value came from (dotted key → origin).
 type Loaded struct {
 	Settings
-	File string
+	File    string
+	Origins map[string]Origin
 }
 
 // Find returns the site file to read: explicit (from --site), else
@@ -38,9 +40,9 @@ func Find(explicit string) (string, error) {
 		}
 		return explicit, nil
 	}
-	if f := os.Getenv("PGHERD_SITE"); f != "" {
+	if f := os.Getenv(SiteVar); f != "" {
 		if _, err := os.Stat(f); err != nil {
-			return "", fmt.Errorf("site file %s (from PGHERD_SITE): %w", f, errors.Unwrap(err))
+			return "", fmt.Errorf("site file %s (from %s): %w", f, SiteVar, errors.Unwrap(err))
 		}
 		return f, nil
 	}
@@ -68,6 +70,7 @@ func Load(explicit string) (*Loaded, error) {
 		return nil, err
 	}
 	s := Defaults()
+	fileKeys := map[string]bool{}
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -76,8 +79,16 @@ func Load(explicit string) (*Loaded, error) {
 		if err := decodeStrict(file, data, &s); err != nil {
 			return nil, err
 		}
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) == nil {
+			for _, k := range keyLines(&root) {
+				fileKeys[k] = true
+			}
+		}
 	}
-	if err := applyEnv(&s); err != nil {
+	flat := map[string]any{}
+	flatten("", reflect.ValueOf(s), flat)
+	if err := applyEnv(&s, flat); err != nil {
 		return nil, err
 	}
 	if err := s.Validate(); err != nil {
@@ -87,7 +98,7 @@ func Load(explicit string) (*Loaded, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	return &Loaded{Settings: s, File: file}, nil
+	return &Loaded{Settings: s, File: file, Origins: origins(flat, fileKeys)}, nil
 }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
@@ -181,13 +192,16 @@ func keyLines(root *yaml.Node) map[int]string {
 	return out
 }
 
-// applyEnv lets PGHERD_* variables override any setting. Every key is
-// registered as a viper default so that AutomaticEnv reaches nested keys.
-// Without any such variable there is nothing to override, and viper is
-// left out (it costs a millisecond at every start).
-func applyEnv(s *Settings) error {
-	flat := map[string]any{}
-	flatten("", reflect.ValueOf(*s), flat)
+// applyEnv lets PGHERD_* variables override any setting (flat: s's
+// settings by dotted key); any other PGHERD_* variable that is not in
+// NonSettingVars is an error. Every key is registered as a viper default so
+// that AutomaticEnv reaches nested keys. Without any such variable there is
+// nothing to override, and viper is left out (it costs a millisecond at
+// every start).
+func applyEnv(s *Settings, flat map[string]any) error {
+	if err := checkEnvNames(os.Environ(), envVars(flat)); err != nil {
+		return err
+	}
 	set := false
 	for k := range flat {
 		env := EnvVar(k)

@@ -61,7 +61,7 @@ type AddRequest struct {
 // checks had to say.
 type AddResult struct {
 	Name     string             `json:"name"`
-	Warnings []string           `json:"warnings,omitempty"`
+	Warnings []string           `json:"warnings"`
 	Members  []dcs.MemberStatus `json:"members"`
 }
 
@@ -103,9 +103,15 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 	if _, _, err := net.SplitHostPort(req.Peer); req.Peer != "" && err != nil {
 		return nil, fmt.Errorf("--peer %q: want HOST:PORT, the peer port of a running member", req.Peer)
 	}
-	if _, err := os.Stat(env.Local.ConfigFile(req.Name)); err == nil {
-		return nil, fmt.Errorf("%w: a DCS member named %q is already set up on this host (%s): choose another name, or remove it with `pgherd witness remove %s`",
-			ErrNameInUse, req.Name, env.Local.ConfigFile(req.Name), req.Name)
+	if cfg, err := dcs.LoadConfig(env.Local.ConfigFile(req.Name)); err == nil {
+		how := fmt.Sprintf("remove it with `pgherd witness remove %s`", req.Name)
+		if cfg.Role != dcs.RoleWitness {
+			how = "it serves a PostgreSQL instance here"
+		}
+		return nil, fmt.Errorf("%w: a %s DCS member named %q is already set up on this host (%s): choose another name (%s)",
+			ErrNameInUse, cfg.Role, req.Name, env.Local.ConfigFile(req.Name), how)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	var warnings []string
 	if req.Peer != "" {
@@ -159,6 +165,9 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, err
 	}
 	log.Info("DCS member ready", "name", req.Name, "role", req.Role)
+	if warnings == nil {
+		warnings = []string{}
+	}
 	return &AddResult{Name: req.Name, Warnings: warnings, Members: members}, nil
 }
 
@@ -243,6 +252,21 @@ func (e *Env) LoadMember(name string) (dcs.Config, error) {
 	return dcs.LoadConfig(file)
 }
 
+// LoadWitness reads the configuration of the witness called name on this
+// host; a data member of that name is ErrNotWitness, with the command that
+// removes or inspects it instead.
+func (e *Env) LoadWitness(name string) (dcs.Config, error) {
+	cfg, err := e.LoadMember(name)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Role != dcs.RoleWitness {
+		return dcs.Config{}, fmt.Errorf("%w: %s is a %s member of the DCS, not a witness; it leaves with the instance it serves (`pgherd instance drop`), and `pgherd dcs status %s` shows it",
+			ErrNotWitness, name, cfg.Role, name)
+	}
+	return cfg, nil
+}
+
 // LocalMembers lists the DCS members configured on this host, by name.
 func (e *Env) LocalMembers() ([]dcs.Config, error) { return e.Local.Configs() }
 
@@ -253,18 +277,45 @@ func (e *Env) LocalMembers() ([]dcs.Config, error) { return e.Local.Configs() }
 // With force, a witness whose cluster no member of answers any more is
 // deleted without leaving.
 func Remove(ctx context.Context, env *Env, name string, force bool) error {
-	cfg, err := env.LoadMember(name)
-	if err != nil {
+	if _, err := env.LoadWitness(name); err != nil {
 		return err
-	}
-	if cfg.Role != dcs.RoleWitness {
-		return fmt.Errorf("%w: %s is a %s member; it leaves with the instance it serves (`pgherd instance drop`) or `pgherd dcs leave %s`",
-			ErrNotWitness, name, cfg.Role, name)
 	}
 	if force {
 		return env.deleteMember(ctx, name, false)
 	}
 	return RemoveMember(ctx, env, name)
+}
+
+// RemovalWarning says what removing witness name would cost the cluster
+// (today: that two voters would remain), or "" when nothing or when no
+// member answers. Callers show it before they ask for confirmation.
+func RemovalWarning(ctx context.Context, env *Env, name string) string {
+	cfg, err := env.LoadWitness(name)
+	if err != nil {
+		return ""
+	}
+	ms, err := env.members(ctx, append([]string{advertisedPeer(cfg)}, cfg.Join...))
+	if err != nil {
+		return ""
+	}
+	return twoVotersLeft(ms, name)
+}
+
+// twoVotersLeft warns when taking name out of ms leaves exactly two
+// voters: a majority of two is both, so the DCS no longer survives the loss
+// of either.
+func twoVotersLeft(ms []dcs.MemberStatus, name string) string {
+	var left []string
+	for _, m := range ms {
+		if m.Suffrage == "voter" && m.Name != name {
+			left = append(left, m.Name)
+		}
+	}
+	if len(left) != 2 {
+		return ""
+	}
+	return fmt.Sprintf("without %s, 2 voters remain (%s): the DCS loses its quorum if either fails; add a witness in a third failure domain with `pgherd witness add`",
+		name, strings.Join(left, ", "))
 }
 
 // RemoveMember takes member name (any role) out of the cluster as Remove

@@ -17,11 +17,11 @@ func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
+	mi.LastContactS = dcs.Seconds(0)
 	if mi.RaftState != "leader" {
+		mi.LastContactS = nil
 		if lc := n.raft.LastContact(); !lc.IsZero() {
-			mi.LastContact = time.Since(lc)
-		} else {
-			mi.LastContact = -1
+			mi.LastContactS = dcs.Seconds(time.Since(lc))
 		}
 	}
 	return mi
@@ -238,8 +238,8 @@ func (n *node) members(ctx context.Context) ([]dcs.MemberStatus, error) {
 			}
 			out[i].RaftState = mi.RaftState
 			out[i].AppliedIndex = mi.AppliedIndex
-			out[i].LastContact = mi.LastContact.Round(time.Millisecond).String()
-			out[i].Healthy = mi.Leader != "" && (mi.LastContact >= 0 && mi.LastContact < 5*n.cfg.HeartbeatTimeout)
+			out[i].LastContactS = mi.LastContactS
+			out[i].Healthy = mi.Leader != "" && mi.LastContactS != nil && *mi.LastContactS < (5*n.cfg.HeartbeatTimeout).Seconds()
 		}(i, string(s.Address))
 	}
 	wg.Wait()
