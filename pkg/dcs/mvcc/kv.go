@@ -147,9 +147,10 @@ func (s *Store) applyRange(req *pb.RangeRequest, pending []*mvccpb.Event) *pb.Ra
 		return resp
 	}
 	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 || req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
-	if req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered && int64(len(kvs)) > req.Limit+1 {
+	if req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered && int64(len(kvs))-1 > req.Limit {
 		// etcd reads only limit+1 keys (in key order) when no order is asked, even if a sort target
-		// is: the result is those keys sorted by the target.
+		// is: the result is those keys sorted by the target. (Written so that limit+1 cannot overflow:
+		// the limit is the client's.)
 		kvs = kvs[:req.Limit+1]
 	}
 	kvs = slices.DeleteFunc(kvs, func(kv *mvccpb.KeyValue) bool {
