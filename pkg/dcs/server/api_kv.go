@@ -24,8 +24,8 @@ type kvServer struct {
 }
 
 func (k *kvServer) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
-	if len(req.Key) == 0 {
-		return nil, rpctypes.ErrGRPCEmptyKey
+	if err := mvcc.CheckRange(req); err != nil {
+		return nil, err
 	}
 	var resp *pb.RangeResponse
 	var err error
@@ -80,6 +80,9 @@ func (k *kvServer) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.
 func (s *Server) proposeInto(ctx context.Context, o op, req message, resp message, hdr **pb.ResponseHeader) error {
 	cmd, err := encodeMsg(o, req)
 	if err != nil {
+		return err
+	}
+	if err := checkRequest(o, req, len(cmd)); err != nil {
 		return err
 	}
 	out, err := s.node.propose(ctx, cmd)
@@ -142,6 +145,7 @@ func (l *leaseServer) LeaseGrant(ctx context.Context, req *pb.LeaseGrantRequest)
 		if r.ID == 0 {
 			r.ID = randomID()
 		}
+		raiseTTL(&r, l.s.cfg.HeartbeatTimeout)
 		resp := &pb.LeaseGrantResponse{}
 		err := l.s.proposeInto(ctx, opLeaseGrant, &r, resp, &resp.Header)
 		if req.ID == 0 && try < 3 && errors.Is(err, mvcc.ErrLeaseExists) {

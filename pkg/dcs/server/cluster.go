@@ -47,6 +47,10 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		if !n.isLeader() {
 			return nil, dcs.ErrNotLeader
 		}
+		p, err := n.admitForwarded(p)
+		if err != nil {
+			return nil, err
+		}
 		resp, err := n.applyLocal(ctx, p)
 		if err != nil || resp == nil {
 			return nil, err

@@ -23,7 +23,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
-	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
@@ -64,6 +63,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
 		closed: make(chan struct{}), clients: map[string]*peerClient{}}
+	n.fsm.log = log
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).
@@ -206,9 +206,6 @@ func applyTimeout(ctx context.Context) time.Duration {
 // retried only when it certainly did not reach a leader's log (not leader,
 // no leader yet, leader unreachable), so a command is never applied twice.
 func (n *node) propose(ctx context.Context, cmd []byte) (message, error) {
-	if len(cmd) > mvcc.MaxRequestBytes {
-		return nil, rpctypes.ErrGRPCRequestTooLarge
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
