@@ -50,7 +50,7 @@ func (w *watchServer) Watch(stream pb.Watch_WatchServer) error {
 				}
 				return
 			}
-			if err := ws.handle(req); err != nil {
+			if err := safely(w.s.node.log, "watch request", func() error { return ws.handle(req) }); err != nil {
 				errc <- err
 				return
 			}
@@ -154,7 +154,7 @@ func (ws *watchStream) create(cr *pb.WatchCreateRequest) error {
 	if err := ws.send(&pb.WatchResponse{Header: ws.header(), WatchId: id, Created: true}); err != nil {
 		return err
 	}
-	go ws.pump(id, wt, cr.ProgressNotify)
+	go safely(ws.s.node.log, "watch", func() error { ws.pump(id, wt, cr.ProgressNotify); return nil })
 	return nil
 }
 

@@ -86,7 +86,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
-	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC) }
+	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC, log) }
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.peer, MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
 	})

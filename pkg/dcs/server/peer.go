@@ -106,7 +106,7 @@ func (p *peerListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net
 // rpcHandler answers one call.
 type rpcHandler func(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error)
 
-func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler) {
+func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, log *slog.Logger) {
 	defer c.Close()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
@@ -114,7 +114,11 @@ func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler) {
 		if err != nil {
 			return
 		}
-		out, err := h(ctx, dcs.RPCMethod(m), p)
+		var out []byte
+		err = safely(log, "peer rpc", func() (err error) {
+			out, err = h(ctx, dcs.RPCMethod(m), p)
+			return err
+		})
 		kind, payload := dcs.EncodeError(peerError(err))
 		if err == nil {
 			payload = out
