@@ -115,7 +115,10 @@ func (s *Server) stampNoRev(h *pb.ResponseHeader) {
 	h.RaftTerm = s.node.raft.CurrentTerm()
 }
 
-// toGRPC maps our errors to the status etcd would send.
+// toGRPC maps our errors to the status etcd would send. A forwarded call
+// whose answer was lost (its fate unknown) is etcd's "request timed out"
+// when it ran out of time and "leader changed" when the connection to the
+// leader was cut; both are Unavailable, which etcd's clients retry.
 func toGRPC(err error) error {
 	if err == nil {
 		return nil
@@ -123,7 +126,12 @@ func toGRPC(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	var lost *dcs.LostCallError
 	switch {
+	case errors.As(err, &lost) && lost.Timeout():
+		return rpctypes.ErrGRPCTimeout
+	case errors.As(err, &lost):
+		return rpctypes.ErrGRPCLeaderChanged
 	case errors.Is(err, dcs.ErrNotLeader):
 		return rpctypes.ErrGRPCNoLeader
 	case errors.Is(err, context.DeadlineExceeded):

@@ -89,7 +89,7 @@ func TestForwardedCommandsAreChecked(t *testing.T) {
 		cmd, _ := encodeMsg(opPut, &pb.PutRequest{Key: []byte("/big"), Value: make([]byte, size)})
 		return cmd
 	}
-	wantErr(t, forwardRaw(t, addr, put(2<<20)), "etcdserver: request is too large")
+	wantErr(t, forwardRaw(t, addr, put(mvcc.MaxRequestBytes)), "etcdserver: request is too large")
 	// Eight MiB is beyond the peer port's frame limit: the connection is
 	// closed without reading it.
 	if err := forwardRaw(t, addr, put(8<<20)); err == nil {

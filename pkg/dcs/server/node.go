@@ -46,6 +46,8 @@ type node struct {
 
 	readyTerm atomic.Uint64 // term in which this leader has committed an entry
 
+	joins chan struct{} // one slot per join being handled (maxConcurrentJoins)
+
 	// votingMu serialises suffrage changes: the reconcile loop must not
 	// undo a witness promotion made for a removal still under way.
 	votingMu sync.Mutex
@@ -62,7 +64,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, err
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
-		closed: make(chan struct{}), clients: map[string]*peerClient{}}
+		closed: make(chan struct{}), clients: map[string]*peerClient{}, joins: make(chan struct{}, maxConcurrentJoins)}
 	n.fsm.log = log
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
@@ -140,6 +142,10 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	go n.leaderLoop()
 	return n, nil
 }
+
+// maxConcurrentJoins bounds the joins a member handles at once; more are
+// refused with "retry in a moment".
+const maxConcurrentJoins = 2
 
 func (n *node) close() error {
 	select {
@@ -385,8 +391,10 @@ func (n *node) leaderRead(ctx context.Context, kind byte, req, resp message) err
 		if err == nil {
 			return resp.Unmarshal(out)
 		}
+		// A read changes nothing: one whose answer was lost is retried too.
 		var de dcs.DialError
-		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
+		var lost *dcs.LostCallError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) && !errors.As(err, &lost) {
 			return err
 		}
 		select {
