@@ -85,6 +85,9 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		if err := json.Unmarshal(p, &mem); err != nil {
 			return nil, err
 		}
+		if mem.Name == "" || m == dcs.RPCJoin && mem.PeerAddr == "" {
+			return nil, fmt.Errorf("a member needs a name and, to join, a peer address")
+		}
 		return nil, n.callLeader(ctx, m, mem)
 	case dcs.RPCInfo:
 		return json.Marshal(n.info())

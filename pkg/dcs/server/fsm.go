@@ -147,6 +147,10 @@ func (f *fsm) cluster() uint64 {
 	return f.clusterID
 }
 
+// maxSnapshotMeta bounds the member table of a snapshot (a few hundred
+// bytes per member).
+const maxSnapshotMeta = 16 << 20
+
 // snapshotMagic starts every snapshot, so that restoring anything else
 // fails loudly instead of loading garbage.
 const snapshotMagic = "pgherd-dcs-snapshot-v1\n"
@@ -207,7 +211,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	raw := make([]byte, binary.BigEndian.Uint32(n[:]))
+	size := binary.BigEndian.Uint32(n[:])
+	if size > maxSnapshotMeta {
+		// A snapshot may come from a peer (InstallSnapshot): refuse before allocating.
+		return fmt.Errorf("restore snapshot: member table of %d bytes is larger than %d", size, maxSnapshotMeta)
+	}
+	raw := make([]byte, size)
 	if _, err := io.ReadFull(r, raw); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

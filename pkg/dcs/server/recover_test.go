@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -74,4 +75,12 @@ func TestApplyRecoversAndAnswersTheSameEverywhere(t *testing.T) {
 	if r == nil || r.err != nil || f.store.Rev() != 2 {
 		t.Fatalf("apply after a recovered panic: %+v", r)
 	}
+}
+
+// TestRestoreRefusesAHugeMemberTable: a snapshot (which a peer may send)
+// announcing a 4 GiB member table is refused before anything is allocated.
+func TestRestoreRefusesAHugeMemberTable(t *testing.T) {
+	snap := append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff)
+	err := newFSM(0).Restore(io.NopCloser(bytes.NewReader(snap)))
+	wantErr(t, err, "member table of 4294967295 bytes is larger than")
 }
