@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/status"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
@@ -170,5 +172,38 @@ func TestLimitsAtTheirBoundary(t *testing.T) {
 	code, body := gatewayPost(t, c.servers[0], "/v3/kv/put", `{"key":"`+strings.Repeat("A", 4<<20)+`"}`)
 	if code == 200 || !bytes.Contains([]byte(body), []byte("too large")) && !bytes.Contains([]byte(body), []byte("larger than max")) {
 		t.Fatalf("4 MiB put through the gateway: %d %.200s", code, body)
+	}
+}
+
+// TestApplyRefusesWhatTheChecksRefuse: an entry that reached the log
+// without the checks (an older member's, a forged one) is refused in Apply
+// with the same etcd error on every member, and changes nothing.
+func TestApplyRefusesWhatTheChecksRefuse(t *testing.T) {
+	big, _ := encodeMsg(opPut, &pb.PutRequest{Key: []byte("/big"), Value: make([]byte, mvcc.MaxRequestBytes)})
+	grant, _ := encodeMsg(opLeaseGrant, &pb.LeaseGrantRequest{ID: 1, TTL: mvcc.MaxLeaseTTL + 1})
+	var ops []*pb.RequestOp
+	for i := range mvcc.MaxTxnOps + 1 {
+		ops = append(ops, &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(fmt.Sprint(i))}}})
+	}
+	txn, _ := encodeMsg(opTxn, &pb.TxnRequest{Success: ops})
+	members := []*fsm{newFSM(0), newFSM(0)}
+	for _, tc := range []struct {
+		cmd  []byte
+		want string
+	}{
+		{big, "etcdserver: request is too large"},
+		{grant, "etcdserver: too large lease TTL"},
+		{txn, "etcdserver: too many operations in txn request"},
+		{encodeInts(opLeaseRefresh, 1, mvcc.MaxLeaseTTL+1), "etcdserver: too large lease TTL"},
+	} {
+		for i, f := range members {
+			r, _ := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: tc.cmd}).(*applyResult)
+			if r == nil || status.Convert(r.err).Message() != tc.want {
+				t.Fatalf("member %d applied a %d-byte op %d: %+v, want %q", i, len(tc.cmd), tc.cmd[0], r, tc.want)
+			}
+			if f.store.Rev() != 1 || len(f.store.Leases().Leases) != 0 {
+				t.Fatalf("member %d: a refused entry changed the store", i)
+			}
+		}
 	}
 }
