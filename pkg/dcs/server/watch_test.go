@@ -1,73 +1,98 @@
 package server
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// TestWatchCreationsAsEtcd: a second watcher with a watch_id in use and a
-// watch on an empty range are refused as etcd refuses them (created and
-// canceled at once with watch ID -1 and etcd's reason) and register
-// nothing; a replay of past events is one message headed with the
-// current revision.
-func TestWatchCreationsAsEtcd(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	cl := c.client()
+// watchScenario runs watch creations etcd refuses and a replay on one
+// watch stream of cl, and renders each response with revisions relative
+// to its first write, so that two stores' answers compare.
+func watchScenario(t *testing.T, cl *clientv3.Client) []string {
 	ctx := ctxT(t, 30*time.Second)
 	stream, err := pb.NewWatchClient(cl.ActiveConnection()).Watch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	create := func(cr *pb.WatchCreateRequest) *pb.WatchResponse {
+	base := int64(0)
+	put := func(k, v string) {
+		t.Helper()
+		r, err := cl.Put(ctx, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if base == 0 {
+			base = r.Header.Revision
+		}
+	}
+	var out []string
+	recv := func() {
+		t.Helper()
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, ev := range r.Events {
+			keys = append(keys, fmt.Sprintf("%s@+%d", ev.Kv.Key, ev.Kv.ModRevision-base))
+		}
+		out = append(out, fmt.Sprintf("id=%d created=%v canceled=%v reason=%q events=%v header=+%d",
+			r.WatchId, r.Created, r.Canceled, r.CancelReason, keys, r.Header.Revision-base))
+	}
+	create := func(cr *pb.WatchCreateRequest) {
 		t.Helper()
 		if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: cr}}); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
+		recv()
 	}
-	if r := create(&pb.WatchCreateRequest{Key: []byte("/a"), WatchId: 7}); !r.Created || r.Canceled || r.WatchId != 7 {
-		t.Fatalf("first watch 7: %v", r)
+	put("/w/a", "0")
+	create(&pb.WatchCreateRequest{Key: []byte("/w/a"), WatchId: 7})
+	create(&pb.WatchCreateRequest{Key: []byte("/w/b"), WatchId: 7})               // duplicate ID
+	create(&pb.WatchCreateRequest{Key: []byte("/w/z"), RangeEnd: []byte("/w/a")}) // empty range
+	put("/w/b", "1")                                                              // no watcher of /w/b exists
+	put("/w/a", "1")
+	recv()
+	put("/w/r", "1")
+	put("/w/r", "2")
+	put("/w/o", "x")
+	put("/w/r", "3")
+	put("/w/o", "y")
+	create(&pb.WatchCreateRequest{Key: []byte("/w/r"), StartRevision: base + 3, WatchId: 8})
+	recv() // the replay
+	return out
+}
+
+// TestWatchCreationsAsEtcd: a second watcher with a watch_id in use and a
+// watch on an empty range are refused as etcd refuses them (created and
+// canceled at once with watch ID -1 and etcd's reason) and register
+// nothing; a replay of past events is one message headed with the
+// current revision. With etcd installed, its answers must be the same.
+func TestWatchCreationsAsEtcd(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	got := watchScenario(t, c.client())
+	want := []string{
+		`id=7 created=true canceled=false reason="" events=[] header=+0`,
+		`id=-1 created=true canceled=true reason="mvcc: duplicate watch ID provided on the WatchStream" events=[] header=+0`,
+		`id=-1 created=true canceled=true reason="mvcc: watcher range is empty" events=[] header=+0`,
+		`id=7 created=false canceled=false reason="" events=[/w/a@+2] header=+2`,
+		`id=8 created=true canceled=false reason="" events=[] header=+7`,
+		`id=8 created=false canceled=false reason="" events=[/w/r@+3 /w/r@+4 /w/r@+6] header=+7`,
 	}
-	for _, tc := range []struct {
-		cr     *pb.WatchCreateRequest
-		reason string
-	}{
-		{&pb.WatchCreateRequest{Key: []byte("/b"), WatchId: 7}, "mvcc: duplicate watch ID provided on the WatchStream"},
-		{&pb.WatchCreateRequest{Key: []byte("/z"), RangeEnd: []byte("/a")}, "mvcc: watcher range is empty"},
-	} {
-		if r := create(tc.cr); !r.Created || !r.Canceled || r.WatchId != -1 || r.CancelReason != tc.reason {
-			t.Fatalf("watch %v: %v, want refused with %q", tc.cr, r, tc.reason)
-		}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("watch responses:\n%q\nwant\n%q", got, want)
 	}
-	// Only the first watcher of ID 7 exists: a put on /b sends nothing.
-	if _, err := cl.Put(ctx, "/b", "1"); err != nil {
-		t.Fatal(err)
-	}
-	put, err := cl.Put(ctx, "/a", "1")
+	e := startRealEtcd(t, 1)
+	cl, err := clientv3.New(clientv3.Config{Endpoints: e.clientURLs, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := stream.Recv(); err != nil || r.WatchId != 7 || len(r.Events) != 1 || string(r.Events[0].Kv.Key) != "/a" || r.Header.Revision != put.Header.Revision {
-		t.Fatalf("after the refused duplicate: %v %v", r, err)
-	}
-
-	// A replay of three revisions: one message, headed with the current revision.
-	first, _ := cl.Put(ctx, "/r", "1")
-	cl.Put(ctx, "/r", "2")
-	cl.Put(ctx, "/other", "x")
-	last, _ := cl.Put(ctx, "/r", "3")
-	cl.Put(ctx, "/other", "y")
-	if r := create(&pb.WatchCreateRequest{Key: []byte("/r"), StartRevision: first.Header.Revision, WatchId: 8}); !r.Created || r.WatchId != 8 {
-		t.Fatalf("replay watch: %v", r)
-	}
-	r, err := stream.Recv()
-	if err != nil || r.WatchId != 8 || len(r.Events) != 3 || r.Header.Revision != last.Header.Revision+1 {
-		t.Fatalf("replay: %v %v, want 3 events headed with revision %d", r, err, last.Header.Revision+1)
+	defer cl.Close()
+	if etcd := watchScenario(t, cl); fmt.Sprint(etcd) != fmt.Sprint(got) {
+		t.Fatalf("watch responses differ from etcd's:\nours:\n%q\netcd:\n%q", got, etcd)
 	}
 }
