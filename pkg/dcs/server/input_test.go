@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/status"
 
@@ -212,5 +213,72 @@ func TestApplyRefusesWhatTheChecksRefuse(t *testing.T) {
 				t.Fatalf("member %d: a refused entry changed the store", i)
 			}
 		}
+	}
+}
+
+// limitScenario sends requests at and over etcd's limits and renders the
+// answers.
+func limitScenario(t *testing.T, cl *clientv3.Client) []string {
+	ctx := ctxT(t, 30*time.Second)
+	var out []string
+	note := func(what string, v any, err error) {
+		if ee, ok := err.(rpctypes.EtcdError); ok {
+			v = ee.Code().String() + ": " + ee.Error()
+		} else if err != nil {
+			v = err
+		}
+		out = append(out, fmt.Sprintf("%s: %v", what, v))
+	}
+	for _, k := range []string{"/l/a", "/l/b"} {
+		_, err := cl.Put(ctx, k, "v")
+		note("put "+k, "ok", err)
+	}
+	r, err := cl.Get(ctx, "/l/", clientv3.WithPrefix(), clientv3.WithLimit(math.MaxInt64))
+	if err == nil {
+		note("range limit MaxInt64", fmt.Sprintf("count %d kvs %d more %v", r.Count, len(r.Kvs), r.More), nil)
+	} else {
+		note("range limit MaxInt64", nil, err)
+	}
+	txn, err := cl.Txn(ctx).Then(clientv3.OpGet("/l/", clientv3.WithPrefix(), clientv3.WithLimit(math.MaxInt64))).Commit()
+	if err == nil {
+		note("txn range limit MaxInt64", fmt.Sprintf("kvs %d", len(txn.Responses[0].GetResponseRange().Kvs)), nil)
+	} else {
+		note("txn range limit MaxInt64", nil, err)
+	}
+	_, err = cl.Put(ctx, "/l/big", string(make([]byte, mvcc.MaxRequestBytes)))
+	note("put over 1.5 MiB", "ok", err)
+	var ops []clientv3.Op
+	for i := range mvcc.MaxTxnOps + 1 {
+		ops = append(ops, clientv3.OpPut(fmt.Sprintf("/l/t%d", i), "v"))
+	}
+	_, err = cl.Txn(ctx).Then(ops...).Commit()
+	note("txn of 129 ops", "ok", err)
+	_, err = cl.Txn(ctx).Then(ops[:mvcc.MaxTxnOps]...).Commit()
+	note("txn of 128 ops", "ok", err)
+	for _, ttl := range []int64{1, mvcc.MaxLeaseTTL, mvcc.MaxLeaseTTL + 1} {
+		g, err := cl.Grant(ctx, ttl)
+		if err == nil {
+			note(fmt.Sprint("grant TTL ", ttl), g.TTL, nil)
+		} else {
+			note(fmt.Sprint("grant TTL ", ttl), nil, err)
+		}
+	}
+	return out
+}
+
+// TestLimitsAsEtcd: the same requests at and over the limits get the same
+// answers from a member as from etcd 3.4 (default timing, so a 2 s
+// minimum lease TTL on both).
+func TestLimitsAsEtcd(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *dcs.Config) { cfg.HeartbeatTimeout = time.Second })
+	ours := limitScenario(t, c.client())
+	e := startRealEtcd(t, 1)
+	cl, err := clientv3.New(clientv3.Config{Endpoints: e.clientURLs, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if etcd := limitScenario(t, cl); strings.Join(etcd, "\n") != strings.Join(ours, "\n") {
+		t.Fatalf("answers differ:\nours:\n%s\netcd:\n%s", strings.Join(ours, "\n"), strings.Join(etcd, "\n"))
 	}
 }
