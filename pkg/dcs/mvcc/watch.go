@@ -162,7 +162,11 @@ func (s *Store) nextEvents(w *Watcher) (Batch, error) {
 	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= next })
 	for ; i < len(s.history) && revs < watchBatchMaxRevs; i++ {
 		if events := w.filter(s.history[i].events); len(events) > 0 {
-			b.Events = append(b.Events, events...)
+			if b.Events == nil {
+				b.Events = events // the common case, one revision: no copy
+			} else {
+				b.Events = append(b.Events, events...)
+			}
 			revs++
 		}
 	}
