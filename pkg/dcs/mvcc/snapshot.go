@@ -113,7 +113,8 @@ func (s *Store) Restore(r io.Reader) error {
 	now := s.opts.Now()
 	for n := d.count(); d.err == nil && len(leases) < n; {
 		l := &lease{id: d.int(), ttl: d.int(), keys: map[string]struct{}{}}
-		l.deadline = now.Add(time.Duration(max(d.int(), 0)) * time.Millisecond)
+		// Bounded by the largest TTL, so that a crafted remaining time cannot overflow the deadline.
+		l.deadline = now.Add(time.Duration(min(max(d.int(), 0), MaxLeaseTTL*1000)) * time.Millisecond)
 		leases[l.id] = l
 	}
 	var history []revision

@@ -181,7 +181,7 @@ func TestHistoryMatchesPastStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		for last := int64(0); last < s.Rev(); {
-			events := <-w.C()
+			events := (<-w.C()).Events
 			for _, ev := range events {
 				last = ev.Kv.ModRevision
 				if ev.Type == mvccpb.DELETE {

@@ -47,6 +47,10 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		if !n.isLeader() {
 			return nil, dcs.ErrNotLeader
 		}
+		p, err := n.admitForwarded(p)
+		if err != nil {
+			return nil, err
+		}
 		resp, err := n.applyLocal(ctx, p)
 		if err != nil || resp == nil {
 			return nil, err
@@ -67,9 +71,22 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		}
 		return n.localRead(p[0], p[1:])
 	case dcs.RPCJoin, dcs.RPCRemove:
+		if m == dcs.RPCJoin {
+			// A join may wait seconds for the newcomer to answer; a burst
+			// of them must not pile up goroutines and connections.
+			select {
+			case n.joins <- struct{}{}:
+				defer func() { <-n.joins }()
+			default:
+				return nil, fmt.Errorf("%d joins are already in progress on %s: retry in a moment", cap(n.joins), n.cfg.Name)
+			}
+		}
 		var mem dcs.Member
 		if err := json.Unmarshal(p, &mem); err != nil {
 			return nil, err
+		}
+		if mem.Name == "" || m == dcs.RPCJoin && mem.PeerAddr == "" {
+			return nil, fmt.Errorf("a member needs a name and, to join, a peer address")
 		}
 		return nil, n.callLeader(ctx, m, mem)
 	case dcs.RPCInfo:
@@ -106,8 +123,11 @@ func (n *node) callLeader(ctx context.Context, m dcs.RPCMethod, mem dcs.Member) 
 		} else {
 			err = dcs.ErrNotLeader
 		}
+		// Join and remove are idempotent: one whose answer was lost is
+		// retried too.
 		var de dcs.DialError
-		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
+		var lost *dcs.LostCallError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) && !errors.As(err, &lost) {
 			return err
 		}
 		select {

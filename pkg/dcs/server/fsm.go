@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
@@ -22,6 +26,7 @@ import (
 // other state, so a snapshot is the store's snapshot and the table.
 type fsm struct {
 	store *mvcc.Store
+	log   *slog.Logger
 
 	mu        sync.RWMutex
 	members   map[string]dcs.Member
@@ -35,19 +40,35 @@ type applyResult struct {
 }
 
 func newFSM(historyLimit int) *fsm {
-	return &fsm{store: mvcc.New(mvcc.Options{HistoryLimit: historyLimit}), members: map[string]dcs.Member{}}
+	return &fsm{store: mvcc.New(mvcc.Options{HistoryLimit: historyLimit}), log: slog.Default(), members: map[string]dcs.Member{}}
 }
 
-// Apply implements raft.FSM.
-func (f *fsm) Apply(l *raft.Log) any {
+// errApplyPanic answers an entry whose apply panicked.
+var errApplyPanic = status.Error(codes.Internal, "etcdserver: internal error applying the request")
+
+// Apply implements raft.FSM. An entry that cannot be decoded or fails
+// checkCommand is answered with that error and changes nothing: every
+// member decodes and checks the same bytes the same way, so the answer is
+// the same everywhere. A panic (a bug, not an input: checkCommand refuses
+// what the store does not handle) is the last resort: the entry is
+// answered with Internal, the panic is logged once with its stack, and
+// the member goes on applying, as every other member does for that entry.
+func (f *fsm) Apply(l *raft.Log) (res any) {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			f.log.Error("apply panicked; the entry is answered with an internal error", "index", l.Index, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res = &applyResult{err: errApplyPanic}
+		}
+	}()
 	d, err := decodeCommand(l.Data)
 	if err != nil {
-		// Every member decodes the same bytes the same way, so rejecting
-		// here is deterministic.
 		return &applyResult{err: fmt.Errorf("apply log %d: %w", l.Index, err)}
+	}
+	if err := checkCommand(&d); err != nil {
+		return &applyResult{err: err}
 	}
 	return f.apply(d)
 }
@@ -126,6 +147,10 @@ func (f *fsm) cluster() uint64 {
 	return f.clusterID
 }
 
+// maxSnapshotMeta bounds the member table of a snapshot (a few hundred
+// bytes per member).
+const maxSnapshotMeta = 16 << 20
+
 // snapshotMagic starts every snapshot, so that restoring anything else
 // fails loudly instead of loading garbage.
 const snapshotMagic = "pgherd-dcs-snapshot-v1\n"
@@ -186,7 +211,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	raw := make([]byte, binary.BigEndian.Uint32(n[:]))
+	size := binary.BigEndian.Uint32(n[:])
+	if size > maxSnapshotMeta {
+		// A snapshot may come from a peer (InstallSnapshot): refuse before allocating.
+		return fmt.Errorf("restore snapshot: member table of %d bytes is larger than %d", size, maxSnapshotMeta)
+	}
+	raw := make([]byte, size)
 	if _, err := io.ReadFull(r, raw); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

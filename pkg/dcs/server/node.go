@@ -23,7 +23,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
-	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
@@ -47,6 +46,8 @@ type node struct {
 
 	readyTerm atomic.Uint64 // term in which this leader has committed an entry
 
+	joins chan struct{} // one slot per join being handled (maxConcurrentJoins)
+
 	// votingMu serialises suffrage changes: the reconcile loop must not
 	// undo a witness promotion made for a removal still under way.
 	votingMu sync.Mutex
@@ -63,7 +64,8 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, err
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
-		closed: make(chan struct{}), clients: map[string]*peerClient{}}
+		closed: make(chan struct{}), clients: map[string]*peerClient{}, joins: make(chan struct{}, maxConcurrentJoins)}
+	n.fsm.log = log
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).
@@ -86,7 +88,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
-	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC) }
+	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC, log) }
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.peer, MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
 	})
@@ -140,6 +142,10 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	go n.leaderLoop()
 	return n, nil
 }
+
+// maxConcurrentJoins bounds the joins a member handles at once; more are
+// refused with "retry in a moment".
+const maxConcurrentJoins = 2
 
 func (n *node) close() error {
 	select {
@@ -206,9 +212,6 @@ func applyTimeout(ctx context.Context) time.Duration {
 // retried only when it certainly did not reach a leader's log (not leader,
 // no leader yet, leader unreachable), so a command is never applied twice.
 func (n *node) propose(ctx context.Context, cmd []byte) (message, error) {
-	if len(cmd) > mvcc.MaxRequestBytes {
-		return nil, rpctypes.ErrGRPCRequestTooLarge
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
@@ -388,8 +391,10 @@ func (n *node) leaderRead(ctx context.Context, kind byte, req, resp message) err
 		if err == nil {
 			return resp.Unmarshal(out)
 		}
+		// A read changes nothing: one whose answer was lost is retried too.
 		var de dcs.DialError
-		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
+		var lost *dcs.LostCallError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) && !errors.As(err, &lost) {
 			return err
 		}
 		select {

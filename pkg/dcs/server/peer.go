@@ -106,19 +106,32 @@ func (p *peerListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net
 // rpcHandler answers one call.
 type rpcHandler func(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error)
 
-func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler) {
+// peerIdleTimeout closes an RPC connection that carries no request for
+// that long (dcs.PeerIdleTimeout; tests shorten it).
+var peerIdleTimeout = dcs.PeerIdleTimeout
+
+// serveRPCConn answers the calls of one connection, one at a time. A
+// frame over dcs.MaxRequestFrame, an idle connection and a caller that
+// does not read its answer within the idle timeout end the connection.
+func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, log *slog.Logger) {
 	defer c.Close()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
-		m, p, err := dcs.ReadFrame(r)
+		c.SetReadDeadline(time.Now().Add(peerIdleTimeout))
+		m, p, err := dcs.ReadFrame(r, dcs.MaxRequestFrame)
 		if err != nil {
 			return
 		}
-		out, err := h(ctx, dcs.RPCMethod(m), p)
+		var out []byte
+		err = safely(log, "peer rpc", func() (err error) {
+			out, err = h(ctx, dcs.RPCMethod(m), p)
+			return err
+		})
 		kind, payload := dcs.EncodeError(peerError(err))
 		if err == nil {
 			payload = out
 		}
+		c.SetWriteDeadline(time.Now().Add(peerIdleTimeout))
 		if dcs.WriteFrame(w, kind, payload) != nil {
 			return
 		}

@@ -160,6 +160,8 @@ func (s *Server) startClient(ctx context.Context) error {
 		grpc.MaxRecvMsgSize(mvcc.MaxRequestBytes+512*1024),
 		grpc.MaxConcurrentStreams(1<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(recoverUnary(s.node.log)),
+		grpc.ChainStreamInterceptor(recoverStream(s.node.log)),
 	)
 	pb.RegisterKVServer(s.grpc, &kvServer{s: s})
 	pb.RegisterLeaseServer(s.grpc, &leaseServer{s: s})
@@ -187,7 +189,7 @@ func (s *Server) startClient(ctx context.Context) error {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	s.http = &http.Server{Handler: s.httpHandler(gwh), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: recoverHTTP(s.node.log, s.httpHandler(gwh)), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
 
 	s.cmux = cmux.New(ln)
 	grpcL := s.cmux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
