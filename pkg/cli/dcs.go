@@ -37,7 +37,8 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service()}, nil
+	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes}, nil
 }
 
 type dcsSetupOptions struct {
