@@ -71,13 +71,9 @@ func (m *maintenanceServer) Status(ctx context.Context, req *pb.StatusRequest) (
 	if resp.Leader == 0 {
 		resp.Errors = []string{"etcdserver: no leader"}
 	}
-	return resp, nil
-}
-
-// Alarm answers that no alarm is raised (etcdctl endpoint health asks).
-func (m *maintenanceServer) Alarm(ctx context.Context, req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	resp := &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: m.s.node.fsm.store.Rev()}}
-	m.s.stampNoRev(resp.Header)
+	for _, a := range n.fsm.alarmList(pb.AlarmType_NONE).Alarms {
+		resp.Errors = append(resp.Errors, a.String()) // as etcd: "memberID:N alarm:NOSPACE "
+	}
 	return resp, nil
 }
 
