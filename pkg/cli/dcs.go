@@ -186,6 +186,9 @@ func newCmdDcsStatus(f *Factory) *cobra.Command {
 			}
 			fmt.Fprintf(f.IO.Out, "member %s: %s, leader %q, term %d, applied %d, commit %d\n",
 				mi.Name, mi.RaftState, mi.Leader, mi.Term, mi.AppliedIndex, mi.CommitIndex)
+			for _, a := range mi.Alarms {
+				fmt.Fprintf(f.IO.Out, "alarm %s: writes are refused; free space (delete keys, etcdctl compaction), then etcdctl alarm disarm\n", a)
+			}
 			if mi.Leader == "" {
 				return &ExitCodeError{Code: ExitStopped}
 			}

@@ -52,4 +52,7 @@ type MemberInfo struct {
 	Term         uint64        `json:"term"`
 	Leader       string        `json:"leader"`
 	LastContact  time.Duration `json:"last_contact"`
+	// Alarms are the cluster's active alarms as etcdctl alarm list prints
+	// them ("memberID:N alarm:NOSPACE"): writes are refused while NOSPACE is.
+	Alarms []string `json:"alarms,omitempty"`
 }

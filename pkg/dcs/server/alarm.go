@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -159,6 +160,15 @@ func (f *fsm) alarmList(t pb.AlarmType) *pb.AlarmResponse {
 		}
 	}
 	return resp
+}
+
+// alarmStrings renders the active alarms as etcdctl alarm list does.
+func (f *fsm) alarmStrings() []string {
+	var out []string
+	for _, m := range f.alarmList(pb.AlarmType_NONE).Alarms {
+		out = append(out, strings.TrimSpace(m.String()))
+	}
+	return out
 }
 
 // capped refuses, while NOSPACE is active, what etcd's capped applier

@@ -16,7 +16,7 @@ import (
 func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
+		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid), Alarms: n.fsm.alarmStrings()}
 	if mi.RaftState != "leader" {
 		if lc := n.raft.LastContact(); !lc.IsZero() {
 			mi.LastContact = time.Since(lc)

@@ -135,6 +135,14 @@ func TestSpaceQuotaAlarm(t *testing.T) {
 			t.Fatalf("gateway alarm list on %s: %s", s.Name(), body)
 		}
 	}
+	ac, err := dcs.NewAdminClient(c.servers[(c.leader()+1)%3].PeerAddr(), dcs.TLSConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	if mi, err := ac.Status(ctx); err != nil || len(mi.Alarms) != 1 || mi.Alarms[0] != "memberID:"+strconv.FormatUint(leaderID, 10)+" alarm:NOSPACE" {
+		t.Fatalf("dcs status of a follower: %+v %v, want the NOSPACE alarm", mi, err)
+	}
 	_, err = pb.NewMaintenanceClient(cl.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, Alarm: pb.AlarmType_NOSPACE})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("client activate: %v, want InvalidArgument", err)
