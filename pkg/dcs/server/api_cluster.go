@@ -60,7 +60,9 @@ func (m *maintenanceServer) Status(ctx context.Context, req *pb.StatusRequest) (
 		resp.Leader = dcs.MemberID(string(id))
 	}
 	resp.DbSize = dirSize(filepath.Join(n.cfg.DataDir, dcs.WALDir)) + dirSize(filepath.Join(n.cfg.DataDir, "snapshots"))
-	resp.DbSizeInUse = resp.DbSize
+	// In use: the state machine's accounted size, which the space quota
+	// (DbSizeQuota, etcd 3.6's field) is checked against.
+	resp.DbSizeInUse, resp.DbSizeQuota = n.fsm.store.Usage(), n.cfg.QuotaBytes
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, s := range cf.Configuration().Servers {
 			if string(s.ID) == n.cfg.Name {
