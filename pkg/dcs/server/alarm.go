@@ -109,11 +109,17 @@ func (n *node) checkQuota(ctx context.Context, cmd []byte) error {
 }
 
 // applyAlarm applies an opAlarm entry, as etcd's applier: ACTIVATE adds the
-// alarm (NONE adds nothing), DEACTIVATE removes it; the response lists what
-// changed.
+// alarm, DEACTIVATE removes it; the response lists what changed. Only
+// NOSPACE can be activated (the only alarm a member raises; etcd itself
+// panics on others), so an entry from a faulty peer changes nothing.
 func (f *fsm) applyAlarm(req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	if !f.allows(featureAlarms) {
 		return nil, fmt.Errorf("alarm entries are not enabled in this cluster yet")
+	}
+	switch {
+	case req.Action == pb.AlarmRequest_ACTIVATE && req.Alarm != pb.AlarmType_NOSPACE,
+		req.Action != pb.AlarmRequest_ACTIVATE && req.Action != pb.AlarmRequest_DEACTIVATE:
+		return nil, status.Errorf(codes.InvalidArgument, "etcdserver: alarm entry %s %s not supported: only NOSPACE is raised, and only by the leader", req.Action, req.Alarm)
 	}
 	resp := &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: f.store.Rev()}}
 	m := &pb.AlarmMember{MemberID: req.MemberID, Alarm: req.Alarm}
@@ -121,7 +127,7 @@ func (f *fsm) applyAlarm(req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	defer f.mu.Unlock()
 	i, found := slices.BinarySearchFunc(f.alarms, m, compareAlarms)
 	switch {
-	case req.Action == pb.AlarmRequest_ACTIVATE && req.Alarm != pb.AlarmType_NONE && !found:
+	case req.Action == pb.AlarmRequest_ACTIVATE && !found:
 		f.alarms = slices.Insert(f.alarms, i, m)
 		resp.Alarms = []*pb.AlarmMember{m}
 	case req.Action == pb.AlarmRequest_DEACTIVATE && found:

@@ -209,7 +209,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clusterID = meta.ClusterID
-	f.alarms = meta.Alarms
+	f.alarms = slices.DeleteFunc(meta.Alarms, func(m *pb.AlarmMember) bool { return m == nil })
 	slices.SortFunc(f.alarms, compareAlarms)
 	f.members = map[string]dcs.Member{}
 	for _, m := range meta.Members {

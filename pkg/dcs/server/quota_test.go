@@ -199,6 +199,16 @@ func TestAlarmSurvivesSnapshot(t *testing.T) {
 		return f.Apply(&raft.Log{Type: raft.LogCommand, Data: cmd}).(*applyResult)
 	}
 	apply(f, opPut, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	for _, bad := range []*pb.AlarmRequest{
+		{Action: pb.AlarmRequest_ACTIVATE, MemberID: 7, Alarm: pb.AlarmType_CORRUPT},
+		{Action: pb.AlarmRequest_ACTIVATE, MemberID: 7, Alarm: pb.AlarmType(99)},
+		{Action: pb.AlarmRequest_AlarmAction(9), MemberID: 7, Alarm: pb.AlarmType_NOSPACE},
+		{Action: pb.AlarmRequest_GET},
+	} {
+		if r := apply(f, opAlarm, bad); status.Code(r.err) != codes.InvalidArgument || f.alarmed(bad.Alarm) {
+			t.Fatalf("alarm entry %v: %v, want InvalidArgument and no alarm", bad, r.err)
+		}
+	}
 	apply(f, opAlarm, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: 7, Alarm: pb.AlarmType_NOSPACE})
 	snap, err := f.Snapshot()
 	if err != nil {
