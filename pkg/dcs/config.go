@@ -56,8 +56,10 @@ type Config struct {
 // Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).
 const (
 	DefaultQuotaBytes = 32 << 20
-	// MinQuotaBytes leaves room for the largest request (1.5 MiB) and its overhead.
-	MinQuotaBytes = 2 << 20
+	// MinQuotaBytes leaves room for a full history (4 MiB) beside the
+	// largest request (1.5 MiB): a smaller quota could be exhausted by a
+	// Patroni cluster's own churn.
+	MinQuotaBytes = 8 << 20
 )
 
 // LoadConfig reads and validates a member configuration file.
@@ -120,7 +122,7 @@ func (c *Config) Validate() error {
 	case c.QuotaBytes == 0:
 		c.QuotaBytes = DefaultQuotaBytes
 	case c.QuotaBytes < MinQuotaBytes:
-		return fmt.Errorf("quota_bytes %d: want at least %d (2 MiB, room for the largest request), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
+		return fmt.Errorf("quota_bytes %d: want at least %d (8 MiB: the history alone may hold 4 MiB), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
 	}
 	return nil
 }

@@ -111,8 +111,8 @@ func (p *Patroni) validate() error {
 			return fmt.Errorf("patroni.dcs.embedded.%s: %d is not a TCP port (1-65535)", key, port)
 		}
 	}
-	if q := p.DCS.Embedded.QuotaBytes; q < 2<<20 {
-		return fmt.Errorf("patroni.dcs.embedded.quota_bytes: %d is below 2097152 (2 MiB, room for the largest request): raise it", q)
+	if q := p.DCS.Embedded.QuotaBytes; q < 8<<20 {
+		return fmt.Errorf("patroni.dcs.embedded.quota_bytes: %d is below 8388608 (8 MiB: the history alone may hold 4 MiB): raise it", q)
 	}
 	switch p.DCS.Protocol {
 	case "http", "https":

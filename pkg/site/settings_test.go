@@ -51,7 +51,7 @@ func TestQuotaBelowMinimumRefused(t *testing.T) {
 	s := Defaults()
 	s.Patroni.DCS.Embedded.QuotaBytes = 1 << 20
 	err := s.Patroni.validate()
-	if want := "patroni.dcs.embedded.quota_bytes: 1048576 is below 2097152 (2 MiB, room for the largest request): raise it"; err == nil || err.Error() != want {
+	if want := "patroni.dcs.embedded.quota_bytes: 1048576 is below 8388608 (8 MiB: the history alone may hold 4 MiB): raise it"; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"os/exec"
@@ -75,6 +76,25 @@ func TestMemoryBoundedUnderLargePuts(t *testing.T) {
 	}
 }
 
+// fillQuota puts 1 MiB values under /big/ until the quota (MinQuotaBytes)
+// refuses one with etcd's error; it returns how many were accepted.
+func fillQuota(ctx context.Context, t *testing.T, kv pb.KVClient) int {
+	t.Helper()
+	value := bytes.Repeat([]byte("x"), 1<<20)
+	for n := 0; n < 10; n++ {
+		_, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("/big/" + strconv.Itoa(n)), Value: value})
+		if err != nil {
+			wantNoSpace(t, "put past the quota", err)
+			if n < 6 {
+				t.Fatalf("refused after %d puts of 1 MiB, want 7 (8 MiB quota)", n)
+			}
+			return n
+		}
+	}
+	t.Fatal("10 puts of 1 MiB accepted under an 8 MiB quota")
+	return 0
+}
+
 // TestSpaceQuotaAlarm: a write past the quota raises NOSPACE on every
 // member through the log; every write is then refused with etcd's error
 // while deletes and compaction still work; the alarm survives a restart of
@@ -84,14 +104,7 @@ func TestSpaceQuotaAlarm(t *testing.T) {
 	ctx := ctxT(t, 90*time.Second)
 	cl := c.client()
 	kv := pb.NewKVClient(cl.ActiveConnection())
-	big := strings.Repeat("x", 700<<10)
-	for i := range 2 {
-		if _, err := cl.Put(ctx, "/big", big); err != nil {
-			t.Fatalf("put %d under the quota: %v", i, err)
-		}
-	}
-	_, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("/big"), Value: []byte(big)})
-	wantNoSpace(t, "put past the quota", err)
+	n := fillQuota(ctx, t, kv)
 	waitAlarmed := func(want bool) {
 		t.Helper()
 		waitFor(t, 10*time.Second, "the alarm on every member", func() bool {
@@ -147,7 +160,7 @@ func TestSpaceQuotaAlarm(t *testing.T) {
 	}
 	defer ac.Close()
 	st, err := cl.Status(ctx, c.servers[0].ClientURL())
-	if err != nil || st.DbSizeQuota != dcs.MinQuotaBytes || st.DbSizeInUse < 1400<<10 || st.DbSizeInUse > dcs.MinQuotaBytes {
+	if err != nil || st.DbSizeQuota != dcs.MinQuotaBytes || st.DbSizeInUse < int64(n)<<20 || st.DbSizeInUse > dcs.MinQuotaBytes {
 		t.Fatalf("status: %+v %v, want the quota and the accounted size in use", st, err)
 	}
 	if mi, err := ac.Status(ctx); err != nil || len(mi.Alarms) != 1 || mi.Alarms[0] != "memberID:"+strconv.FormatUint(leaderID, 10)+" alarm:NOSPACE" {
@@ -160,8 +173,8 @@ func TestSpaceQuotaAlarm(t *testing.T) {
 
 	// Freeing space: deleting and compacting are allowed; writes stay
 	// refused until the alarm is disarmed.
-	del, err := cl.Delete(ctx, "/big")
-	if err != nil || del.Deleted != 1 {
+	del, err := cl.Delete(ctx, "/big/", clientv3.WithPrefix())
+	if err != nil || del.Deleted != int64(n) {
 		t.Fatalf("delete under the alarm: %v %v", del, err)
 	}
 	if _, err := cl.Compact(ctx, del.Header.Revision); err != nil {
@@ -265,7 +278,7 @@ func TestEtcdctlAlarm(t *testing.T) {
 	etcdctl := func(args ...string) (string, error) {
 		cmd := exec.Command("etcdctl", append([]string{"--endpoints", c.servers[0].ClientURL(), "--command-timeout", "5s"}, args...)...)
 		cmd.Env = append(cmd.Environ(), "ETCDCTL_API=3")
-		cmd.Stdin = strings.NewReader(strings.Repeat("x", 700<<10))
+		cmd.Stdin = strings.NewReader(strings.Repeat("x", 1<<20))
 		out, err := cmd.CombinedOutput()
 		var lines []string
 		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -283,19 +296,23 @@ func TestEtcdctlAlarm(t *testing.T) {
 		}
 	}
 	must("", "alarm", "list")
-	for range 2 {
-		must("OK", "put", "/big") // the value is read from stdin
-	}
-	out, err := etcdctl("put", "/big")
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || out != "Error: "+noSpace {
-		t.Fatalf("etcdctl put past the quota: %q (%v), want exit 1 with %q", out, err, noSpace)
+	n := 0
+	for ; n < 10; n++ {
+		out, err := etcdctl("put", "/big/"+strconv.Itoa(n)) // the value (1 MiB) is read from stdin
+		if err == nil && out == "OK" {
+			continue
+		}
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || out != "Error: "+noSpace || n < 6 {
+			t.Fatalf("etcdctl put %d: %q (%v), want OK until the 7th, then exit 1 with %q", n, out, err, noSpace)
+		}
+		break
 	}
 	alarm := "memberID:" + strconv.FormatUint(c.servers[0].node.id, 10) + " alarm:NOSPACE"
 	must(alarm, "alarm", "list")
 	if out, err := etcdctl("endpoint", "status"); err != nil || !strings.HasSuffix(out, ", "+alarm) {
 		t.Fatalf("etcdctl endpoint status: %q (%v), want the alarm in its errors column", out, err)
 	}
-	must("1", "del", "/big")
+	must(strconv.Itoa(n), "del", "--prefix", "/big/")
 	must(alarm, "alarm", "disarm")
 	must("", "alarm", "list")
 	must("OK", "put", "/after", "1")
