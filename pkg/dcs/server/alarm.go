@@ -121,7 +121,7 @@ func (f *fsm) applyAlarm(req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 		req.Action != pb.AlarmRequest_ACTIVATE && req.Action != pb.AlarmRequest_DEACTIVATE:
 		return nil, status.Errorf(codes.InvalidArgument, "etcdserver: alarm entry %s %s not supported: only NOSPACE is raised, and only by the leader", req.Action, req.Alarm)
 	}
-	resp := &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: f.store.Rev()}}
+	resp := &pb.AlarmResponse{}
 	m := &pb.AlarmMember{MemberID: req.MemberID, Alarm: req.Alarm}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -159,7 +159,7 @@ func (f *fsm) alarmed(t pb.AlarmType) bool {
 func (f *fsm) alarmList(t pb.AlarmType) *pb.AlarmResponse {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	resp := &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: f.store.Rev()}}
+	resp := &pb.AlarmResponse{}
 	for _, m := range f.alarms {
 		if t == pb.AlarmType_NONE || m.Alarm == t {
 			resp.Alarms = append(resp.Alarms, m)
@@ -194,7 +194,8 @@ func (f *fsm) capped(d decoded) error {
 // Alarm serves etcd's Maintenance.Alarm: GET lists the active alarms (a
 // linearizable read), DEACTIVATE disarms one through the log (etcdctl
 // alarm disarm lists them, then deactivates each). Alarms are raised by
-// the members themselves: a client's ACTIVATE is refused.
+// the members themselves: a client's ACTIVATE is refused. As etcd 3.4, the
+// answer has no header (etcdctl alarm list -w json prints {}).
 func (m *maintenanceServer) Alarm(ctx context.Context, req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	resp := &pb.AlarmResponse{}
 	switch req.Action {
@@ -202,14 +203,23 @@ func (m *maintenanceServer) Alarm(ctx context.Context, req *pb.AlarmRequest) (*p
 		if err := m.s.node.leaderRead(ctx, readAlarms, req, resp); err != nil {
 			return nil, toGRPC(err)
 		}
-		m.s.stamp(&resp.Header)
 		return resp, nil
 	case pb.AlarmRequest_DEACTIVATE:
 		if !m.s.node.fsm.allows(featureAlarms) {
-			m.s.stamp(&resp.Header) // no alarm can have been raised
-			return resp, nil
+			return resp, nil // no alarm can have been raised
 		}
-		return resp, m.s.proposeInto(ctx, opAlarm, req, resp, &resp.Header)
+		cmd, err := encodeMsg(opAlarm, req)
+		if err != nil {
+			return nil, err
+		}
+		out, err := m.s.node.propose(ctx, cmd)
+		if err != nil {
+			return nil, toGRPC(err)
+		}
+		if r, ok := out.(*pb.AlarmResponse); ok {
+			resp.Alarms = r.Alarms
+		}
+		return resp, nil
 	}
 	return nil, status.Error(codes.InvalidArgument, "etcdserver: alarms are raised by the members themselves (NOSPACE when the space quota is exceeded); a client can list and disarm them, not activate one")
 }
