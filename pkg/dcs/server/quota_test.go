@@ -268,13 +268,14 @@ func (*memSink) ID() string    { return "mem" }
 func (*memSink) Cancel() error { return nil }
 func (*memSink) Close() error  { return nil }
 
-// TestEtcdctlAlarm: Debian's etcdctl lists and disarms the alarm of a
-// member, as against etcd.
+// TestEtcdctlAlarm: with the default quota (32 MiB), Debian's etcdctl sees
+// etcd's error on the put past it, lists the alarm, frees space and
+// disarms it, as against etcd.
 func TestEtcdctlAlarm(t *testing.T) {
 	if _, err := exec.LookPath("etcdctl"); err != nil {
 		t.Skip("etcdctl is not installed")
 	}
-	c := newCluster(t, 1, func(cfg *dcs.Config) { cfg.QuotaBytes = dcs.MinQuotaBytes })
+	c := newCluster(t, 1, nil)
 	etcdctl := func(args ...string) (string, error) {
 		cmd := exec.Command("etcdctl", append([]string{"--endpoints", c.servers[0].ClientURL(), "--command-timeout", "5s"}, args...)...)
 		cmd.Env = append(cmd.Environ(), "ETCDCTL_API=3")
@@ -297,13 +298,16 @@ func TestEtcdctlAlarm(t *testing.T) {
 	}
 	must("", "alarm", "list")
 	n := 0
-	for ; n < 10; n++ {
+	for ; ; n++ {
+		if n == 40 {
+			t.Fatal("40 puts of 1 MiB accepted under the default quota of 32 MiB")
+		}
 		out, err := etcdctl("put", "/big/"+strconv.Itoa(n)) // the value (1 MiB) is read from stdin
 		if err == nil && out == "OK" {
 			continue
 		}
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || out != "Error: "+noSpace || n < 6 {
-			t.Fatalf("etcdctl put %d: %q (%v), want OK until the 7th, then exit 1 with %q", n, out, err, noSpace)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || out != "Error: "+noSpace || n < 28 {
+			t.Fatalf("etcdctl put %d: %q (%v), want OK until about the 32nd, then exit 1 with %q", n, out, err, noSpace)
 		}
 		break
 	}
