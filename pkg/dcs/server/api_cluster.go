@@ -60,9 +60,10 @@ func (m *maintenanceServer) Status(ctx context.Context, req *pb.StatusRequest) (
 		resp.Leader = dcs.MemberID(string(id))
 	}
 	resp.DbSize = dirSize(filepath.Join(n.cfg.DataDir, dcs.WALDir)) + dirSize(filepath.Join(n.cfg.DataDir, "snapshots"))
-	// In use: the state machine's accounted size, which the space quota
-	// (DbSizeQuota, etcd 3.6's field) is checked against.
-	resp.DbSizeInUse, resp.DbSizeQuota = n.fsm.store.Usage(), n.cfg.QuotaBytes
+	// In use: the state machine's accounted size, which the space quota is
+	// checked against. (etcd 3.6's DbSizeQuota stays unset: Patroni and
+	// etcdctl 3.4 see etcd 3.4's shape.)
+	resp.DbSizeInUse = n.fsm.store.Usage()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, s := range cf.Configuration().Servers {
 			if string(s.ID) == n.cfg.Name {
