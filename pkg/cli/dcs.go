@@ -37,7 +37,8 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service()}, nil
+	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes}, nil
 }
 
 type dcsSetupOptions struct {
@@ -189,6 +190,9 @@ func newCmdDcsStatus(f *Factory) *cobra.Command {
 			}
 			fmt.Fprintf(f.IO.Out, "member %s: %s, leader %q, term %d, applied %d, commit %d\n",
 				mi.Name, mi.RaftState, mi.Leader, mi.Term, mi.AppliedIndex, mi.CommitIndex)
+			for _, a := range mi.Alarms {
+				fmt.Fprintf(f.IO.Out, "alarm %s: writes are refused; free space (delete keys, etcdctl compaction), then etcdctl alarm disarm\n", a)
+			}
 			if mi.Leader == "" {
 				return &ExitCodeError{Code: ExitStopped}
 			}

@@ -41,8 +41,26 @@ type Config struct {
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
 	SnapshotThreshold uint64        `yaml:"snapshot_threshold,omitempty"` // default 8192 entries
 	TrailingLogs      uint64        `yaml:"trailing_logs,omitempty"`      // default 10240 entries
-	HistoryLimit      int           `yaml:"history_limit,omitempty"`      // watch history, default 10000 events
+	// HistoryLimit is the number of revisions kept for watches and
+	// historic reads; 0 means 4096 (mvcc.DefaultHistoryLimit). The history
+	// is also bounded to 4 MiB of values. Every member must use the same
+	// figure: a txn reading an old revision succeeds only if it is kept.
+	HistoryLimit int `yaml:"history_limit,omitempty"`
+	// QuotaBytes is the space quota: when the state machine's accounted
+	// size (keys, values, history, leases) would exceed it, the leader
+	// raises etcd's NOSPACE alarm and writes are refused until space is
+	// freed and the alarm disarmed. 0 means DefaultQuotaBytes.
+	QuotaBytes int64 `yaml:"quota_bytes,omitempty"`
 }
+
+// Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).
+const (
+	DefaultQuotaBytes = 32 << 20
+	// MinQuotaBytes leaves room for a full history (4 MiB) beside the
+	// largest request (1.5 MiB): a smaller quota could be exhausted by a
+	// Patroni cluster's own churn.
+	MinQuotaBytes = 8 << 20
+)
 
 // LoadConfig reads and validates a member configuration file.
 func LoadConfig(file string) (Config, error) {
@@ -97,8 +115,14 @@ func (c *Config) Validate() error {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
 	}
-	if c.HistoryLimit == 0 {
-		c.HistoryLimit = 10000
+	if c.HistoryLimit < 0 {
+		return fmt.Errorf("history_limit %d: want a number of revisions, or 0 for the default (4096)", c.HistoryLimit)
+	}
+	switch {
+	case c.QuotaBytes == 0:
+		c.QuotaBytes = DefaultQuotaBytes
+	case c.QuotaBytes < MinQuotaBytes:
+		return fmt.Errorf("quota_bytes %d: want at least %d (8 MiB: the history alone may hold 4 MiB), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ type Local struct {
 	User *service.User
 	// Ready bounds the wait for a new member to see a leader (default 30s).
 	Ready time.Duration
+	// QuotaBytes is the space quota of the members Setup makes when their
+	// Config sets none (site.yaml: patroni.dcs.embedded.quota_bytes).
+	QuotaBytes int64
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -62,6 +65,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	var mi MemberInfo
 	if cfg.DataDir == "" {
 		cfg.DataDir = l.DefaultDataDir(cfg.Name)
+	}
+	if cfg.QuotaBytes == 0 {
+		cfg.QuotaBytes = l.QuotaBytes
 	}
 	written := cfg // the file keeps only what was asked; defaults stay implicit
 	if err := cfg.Validate(); err != nil {

@@ -66,4 +66,7 @@ type MemberInfo struct {
 	// LastContactS is the time since the last leader contact in seconds:
 	// 0 on the leader, nil when it never heard from one.
 	LastContactS *float64 `json:"last_contact_s"`
+	// Alarms are the cluster's active alarms as etcdctl alarm list prints
+	// them ("memberID:N alarm:NOSPACE"): writes are refused while NOSPACE is.
+	Alarms []string `json:"alarms,omitempty"`
 }

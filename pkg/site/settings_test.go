@@ -47,6 +47,15 @@ func TestDecodeErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
+func TestQuotaBelowMinimumRefused(t *testing.T) {
+	s := Defaults()
+	s.Patroni.DCS.Embedded.QuotaBytes = 1 << 20
+	err := s.Patroni.validate()
+	if want := "patroni.dcs.embedded.quota_bytes: 1048576 is below 8388608 (8 MiB: the history alone may hold 4 MiB): raise it"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
 func TestEnvOverridesNestedKeys(t *testing.T) {
 	t.Setenv("PGHERD_POSTGRESQL__INITDB__LOCALE", "fr_FR.UTF-8")
 	t.Setenv("PGHERD_POSTGRESQL__INITDB__DATA_CHECKSUMS", "false")

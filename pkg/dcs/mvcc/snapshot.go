@@ -137,9 +137,14 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rev, s.compactRev, s.kvs, s.leases, s.history = rev, compactRev, kvs, leases, history
-	if keep := int64(s.opts.HistoryLimit); s.rev-s.compactRev > keep {
-		s.compactTo(s.rev - keep)
+	s.liveBytes, s.histBytes = 0, 0
+	for _, kv := range kvs {
+		s.liveBytes += kvCost(kv)
 	}
+	for _, h := range history {
+		s.histBytes += revisionCost(h)
+	}
+	s.trimHistory()
 	s.wakeWatchers()
 	return nil
 }

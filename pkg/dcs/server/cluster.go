@@ -16,7 +16,8 @@ import (
 func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
+		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid),
+		Alarms: n.fsm.alarmStrings()}
 	mi.LastContactS = dcs.Seconds(0)
 	if mi.RaftState != "leader" {
 		mi.LastContactS = nil

@@ -27,6 +27,7 @@ const (
 	opMemberSet    // JSON Member
 	opMemberRemove // JSON Member (only Name is read)
 	opClusterInit  // cluster ID, applied once by the bootstrapping member
+	opAlarm        // etcd AlarmRequest, ACTIVATE or DEACTIVATE (gated: featureAlarms)
 )
 
 // message is what gogo-generated etcd types implement.
@@ -80,6 +81,7 @@ type decoded struct {
 	del     *pb.DeleteRangeRequest
 	txn     *pb.TxnRequest
 	grant   *pb.LeaseGrantRequest
+	alarm   *pb.AlarmRequest
 	ints    []int64 // revoke: id; refresh: id, ttl; compact: rev; cluster init: id
 	member  *dcs.Member
 	rawSize int
@@ -106,6 +108,9 @@ func decodeCommand(b []byte) (decoded, error) {
 	case opLeaseGrant:
 		d.grant = &pb.LeaseGrantRequest{}
 		m = d.grant
+	case opAlarm:
+		d.alarm = &pb.AlarmRequest{}
+		m = d.alarm
 	case opLeaseRevoke, opCompact, opClusterInit:
 		d.ints, err = decodeInts(b, 1)
 		return d, err

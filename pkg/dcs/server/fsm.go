@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 
@@ -31,6 +32,7 @@ type fsm struct {
 	mu        sync.RWMutex
 	members   map[string]dcs.Member
 	clusterID uint64
+	alarms    []*pb.AlarmMember // active alarms, sorted by member and type (alarm.go)
 }
 
 // applyResult is what FSM.Apply returns through raft's ApplyFuture.
@@ -75,6 +77,9 @@ func (f *fsm) Apply(l *raft.Log) (res any) {
 
 func (f *fsm) apply(d decoded) *applyResult {
 	r := &applyResult{}
+	if r.err = f.capped(d); r.err != nil {
+		return r
+	}
 	switch d.op {
 	case opPut:
 		r.resp, r.err = nilSafe(f.store.Put(d.put))
@@ -90,6 +95,8 @@ func (f *fsm) apply(d decoded) *applyResult {
 		r.resp, r.err = nilSafe(f.refresh(d.ints[0], d.ints[1]))
 	case opCompact:
 		r.err = f.store.Compact(d.ints[0])
+	case opAlarm:
+		r.resp, r.err = nilSafe(f.applyAlarm(d.alarm))
 	case opClusterInit:
 		f.mu.Lock()
 		if f.clusterID == 0 {
@@ -164,7 +171,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members)})
+	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members), Alarms: f.alarms})
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +181,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 type snapshotMeta struct {
 	ClusterID uint64       `json:"cluster_id"`
 	Members   []dcs.Member `json:"members"`
+	// Alarms are the active alarms (omitted when none, as before they existed).
+	Alarms []*pb.AlarmMember `json:"alarms,omitempty"`
 }
 
 type fsmSnapshot struct {
@@ -230,6 +239,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clusterID = meta.ClusterID
+	f.alarms = slices.DeleteFunc(meta.Alarms, func(m *pb.AlarmMember) bool { return m == nil })
+	slices.SortFunc(f.alarms, compareAlarms)
 	f.members = map[string]dcs.Member{}
 	for _, m := range meta.Members {
 		f.members[m.Name] = m

@@ -242,6 +242,9 @@ func (n *node) propose(ctx context.Context, cmd []byte) (message, error) {
 }
 
 func (n *node) applyLocal(ctx context.Context, cmd []byte) (message, error) {
+	if err := n.checkQuota(ctx, cmd); err != nil {
+		return nil, err
+	}
 	f := n.raft.Apply(cmd, applyTimeout(ctx))
 	if err := f.Error(); err != nil {
 		return nil, mapRaftError(err)
@@ -298,6 +301,8 @@ func responseFor(o op) message {
 		return &pb.LeaseRevokeResponse{}
 	case opLeaseRefresh:
 		return &pb.LeaseKeepAliveResponse{}
+	case opAlarm:
+		return &pb.AlarmResponse{}
 	}
 	return nil
 }
@@ -335,6 +340,7 @@ const (
 	readRange byte = iota + 1
 	readLeaseTTL
 	readLeases
+	readAlarms
 )
 
 // localRead answers a read from this member's state machine.
@@ -356,6 +362,12 @@ func (n *node) localRead(kind byte, p []byte) ([]byte, error) {
 		resp, err = nilSafe(n.fsm.store.LeaseTimeToLive(req))
 	case readLeases:
 		resp = n.fsm.store.Leases()
+	case readAlarms:
+		req := &pb.AlarmRequest{}
+		if err := req.Unmarshal(p); err != nil {
+			return nil, err
+		}
+		resp = n.fsm.alarmList(req.Alarm)
 	default:
 		return nil, fmt.Errorf("unknown read kind %d", kind)
 	}

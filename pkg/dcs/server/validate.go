@@ -64,12 +64,15 @@ func checkRequest(o op, m message, size int) error {
 }
 
 // forwardable tells which commands a peer may forward for the leader to
-// propose: those the client API proposes. Membership and cluster
-// commands are the leader's own (RPCJoin and RPCRemove reach it as such).
-func forwardable(o op) bool {
-	switch o {
+// propose: those the client API proposes (an alarm only to disarm it:
+// only the leader raises one). Membership and cluster commands are the
+// leader's own (RPCJoin and RPCRemove reach it as such).
+func forwardable(d *decoded) bool {
+	switch d.op {
 	case opPut, opDeleteRange, opTxn, opLeaseGrant, opLeaseRevoke, opLeaseRefresh, opCompact:
 		return true
+	case opAlarm:
+		return d.alarm.Action == pb.AlarmRequest_DEACTIVATE
 	}
 	return false
 }
@@ -103,7 +106,7 @@ func (n *node) admitForwarded(cmd []byte) ([]byte, error) {
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "etcdserver: "+err.Error())
 	}
-	if !forwardable(d.op) {
+	if !forwardable(&d) {
 		return nil, errNotForwardable
 	}
 	if err := checkCommand(&d); err != nil {
