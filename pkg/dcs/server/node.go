@@ -71,14 +71,11 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if err := dcs.MkdirPrivate(walDir); err != nil {
 		return nil, fmt.Errorf("create raft log dir: %w", err)
 	}
-	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
-	n.meta = &metadb.BoltMetaDB{}
-	logs, err := wal.Open(walDir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(n.meta))
+	logs, meta, err := openLogStore(walDir, hl)
 	if err != nil {
-		n.meta.Close()
-		return nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", walDir, err)
+		return nil, err
 	}
-	n.logs = logs
+	n.logs, n.meta = logs, meta
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
 	if err != nil {
 		logs.Close()
@@ -139,6 +136,19 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	n.wg.Add(1)
 	go n.leaderLoop()
 	return n, nil
+}
+
+// openLogStore opens the Raft log and stable store in dir. WAL.Close
+// leaves its meta store open (raft-wal v0.4.x), so the caller owns meta
+// and closes it after the log.
+func openLogStore(dir string, hl hclog.Logger) (*wal.WAL, *metadb.BoltMetaDB, error) {
+	meta := &metadb.BoltMetaDB{}
+	logs, err := wal.Open(dir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(meta))
+	if err != nil {
+		meta.Close()
+		return nil, nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", dir, err)
+	}
+	return logs, meta, nil
 }
 
 func (n *node) close() error {
