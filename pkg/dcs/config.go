@@ -40,8 +40,11 @@ type Config struct {
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
 	SnapshotThreshold uint64        `yaml:"snapshot_threshold,omitempty"` // default 8192 entries
-	TrailingLogs      uint64        `yaml:"trailing_logs,omitempty"`      // default 10240 entries
-	HistoryLimit      int           `yaml:"history_limit,omitempty"`      // watch history, default 10000 events
+	// SnapshotInterval is how often Raft checks SnapshotThreshold
+	// (default 2m, each check jittered up to twice as long).
+	SnapshotInterval time.Duration `yaml:"snapshot_interval,omitempty"`
+	TrailingLogs     uint64        `yaml:"trailing_logs,omitempty"` // default 10240 entries
+	HistoryLimit     int           `yaml:"history_limit,omitempty"` // watch history, default 10000 events
 }
 
 // LoadConfig reads and validates a member configuration file.
@@ -93,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
