@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -33,7 +34,12 @@ type Config struct {
 	// Join lists peer addresses of existing members. It is used only when
 	// the data directory holds no cluster yet; without it the member
 	// bootstraps a new one-member cluster.
-	Join      []string  `yaml:"join,omitempty"`
+	Join []string `yaml:"join,omitempty"`
+	// ClusterID is the cluster this member belongs to (16 hex digits),
+	// written by pgherd once the member has bootstrapped or joined. With
+	// it, a member refuses a data directory of another cluster, and one
+	// whose directory is empty refuses to bootstrap a new cluster.
+	ClusterID string    `yaml:"cluster_id,omitempty"`
 	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
 	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
 
@@ -90,6 +96,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ClientTLS.validate("client"); err != nil {
 		return err
+	}
+	if c.ClusterID != "" {
+		if _, err := strconv.ParseUint(c.ClusterID, 16, 64); err != nil || len(c.ClusterID) != 16 {
+			return fmt.Errorf("cluster_id %q: want 16 hex digits, as `pgherd dcs status -o json` shows it", c.ClusterID)
+		}
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = time.Second

@@ -15,6 +15,10 @@ type Member struct {
 	PeerAddr  string `json:"peer_addr"` // host:port, the Raft address
 	PeerURL   string `json:"peer_url"`
 	ClientURL string `json:"client_url"`
+	// ApplyVersion is the newest cluster version whose Apply rules the
+	// member's binary speaks; absent (0) from members older than version 2,
+	// which speak version 1.
+	ApplyVersion int `json:"apply_version,omitempty"`
 }
 
 // MemberID is the stable etcd-style member ID of a name: the same name
@@ -52,4 +56,8 @@ type MemberInfo struct {
 	Term         uint64        `json:"term"`
 	Leader       string        `json:"leader"`
 	LastContact  time.Duration `json:"last_contact"`
+	// ClusterID is the cluster's ID (16 hex digits) once this member knows it.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// ClusterVersion is the replicated cluster version this member applies.
+	ClusterVersion int `json:"cluster_version,omitempty"`
 }

@@ -16,7 +16,11 @@ import (
 func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
+		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid),
+		ClusterVersion: n.fsm.clusterVersion()}
+	if id := n.fsm.cluster(); id != 0 {
+		mi.ClusterID = dcs.FormatClusterID(id)
+	}
 	if mi.RaftState != "leader" {
 		if lc := n.raft.LastContact(); !lc.IsZero() {
 			mi.LastContact = time.Since(lc)
@@ -67,11 +71,14 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		}
 		return n.localRead(p[0], p[1:])
 	case dcs.RPCJoin, dcs.RPCRemove:
-		var mem dcs.Member
-		if err := json.Unmarshal(p, &mem); err != nil {
+		var req joinRequest
+		if err := json.Unmarshal(p, &req); err != nil {
 			return nil, err
 		}
-		return nil, n.callLeader(ctx, m, mem)
+		if id := n.fsm.cluster(); req.ClusterID != "" && id != 0 && req.ClusterID != dcs.FormatClusterID(id) {
+			return nil, fmt.Errorf("member %s belongs to cluster %s, and this is cluster %s: join it through a member of its own cluster", req.Name, req.ClusterID, dcs.FormatClusterID(id))
+		}
+		return nil, n.callLeader(ctx, m, req.Member)
 	case dcs.RPCInfo:
 		return json.Marshal(n.info())
 	case dcs.RPCMembers:
@@ -141,6 +148,9 @@ func (n *node) join(ctx context.Context, mem dcs.Member) error {
 		case string(s.Address) == mem.PeerAddr:
 			return fmt.Errorf("peer address %s is already used by member %q: remove that member first", mem.PeerAddr, s.ID)
 		}
+	}
+	if err := n.checkJoinVersion(mem); err != nil {
+		return err
 	}
 	if !inConfig {
 		// Check that the leader can reach the newcomer before touching the

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -26,6 +28,7 @@ type fsm struct {
 	mu        sync.RWMutex
 	members   map[string]dcs.Member
 	clusterID uint64
+	version   int // the cluster version (version.go); 0 reads as 1
 }
 
 // applyResult is what FSM.Apply returns through raft's ApplyFuture.
@@ -73,6 +76,12 @@ func (f *fsm) apply(d decoded) *applyResult {
 		f.mu.Lock()
 		if f.clusterID == 0 {
 			f.clusterID = uint64(d.ints[0])
+		}
+		f.mu.Unlock()
+	case opClusterVersion:
+		f.mu.Lock()
+		if v := int(d.ints[0]); v > f.version && v <= applyVersion {
+			f.version = v
 		}
 		f.mu.Unlock()
 	case opMemberSet:
@@ -126,9 +135,12 @@ func (f *fsm) cluster() uint64 {
 	return f.clusterID
 }
 
-// snapshotMagic starts every snapshot, so that restoring anything else
-// fails loudly instead of loading garbage.
-const snapshotMagic = "pgherd-dcs-snapshot-v1\n"
+// snapshotMagic and the cluster version at which it was taken start every
+// snapshot ("pgherd-dcs-snapshot-v1\n" before cluster version 2, as every
+// pgherd wrote), so that restoring anything else fails loudly instead of
+// loading garbage, and a member refuses the state of a newer cluster
+// version than it applies (version.go).
+const snapshotMagic = "pgherd-dcs-snapshot-v"
 
 // Snapshot implements raft.FSM. It runs on the FSM goroutine, so the
 // table and the store are captured at the same log index.
@@ -139,26 +151,28 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members)})
+	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Version: f.version, Members: sortedMembers(f.members)})
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{meta: meta, store: snap}, nil
+	return &fsmSnapshot{version: max(f.version, 1), meta: meta, store: snap}, nil
 }
 
 type snapshotMeta struct {
 	ClusterID uint64       `json:"cluster_id"`
+	Version   int          `json:"cluster_version,omitempty"`
 	Members   []dcs.Member `json:"members"`
 }
 
 type fsmSnapshot struct {
-	meta  []byte
-	store mvcc.Snapshot
+	version int
+	meta    []byte
+	store   mvcc.Snapshot
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	w := bufio.NewWriter(sink)
-	w.WriteString(snapshotMagic)
+	fmt.Fprintf(w, "%s%d\n", snapshotMagic, s.version)
 	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s.meta))))
 	w.Write(s.meta)
 	if _, err := s.store.WriteTo(w); err != nil {
@@ -178,9 +192,8 @@ func (s *fsmSnapshot) Release() {}
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	r := bufio.NewReader(rc)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
+	if err := readSnapshotHeader(r); err != nil {
+		return err
 	}
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
@@ -200,9 +213,24 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clusterID = meta.ClusterID
+	f.version = meta.Version
 	f.members = map[string]dcs.Member{}
 	for _, m := range meta.Members {
 		f.members[m.Name] = m
+	}
+	return nil
+}
+
+// readSnapshotHeader reads the magic line and refuses a snapshot taken at
+// a cluster version newer than this member applies.
+func readSnapshotHeader(r *bufio.Reader) error {
+	line, err := r.ReadString('\n')
+	v, perr := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(line, snapshotMagic), "\n"))
+	if err != nil || !strings.HasPrefix(line, snapshotMagic) || perr != nil || v < 1 {
+		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
+	}
+	if v > applyVersion {
+		return fmt.Errorf("restore snapshot: it was taken at cluster version %d, newer than this pgherd-dcs applies (%d): upgrade pgherd on this member to the version the others run", v, applyVersion)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ func (n *node) leaderLoop() {
 	defer wake.Stop()
 	var lastReconcile time.Time
 	lastLeader := ""
+	recorded := false
 	for {
 		select {
 		case <-n.closed:
@@ -38,6 +39,9 @@ func (n *node) leaderLoop() {
 			lastLeader = l
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if !recorded {
+			recorded = n.recordCluster()
+		}
 		n.publishSelf(ctx)
 		if n.isLeader() {
 			n.expireLeases(ctx)
@@ -46,6 +50,7 @@ func (n *node) leaderLoop() {
 			}
 			if time.Since(lastReconcile) > 500*time.Millisecond {
 				n.reconcileVoters(ctx)
+				n.raiseClusterVersion(ctx)
 				lastReconcile = time.Now()
 			}
 		}
@@ -77,7 +82,25 @@ func (n *node) self() dcs.Member {
 		scheme = "https://"
 	}
 	return dcs.Member{Name: n.cfg.Name, Role: n.cfg.Role, Zone: n.cfg.Zone, PeerAddr: n.cfg.AdvertisePeer,
-		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient}
+		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient, ApplyVersion: applyVersion}
+}
+
+// recordCluster writes the cluster ID into the data directory's
+// member.json once the state machine knows it, and reports whether it is
+// recorded.
+func (n *node) recordCluster() bool {
+	id := n.fsm.cluster()
+	if id == 0 {
+		return false
+	}
+	if dcs.RecordedCluster(n.cfg.DataDir) == dcs.FormatClusterID(id) {
+		return true
+	}
+	if err := dcs.WriteIdentity(n.cfg.DataDir, n.cfg.Name, dcs.FormatClusterID(id)); err != nil {
+		n.log.Warn("record the cluster ID in the data dir", "err", err)
+		return false
+	}
+	return true
 }
 
 func (n *node) publishSelf(ctx context.Context) {

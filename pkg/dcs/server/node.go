@@ -84,6 +84,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
 	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC) }
+	n.peer.hello, n.peer.foreign = n.raftHello, n.foreignCluster
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.peer, MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
 	})
@@ -114,7 +115,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if !fresh && !has {
 		logs.Close()
 		n.meta.Close()
-		return nil, fmt.Errorf("data dir %s has an empty raft log; restore it from a backup or set data_dir to an empty directory", cfg.DataDir)
+		return nil, fmt.Errorf("data dir %s has an empty raft log: member %s lost it; restore it from a backup, or "+dcs.LostLogHint, cfg.DataDir, cfg.Name)
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, n.trans)
 	if err != nil {

@@ -6,12 +6,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -71,9 +73,17 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.ClusterID != "" && len(cfg.Join) == 0 && dcs.EmptyDir(cfg.DataDir) {
+		return nil, fmt.Errorf("member %s of cluster %s has an empty data dir %s: its raft log is lost, and it will not bootstrap a new cluster in its place; "+dcs.LostLogHint,
+			cfg.Name, cfg.ClusterID, cfg.DataDir)
+	}
 	fresh, err := dcs.OpenDataDir(cfg.DataDir, cfg.Name)
 	if err != nil {
 		return nil, err
+	}
+	if rec := dcs.RecordedCluster(cfg.DataDir); cfg.ClusterID != "" && rec != "" && rec != cfg.ClusterID {
+		return nil, fmt.Errorf("data dir %s holds a member of cluster %s, but member %s belongs to cluster %s: restore this member's own data dir, or "+dcs.LostLogHint,
+			cfg.DataDir, rec, cfg.Name, cfg.ClusterID)
 	}
 	lock, err := dcs.LockDataDir(cfg.DataDir)
 	if err != nil {
@@ -101,8 +111,13 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
 	}
+	if fresh && len(cfg.Join) > 0 {
+		if err := checkNotMember(ctx, cfg); err != nil {
+			return fail(err)
+		}
+	}
 	if fresh {
-		if err := dcs.WriteIdentity(cfg.DataDir, cfg.Name); err != nil {
+		if err := dcs.WriteIdentity(cfg.DataDir, cfg.Name, ""); err != nil {
 			return fail(err)
 		}
 	}
@@ -131,8 +146,8 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 	var errs []error
 	for _, p := range peers {
 		pc := newPeerClient(p, n.ptls)
-		raw, _ := encodeJSON(0, n.self())
-		_, err := pc.call(ctx, dcs.RPCJoin, raw[1:])
+		raw, _ := json.Marshal(joinRequest{Member: n.self(), ClusterID: n.cfg.ClusterID})
+		_, err := pc.call(ctx, dcs.RPCJoin, raw)
 		pc.close()
 		if err == nil {
 			n.log.Info("joined the cluster", "through", p)
@@ -145,6 +160,46 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("cannot join: no member reachable (%w); check the peer addresses", errors.Join(errs...))
+}
+
+// joinRequest is what RPCJoin carries: the member, and the cluster it
+// expects to join when its configuration names one (older members send
+// the member alone).
+type joinRequest struct {
+	dcs.Member
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// checkNotMember asks the members at cfg.Join whether cfg.Name is already
+// one of them, at this address. A member that is, yet starts with an empty data directory,
+// lost its log: were it to start, it would vote with no memory of what it
+// acknowledged, so it refuses before Raft starts. An unreachable member
+// says nothing (joinThrough reports it).
+func checkNotMember(ctx context.Context, cfg dcs.Config) error {
+	ctls, err := cfg.PeerTLS.Client()
+	if err != nil {
+		return err
+	}
+	for _, p := range cfg.Join {
+		pc := newPeerClient(p, ctls)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		raw, err := pc.call(cctx, dcs.RPCMembers, nil)
+		cancel()
+		pc.close()
+		var ms []dcs.MemberStatus
+		if err != nil || json.Unmarshal(raw, &ms) != nil {
+			continue
+		}
+		for _, m := range ms {
+			// Another address: a name clash, which join reports.
+			if m.Name == cfg.Name && (m.PeerURL == "" || strings.HasSuffix(m.PeerURL, "://"+cfg.AdvertisePeer)) {
+				return fmt.Errorf("member %s is already in the cluster but its data dir %s is empty: its raft log is lost, and it will not vote without it; "+dcs.LostLogHint,
+					cfg.Name, cfg.DataDir)
+			}
+		}
+		return nil
+	}
+	return nil
 }
 
 func (s *Server) startClient(ctx context.Context) error {

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
+)
+
+// emptyDir removes everything in dir, as a disk swap or a careless rm does.
+func emptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// clusterIDOf waits until member s knows its cluster's ID.
+func clusterIDOf(t *testing.T, s *Server) string {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the cluster ID", func() bool { return s.node.fsm.cluster() != 0 })
+	return dcs.FormatClusterID(s.node.fsm.cluster())
+}
+
+// TestEmptiedMemberRefusesToStart: a voter whose data directory was
+// emptied, restarted with its configuration (which still names the members
+// to join through), must not come back as a voter with no log: it refuses
+// to start, says what to do, leaves its directory empty, and the others
+// keep working.
+func TestEmptiedMemberRefusesToStart(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	cfg := c.cfgs[2]
+	cfg.Join = []string{c.servers[0].PeerAddr()}
+	cfg.ClusterID = clusterIDOf(t, c.servers[2])
+	c.stop(2)
+	emptyDir(t, cfg.DataDir)
+	s, err := Start(testCtx(), cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("a member with an emptied data dir started beside the others")
+	}
+	if !strings.Contains(err.Error(), "pgherd dcs leave m2") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("want one line naming `pgherd dcs leave m2`, got: %v", err)
+	}
+	if !dcs.EmptyDir(cfg.DataDir) {
+		t.Fatalf("the refused start left files in %s", cfg.DataDir)
+	}
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := c.client(c.endpoints()[:2]...).Put(ctx, "/after", "x"); err != nil {
+		t.Fatalf("the cluster does not work after the refusal: %v", err)
+	}
+}
+
+// TestEmptiedBootstrapMemberRefusesToBootstrap: the member that
+// bootstrapped the cluster, emptied and started alone, must not bootstrap
+// a new one-member cluster (and acknowledge writes the others never see).
+func TestEmptiedBootstrapMemberRefusesToBootstrap(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	cfg := c.cfgs[0]
+	cfg.ClusterID = clusterIDOf(t, c.servers[0]) // as pgherd dcs init records it
+	c.stop(0)
+	emptyDir(t, cfg.DataDir)
+	s, err := Start(testCtx(), cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("the emptied bootstrap member bootstrapped a new cluster")
+	}
+	if !strings.Contains(err.Error(), "pgherd dcs leave m0") || !strings.Contains(err.Error(), "bootstrap") {
+		t.Fatalf("want the refusal to bootstrap and `pgherd dcs leave m0`, got: %v", err)
+	}
+	if !dcs.EmptyDir(cfg.DataDir) {
+		t.Fatalf("the refused start left files in %s", cfg.DataDir)
+	}
+}
+
+// TestDataDirOfAnotherCluster: a member given the data directory of a
+// member of another cluster (a backup restored on the wrong host) refuses
+// to start rather than serve the other cluster's state.
+func TestDataDirOfAnotherCluster(t *testing.T) {
+	a := newCluster(t, 1, nil)
+	b := newCluster(t, 1, nil) // also named m0
+	aCfg, bDir := a.cfgs[0], b.cfgs[0].DataDir
+	aCfg.ClusterID = clusterIDOf(t, a.servers[0])
+	bID := clusterIDOf(t, b.servers[0])
+	waitFor(t, 5*time.Second, "b's member.json to record its cluster", func() bool { return dcs.RecordedCluster(bDir) == bID })
+	a.stop(0)
+	b.stop(0)
+	aCfg.DataDir = bDir
+	s, err := Start(testCtx(), aCfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("a member started on another cluster's data dir")
+	}
+	if !strings.Contains(err.Error(), bID) || !strings.Contains(err.Error(), aCfg.ClusterID) {
+		t.Fatalf("want both cluster IDs in the refusal, got: %v", err)
+	}
+	if got := dcs.RecordedCluster(bDir); got != bID {
+		t.Fatalf("the refused start changed the data dir's cluster to %q", got)
+	}
+}
+
+// TestRaftRefusesAnotherCluster: Raft's transport checks no cluster
+// identity (a vote request from an ID outside the configuration is
+// refused, but any AppendEntries with a newer term is followed), so the
+// peer port's handshake carries the cluster ID: a Raft connection from
+// another cluster is closed before Raft reads a byte, and one from this
+// cluster is served.
+func TestRaftRefusesAnotherCluster(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	s := c.servers[0]
+	own := s.node.fsm.cluster()
+	clusterIDOf(t, s)
+	waitFor(t, 10*time.Second, "cluster version 2", func() bool { return s.node.allows(versionClusterVersion) })
+	term := s.node.raft.CurrentTerm()
+	heartbeat := func(id, withTerm uint64) (raft.AppendEntriesResponse, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := newPeerListener(ln, nil, nil, slog.New(slog.DiscardHandler))
+		pl.hello = func() (byte, uint64) { return dcs.ProtoRaftHello, id }
+		tr := raft.NewNetworkTransport(pl, 1, 2*time.Second, io.Discard)
+		defer tr.Close()
+		var resp raft.AppendEntriesResponse
+		err = tr.AppendEntries("intruder", raft.ServerAddress(s.PeerAddr()), &raft.AppendEntriesRequest{
+			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("intruder"), Addr: []byte(ln.Addr().String())}, Term: withTerm, Leader: []byte(ln.Addr().String()),
+		}, &resp)
+		return resp, err
+	}
+	if _, err := heartbeat(own^1, term+100); err == nil {
+		t.Fatal("a member accepted an AppendEntries from another cluster")
+	}
+	if got := s.node.raft.CurrentTerm(); got != term {
+		t.Fatalf("the other cluster's term reached this member: %d -> %d", term, got)
+	}
+	// From this cluster, a stale term: served, and answered with ours.
+	resp, err := heartbeat(own, 0)
+	if err != nil || resp.Term != term || resp.Success {
+		t.Fatalf("a Raft connection from this cluster was not served: %+v, %v", resp, err)
+	}
+}
