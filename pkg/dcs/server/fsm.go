@@ -80,7 +80,10 @@ func (f *fsm) apply(d decoded) *applyResult {
 		f.mu.Unlock()
 	case opClusterVersion:
 		f.mu.Lock()
-		if v := int(d.ints[0]); v > f.version && v <= applyVersion {
+		// Never lowered. A version above applyVersion is recorded too:
+		// this binary was downgraded below the cluster's rules, and the
+		// node stops (version.go).
+		if v := int(d.ints[0]); v > f.version {
 			f.version = v
 		}
 		f.mu.Unlock()

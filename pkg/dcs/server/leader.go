@@ -42,6 +42,7 @@ func (n *node) leaderLoop() {
 		if !recorded {
 			recorded = n.recordCluster()
 		}
+		n.checkNotDowngraded()
 		n.publishSelf(ctx)
 		if n.isLeader() {
 			n.expireLeases(ctx)

@@ -57,11 +57,18 @@ func Serve(ctx context.Context, cfg dcs.Config) error {
 	logging.From(ctx).Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
 	select {
 	case <-ctx.Done():
+	case err = <-s.node.tooOld:
 	case <-time.After(10 * time.Second): // start-up and joining are over
 		releaseStartupPages()
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case err = <-s.node.tooOld:
+		}
 	}
-	return s.Close()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Start opens the data directory, starts Raft and both ports, and returns

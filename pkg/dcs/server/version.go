@@ -79,6 +79,18 @@ func (n *node) raiseClusterVersion(ctx context.Context) {
 	n.log.Info("cluster version raised", "version", least)
 }
 
+// checkNotDowngraded reports, once, a cluster version newer than this
+// binary applies: the member runs an older pgherd than the cluster already
+// uses, would misapply what follows, and stops instead.
+func (n *node) checkNotDowngraded() {
+	if cv := n.fsm.clusterVersion(); cv > applyVersion {
+		select {
+		case n.tooOld <- fmt.Errorf("the cluster runs at cluster version %d, and this pgherd-dcs applies only up to %d: install the pgherd the other members run (a cluster version is never lowered)", cv, applyVersion):
+		default:
+		}
+	}
+}
+
 // checkJoinVersion refuses a newcomer that speaks less than the cluster
 // version: it would misapply the log.
 func (n *node) checkJoinVersion(mem dcs.Member) error {

@@ -82,3 +82,22 @@ func TestClusterVersion(t *testing.T) {
 		t.Fatal("the refused member is in the member table")
 	}
 }
+
+// TestDowngradedMemberStops: a member whose binary applies less than the
+// replicated cluster version (pgherd was downgraded under it) stops
+// rather than misapply the log.
+func TestDowngradedMemberStops(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	s := c.servers[0]
+	if _, err := s.node.applyLocal(ctxT(t, 10*time.Second), encodeInts(opClusterVersion, applyVersion+1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.node.tooOld:
+		if !strings.Contains(err.Error(), "install the pgherd the other members run") {
+			t.Fatalf("unclear error: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a member below the cluster version kept running")
+	}
+}
