@@ -279,8 +279,9 @@ func (c *procCluster) waitVoters(n int) {
 }
 
 // waitCaughtUp requires every member to be up and to have applied all that
-// the leader had committed when the wait began.
-func (c *procCluster) waitCaughtUp(d time.Duration) {
+// the leader had committed when the wait began, and returns that index: up
+// to it, every member's log is the same.
+func (c *procCluster) waitCaughtUp(d time.Duration) uint64 {
 	c.t.Helper()
 	for i := range c.members {
 		if !c.running(i) {
@@ -297,6 +298,7 @@ func (c *procCluster) waitCaughtUp(d time.Duration) {
 			return err == nil && got.AppliedIndex >= mi.CommitIndex && got.Leader != ""
 		})
 	}
+	return mi.CommitIndex
 }
 
 func (c *procCluster) endpoints() []string {
@@ -321,8 +323,8 @@ func (c *procCluster) client(eps ...string) *clientv3.Client {
 }
 
 // durableState rebuilds a stopped member's state machine from what its
-// data directory holds, as a restart would: the newest snapshot, then the
-// log up to index last (0: all of it). It returns the state and the
+// data directory holds, as a restart would: the newest snapshot up to
+// index last, then the log up to last. It returns the state and the
 // snapshot's index.
 func durableState(t *testing.T, dataDir string, last uint64) (*fsm, uint64) {
 	t.Helper()
@@ -333,24 +335,26 @@ func durableState(t *testing.T, dataDir string, last uint64) (*fsm, uint64) {
 	}
 	var from uint64 = 1
 	var snapIndex uint64
-	if list, err := snaps.List(); err == nil && len(list) > 0 {
-		_, rc, err := snaps.Open(list[0].ID)
+	list, _ := snaps.List() // newest first
+	for _, meta := range list {
+		if meta.Index > last {
+			continue
+		}
+		_, rc, err := snaps.Open(meta.ID)
 		if err != nil {
 			t.Fatalf("%s: open snapshot: %v", dataDir, err)
 		}
 		if err := f.Restore(rc); err != nil {
 			t.Fatalf("%s: restore snapshot: %v", dataDir, err)
 		}
-		snapIndex, from = list[0].Index, list[0].Index+1
+		snapIndex, from = meta.Index, meta.Index+1
+		break
 	}
 	logs, meta, err := openLogStore(filepath.Join(dataDir, dcs.WALDir), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("%s: %v", dataDir, err)
 	}
 	defer func() { logs.Close(); meta.Close() }()
-	if last == 0 {
-		last, _ = logs.LastIndex()
-	}
 	for i := from; i <= last; i++ {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
