@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -151,5 +152,44 @@ func TestRaftRefusesAnotherCluster(t *testing.T) {
 	resp, err := heartbeat(own, 0)
 	if err != nil || resp.Term != term || resp.Success {
 		t.Fatalf("a Raft connection from this cluster was not served: %+v, %v", resp, err)
+	}
+}
+
+// TestLostDiskDaemon runs the refusals through pgherd-dcs itself, with the
+// configurations pgherd writes (join kept, cluster_id recorded): an
+// emptied joiner and the emptied bootstrap member each exit 1 with one
+// line that says what to do, their directories stay empty, and the
+// remaining members keep serving writes.
+func TestLostDiskDaemon(t *testing.T) {
+	c := newProcCluster(t, 3, nil)
+	id, err := c.info(0)
+	if err != nil || id.ClusterID == "" {
+		t.Fatalf("cluster ID: %+v %v", id, err)
+	}
+	for _, i := range []int{2, 0} { // a joiner, then the bootstrap member
+		m := c.members[i]
+		m.cfg.ClusterID = id.ClusterID
+		c.writeConfig(m)
+		c.kill(i)
+		emptyDir(t, m.cfg.DataDir)
+		os.Truncate(m.log, 0)
+		c.launch(i)
+		code, log := c.exited(i, 20*time.Second)
+		lines := strings.Split(strings.TrimSpace(log), "\n")
+		last := lines[len(lines)-1]
+		if code != 1 || !strings.HasPrefix(last, "Error: ") || !strings.Contains(last, "pgherd dcs leave "+m.cfg.Name) {
+			t.Fatalf("%s: exit %d, want 1 and one line naming `pgherd dcs leave`; log:\n%s", m.cfg.Name, code, log)
+		}
+		if !dcs.EmptyDir(m.cfg.DataDir) {
+			t.Fatalf("%s: the refused start left files in its data dir", m.cfg.Name)
+		}
+		if i == 2 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := c.client(c.endpoints()[:2]...).Put(ctx, "/after", "x")
+			cancel()
+			if err != nil {
+				t.Fatalf("the two remaining members do not serve writes: %v", err)
+			}
+		}
 	}
 }
