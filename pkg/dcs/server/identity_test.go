@@ -193,3 +193,28 @@ func TestLostDiskDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinFromAnotherClusterRefused: a member whose configuration names
+// another cluster, pointed at this one's members, is refused and leaves
+// nothing behind, neither in the cluster nor in its data directory.
+func TestJoinFromAnotherClusterRefused(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	own := clusterIDOf(t, c.servers[0])
+	cfg := memberConfig(t, "stranger")
+	cfg.Join = []string{c.servers[0].PeerAddr()}
+	cfg.ClusterID = dcs.FormatClusterID(c.servers[0].node.fsm.cluster() ^ 1)
+	s, err := Start(testCtx(), cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("a member of another cluster joined")
+	}
+	if !strings.Contains(err.Error(), cfg.ClusterID) || !strings.Contains(err.Error(), own) {
+		t.Fatalf("want both cluster IDs in the refusal, got: %v", err)
+	}
+	if ms, _ := c.servers[0].node.members(context.Background()); len(ms) != 1 {
+		t.Fatalf("the refused join left %d members", len(ms))
+	}
+	if !dcs.EmptyDir(cfg.DataDir) {
+		t.Fatalf("the refused join left files in %s", cfg.DataDir)
+	}
+}
