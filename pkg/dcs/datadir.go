@@ -32,8 +32,10 @@ type identity struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 }
 
-// LostLogHint is what to do about a member that lost its Raft log.
-const LostLogHint = "remove it from the cluster with `pgherd dcs leave %[1]s` on another member, then set it up again with `pgherd dcs join` (docs/dcs.md, \"A lost disk\")"
+// LostLogHint says what to do about member name, which lost its Raft log.
+func LostLogHint(name string) string {
+	return "remove it from the cluster with `pgherd dcs leave " + name + "` on another member, then set it up again with `pgherd dcs join` (docs/dcs.md, \"A lost disk\")"
+}
 
 // FormatClusterID is a cluster ID as members and configurations write it:
 // 16 hex digits.
@@ -87,7 +89,7 @@ func OpenDataDir(dir, name string) (fresh bool, err error) {
 		return false, fmt.Errorf("data dir %s belongs to member %q, not %q: use that name or another data_dir", dir, id.Name, name)
 	}
 	if _, err := os.Stat(filepath.Join(dir, WALDir)); err != nil {
-		return false, fmt.Errorf("data dir %s: member %s's raft log (%s/) is missing: restore it from a backup, or "+LostLogHint, dir, name, WALDir)
+		return false, fmt.Errorf("data dir %s: member %s's raft log (%s/) is missing: restore it from a backup, or %s", dir, name, WALDir, LostLogHint(name))
 	}
 	return false, nil
 }

@@ -106,8 +106,8 @@ func TestDataDirOfAnotherCluster(t *testing.T) {
 		s.Close()
 		t.Fatal("a member started on another cluster's data dir")
 	}
-	if !strings.Contains(err.Error(), bID) || !strings.Contains(err.Error(), aCfg.ClusterID) {
-		t.Fatalf("want both cluster IDs in the refusal, got: %v", err)
+	if !strings.Contains(err.Error(), bID) || !strings.Contains(err.Error(), aCfg.ClusterID) || !strings.Contains(err.Error(), "pgherd dcs leave m0`") {
+		t.Fatalf("want both cluster IDs and `pgherd dcs leave m0` in the refusal, got: %v", err)
 	}
 	if got := dcs.RecordedCluster(bDir); got != bID {
 		t.Fatalf("the refused start changed the data dir's cluster to %q", got)
@@ -216,5 +216,27 @@ func TestJoinFromAnotherClusterRefused(t *testing.T) {
 	}
 	if !dcs.EmptyDir(cfg.DataDir) {
 		t.Fatalf("the refused join left files in %s", cfg.DataDir)
+	}
+}
+
+// TestLostLogRefusals: a configuration's cluster_id must be 16 hex digits,
+// and a data directory whose member.json survived but whose Raft log is
+// gone is refused with what to do.
+func TestLostLogRefusals(t *testing.T) {
+	cfg := memberConfig(t, "n")
+	cfg.ClusterID = "not-hex"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "cluster_id \"not-hex\": want 16 hex digits") {
+		t.Fatalf("bad cluster_id: %v", err)
+	}
+	c := newCluster(t, 1, nil)
+	cfg = c.cfgs[0]
+	c.stop(0)
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, dcs.WALDir)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(testCtx(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "raft log (wal/) is missing") || !strings.Contains(err.Error(), "pgherd dcs leave m0`") {
+		t.Fatalf("a missing raft log: %v", err)
 	}
 }

@@ -119,7 +119,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if !fresh && !has {
 		logs.Close()
 		n.meta.Close()
-		return nil, fmt.Errorf("data dir %s has an empty raft log: member %s lost it; restore it from a backup, or "+dcs.LostLogHint, cfg.DataDir, cfg.Name)
+		return nil, fmt.Errorf("data dir %s has an empty raft log: member %s lost it; restore it from a backup, or %s", cfg.DataDir, cfg.Name, dcs.LostLogHint(cfg.Name))
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, n.trans)
 	if err != nil {

@@ -81,16 +81,16 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.ClusterID != "" && len(cfg.Join) == 0 && dcs.EmptyDir(cfg.DataDir) {
-		return nil, fmt.Errorf("member %s of cluster %s has an empty data dir %s: its raft log is lost, and it will not bootstrap a new cluster in its place; "+dcs.LostLogHint,
-			cfg.Name, cfg.ClusterID, cfg.DataDir)
+		return nil, fmt.Errorf("member %s of cluster %s has an empty data dir %s: its raft log is lost, and it will not bootstrap a new cluster in its place; %s",
+			cfg.Name, cfg.ClusterID, cfg.DataDir, dcs.LostLogHint(cfg.Name))
 	}
 	fresh, err := dcs.OpenDataDir(cfg.DataDir, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
 	if rec := dcs.RecordedCluster(cfg.DataDir); cfg.ClusterID != "" && rec != "" && rec != cfg.ClusterID {
-		return nil, fmt.Errorf("data dir %s holds a member of cluster %s, but member %s belongs to cluster %s: restore this member's own data dir, or "+dcs.LostLogHint,
-			cfg.DataDir, rec, cfg.Name, cfg.ClusterID)
+		return nil, fmt.Errorf("data dir %s holds a member of cluster %s, but member %s belongs to cluster %s: restore this member's own data dir, or %s",
+			cfg.DataDir, rec, cfg.Name, cfg.ClusterID, dcs.LostLogHint(cfg.Name))
 	}
 	lock, err := dcs.LockDataDir(cfg.DataDir)
 	if err != nil {
@@ -200,8 +200,8 @@ func checkNotMember(ctx context.Context, cfg dcs.Config) error {
 		for _, m := range ms {
 			// Another address: a name clash, which join reports.
 			if m.Name == cfg.Name && (m.PeerURL == "" || strings.HasSuffix(m.PeerURL, "://"+cfg.AdvertisePeer)) {
-				return fmt.Errorf("member %s is already in the cluster but its data dir %s is empty: its raft log is lost, and it will not vote without it; "+dcs.LostLogHint,
-					cfg.Name, cfg.DataDir)
+				return fmt.Errorf("member %s is already in the cluster but its data dir %s is empty: its raft log is lost, and it will not vote without it; %s",
+					cfg.Name, cfg.DataDir, dcs.LostLogHint(cfg.Name))
 			}
 		}
 		return nil
