@@ -227,9 +227,16 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // readSnapshotHeader reads the magic line and refuses a snapshot taken at
 // a cluster version newer than this member applies.
 func readSnapshotHeader(r *bufio.Reader) error {
-	line, err := r.ReadString('\n')
-	v, perr := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(line, snapshotMagic), "\n"))
-	if err != nil || !strings.HasPrefix(line, snapshotMagic) || perr != nil || v < 1 {
+	var line []byte // a short line: never read a foreign file whole
+	for len(line) < len(snapshotMagic)+8 {
+		b, err := r.ReadByte()
+		if err != nil || b == '\n' {
+			break
+		}
+		line = append(line, b)
+	}
+	v, perr := strconv.Atoi(strings.TrimPrefix(string(line), snapshotMagic))
+	if !strings.HasPrefix(string(line), snapshotMagic) || perr != nil || v < 1 {
 		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
 	}
 	if v > applyVersion {

@@ -57,8 +57,13 @@ func TestSnapshotCarriesClusterVersion(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cluster version 99") || !strings.Contains(err.Error(), "upgrade pgherd") {
 		t.Fatalf("want a refusal naming version 99 and the upgrade, got %v", err)
 	}
+	for _, bad := range []string{"", "PGDMP", "pgherd-dcs-snapshot-v\n", "pgherd-dcs-snapshot-v0\n", "pgherd-dcs-snapshot-vx\n"} {
+		if err := g.Restore(io.NopCloser(strings.NewReader(bad))); err == nil || err.Error() != "restore snapshot: not a pgherd dcs snapshot" {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 	if g.clusterVersion() != versionClusterVersion || g.cluster() != 7 {
-		t.Fatal("the refused restore changed the state")
+		t.Fatal("the refused restores changed the state")
 	}
 }
 
