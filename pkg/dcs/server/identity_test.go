@@ -112,6 +112,26 @@ func TestDataDirOfAnotherCluster(t *testing.T) {
 	if got := dcs.RecordedCluster(bDir); got != bID {
 		t.Fatalf("the refused start changed the data dir's cluster to %q", got)
 	}
+	// A member.json from before the record: the member finds out from its
+	// state and stops.
+	if err := dcs.WriteIdentity(bDir, "m0", ""); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Start(testCtx(), aCfg); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case err := <-s.node.fatal:
+		if !strings.Contains(err.Error(), bID) || !strings.Contains(err.Error(), "pgherd dcs leave m0`") {
+			t.Fatalf("unclear error: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a member kept running on another cluster's data dir")
+	}
+	if got := dcs.RecordedCluster(bDir); got != "" {
+		t.Fatalf("the member recorded cluster %q in another cluster's data dir", got)
+	}
 }
 
 // TestRaftRefusesAnotherCluster: Raft's transport checks no cluster

@@ -88,16 +88,28 @@ func (n *node) self() dcs.Member {
 
 // recordCluster writes the cluster ID into the data directory's
 // member.json once the state machine knows it, and reports whether it is
-// recorded.
+// recorded. A data dir whose member.json predates the record can still
+// hold another cluster than the configuration names: the member stops.
 func (n *node) recordCluster() bool {
 	id := n.fsm.cluster()
 	if id == 0 {
 		return false
 	}
-	if dcs.RecordedCluster(n.cfg.DataDir) == dcs.FormatClusterID(id) {
+	cid := dcs.FormatClusterID(id)
+	if n.cfg.ClusterID != "" && n.cfg.ClusterID != cid {
+		select {
+		case n.fatal <- otherClusterError(n.cfg, cid):
+		default:
+		}
 		return true
 	}
-	if err := dcs.WriteIdentity(n.cfg.DataDir, n.cfg.Name, dcs.FormatClusterID(id)); err != nil {
+	if n.cfg.ClusterID == "" && len(n.cfg.Join) == 0 {
+		n.log.Warn("the configuration records no cluster_id: add `cluster_id: " + cid + "` to it, so that this member refuses to bootstrap a new cluster should it lose its data dir")
+	}
+	if dcs.RecordedCluster(n.cfg.DataDir) == cid {
+		return true
+	}
+	if err := dcs.WriteIdentity(n.cfg.DataDir, n.cfg.Name, cid); err != nil {
 		n.log.Warn("record the cluster ID in the data dir", "err", err)
 		return false
 	}

@@ -47,9 +47,10 @@ type node struct {
 
 	readyTerm atomic.Uint64 // term in which this leader has committed an entry
 
-	// tooOld receives one error when the cluster version exceeds what this
-	// binary applies (it was downgraded): Serve stops the member.
-	tooOld chan error
+	// fatal receives an error that the member must not run on with: the
+	// cluster version exceeds what this binary applies (it was
+	// downgraded), or the cluster is not the configuration's. Serve stops.
+	fatal chan error
 
 	// votingMu serialises suffrage changes: the reconcile loop must not
 	// undo a witness promotion made for a removal still under way.
@@ -67,7 +68,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, err
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
-		closed: make(chan struct{}), clients: map[string]*peerClient{}, tooOld: make(chan error, 1)}
+		closed: make(chan struct{}), clients: map[string]*peerClient{}, fatal: make(chan error, 1)}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).

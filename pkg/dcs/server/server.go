@@ -57,12 +57,12 @@ func Serve(ctx context.Context, cfg dcs.Config) error {
 	logging.From(ctx).Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
 	select {
 	case <-ctx.Done():
-	case err = <-s.node.tooOld:
+	case err = <-s.node.fatal:
 	case <-time.After(10 * time.Second): // start-up and joining are over
 		releaseStartupPages()
 		select {
 		case <-ctx.Done():
-		case err = <-s.node.tooOld:
+		case err = <-s.node.fatal:
 		}
 	}
 	if cerr := s.Close(); err == nil {
@@ -89,8 +89,7 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 		return nil, err
 	}
 	if rec := dcs.RecordedCluster(cfg.DataDir); cfg.ClusterID != "" && rec != "" && rec != cfg.ClusterID {
-		return nil, fmt.Errorf("data dir %s holds a member of cluster %s, but member %s belongs to cluster %s: restore this member's own data dir, or %s",
-			cfg.DataDir, rec, cfg.Name, cfg.ClusterID, dcs.LostLogHint(cfg.Name))
+		return nil, otherClusterError(cfg, rec)
 	}
 	lock, err := dcs.LockDataDir(cfg.DataDir)
 	if err != nil {
@@ -167,6 +166,13 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("cannot join: no member reachable (%w); check the peer addresses", errors.Join(errs...))
+}
+
+// otherClusterError refuses a data dir that holds cluster id, not the one
+// cfg names.
+func otherClusterError(cfg dcs.Config, id string) error {
+	return fmt.Errorf("data dir %s holds a member of cluster %s, but member %s belongs to cluster %s: restore this member's own data dir, or %s",
+		cfg.DataDir, id, cfg.Name, cfg.ClusterID, dcs.LostLogHint(cfg.Name))
 }
 
 // joinRequest is what RPCJoin carries: the member, and the cluster it

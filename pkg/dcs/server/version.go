@@ -85,7 +85,7 @@ func (n *node) raiseClusterVersion(ctx context.Context) {
 func (n *node) checkNotDowngraded() {
 	if cv := n.fsm.clusterVersion(); cv > applyVersion {
 		select {
-		case n.tooOld <- fmt.Errorf("the cluster runs at cluster version %d, and this pgherd-dcs applies only up to %d: install the pgherd the other members run (a cluster version is never lowered)", cv, applyVersion):
+		case n.fatal <- fmt.Errorf("the cluster runs at cluster version %d, and this pgherd-dcs applies only up to %d: install the pgherd the other members run (a cluster version is never lowered)", cv, applyVersion):
 		default:
 		}
 	}

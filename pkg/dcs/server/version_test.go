@@ -98,7 +98,7 @@ func TestDowngradedMemberStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-s.node.tooOld:
+	case err := <-s.node.fatal:
 		if !strings.Contains(err.Error(), "install the pgherd the other members run") {
 			t.Fatalf("unclear error: %v", err)
 		}
