@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -33,14 +34,22 @@ type Config struct {
 	// Join lists peer addresses of existing members. It is used only when
 	// the data directory holds no cluster yet; without it the member
 	// bootstraps a new one-member cluster.
-	Join      []string  `yaml:"join,omitempty"`
+	Join []string `yaml:"join,omitempty"`
+	// ClusterID is the cluster this member belongs to (16 hex digits),
+	// written by pgherd once the member has bootstrapped or joined. With
+	// it, a member refuses a data directory of another cluster, and one
+	// whose directory is empty refuses to bootstrap a new cluster.
+	ClusterID string    `yaml:"cluster_id,omitempty"`
 	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
 	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
 
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
 	SnapshotThreshold uint64        `yaml:"snapshot_threshold,omitempty"` // default 8192 entries
-	TrailingLogs      uint64        `yaml:"trailing_logs,omitempty"`      // default 10240 entries
+	// SnapshotInterval is how often Raft checks SnapshotThreshold
+	// (default 2m, each check jittered up to twice as long).
+	SnapshotInterval time.Duration `yaml:"snapshot_interval,omitempty"`
+	TrailingLogs     uint64        `yaml:"trailing_logs,omitempty"` // default 10240 entries
 	// HistoryLimit is the number of revisions kept for watches and
 	// historic reads; 0 means 4096 (mvcc.DefaultHistoryLimit). The history
 	// is also bounded to 4 MiB of values. Every member must use the same
@@ -106,11 +115,19 @@ func (c *Config) Validate() error {
 	if err := c.ClientTLS.validate("client"); err != nil {
 		return err
 	}
+	if c.ClusterID != "" {
+		if _, err := strconv.ParseUint(c.ClusterID, 16, 64); err != nil || len(c.ClusterID) != 16 {
+			return fmt.Errorf("cluster_id %q: want 16 hex digits, as `pgherd dcs status -o json` shows it", c.ClusterID)
+		}
+	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = time.Second
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240

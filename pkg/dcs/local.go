@@ -131,6 +131,18 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		log, _ := os.ReadFile(svc.LogFile)
 		return fail(fmt.Errorf("member %s did not join a leader: %w%s", cfg.Name, err, lastLines(string(log))))
 	}
+	// From now on the member knows its cluster: emptied, it refuses to
+	// bootstrap a new one; given another cluster's data dir, to start.
+	written.ClusterID = mi.ClusterID
+	if raw, err = yaml.Marshal(written); err == nil {
+		err = writeFile0600(file, raw)
+	}
+	if err == nil {
+		err = l.own(file)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("record the cluster ID in %s: %w", file, err))
+	}
 	return mi, nil
 }
 
@@ -169,7 +181,7 @@ func (l *Local) waitReady(ctx context.Context, cfg Config) (MemberInfo, error) {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		mi, err := ac.Status(cctx)
 		cancel()
-		if err == nil && mi.Leader != "" {
+		if err == nil && mi.Leader != "" && mi.ClusterID != "" {
 			return mi, nil
 		}
 		last = err

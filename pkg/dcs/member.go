@@ -15,6 +15,10 @@ type Member struct {
 	PeerAddr  string `json:"peer_addr"` // host:port, the Raft address
 	PeerURL   string `json:"peer_url"`
 	ClientURL string `json:"client_url"`
+	// ApplyVersion is the newest cluster version whose Apply rules the
+	// member's binary speaks; absent (0) from members older than version 2,
+	// which speak version 1.
+	ApplyVersion int `json:"apply_version,omitempty"`
 }
 
 // MemberID is the stable etcd-style member ID of a name: the same name
@@ -69,4 +73,8 @@ type MemberInfo struct {
 	// Alarms are the cluster's active alarms as etcdctl alarm list prints
 	// them ("memberID:N alarm:NOSPACE"): writes are refused while NOSPACE is.
 	Alarms []string `json:"alarms,omitempty"`
+	// ClusterID is the cluster's ID (16 hex digits) once this member knows it.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// ClusterVersion is the replicated cluster version this member applies.
+	ClusterVersion int `json:"cluster_version,omitempty"`
 }

@@ -21,6 +21,12 @@ import (
 const (
 	ProtoRaft byte = 'R'
 	ProtoRPC  byte = 'C'
+	// ProtoRaftHello selects Raft's transport like ProtoRaft, followed by
+	// the dialer's cluster ID (8 bytes, big-endian, 0 while unknown): a
+	// member refuses Raft connections from another cluster. Members dial
+	// with it once the cluster version allows (older members know only
+	// ProtoRaft).
+	ProtoRaftHello byte = 'r'
 )
 
 // DialPeer connects to the peer port at addr and selects proto on it.

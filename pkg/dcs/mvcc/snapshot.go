@@ -99,8 +99,10 @@ func (snap *snapshot) WriteTo(w io.Writer) (int64, error) {
 // next revision, otherwise they end with ErrCompacted.
 func (s *Store) Restore(r io.Reader) error {
 	d := decoder{r: bufio.NewReader(r)}
-	if v := d.byte(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("mvcc: snapshot version %d not supported (want %d)", v, snapshotVersion)
+	if v := d.byte(); d.err == nil && v > snapshotVersion {
+		return fmt.Errorf("mvcc: snapshot format %d is newer than this member reads (%d): upgrade pgherd on this member", v, snapshotVersion)
+	} else if d.err == nil && v != snapshotVersion {
+		return fmt.Errorf("mvcc: snapshot format %d not supported (want %d)", v, snapshotVersion)
 	}
 	rev, compactRev := d.int(), d.int()
 	var kvs []*mvccpb.KeyValue

@@ -26,21 +26,6 @@ import (
 // freed), until an opAlarm DEACTIVATE (`etcdctl alarm disarm`) is applied.
 // This is etcd's quotaKVServer plus its capped applier.
 
-// feature names a kind of log entry added after members of an earlier
-// pgherd version were released: such an entry may be proposed, and is
-// applied, only once every voter applies it the same way.
-type feature int
-
-// featureAlarms is the opAlarm entry.
-const featureAlarms feature = iota + 1
-
-// allows is the gate of new log entries: it must answer from replicated
-// state only (the cluster version, once the cluster records one), so that
-// every member answers the same at the same index. Members of this version
-// all apply every feature, and no cluster version is recorded yet, so it
-// answers true.
-func (f *fsm) allows(feature) bool { return true }
-
 // Cost estimates as etcd's quota (kvOverhead, leaseOverhead in etcd's
 // server/storage/quota.go): a put costs its encoded size plus 256 bytes.
 const (
@@ -94,7 +79,7 @@ func (n *node) checkQuota(ctx context.Context, cmd []byte) error {
 	if cost == 0 || n.fsm.store.Usage()+cost <= n.cfg.QuotaBytes {
 		return nil
 	}
-	if n.fsm.allows(featureAlarms) && !n.fsm.alarmed(pb.AlarmType_NOSPACE) {
+	if n.fsm.allows(versionLimits) && !n.fsm.alarmed(pb.AlarmType_NOSPACE) {
 		raise, err := encodeMsg(opAlarm, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: n.id, Alarm: pb.AlarmType_NOSPACE})
 		if err != nil {
 			return err
@@ -113,7 +98,7 @@ func (n *node) checkQuota(ctx context.Context, cmd []byte) error {
 // NOSPACE can be activated (the only alarm a member raises; etcd itself
 // panics on others), so an entry from a faulty peer changes nothing.
 func (f *fsm) applyAlarm(req *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	if !f.allows(featureAlarms) {
+	if !f.allows(versionLimits) {
 		return nil, fmt.Errorf("alarm entries are not enabled in this cluster yet")
 	}
 	switch {
@@ -205,7 +190,7 @@ func (m *maintenanceServer) Alarm(ctx context.Context, req *pb.AlarmRequest) (*p
 		}
 		return resp, nil
 	case pb.AlarmRequest_DEACTIVATE:
-		if !m.s.node.fsm.allows(featureAlarms) {
+		if !m.s.node.fsm.allows(versionLimits) {
 			return resp, nil // no alarm can have been raised
 		}
 		cmd, err := encodeMsg(opAlarm, req)

@@ -17,7 +17,10 @@ func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid),
-		Alarms: n.fsm.alarmStrings()}
+		Alarms: n.fsm.alarmStrings(), ClusterVersion: n.fsm.clusterVersion()}
+	if id := n.fsm.cluster(); id != 0 {
+		mi.ClusterID = dcs.FormatClusterID(id)
+	}
 	mi.LastContactS = dcs.Seconds(0)
 	if mi.RaftState != "leader" {
 		mi.LastContactS = nil
@@ -82,14 +85,17 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 				return nil, fmt.Errorf("%d joins are already in progress on %s: retry in a moment", cap(n.joins), n.cfg.Name)
 			}
 		}
-		var mem dcs.Member
-		if err := json.Unmarshal(p, &mem); err != nil {
+		var req joinRequest
+		if err := json.Unmarshal(p, &req); err != nil {
 			return nil, err
 		}
-		if mem.Name == "" || m == dcs.RPCJoin && mem.PeerAddr == "" {
+		if req.Name == "" || m == dcs.RPCJoin && req.PeerAddr == "" {
 			return nil, fmt.Errorf("a member needs a name and, to join, a peer address")
 		}
-		return nil, n.callLeader(ctx, m, mem)
+		if id := n.fsm.cluster(); req.ClusterID != "" && id != 0 && req.ClusterID != dcs.FormatClusterID(id) {
+			return nil, fmt.Errorf("member %s belongs to cluster %s, and this is cluster %s: join it through a member of its own cluster", req.Name, req.ClusterID, dcs.FormatClusterID(id))
+		}
+		return nil, n.callLeader(ctx, m, req.Member)
 	case dcs.RPCInfo:
 		return json.Marshal(n.info())
 	case dcs.RPCMembers:
@@ -162,6 +168,9 @@ func (n *node) join(ctx context.Context, mem dcs.Member) error {
 		case string(s.Address) == mem.PeerAddr:
 			return fmt.Errorf("peer address %s is already used by member %q: remove that member first", mem.PeerAddr, s.ID)
 		}
+	}
+	if err := n.checkJoinVersion(mem); err != nil {
+		return err
 	}
 	if !inConfig {
 		// Check that the leader can reach the newcomer before touching the

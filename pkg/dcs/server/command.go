@@ -27,7 +27,11 @@ const (
 	opMemberSet    // JSON Member
 	opMemberRemove // JSON Member (only Name is read)
 	opClusterInit  // cluster ID, applied once by the bootstrapping member
-	opAlarm        // etcd AlarmRequest, ACTIVATE or DEACTIVATE (gated: featureAlarms)
+	opAlarm        // etcd AlarmRequest, ACTIVATE or DEACTIVATE (from versionLimits on)
+	// opClusterVersion raises the cluster version (version.go). Proposed
+	// only once every member speaks version 2; older members answer
+	// "unknown command op" for it.
+	opClusterVersion
 )
 
 // message is what gogo-generated etcd types implement.
@@ -82,7 +86,7 @@ type decoded struct {
 	txn     *pb.TxnRequest
 	grant   *pb.LeaseGrantRequest
 	alarm   *pb.AlarmRequest
-	ints    []int64 // revoke: id; refresh: id, ttl; compact: rev; cluster init: id
+	ints    []int64 // revoke: id; refresh: id, ttl; compact: rev; cluster init: id; cluster version
 	member  *dcs.Member
 	rawSize int
 }
@@ -111,7 +115,7 @@ func decodeCommand(b []byte) (decoded, error) {
 	case opAlarm:
 		d.alarm = &pb.AlarmRequest{}
 		m = d.alarm
-	case opLeaseRevoke, opCompact, opClusterInit:
+	case opLeaseRevoke, opCompact, opClusterInit, opClusterVersion:
 		d.ints, err = decodeInts(b, 1)
 		return d, err
 	case opLeaseRefresh:

@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -33,6 +35,7 @@ type fsm struct {
 	members   map[string]dcs.Member
 	clusterID uint64
 	alarms    []*pb.AlarmMember // active alarms, sorted by member and type (alarm.go)
+	version   int               // the cluster version (version.go); 0 reads as 1
 }
 
 // applyResult is what FSM.Apply returns through raft's ApplyFuture.
@@ -48,8 +51,10 @@ func newFSM(historyLimit int) *fsm {
 // errApplyPanic answers an entry whose apply panicked.
 var errApplyPanic = status.Error(codes.Internal, "etcdserver: internal error applying the request")
 
-// Apply implements raft.FSM. An entry that cannot be decoded or fails
-// checkCommand is answered with that error and changes nothing: every
+// Apply implements raft.FSM. An entry that cannot be decoded or (from
+// cluster version versionLimits on, so that members of two versions never
+// diverge) fails checkCommand is answered with that error and changes
+// nothing: every
 // member decodes and checks the same bytes the same way, so the answer is
 // the same everywhere. A panic (a bug, not an input: checkCommand refuses
 // what the store does not handle) is the last resort: the entry is
@@ -69,8 +74,10 @@ func (f *fsm) Apply(l *raft.Log) (res any) {
 	if err != nil {
 		return &applyResult{err: fmt.Errorf("apply log %d: %w", l.Index, err)}
 	}
-	if err := checkCommand(&d); err != nil {
-		return &applyResult{err: err}
+	if f.allows(versionLimits) {
+		if err := checkCommand(&d); err != nil {
+			return &applyResult{err: err}
+		}
 	}
 	return f.apply(d)
 }
@@ -101,6 +108,15 @@ func (f *fsm) apply(d decoded) *applyResult {
 		f.mu.Lock()
 		if f.clusterID == 0 {
 			f.clusterID = uint64(d.ints[0])
+		}
+		f.mu.Unlock()
+	case opClusterVersion:
+		f.mu.Lock()
+		// Never lowered. A version above applyVersion is recorded too:
+		// this binary was downgraded below the cluster's rules, and the
+		// node stops (version.go).
+		if v := int(d.ints[0]); v > f.version {
+			f.version = v
 		}
 		f.mu.Unlock()
 	case opMemberSet:
@@ -158,9 +174,12 @@ func (f *fsm) cluster() uint64 {
 // bytes per member).
 const maxSnapshotMeta = 16 << 20
 
-// snapshotMagic starts every snapshot, so that restoring anything else
-// fails loudly instead of loading garbage.
-const snapshotMagic = "pgherd-dcs-snapshot-v1\n"
+// snapshotMagic and the cluster version at which it was taken start every
+// snapshot ("pgherd-dcs-snapshot-v1\n" before cluster version 2, as every
+// pgherd wrote), so that restoring anything else fails loudly instead of
+// loading garbage, and a member refuses the state of a newer cluster
+// version than it applies (version.go).
+const snapshotMagic = "pgherd-dcs-snapshot-v"
 
 // Snapshot implements raft.FSM. It runs on the FSM goroutine, so the
 // table and the store are captured at the same log index.
@@ -171,28 +190,30 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members), Alarms: f.alarms})
+	meta, err := json.Marshal(snapshotMeta{ClusterID: f.clusterID, Members: sortedMembers(f.members), Version: f.version, Alarms: f.alarms})
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{meta: meta, store: snap}, nil
+	return &fsmSnapshot{version: max(f.version, 1), meta: meta, store: snap}, nil
 }
 
 type snapshotMeta struct {
 	ClusterID uint64       `json:"cluster_id"`
+	Version   int          `json:"cluster_version,omitempty"`
 	Members   []dcs.Member `json:"members"`
 	// Alarms are the active alarms (omitted when none, as before they existed).
 	Alarms []*pb.AlarmMember `json:"alarms,omitempty"`
 }
 
 type fsmSnapshot struct {
-	meta  []byte
-	store mvcc.Snapshot
+	version int
+	meta    []byte
+	store   mvcc.Snapshot
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	w := bufio.NewWriter(sink)
-	w.WriteString(snapshotMagic)
+	fmt.Fprintf(w, "%s%d\n", snapshotMagic, s.version)
 	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s.meta))))
 	w.Write(s.meta)
 	if _, err := s.store.WriteTo(w); err != nil {
@@ -212,9 +233,8 @@ func (s *fsmSnapshot) Release() {}
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	r := bufio.NewReader(rc)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
+	if err := readSnapshotHeader(r); err != nil {
+		return err
 	}
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
@@ -241,9 +261,31 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.clusterID = meta.ClusterID
 	f.alarms = slices.DeleteFunc(meta.Alarms, func(m *pb.AlarmMember) bool { return m == nil })
 	slices.SortFunc(f.alarms, compareAlarms)
+	f.version = meta.Version
 	f.members = map[string]dcs.Member{}
 	for _, m := range meta.Members {
 		f.members[m.Name] = m
+	}
+	return nil
+}
+
+// readSnapshotHeader reads the magic line and refuses a snapshot taken at
+// a cluster version newer than this member applies.
+func readSnapshotHeader(r *bufio.Reader) error {
+	var line []byte // a short line: never read a foreign file whole
+	for len(line) < len(snapshotMagic)+8 {
+		b, err := r.ReadByte()
+		if err != nil || b == '\n' {
+			break
+		}
+		line = append(line, b)
+	}
+	v, perr := strconv.Atoi(strings.TrimPrefix(string(line), snapshotMagic))
+	if !strings.HasPrefix(string(line), snapshotMagic) || perr != nil || v < 1 {
+		return fmt.Errorf("restore snapshot: not a pgherd dcs snapshot")
+	}
+	if v > applyVersion {
+		return fmt.Errorf("restore snapshot: it was taken at cluster version %d, newer than this pgherd-dcs applies (%d): upgrade pgherd on this member to the version the others run", v, applyVersion)
 	}
 	return nil
 }

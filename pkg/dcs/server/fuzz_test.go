@@ -201,7 +201,7 @@ func FuzzApplySnapshot(f *testing.F) {
 		}
 		num := func() int64 { return ints[int(next())%len(ints)] }
 		key := func() []byte { return keys[int(next())%len(keys)] }
-		a := newFSM(0)
+		a := currentFSM()
 		a.store = mvcc.New(mvcc.Options{Now: clock})
 		for i := uint64(1); len(in) > 0; i++ {
 			var cmd []byte

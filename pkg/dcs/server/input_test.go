@@ -194,7 +194,7 @@ func TestApplyRefusesWhatTheChecksRefuse(t *testing.T) {
 		ops = append(ops, &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(fmt.Sprint(i))}}})
 	}
 	txn, _ := encodeMsg(opTxn, &pb.TxnRequest{Success: ops})
-	members := []*fsm{newFSM(0), newFSM(0)}
+	members := []*fsm{currentFSM(), currentFSM()}
 	for _, tc := range []struct {
 		cmd  []byte
 		want string

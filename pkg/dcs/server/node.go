@@ -47,6 +47,10 @@ type node struct {
 	readyTerm atomic.Uint64 // term in which this leader has committed an entry
 
 	joins chan struct{} // one slot per join being handled (maxConcurrentJoins)
+	// fatal receives an error that the member must not run on with: the
+	// cluster version exceeds what this binary applies (it was
+	// downgraded), or the cluster is not the configuration's. Serve stops.
+	fatal chan error
 
 	// votingMu serialises suffrage changes: the reconcile loop must not
 	// undo a witness promotion made for a removal still under way.
@@ -64,7 +68,8 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, err
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
-		closed: make(chan struct{}), clients: map[string]*peerClient{}, joins: make(chan struct{}, maxConcurrentJoins)}
+		closed: make(chan struct{}), clients: map[string]*peerClient{}, joins: make(chan struct{}, maxConcurrentJoins),
+		fatal: make(chan error, 1)}
 	n.fsm.log = log
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
@@ -73,14 +78,11 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if err := dcs.MkdirPrivate(walDir); err != nil {
 		return nil, fmt.Errorf("create raft log dir: %w", err)
 	}
-	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
-	n.meta = &metadb.BoltMetaDB{}
-	logs, err := wal.Open(walDir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(n.meta))
+	logs, meta, err := openLogStore(walDir, hl)
 	if err != nil {
-		n.meta.Close()
-		return nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", walDir, err)
+		return nil, err
 	}
-	n.logs = logs
+	n.logs, n.meta = logs, meta
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
 	if err != nil {
 		logs.Close()
@@ -89,6 +91,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
 	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC, log) }
+	n.peer.hello, n.peer.foreign = n.raftHello, n.foreignCluster
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.peer, MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
 	})
@@ -105,6 +108,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	rc.MaxAppendEntries = 512
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hl
 	rc.NoLegacyTelemetry = true
@@ -118,7 +122,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if !fresh && !has {
 		logs.Close()
 		n.meta.Close()
-		return nil, fmt.Errorf("data dir %s has an empty raft log; restore it from a backup or set data_dir to an empty directory", cfg.DataDir)
+		return nil, fmt.Errorf("data dir %s has an empty raft log: member %s lost it; restore it from a backup, or %s", cfg.DataDir, cfg.Name, dcs.LostLogHint(cfg.Name))
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, n.trans)
 	if err != nil {
@@ -146,6 +150,19 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 // maxConcurrentJoins bounds the joins a member handles at once; more are
 // refused with "retry in a moment".
 const maxConcurrentJoins = 2
+
+// openLogStore opens the Raft log and stable store in dir. WAL.Close
+// leaves its meta store open (raft-wal v0.4.x), so the caller owns meta
+// and closes it after the log.
+func openLogStore(dir string, hl hclog.Logger) (*wal.WAL, *metadb.BoltMetaDB, error) {
+	meta := &metadb.BoltMetaDB{}
+	logs, err := wal.Open(dir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(meta))
+	if err != nil {
+		meta.Close()
+		return nil, nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", dir, err)
+	}
+	return logs, meta, nil
+}
 
 func (n *node) close() error {
 	select {

@@ -216,7 +216,7 @@ func TestSpaceQuotaAlarm(t *testing.T) {
 // TestAlarmSurvivesSnapshot: the alarm is part of the state machine's
 // snapshot, and a restored member refuses writes as the others do.
 func TestAlarmSurvivesSnapshot(t *testing.T) {
-	f := newFSM(0)
+	f := currentFSM()
 	apply := func(f *fsm, o op, m message) *applyResult {
 		t.Helper()
 		cmd, err := encodeMsg(o, m)

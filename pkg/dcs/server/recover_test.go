@@ -58,7 +58,7 @@ func TestPanicsFailTheRequestNotTheMember(t *testing.T) {
 // panics is answered with Internal, logged once, and the FSM goes on.
 func TestApplyRecoversAndAnswersTheSameEverywhere(t *testing.T) {
 	var logs bytes.Buffer
-	f := newFSM(0)
+	f := currentFSM()
 	f.log = slog.New(slog.NewTextHandler(&logs, nil))
 	store := f.store
 	f.store = nil // the next apply dereferences it
