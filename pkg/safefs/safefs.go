@@ -1,0 +1,105 @@
+// Package safefs holds the file operations pgherd performs as root in
+// directories that the service account (the one PostgreSQL, Patroni and
+// DCS members run as) can write. That account may plant symbolic links,
+// hard links, FIFOs or whole directory trees there; nothing here follows
+// them out of the place it was given.
+package safefs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// OpenAppend opens path for appending, creating it with mode when absent.
+// It guarantees that what it returns is a regular file with a single link
+// that was at path itself: a symbolic link at path is refused (O_NOFOLLOW),
+// a FIFO does not block the open and is refused, and so is a hard link to a
+// file elsewhere (a chown through it would hand that file over).
+func OpenAppend(path string, mode os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, mode)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: refusing to open it as root; remove it", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRegular(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func checkRegular(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s): refusing to use it; remove it", path, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return fmt.Errorf("%s is a hard link (%d names): refusing to use it as root; remove it", path, st.Nlink)
+	}
+	return nil
+}
+
+// ErrNotOurs is wrapped by RemoveDir's error when its check refused the
+// directory.
+var ErrNotOurs = errors.New("refusing to delete it")
+
+// RemoveDir deletes directory dir and everything under it, but only once
+// check has approved the directory actually opened, and never anything
+// outside it: dir itself must not be a symbolic link, its contents are
+// removed through an os.Root opened on it (a link inside is removed, not
+// followed), and the final rmdir of dir removes an empty directory or a
+// link at most. check gets that root and the directory's owner; a
+// directory that does not exist is not an error.
+func RemoveDir(dir string, check func(r *os.Root, uid uint32) error) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link: %w; remove the link and what it points to yourself", dir, ErrNotOurs)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory: %w", dir, ErrNotOurs)
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opened, err := r.Stat(".")
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, opened) {
+		return fmt.Errorf("%s changed while pgherd looked at it: %w; try again", dir, ErrNotOurs)
+	}
+	if err := check(r, opened.Sys().(*syscall.Stat_t).Uid); err != nil {
+		return err
+	}
+	d, err := r.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := r.RemoveAll(n); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
+}
