@@ -51,6 +51,17 @@ func checkRegular(f *os.File, path string) error {
 // directory.
 var ErrNotOurs = errors.New("refusing to delete it")
 
+// CheckDir opens directory dir without following a symbolic link at dir
+// and runs check on it (see RemoveDir). A directory that does not exist
+// passes.
+func CheckDir(dir string, check func(r *os.Root, uid uint32) error) error {
+	r, err := openDir(dir, check)
+	if r != nil {
+		r.Close()
+	}
+	return err
+}
+
 // RemoveDir deletes directory dir and everything under it, but only once
 // check has approved the directory actually opened, and never anything
 // outside it: dir itself must not be a symbolic link, its contents are
@@ -59,34 +70,11 @@ var ErrNotOurs = errors.New("refusing to delete it")
 // link at most. check gets that root and the directory's owner; a
 // directory that does not exist is not an error.
 func RemoveDir(dir string, check func(r *os.Root, uid uint32) error) error {
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return fmt.Errorf("%s is a symbolic link: %w; remove the link and what it points to yourself", dir, ErrNotOurs)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory: %w", dir, ErrNotOurs)
-	}
-	r, err := os.OpenRoot(dir)
-	if err != nil {
+	r, err := openDir(dir, check)
+	if err != nil || r == nil {
 		return err
 	}
 	defer r.Close()
-	opened, err := r.Stat(".")
-	if err != nil {
-		return err
-	}
-	if !os.SameFile(fi, opened) {
-		return fmt.Errorf("%s changed while pgherd looked at it: %w; try again", dir, ErrNotOurs)
-	}
-	if err := check(r, opened.Sys().(*syscall.Stat_t).Uid); err != nil {
-		return err
-	}
 	d, err := r.Open(".")
 	if err != nil {
 		return err
@@ -102,4 +90,38 @@ func RemoveDir(dir string, check func(r *os.Root, uid uint32) error) error {
 		}
 	}
 	return os.Remove(dir)
+}
+
+// openDir opens dir as an os.Root once check approved it; nil and no error
+// when dir does not exist.
+func openDir(dir string, check func(r *os.Root, uid uint32) error) (*os.Root, error) {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symbolic link: %w; remove the link, and what it points to if it must go, yourself", dir, ErrNotOurs)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory: %w", dir, ErrNotOurs)
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := r.Stat(".")
+	if err == nil && !os.SameFile(fi, opened) {
+		err = fmt.Errorf("%s changed while pgherd looked at it: %w; try again", dir, ErrNotOurs)
+	}
+	if err == nil {
+		err = check(r, opened.Sys().(*syscall.Stat_t).Uid)
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }

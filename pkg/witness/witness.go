@@ -240,7 +240,7 @@ func (e *Env) LoadMember(name string) (dcs.Config, error) {
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return dcs.Config{}, fmt.Errorf("%w: %s (no %s); `pgherd witness list` shows the cluster's witnesses", ErrNotFound, name, file)
 	}
-	return dcs.LoadConfig(file)
+	return e.Local.Load(name)
 }
 
 // LocalMembers lists the DCS members configured on this host, by name.
@@ -276,6 +276,10 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 	if err != nil {
 		return err
 	}
+	// What root will delete is checked before anything changes.
+	if err := dcs.CheckDataDir(cfg.DataDir, name, env.Local.OwnerUID()); err != nil {
+		return err
+	}
 	peers := append([]string{advertisedPeer(cfg)}, cfg.Join...)
 	if env.lastVoter(ctx, peers, name) {
 		log.Warn("DCS member " + name + " is the cluster's last voter: the cluster ends with it")
@@ -289,20 +293,33 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 }
 
 // deleteMember stops member name and deletes its service, configuration,
-// data and log. quiet leaves out the progress line (an undo).
+// data and log. quiet leaves out the progress line (an undo). The data
+// directory named in the configuration is deleted only if it proves to be
+// the member's (dcs.RemoveDataDir); otherwise nothing is stopped or
+// deleted.
 func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
-	kept, err := e.Local.StopLocal(ctx, name)
+	cfg, err := e.LoadMember(name)
 	if err != nil {
 		return err
 	}
-	kept = append(kept, filepath.Join(e.Local.Dir, name+".log"))
-	for _, p := range kept {
-		if err := os.RemoveAll(p); err != nil {
+	uid := e.Local.OwnerUID()
+	if err := dcs.CheckDataDir(cfg.DataDir, name, uid); err != nil {
+		return err
+	}
+	if _, err := e.Local.StopLocal(ctx, name); err != nil {
+		return err
+	}
+	file, logFile := e.Local.ConfigFile(name), filepath.Join(e.Local.Dir, name+".log")
+	if err := dcs.RemoveDataDir(cfg.DataDir, name, uid); err != nil {
+		return fmt.Errorf("DCS member %s is stopped, but its data could not be removed: %w", name, err)
+	}
+	for _, p := range []string{file, logFile} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, p, err)
 		}
 	}
 	if !quiet {
-		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join(kept, " "))
+		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile}, " "))
 	}
 	return nil
 }
