@@ -13,6 +13,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // stopSignal asks the postmaster for a fast shutdown.
@@ -131,8 +132,19 @@ func Reload(ctx context.Context, env *Env, i *Instance) error {
 }
 
 // Drop stops the instance and removes its service, data, WAL, log files
-// and pgpass file.
+// and pgpass file. The WAL deleted is where the data directory's pg_wal
+// link points, and only once it proved to be this instance's (walCheck):
+// a refusal is reported before anything is dropped.
 func Drop(ctx context.Context, env *Env, i *Instance) error {
+	wal, walOK, err := separateWAL(i)
+	if err != nil {
+		return err
+	}
+	if wal != "" {
+		if err := safefs.CheckDir(wal, walOK); err != nil {
+			return fmt.Errorf("%w; nothing was dropped", err)
+		}
+	}
 	if i.PatroniManaged() {
 		if err := patroniDrop(ctx, env, i); err != nil {
 			return err
@@ -145,12 +157,18 @@ func Drop(ctx context.Context, env *Env, i *Instance) error {
 	if err := env.Services.Uninstall(ctx, i.Service(env)); err != nil {
 		return fmt.Errorf("removing the service of %s: %w", i.ID(), err)
 	}
-	logs, _ := filepath.Glob(filepath.Join(i.LogDir, i.serviceName()+"-*"))
 	var errs []error
-	for _, p := range append([]string{i.DataDir, i.WALDir, i.PassFile}, logs...) {
+	if wal != "" {
+		errs = append(errs, safefs.RemoveDir(wal, walOK))
+	}
+	logs, _ := filepath.Glob(filepath.Join(i.LogDir, i.serviceName()+"-*"))
+	for _, p := range append([]string{i.DataDir}, logs...) {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := os.Remove(i.PassFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
 	}
 	// The per-instance directory of the default layout is empty now.
 	_ = os.Remove(filepath.Dir(i.DataDir))

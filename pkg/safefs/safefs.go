@@ -75,12 +75,7 @@ func RemoveDir(dir string, check func(r *os.Root, uid uint32) error) error {
 		return err
 	}
 	defer r.Close()
-	d, err := r.Open(".")
-	if err != nil {
-		return err
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+	names, err := Names(r)
 	if err != nil {
 		return err
 	}
@@ -90,6 +85,16 @@ func RemoveDir(dir string, check func(r *os.Root, uid uint32) error) error {
 		}
 	}
 	return os.Remove(dir)
+}
+
+// Names lists the names in r's directory.
+func Names(r *os.Root) ([]string, error) {
+	d, err := r.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
 }
 
 // openDir opens dir as an os.Root once check approved it; nil and no error
