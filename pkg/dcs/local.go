@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/service"
 )
 
@@ -120,7 +121,7 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	undo = append(undo, func() { l.Services.Stop(context.Background(), svc) })
 	logging.From(ctx).Info("dcs member started", "name", cfg.Name, "service", l.Services.Name())
 	if mi, err = l.waitReady(ctx, cfg); err != nil {
-		log, _ := os.ReadFile(svc.LogFile)
+		log, _ := safefs.ReadFile(svc.LogFile)
 		return fail(fmt.Errorf("member %s did not join a leader: %w%s", cfg.Name, err, lastLines(string(log))))
 	}
 	return mi, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,7 +77,12 @@ func lastLogLines(i *Instance) string {
 		}
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		lf, err := openServerLog(i, f)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(lf)
+		lf.Close()
 		if err != nil || len(b) == 0 {
 			continue
 		}

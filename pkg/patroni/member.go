@@ -54,7 +54,7 @@ func SetLocalParameters(path string, params map[string]*string) ([]string, error
 
 // ownerOf returns the owner of an existing file, or nil.
 func ownerOf(path string) *Owner {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ package safefs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -19,7 +20,14 @@ import (
 // a FIFO does not block the open and is refused, and so is a hard link to a
 // file elsewhere (a chown through it would hand that file over).
 func OpenAppend(path string, mode os.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, mode)
+	return openRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
+}
+
+// openRegular opens path with flag, never through a symbolic link at path
+// and never blocking on a FIFO, and keeps it only if it is a regular file
+// with a single link.
+func openRegular(path string, flag int, mode os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, mode)
 	if errors.Is(err, syscall.ELOOP) {
 		return nil, fmt.Errorf("%s is a symbolic link: refusing to open it as root; remove it", path)
 	}
@@ -129,4 +137,21 @@ func openDir(dir string, check func(r *os.Root, uid uint32) error) (*os.Root, er
 		return nil, err
 	}
 	return r, nil
+}
+
+// Open opens path for reading, with the guarantees of OpenAppend: a
+// symbolic link at path is refused, and so is anything but a regular file
+// with a single link. Root reads logs and configuration files in the
+// service account's directories this way, so that a link planted there
+// cannot make it print or parse a file of its own.
+func Open(path string) (*os.File, error) { return openRegular(path, os.O_RDONLY, 0) }
+
+// ReadFile reads path as Open opens it.
+func ReadFile(path string) ([]byte, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
