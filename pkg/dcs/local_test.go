@@ -3,27 +3,17 @@ package dcs
 import (
 	"errors"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 
+	"github.com/pgherd/pgherd/internal/testuser"
 	"github.com/pgherd/pgherd/pkg/service"
 )
 
 func pgherdUser(t *testing.T) *service.User {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	u, err := user.Lookup("pgherd")
-	if err != nil {
-		t.Skip("no system user pgherd")
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &service.User{Name: u.Username, UID: uint32(uid), GID: uint32(gid)}
+	name, uid, gid := testuser.Pgherd(t)
+	return &service.User{Name: name, UID: uid, GID: gid}
 }
 
 // TestLoadTakesConfigBack: a member configuration owned by the members'

@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +129,36 @@ func etcdDelete(t *testing.T, h *testHarness, key string) {
 	var out map[string]any
 	if err := g.call(context.Background(), "/v3/kv/deleterange", map[string]string{"key": b64(key)}, &out); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestReadFileRefusesWhatRootMustNotUse: the member YAML sits in a
+// directory Patroni's account can write. A scope that would make root
+// build a path outside pgherd's (the credentials file it deletes), and a
+// symbolic link in the YAML's place, are refused.
+func TestReadFileRefusesWhatRootMustNotUse(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pg1.yaml")
+	cfg := New(goldenSpec())
+	cfg.Scope = "../../../etc/x"
+	b, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), "a cluster name is up to 63 letters") {
+		t.Fatalf("scope %q read back: %v", cfg.Scope, err)
+	}
+	good := New(goldenSpec())
+	if err := good.WriteFile(filepath.Join(dir, "real.yaml"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "real.yaml"), filepath.Join(dir, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "link.yaml")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("a symlinked YAML was read: %v", err)
 	}
 }
