@@ -161,4 +161,11 @@ func TestReadFileRefusesWhatRootMustNotUse(t *testing.T) {
 	if _, err := ReadFile(filepath.Join(dir, "link.yaml")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("a symlinked YAML was read: %v", err)
 	}
+	// The backup before a last member's drop copies no file a link names.
+	if bak, err := BackupFile(filepath.Join(dir, "link.yaml"), time.Now()); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("a symlinked YAML was backed up to %s: %v", bak, err)
+	}
+	if _, err := ReadCredentials(filepath.Join(dir, "link.yaml")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("symlinked credentials were read: %v", err)
+	}
 }
