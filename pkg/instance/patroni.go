@@ -410,6 +410,10 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance) error {
 	if err != nil {
 		return err
 	}
+	member, err := dcsMemberOf(env, i, cfg.Name)
+	if err != nil {
+		return err
+	}
 	if err := patroniStop(ctx, env, i); err != nil {
 		return err
 	}
@@ -436,7 +440,7 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance) error {
 	if err := os.Remove(i.patroniPgPass()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := dropDCSMember(ctx, env, cfg.Name); err != nil {
+	if err := dropDCSMember(ctx, env, member); err != nil {
 		return err
 	}
 	return os.RemoveAll(i.patroniLogDir(env.Site))

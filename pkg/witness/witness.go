@@ -55,6 +55,7 @@ type AddRequest struct {
 	DataDir      string // default: Layout(Name).DataDir
 	Zone         string
 	Profile      string // production (default) or testing
+	Instance     string // data member: the PostgreSQL instance it serves (VERSION/NAME)
 }
 
 // AddResult is the membership once the witness has joined, and what the
@@ -137,7 +138,7 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 	if nonEmptyDir(dataDir) {
 		return nil, fmt.Errorf("data directory %s is not empty: it may hold another member's data; choose another --data-dir or remove it yourself", dataDir)
 	}
-	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir,
+	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir, Instance: req.Instance,
 		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient, PeerTLS: env.PeerTLS}
 	peer := req.ListenPeer
 	if req.Peer != "" {
