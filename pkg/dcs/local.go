@@ -50,7 +50,9 @@ func (l *Local) own(path string) error {
 	if l.User == nil {
 		return nil
 	}
-	if err := os.Chown(path, int(l.User.UID), int(l.User.GID)); err != nil {
+	// Lchown: a data directory given on the command line may sit where
+	// that account can swap it for a link.
+	if err := os.Lchown(path, int(l.User.UID), int(l.User.GID)); err != nil {
 		return fmt.Errorf("give %s to %s: %w", path, l.User.Name, err)
 	}
 	return nil
