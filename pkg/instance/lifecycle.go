@@ -15,6 +15,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
 	"github.com/pgherd/pgherd/pkg/safefs"
+	"github.com/pgherd/pgherd/pkg/site"
 )
 
 // stopSignal asks the postmaster for a fast shutdown.
@@ -138,13 +139,18 @@ func Reload(ctx context.Context, env *Env, i *Instance) error {
 }
 
 // Drop stops the instance and removes its service, data, WAL, log files
-// and pgpass file. The WAL deleted is where the data directory's pg_wal
-// link points, and only once it proved to be this instance's (walCheck):
-// a refusal is reported before anything is dropped.
+// and pgpass file. The data directory is deleted only if it belongs to the
+// PostgreSQL account and holds PG_VERSION (isDataDir); the WAL deleted is
+// where its pg_wal link points, only once it proved to be this instance's
+// (walCheck). A refusal is reported before anything is dropped, and the
+// deletions go through safefs.RemoveDir.
 func Drop(ctx context.Context, env *Env, i *Instance) error {
 	wal, walOK, err := separateWAL(i)
 	if err != nil {
 		return err
+	}
+	if err := safefs.CheckDir(i.DataDir, isDataDir(i, env.User)); err != nil {
+		return fmt.Errorf("%w; nothing was dropped", err)
 	}
 	if wal != "" {
 		if err := safefs.CheckDir(wal, walOK); err != nil {
@@ -167,8 +173,9 @@ func Drop(ctx context.Context, env *Env, i *Instance) error {
 	if wal != "" {
 		errs = append(errs, safefs.RemoveDir(wal, walOK))
 	}
+	errs = append(errs, safefs.RemoveDir(i.DataDir, isDataDir(i, env.User)))
 	logs, _ := filepath.Glob(filepath.Join(i.LogDir, i.serviceName()+"-*"))
-	for _, p := range append([]string{i.DataDir}, logs...) {
+	for _, p := range logs {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}
@@ -179,6 +186,24 @@ func Drop(ctx context.Context, env *Env, i *Instance) error {
 	// The per-instance directory of the default layout is empty now.
 	_ = os.Remove(filepath.Dir(i.DataDir))
 	return errors.Join(errs...)
+}
+
+// isDataDir approves the deletion of the directory opened at i.DataDir: it
+// belongs to the account PostgreSQL runs as and holds PG_VERSION.
+func isDataDir(i *Instance, u site.SysUser) func(*os.Root, uint32) error {
+	want := uint32(os.Geteuid())
+	if u.Switch {
+		want = u.UID
+	}
+	return func(r *os.Root, uid uint32) error {
+		if uid != want {
+			return fmt.Errorf("%s belongs to uid %d, not to the account PostgreSQL runs as (uid %d): %w", i.DataDir, uid, want, safefs.ErrNotOurs)
+		}
+		if _, err := r.Lstat("PG_VERSION"); err != nil {
+			return fmt.Errorf("%s holds no PG_VERSION: %w", i.DataDir, safefs.ErrNotOurs)
+		}
+		return nil
+	}
 }
 
 // runCmd builds a command whose arguments and output must never show secret.
