@@ -461,5 +461,5 @@ func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, env *in
 		log.Info(fmt.Sprintf("the members keep running with the old values; restart them with 'pgherd pgconf set -i %s ... --yes' or 'pgherd instance restart NAME'", i.ID()))
 		return nil
 	}
-	return instance.PatroniRestartPending(ctx, i, res)
+	return instance.PatroniRestartPending(ctx, env, i, res)
 }

@@ -20,9 +20,14 @@ const (
 // Config is one member's configuration, the YAML file read by
 // `pgherd-dcs --config FILE` (and `pgherd dcs serve --config FILE`).
 type Config struct {
-	Name         string `yaml:"name"`
-	Role         string `yaml:"role"` // data (default) or witness
-	Zone         string `yaml:"zone,omitempty"`
+	Name string `yaml:"name"`
+	Role string `yaml:"role"` // data (default) or witness
+	Zone string `yaml:"zone,omitempty"`
+	// Instance is the PostgreSQL instance (VERSION/NAME) a data member was
+	// set up for. Root wrote it, in a file only root changes: instance drop
+	// removes the member that names the instance, not one named in the
+	// Patroni YAML, which the service account can edit.
+	Instance     string `yaml:"instance,omitempty"`
 	DataDir      string `yaml:"data_dir"`
 	ListenPeer   string `yaml:"listen_peer"`   // host:port for Raft and cluster RPCs
 	ListenClient string `yaml:"listen_client"` // host:port for the etcd v3 API

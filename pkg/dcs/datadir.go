@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // A data directory holds member.json (whose member it is), wal/ (the Raft
@@ -126,6 +128,45 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ErrNotMemberData is wrapped by CheckDataDir's and RemoveDataDir's errors
+// when a directory does not prove that it is the member's data.
+var ErrNotMemberData = errors.New("not that member's data directory")
+
+// CheckDataDir reports whether dir is member name's data directory: a real
+// directory (not a symbolic link) owned by uid whose member.json names
+// name. A directory that does not exist passes. Root checks this before it
+// deletes a data directory whose path it read from a configuration file.
+func CheckDataDir(dir, name string, uid uint32) error {
+	return safefs.CheckDir(dir, isMemberData(dir, name, uid))
+}
+
+// RemoveDataDir deletes member name's data directory once CheckDataDir
+// approves it, through safefs.RemoveDir: nothing outside dir is touched,
+// whatever links its contents hold.
+func RemoveDataDir(dir, name string, uid uint32) error {
+	return safefs.RemoveDir(dir, isMemberData(dir, name, uid))
+}
+
+func isMemberData(dir, name string, uid uint32) func(*os.Root, uint32) error {
+	return func(r *os.Root, owner uint32) error {
+		refuse := func(why string) error {
+			return fmt.Errorf("data dir %s %s: %w, refusing to delete it; check data_dir in the member's configuration, or delete the data yourself", dir, why, ErrNotMemberData)
+		}
+		if owner != uid {
+			return refuse(fmt.Sprintf("belongs to uid %d, not to the account the member runs as (uid %d)", owner, uid))
+		}
+		raw, err := r.ReadFile(identityFile)
+		if err != nil {
+			return refuse("holds no readable " + identityFile)
+		}
+		var id identity
+		if err := json.Unmarshal(raw, &id); err != nil || id.Format != 1 || id.Name != name {
+			return refuse(fmt.Sprintf("holds no %s naming member %s", identityFile, name))
+		}
+		return nil
+	}
 }
 
 // ClearFresh removes what a failed first start created in a directory that

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
@@ -173,11 +174,12 @@ func initdb(ctx context.Context, env *Env, i *Instance, req CreateRequest) error
 }
 
 // configure appends pgherd's settings to initdb's postgresql.conf and
-// writes pg_hba.conf and pg_ident.conf. The data directory is new and is
-// synced to disk as a whole afterwards, so files are written in place.
+// writes pg_hba.conf and pg_ident.conf. The data directory belongs to the
+// PostgreSQL account, so root neither reads nor writes through a link
+// found there: it reads with safefs and replaces each file (writeFile).
 func configure(env *Env, i *Instance, req CreateRequest) error {
 	conf := i.ConfFile()
-	b, err := os.ReadFile(conf)
+	b, err := safefs.ReadFile(conf)
 	if err != nil {
 		return err
 	}
@@ -195,13 +197,13 @@ func configure(env *Env, i *Instance, req CreateRequest) error {
 	} {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
-	if err := os.WriteFile(conf, append(b, add.String()...), 0o600); err != nil {
+	if err := writeFile(conf, append(b, add.String()...), 0o600, env.User); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600); err != nil {
+	if err := writeFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600, env.User); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600)
+	return writeFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600, env.User)
 }
 
 func hba(req CreateRequest) string {

@@ -8,13 +8,16 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // currentLogFile is the file the server writes to: what current_logfiles
 // says while it runs, else the newest log file of the instance.
 func currentLogFile(i *Instance) string {
-	if b, err := os.ReadFile(filepath.Join(i.DataDir, "current_logfiles")); err == nil {
+	if b, err := safefs.ReadFile(filepath.Join(i.DataDir, "current_logfiles")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if f, ok := strings.CutPrefix(line, "stderr "); ok {
 				if !filepath.IsAbs(f) {
@@ -47,7 +50,7 @@ func Logs(ctx context.Context, i *Instance, w io.Writer, lines int, follow bool)
 		return fmt.Errorf("instance %s has no log file yet in %s", i.ID(), i.LogDir)
 	}
 	for {
-		f, err := os.Open(path)
+		f, err := openServerLog(i, path)
 		if err != nil {
 			return fmt.Errorf("reading the log of %s: %w", i.ID(), err)
 		}
@@ -104,4 +107,28 @@ func lastLines(b []byte, n int) []byte {
 		}
 	}
 	return b
+}
+
+// openServerLog opens a log file of the instance's server for root to
+// print: no symbolic link, a regular file, and owned by the account that
+// owns the data directory (current_logfiles, which that account can write,
+// could name any file).
+func openServerLog(i *Instance, path string) (*os.File, error) {
+	f, err := safefs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	dd, err := os.Lstat(i.DataDir)
+	fi, ferr := f.Stat()
+	if err == nil {
+		err = ferr
+	}
+	if err == nil && fi.Sys().(*syscall.Stat_t).Uid != dd.Sys().(*syscall.Stat_t).Uid {
+		err = fmt.Errorf("%s does not belong to the owner of %s: not a log of this instance", path, i.DataDir)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -3,11 +3,12 @@ package patroni
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // Config is one member's Patroni configuration file, field for field. Marshal
@@ -247,7 +248,7 @@ func (c *Config) WriteFile(path string, owner *Owner) error {
 // keys are an error: the file is pgherd's, and a key it does not model would
 // be lost on the next WriteFile.
 func ReadFile(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefs.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read Patroni configuration: %w", err)
 	}
@@ -255,6 +256,9 @@ func ReadFile(path string) (*Config, error) {
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("Patroni configuration %s: %w", path, err)
+	}
+	if err := checkNames(&c, false); err != nil {
 		return nil, fmt.Errorf("Patroni configuration %s: %w", path, err)
 	}
 	return &c, nil

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // SetLocalParameters changes this member's own PostgreSQL parameters in its
@@ -54,7 +56,7 @@ func SetLocalParameters(path string, params map[string]*string) ([]string, error
 
 // ownerOf returns the owner of an existing file, or nil.
 func ownerOf(path string) *Owner {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil
 	}
@@ -68,7 +70,8 @@ func ownerOf(path string) *Owner {
 // (0600, same owner), as pgherd does before it drops a cluster's last
 // member, and returns the copy's path.
 func BackupFile(path string, now time.Time) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefs.ReadFile(path) // never a file a planted link points at
+
 	if err != nil {
 		return "", fmt.Errorf("cannot back up the Patroni configuration: %w", err)
 	}

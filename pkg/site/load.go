@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -98,7 +99,45 @@ func Load(explicit string) (*Loaded, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
+	if os.Geteuid() != 0 && s.RunPrefix == fallbackRunPrefix() {
+		if err := privateDir(s.RunPrefix, os.Geteuid()); err != nil {
+			return nil, err
+		}
+	}
 	return &Loaded{Settings: s, File: file, Origins: origins(flat, fileKeys)}, nil
+}
+
+// fallbackRunPrefix is a user's run directory when there is no
+// XDG_RUNTIME_DIR: in the shared temporary directory, where another user
+// may have made it first.
+func fallbackRunPrefix() string {
+	return filepath.Join(os.TempDir(), "pgherd-"+strconv.Itoa(os.Geteuid()))
+}
+
+// privateDir creates dir 0700 if absent and refuses it unless it is a real
+// directory of uid's that nobody else can use: pidfiles and sockets there
+// decide which process pgherd signals and which server it talks to.
+func privateDir(dir string, uid int) error {
+	const fix = "or set XDG_RUNTIME_DIR or run_prefix in site.yaml"
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("run directory %s: %w; %s", dir, errors.Unwrap(err), fix)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("run directory %s: %w", dir, err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("run directory %s is a symbolic link: remove it, %s", dir, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("run directory %s is not a directory: remove it, %s", dir, fix)
+	case int(st.Uid) != uid:
+		return fmt.Errorf("run directory %s belongs to uid %d, not to you (uid %d): another user could control your pidfiles and sockets; remove it, %s", dir, st.Uid, uid, fix)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("run directory %s has mode %04o: others may use it; make it 0700 (chmod 700), %s", dir, fi.Mode().Perm(), fix)
+	}
+	return nil
 }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)

@@ -109,8 +109,8 @@ func Defaults() Settings {
 		s.RunPrefix = filepath.Join(rt, "pgherd")
 	} else {
 		// Under runuser or su there is no XDG_RUNTIME_DIR: fall back to a
-		// per-user directory in /tmp, created 0700.
-		s.RunPrefix = filepath.Join(os.TempDir(), "pgherd-"+strconv.Itoa(os.Geteuid()))
+		// per-user directory in /tmp, created 0700 (Load checks it).
+		s.RunPrefix = fallbackRunPrefix()
 	}
 	return s
 }

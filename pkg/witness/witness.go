@@ -55,6 +55,7 @@ type AddRequest struct {
 	DataDir      string // default: Layout(Name).DataDir
 	Zone         string
 	Profile      string // production (default) or testing
+	Instance     string // data member: the PostgreSQL instance it serves (VERSION/NAME)
 }
 
 // AddResult is the membership once the witness has joined, and what the
@@ -143,7 +144,7 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 	if nonEmptyDir(dataDir) {
 		return nil, fmt.Errorf("data directory %s is not empty: it may hold another member's data; choose another --data-dir or remove it yourself", dataDir)
 	}
-	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir,
+	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir, Instance: req.Instance,
 		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient, PeerTLS: env.PeerTLS}
 	peer := req.ListenPeer
 	if req.Peer != "" {
@@ -249,7 +250,7 @@ func (e *Env) LoadMember(name string) (dcs.Config, error) {
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return dcs.Config{}, fmt.Errorf("%w: %s (no %s); `pgherd witness list` shows the cluster's witnesses", ErrNotFound, name, file)
 	}
-	return dcs.LoadConfig(file)
+	return e.Local.Load(name)
 }
 
 // LoadWitness reads the configuration of the witness called name on this
@@ -327,6 +328,10 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 	if err != nil {
 		return err
 	}
+	// What root will delete is checked before anything changes.
+	if err := dcs.CheckDataDir(cfg.DataDir, name, env.Local.OwnerUID()); err != nil {
+		return err
+	}
 	peers := append([]string{advertisedPeer(cfg)}, cfg.Join...)
 	if env.lastVoter(ctx, peers, name) {
 		log.Warn("DCS member " + name + " is the cluster's last voter: the cluster ends with it")
@@ -340,20 +345,33 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 }
 
 // deleteMember stops member name and deletes its service, configuration,
-// data and log. quiet leaves out the progress line (an undo).
+// data and log. quiet leaves out the progress line (an undo). The data
+// directory named in the configuration is deleted only if it proves to be
+// the member's (dcs.RemoveDataDir); otherwise nothing is stopped or
+// deleted.
 func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
-	kept, err := e.Local.StopLocal(ctx, name)
+	cfg, err := e.LoadMember(name)
 	if err != nil {
 		return err
 	}
-	kept = append(kept, filepath.Join(e.Local.Dir, name+".log"))
-	for _, p := range kept {
-		if err := os.RemoveAll(p); err != nil {
+	uid := e.Local.OwnerUID()
+	if err := dcs.CheckDataDir(cfg.DataDir, name, uid); err != nil {
+		return err
+	}
+	if _, err := e.Local.StopLocal(ctx, name); err != nil {
+		return err
+	}
+	file, logFile := e.Local.ConfigFile(name), filepath.Join(e.Local.Dir, name+".log")
+	if err := dcs.RemoveDataDir(cfg.DataDir, name, uid); err != nil {
+		return fmt.Errorf("DCS member %s is stopped, but its data could not be removed: %w", name, err)
+	}
+	for _, p := range []string{file, logFile} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, p, err)
 		}
 	}
 	if !quiet {
-		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join(kept, " "))
+		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile}, " "))
 	}
 	return nil
 }
