@@ -107,6 +107,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdPatroni(f),
 		newCmdDcs(f),
 		newCmdWitness(f),
+		newCmdRole(f),
 	)
 	return root
 }
