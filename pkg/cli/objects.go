@@ -12,6 +12,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/instance"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,4 +171,46 @@ func withObjectsConn(ctx context.Context, f *Factory, ref string, fn func(*objec
 	}
 	defer conn.Close(ctx)
 	return fn(t, conn)
+}
+
+// objectsShow describes a read-only verb of role, database or pghba: get
+// reads what to print from the target's primary, table prints it when no
+// -o is given.
+type objectsShow[T any] struct {
+	use, short string
+	args       cobra.PositionalArgs
+	flags      func(*cobra.Command)
+	get        func(ctx context.Context, t *objectsTarget, conn *pgx.Conn, args []string) (T, error)
+	table      func(T) error
+}
+
+// newCmdObjectsShow builds the verb s describes, with -o json|yaml.
+func newCmdObjectsShow[T any](f *Factory, inst *string, s objectsShow[T]) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   s.use,
+		Short: s.short,
+		Args:  s.args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return withObjectsConn(ctx, f, *inst, func(t *objectsTarget, conn *pgx.Conn) error {
+				v, err := s.get(ctx, t, conn, args)
+				if err != nil {
+					return err
+				}
+				if format != "" {
+					return writeData(f.IO.Out, format, v)
+				}
+				return s.table(v)
+			})
+		},
+	}
+	if s.flags != nil {
+		s.flags(cmd)
+	}
+	outputFlag(cmd, &format)
+	return cmd
 }

@@ -71,9 +71,9 @@ func newCmdRoleChange(f *Factory, inst *string, verb string) *cobra.Command {
 	}
 	fl.IntVar(&opts.connLimit, "connection-limit", -1, "how many sessions the role may open at once (-1: no limit)")
 	fl.StringVar(&opts.spec.ValidUntil, "valid-until", "", "the password is valid until then: a date, RFC 3339, or infinity")
-	fl.StringSliceVar(&opts.inRoles, "in-role", nil, "make the role a member of this role (repeat or comma-separate)")
+	fl.StringArrayVar(&opts.inRoles, "in-role", nil, "make the role a member of this role (repeat the flag for more)")
 	if verb == "alter" {
-		fl.StringSliceVar(&opts.notInRoles, "not-in-role", nil, "end the role's membership of this role")
+		fl.StringArrayVar(&opts.notInRoles, "not-in-role", nil, "end the role's membership of this role")
 	}
 	fl.BoolVar(&opts.password, "password", false, "set a password: asked on a terminal (twice, not echoed), else the first line of stdin")
 	fl.StringVar(&opts.passwordFile, "password-file", "", "set the password held on the first line of this file")
@@ -175,57 +175,29 @@ func nonNil[T any](s []T) []T {
 }
 
 func newCmdRoleGet(f *Factory, inst *string) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "get NAME",
-		Short: "Describe a role: attributes, validity, memberships (never its password)",
-		Args:  exactArgs(1, "one role NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(format); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			return withObjectsConn(ctx, f, *inst, func(_ *objectsTarget, conn *pgx.Conn) error {
-				r, err := role.Get(ctx, conn, args[0])
-				if err != nil {
-					return err
-				}
-				return writeRoles(f, format, []*role.Role{r}, r)
-			})
+	return newCmdObjectsShow(f, inst, objectsShow[*role.Role]{
+		use: "get NAME", short: "Describe a role: attributes, validity, memberships (never its password)",
+		args: exactArgs(1, "one role NAME"),
+		get: func(ctx context.Context, _ *objectsTarget, conn *pgx.Conn, args []string) (*role.Role, error) {
+			return role.Get(ctx, conn, args[0])
 		},
-	}
-	outputFlag(cmd, &format)
-	return cmd
+		table: func(r *role.Role) error { return writeRoles(f, []*role.Role{r}) },
+	})
 }
 
 func newCmdRoleList(f *Factory, inst *string) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the roles of an instance (PostgreSQL's own pg_* roles left out)",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(format); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			return withObjectsConn(ctx, f, *inst, func(_ *objectsTarget, conn *pgx.Conn) error {
-				rs, err := role.List(ctx, conn)
-				if err != nil {
-					return err
-				}
-				return writeRoles(f, format, rs, nonNil(rs))
-			})
+	return newCmdObjectsShow(f, inst, objectsShow[[]*role.Role]{
+		use: "list", short: "List the roles of an instance (PostgreSQL's own pg_* roles left out)",
+		args: exactArgs(0, "no arguments"),
+		get: func(ctx context.Context, _ *objectsTarget, conn *pgx.Conn, _ []string) ([]*role.Role, error) {
+			rs, err := role.List(ctx, conn)
+			return nonNil(rs), err
 		},
-	}
-	outputFlag(cmd, &format)
-	return cmd
+		table: func(rs []*role.Role) error { return writeRoles(f, rs) },
+	})
 }
 
-func writeRoles(f *Factory, format string, rs []*role.Role, data any) error {
-	if format != "" {
-		return writeData(f.IO.Out, format, data)
-	}
+func writeRoles(f *Factory, rs []*role.Role) error {
 	rows := make([][]string, len(rs))
 	for n, r := range rs {
 		var attrs []string
@@ -290,34 +262,23 @@ func newCmdRoleDrop(f *Factory, inst *string) *cobra.Command {
 }
 
 func newCmdRolePrivileges(f *Factory, inst *string) *cobra.Command {
-	var format string
 	var databases []string
-	cmd := &cobra.Command{
-		Use:   "privileges NAME",
-		Short: "Show what a role may do, per database and schema (memberships and PUBLIC included)",
-		Args:  exactArgs(1, "one role NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(format); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			return withObjectsConn(ctx, f, *inst, func(t *objectsTarget, conn *pgx.Conn) error {
-				ps, err := role.Privileges(ctx, conn, args[0], databases, t.forEachDatabase)
-				if err != nil {
-					return err
-				}
-				if format != "" {
-					return writeData(f.IO.Out, format, nonNil(ps))
-				}
-				rows := make([][]string, len(ps))
-				for n, p := range ps {
-					rows[n] = []string{p.Database, p.Schema, p.ObjectType, p.Object, strings.Join(p.Privileges, ",")}
-				}
-				return writeTable(f.IO, []string{"database", "schema", "type", "object", "privileges"}, rows)
-			})
+	return newCmdObjectsShow(f, inst, objectsShow[[]role.Privilege]{
+		use: "privileges NAME", short: "Show what a role may do, per database and schema (memberships and PUBLIC included)",
+		args: exactArgs(1, "one role NAME"),
+		flags: func(cmd *cobra.Command) {
+			cmd.Flags().StringArrayVarP(&databases, "database", "d", nil, "only these databases (default: every one that accepts connections)")
 		},
-	}
-	cmd.Flags().StringSliceVarP(&databases, "database", "d", nil, "only these databases (default: every one that accepts connections)")
-	outputFlag(cmd, &format)
-	return cmd
+		get: func(ctx context.Context, t *objectsTarget, conn *pgx.Conn, args []string) ([]role.Privilege, error) {
+			ps, err := role.Privileges(ctx, conn, args[0], databases, t.forEachDatabase)
+			return nonNil(ps), err
+		},
+		table: func(ps []role.Privilege) error {
+			rows := make([][]string, len(ps))
+			for n, p := range ps {
+				rows[n] = []string{p.Database, p.Schema, p.ObjectType, p.Object, strings.Join(p.Privileges, ",")}
+			}
+			return writeTable(f.IO, []string{"database", "schema", "type", "object", "privileges"}, rows)
+		},
+	})
 }

@@ -108,6 +108,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdDcs(f),
 		newCmdWitness(f),
 		newCmdRole(f),
+		newCmdDatabase(f),
 	)
 	return root
 }
