@@ -109,6 +109,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdWitness(f),
 		newCmdRole(f),
 		newCmdDatabase(f),
+		newCmdPghba(f),
 	)
 	return root
 }
