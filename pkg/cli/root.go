@@ -110,6 +110,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdRole(f),
 		newCmdDatabase(f),
 		newCmdPghba(f),
+		newCmdApply(f),
 	)
 	return root
 }

@@ -76,13 +76,13 @@ func Get(ctx context.Context, conn *pgx.Conn, name string, connect func(ctx cont
 		return nil, err
 	}
 	defer c.Close(ctx)
-	d.Schemas, d.Extensions, err = contents(ctx, c)
+	d.Schemas, d.Extensions, err = Contents(ctx, c)
 	return d, err
 }
 
-// contents reads the schemas (PostgreSQL's own left out) and extensions
+// Contents reads the schemas (PostgreSQL's own left out) and extensions
 // of the database conn is connected to.
-func contents(ctx context.Context, c *pgx.Conn) (schemas, extensions []string, err error) {
+func Contents(ctx context.Context, c *pgx.Conn) (schemas, extensions []string, err error) {
 	err = c.QueryRow(ctx, `select
   array(select nspname::text from pg_namespace where nspname !~ '^pg_' and nspname <> 'information_schema' order by 1),
   array(select extname::text from pg_extension order by 1)`).Scan(&schemas, &extensions)
