@@ -24,7 +24,7 @@ func newCmdInstance(f *Factory) *cobra.Command {
 		newCmdInstanceAction(f, "restart", "Stop then start an instance", instance.Restart),
 		newCmdInstanceAction(f, "reload", "Make an instance re-read its configuration files", instance.Reload),
 		newCmdInstanceStatus(f), newCmdInstanceLogs(f),
-		newCmdInstanceExec(f), newCmdInstanceEnv(f),
+		newCmdInstanceExec(f), newCmdInstanceEnv(f), newCmdInstanceURI(f),
 	)
 	return cmd
 }

@@ -65,7 +65,8 @@ func newCmdPatroni(f *Factory) *cobra.Command {
 		Short: "Operate Patroni clusters of local instances: list, switchover, failover, pause, resume, reinit, logs",
 	}
 	cmd.AddCommand(newCmdPatroniList(f), newCmdPatroniSwitchover(f), newCmdPatroniFailover(f),
-		newCmdPatroniPause(f, true), newCmdPatroniPause(f, false), newCmdPatroniReinit(f), newCmdPatroniLogs(f))
+		newCmdPatroniPause(f, true), newCmdPatroniPause(f, false), newCmdPatroniReinit(f), newCmdPatroniLogs(f),
+		newCmdPatroniURI(f, false), newCmdPatroniURI(f, true))
 	return cmd
 }
 
