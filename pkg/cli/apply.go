@@ -35,10 +35,10 @@ func newCmdApply(f *Factory) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return withObjectsConn(ctx, f, opts.instance, func(t *objectsTarget, conn *pgx.Conn) error {
+				var err error
 				mt := manifest.Target{Conn: conn, Connect: t.connect, Protected: t.protected, ReadSecret: readSecretFile}
-				if !t.inst.PatroniManaged() {
-					h := hbaTarget(t.env, t.inst)
-					mt.HBA = &h
+				if mt.HBA, err = anyHbaTarget(ctx, t.env, t.inst); err != nil {
+					return err
 				}
 				changes, err := manifest.Apply(ctx, mt, m, opts.dryRun)
 				if err != nil {

@@ -64,17 +64,28 @@ func hbaFileErrors(ctx context.Context, env *instance.Env, i *instance.Instance)
 	return out, rows.Err()
 }
 
-// withHba resolves the instance of a pghba verb and its target.
-func withHba(f *Factory, ref string, fn func(*instance.Instance, hba.Target) error) error {
+// withHba resolves the instance of a pghba verb and its target: its own
+// pg_hba.conf, or its Patroni cluster's pg_hba.
+func withHba(ctx context.Context, f *Factory, ref string, fn func(*instance.Instance, hba.Target) error) error {
 	if ref == "" {
 		return usageError{errors.New("this command needs an instance: add -i NAME")}
 	}
 	return withInstance(f, ref, func(env *instance.Env, i *instance.Instance) error {
-		if i.PatroniManaged() {
-			return fmt.Errorf("instance %s is managed by Patroni, which writes its pg_hba.conf: pghba does not edit a Patroni member yet", i.ID())
+		t, err := anyHbaTarget(ctx, env, i)
+		if err != nil {
+			return err
 		}
-		return fn(i, hbaTarget(env, i))
+		return fn(i, t)
 	})
+}
+
+// anyHbaTarget is the pg_hba of a plain instance or of a Patroni member's
+// cluster (one list for every member: see instance.PatroniHBATarget).
+func anyHbaTarget(ctx context.Context, env *instance.Env, i *instance.Instance) (hba.Target, error) {
+	if i.PatroniManaged() {
+		return instance.PatroniHBATarget(ctx, env, i)
+	}
+	return hbaTarget(env, i), nil
 }
 
 func newCmdPghbaList(f *Factory, inst *string) *cobra.Command {
@@ -87,7 +98,7 @@ func newCmdPghbaList(f *Factory, inst *string) *cobra.Command {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			return withHba(f, *inst, func(_ *instance.Instance, t hba.Target) error {
+			return withHba(cmd.Context(), f, *inst, func(_ *instance.Instance, t hba.Target) error {
 				text, err := t.Read()
 				if err != nil {
 					return err
@@ -142,7 +153,7 @@ func newCmdPghbaChange(f *Factory, inst *string, verb string) *cobra.Command {
 			} else if err := hba.Check(hba.Entry{Type: e.Type, Database: e.Database, User: e.User, Address: e.Address, Method: "trust"}); err != nil {
 				return usageError{err}
 			}
-			return withHba(f, *inst, func(i *instance.Instance, t hba.Target) error {
+			return withHba(cmd.Context(), f, *inst, func(i *instance.Instance, t hba.Target) error {
 				err := hba.Edit(cmd.Context(), t, func(file *hba.File) error {
 					if verb == "add" {
 						if !file.Add(e, o.first) {

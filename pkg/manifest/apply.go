@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -19,8 +18,8 @@ type Target struct {
 	// Protected are the roles that must never be dropped or have their
 	// password set here, with the reason.
 	Protected map[string]string
-	// HBA is the instance's pg_hba; nil refuses pg_hba entries.
-	HBA *hba.Target
+	// HBA is the instance's pg_hba (its cluster's, for a Patroni member).
+	HBA hba.Target
 	// ReadSecret reads the first line of a password file.
 	ReadSecret func(path string) (string, error)
 }
@@ -84,6 +83,8 @@ func makePlan(ctx context.Context, t Target, m *Manifest) (*plan, error) {
 	for _, r := range roles {
 		byName[r.Name] = r
 	}
+	var grants []role.Step
+	var grantChanges []Change
 	for _, r := range m.Roles {
 		if err := role.CheckName("role", r.Name); err != nil {
 			return nil, err
@@ -121,11 +122,19 @@ func makePlan(ctx context.Context, t Target, m *Manifest) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("role %q: %w", r.Name, err)
 		}
-		p.roleSteps = append(p.roleSteps, steps...)
 		for _, s := range steps {
+			if s.Membership {
+				grants = append(grants, s)
+				grantChanges = append(grantChanges, Change{"role", r.Name, s.Desc})
+				continue
+			}
+			p.roleSteps = append(p.roleSteps, s)
 			p.changes = append(p.changes, Change{"role", r.Name, s.Desc})
 		}
 	}
+	// Memberships once every role of the manifest exists.
+	p.roleSteps = append(p.roleSteps, grants...)
+	p.changes = append(p.changes, grantChanges...)
 	if err := p.planDatabases(ctx, t, m); err != nil {
 		return nil, err
 	}
@@ -202,9 +211,6 @@ func (p *plan) planHBA(t Target, m *Manifest) error {
 	if len(m.PgHBA) == 0 {
 		return nil
 	}
-	if t.HBA == nil {
-		return errors.New("this instance's pg_hba cannot be changed by a manifest: remove the pg_hba section")
-	}
 	text, err := t.HBA.Read()
 	if err != nil {
 		return err
@@ -267,7 +273,7 @@ func (p *plan) run(ctx context.Context, t Target) error {
 		done += len(d.steps)
 	}
 	if len(p.hbaOps) > 0 {
-		err := hba.Edit(ctx, *t.HBA, func(f *hba.File) error {
+		err := hba.Edit(ctx, t.HBA, func(f *hba.File) error {
 			for _, op := range p.hbaOps {
 				op.apply(f)
 			}

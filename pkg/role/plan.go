@@ -17,6 +17,9 @@ import (
 type Step struct {
 	Desc string `json:"change"`
 	SQL  string `json:"-"`
+	// Membership marks a GRANT or REVOKE of a role, which must come
+	// after the roles it names exist.
+	Membership bool `json:"-"`
 }
 
 // Plan returns the statements that make current (nil: the role is missing)
@@ -111,13 +114,13 @@ func Plan(current *Role, s Spec) ([]Step, error) {
 	for _, m := range grant {
 		if !done[m] && !slices.Contains(r.InRoles, m) {
 			done[m] = true
-			steps = append(steps, Step{Desc: "grant role " + m + " to " + s.Name, SQL: "GRANT " + Ident(m) + " TO " + name})
+			steps = append(steps, Step{Desc: "grant role " + m + " to " + s.Name, SQL: "GRANT " + Ident(m) + " TO " + name, Membership: true})
 		}
 	}
 	for _, m := range revoke {
 		if !done[m] && slices.Contains(r.InRoles, m) {
 			done[m] = true
-			steps = append(steps, Step{Desc: "revoke role " + m + " from " + s.Name, SQL: "REVOKE " + Ident(m) + " FROM " + name})
+			steps = append(steps, Step{Desc: "revoke role " + m + " from " + s.Name, SQL: "REVOKE " + Ident(m) + " FROM " + name, Membership: true})
 		}
 	}
 	return steps, nil
