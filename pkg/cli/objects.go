@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -120,7 +121,7 @@ func readPassword(f *Factory, file, who string) (string, error) {
 		line, err := bufio.NewReader(f.IO.In).ReadString('\n')
 		line = strings.TrimRight(line, "\r\n")
 		if line == "" {
-			if err != nil && err.Error() != "EOF" {
+			if err != nil && !errors.Is(err, io.EOF) {
 				return "", fmt.Errorf("reading the password from stdin: %w", err)
 			}
 			return "", errors.New("no password on stdin: give it on the first line of stdin, or use --password-file FILE")
