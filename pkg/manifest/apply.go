@@ -94,6 +94,13 @@ func makePlan(ctx context.Context, t Target, m *Manifest) (*plan, error) {
 				return nil, fmt.Errorf("role %q: refusing to drop it: %s", r.Name, why)
 			}
 			if byName[r.Name] != nil {
+				deps, err := role.FindDependents(ctx, t.Conn, r.Name)
+				if err != nil {
+					return nil, err
+				}
+				if len(deps) > 0 {
+					return nil, fmt.Errorf("role %q: refusing to drop it: it %s; reassign or drop them first ('pgherd role drop %s --reassign-to ROLE')", r.Name, deps, r.Name)
+				}
 				p.dropRoles = append(p.dropRoles, r.Name)
 			}
 			continue
@@ -121,6 +128,9 @@ func makePlan(ctx context.Context, t Target, m *Manifest) (*plan, error) {
 		steps, err := role.Plan(byName[r.Name], spec)
 		if err != nil {
 			return nil, fmt.Errorf("role %q: %w", r.Name, err)
+		}
+		if why, ok := t.Protected[r.Name]; ok && len(steps) > 0 {
+			return nil, fmt.Errorf("role %q: refusing to %s: %s", r.Name, steps[0].Desc, why)
 		}
 		for _, s := range steps {
 			if s.Membership {
