@@ -35,33 +35,10 @@ func hbaTarget(env *instance.Env, i *instance.Instance) hba.Target {
 			Why: "pgherd's own superuser connection"}},
 	}
 	if i.State() == instance.Started {
-		t.Errors = func(ctx context.Context) ([]string, error) { return hbaFileErrors(ctx, env, i) }
+		t.Errors = func(ctx context.Context) ([]string, error) { return i.HBAFileErrors(ctx, env) }
 		t.Reload = func(ctx context.Context) error { return instance.Reload(ctx, env, i) }
 	}
 	return t
-}
-
-// hbaFileErrors asks the running server what it finds wrong in the
-// pg_hba.conf on disk.
-func hbaFileErrors(ctx context.Context, env *instance.Env, i *instance.Instance) ([]string, error) {
-	conn, err := i.Connect(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `select format('line %s: %s', line_number, error) from pg_hba_file_rules where error is not null order by line_number`)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // withHba resolves the instance of a pghba verb and its target: its own

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	hbaconf "github.com/pgherd/pgherd/pkg/hba"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
@@ -68,7 +69,23 @@ func PatroniHBATarget(ctx context.Context, env *Env, i *Instance) (hbaconf.Targe
 			}
 			return migrateLocalMembers(ctx, env, cfg.Scope)
 		},
-		Reload: func(ctx context.Context) error { return waitLocalHBA(ctx, env, cfg, written) },
+		// Patroni reloads PostgreSQL itself once it has written the file;
+		// what PostgreSQL then finds wrong in it puts the old list back.
+		Errors: func(ctx context.Context) ([]string, error) {
+			members, err := waitLocalHBA(ctx, env, cfg, written)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range members {
+				if m.State() != Started {
+					continue
+				}
+				if errs, err := m.HBAFileErrors(ctx, env); err != nil || len(errs) > 0 {
+					return errs, err
+				}
+			}
+			return nil, nil
+		},
 	}
 	return t, nil
 }
@@ -105,10 +122,10 @@ func migrateLocalMembers(ctx context.Context, env *Env, cluster string) error {
 // waitLocalHBA waits, for up to two HA loops and a margin, until every
 // member of the cluster on this host has written want into its
 // pg_hba.conf (Patroni then reloads PostgreSQL itself).
-func waitLocalHBA(ctx context.Context, env *Env, cfg *patroni.Config, want []string) error {
+func waitLocalHBA(ctx context.Context, env *Env, cfg *patroni.Config, want []string) ([]*Instance, error) {
 	all, err := List(env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var members []*Instance
 	for _, m := range all {
@@ -132,14 +149,29 @@ func waitLocalHBA(ctx context.Context, env *Env, cfg *patroni.Config, want []str
 				}
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("the cluster-wide pg_hba is changed, but Patroni has not written it into %s yet; see 'pgherd patroni logs %s'", path, m.ID())
+				return nil, fmt.Errorf("Patroni did not write the new pg_hba into %s in time; see 'pgherd patroni logs %s'", path, m.ID())
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}
-	return nil
+	return members, nil
+}
+
+// HBAFileErrors asks the running server what it finds wrong in the
+// pg_hba.conf on disk (pg_hba_file_rules), one "line N: error" each.
+func (i *Instance) HBAFileErrors(ctx context.Context, env *Env) ([]string, error) {
+	conn, err := i.Connect(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `select format('line %s: %s', line_number, error) from pg_hba_file_rules where error is not null order by line_number`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
