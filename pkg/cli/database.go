@@ -132,11 +132,15 @@ func writeDatabases(f *Factory, ds []*database.Database, contents bool) error {
 
 func newCmdDatabaseDrop(f *Factory, inst *string) *cobra.Command {
 	var req database.DropRequest
+	var format string
 	cmd := &cobra.Command{
 		Use:   "drop NAME",
 		Short: "Drop a database; one with sessions needs --force",
 		Args:  exactArgs(1, "one database NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
 			req.Name = args[0]
 			ctx := cmd.Context()
 			return withObjectsConn(ctx, f, *inst, func(_ *objectsTarget, conn *pgx.Conn) error {
@@ -144,17 +148,13 @@ func newCmdDatabaseDrop(f *Factory, inst *string) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if !dropped {
-					fmt.Fprintf(f.IO.Out, "database %s does not exist: nothing to do\n", req.Name)
-					return nil
-				}
-				fmt.Fprintf(f.IO.Out, "database %s dropped\n", req.Name)
-				return nil
+				return printDropped(f, format, "database", req.Name, dropped)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&req.Force, "force", false, "end the database's sessions and drop it (DROP DATABASE ... WITH (FORCE))")
 	cmd.Flags().BoolVar(&req.MissingOK, "if-exists", false, "a missing database is no error")
+	outputFlag(cmd, &format)
 	return cmd
 }
 
@@ -335,12 +335,15 @@ func newCmdDatabaseDumps(f *Factory, inst *string) *cobra.Command {
 }
 
 func newCmdDatabaseRestore(f *Factory, inst *string) *cobra.Command {
-	var target string
+	var target, format string
 	cmd := &cobra.Command{
 		Use:   "restore DUMP_ID",
 		Short: "Restore a dump (see 'database dumps') into a new database: its own name, or --database NAME",
 		Args:  exactArgs(1, "one DUMP_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			return withObjectsConn(ctx, f, *inst, func(t *objectsTarget, conn *pgx.Conn) error {
 				s, dir := dumpServer(t)
@@ -354,11 +357,18 @@ func newCmdDatabaseRestore(f *Factory, inst *string) *cobra.Command {
 				if target == "" {
 					target = d.Database
 				}
+				if format != "" {
+					return writeData(f.IO.Out, format, struct {
+						Dump     string `json:"dump"`
+						Database string `json:"database"`
+					}{d.ID, target})
+				}
 				fmt.Fprintf(f.IO.Out, "dump %s restored into database %s\n", d.ID, target)
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&target, "database", "d", "", "restore into this new database (default: the dump's own, which must not exist)")
+	outputFlag(cmd, &format)
 	return cmd
 }

@@ -215,3 +215,22 @@ func newCmdObjectsShow[T any](f *Factory, inst *string, s objectsShow[T]) *cobra
 	outputFlag(cmd, &format)
 	return cmd
 }
+
+// droppedOutput is -o json of role drop and database drop.
+type droppedOutput struct {
+	Name    string `json:"name"`
+	Dropped bool   `json:"dropped"` // false: it did not exist (--if-exists)
+}
+
+// printDropped says what a drop did, as text or as -o json|yaml.
+func printDropped(f *Factory, format, kind, name string, dropped bool) error {
+	if format != "" {
+		return writeData(f.IO.Out, format, droppedOutput{Name: name, Dropped: dropped})
+	}
+	if !dropped {
+		fmt.Fprintf(f.IO.Out, "%s %s does not exist: nothing to do\n", kind, name)
+		return nil
+	}
+	fmt.Fprintf(f.IO.Out, "%s %s dropped\n", kind, name)
+	return nil
+}

@@ -105,6 +105,15 @@ type hbaFlags struct {
 	typ, address, method string
 	databases, users     []string
 	first                bool
+	format               string
+}
+
+// hbaChangeOutput is -o json of pghba add and remove.
+type hbaChangeOutput struct {
+	Instance string    `json:"instance"`
+	Action   string    `json:"action"` // add or remove
+	Entry    hba.Entry `json:"entry"`
+	Changed  bool      `json:"changed"` // false: the entry was already there
 }
 
 func (o *hbaFlags) entry() hba.Entry {
@@ -122,6 +131,9 @@ func newCmdPghbaChange(f *Factory, inst *string, verb string) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(0, "no arguments, only flags"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.format); err != nil {
+				return err
+			}
 			e := o.entry()
 			if verb == "add" || e.Method != "" {
 				if err := hba.Check(e); err != nil {
@@ -143,12 +155,16 @@ func newCmdPghbaChange(f *Factory, inst *string, verb string) *cobra.Command {
 					}
 					return nil
 				})
-				if errors.Is(err, hba.ErrNoChange) {
+				changed := !errors.Is(err, hba.ErrNoChange)
+				if err != nil && changed {
+					return err
+				}
+				if o.format != "" {
+					return writeData(f.IO.Out, o.format, hbaChangeOutput{Instance: i.ID(), Action: verb, Entry: e, Changed: changed})
+				}
+				if !changed {
 					fmt.Fprintf(f.IO.Out, "entry already there: %s\n", e.Format())
 					return nil
-				}
-				if err != nil {
-					return err
 				}
 				fmt.Fprintf(f.IO.Out, "%s %s: %s\n", map[string]string{"add": "added to", "remove": "removed from"}[verb], i.ID(), e.Format())
 				return nil
@@ -164,5 +180,6 @@ func newCmdPghbaChange(f *Factory, inst *string, verb string) *cobra.Command {
 	if verb == "add" {
 		fl.BoolVar(&o.first, "first", false, "put the entry before all others (the first matching entry wins)")
 	}
+	outputFlag(cmd, &o.format)
 	return cmd
 }

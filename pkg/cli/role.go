@@ -224,6 +224,7 @@ func writeRoles(f *Factory, rs []*role.Role) error {
 func newCmdRoleDrop(f *Factory, inst *string) *cobra.Command {
 	req := role.DropRequest{}
 	var ifExists bool
+	var format string
 	cmd := &cobra.Command{
 		Use:   "drop NAME",
 		Short: "Drop a role; one that owns objects needs --reassign-to ROLE or --drop-owned",
@@ -231,6 +232,9 @@ func newCmdRoleDrop(f *Factory, inst *string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			req.Name, req.MissingOK = args[0], ifExists
+			if err := checkOutput(format); err != nil {
+				return err
+			}
 			if req.ReassignTo != "" && req.DropOwned {
 				return usageError{fmt.Errorf("--reassign-to and --drop-owned contradict each other: choose one")}
 			}
@@ -240,17 +244,12 @@ func newCmdRoleDrop(f *Factory, inst *string) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if !dropped {
-					fmt.Fprintf(f.IO.Out, "role %s does not exist: nothing to do\n", req.Name)
-					return nil
-				}
-				if pp, err := role.UserPgpass(t.env.User); err == nil {
+				if pp, err := role.UserPgpass(t.env.User); err == nil && dropped {
 					if err := pp.Remove(t.inst.Port, req.Name); err != nil {
 						return fmt.Errorf("role %q is dropped but its .pgpass line stays: %w", req.Name, err)
 					}
 				}
-				fmt.Fprintf(f.IO.Out, "role %s dropped\n", req.Name)
-				return nil
+				return printDropped(f, format, "role", req.Name, dropped)
 			})
 		},
 	}
@@ -258,6 +257,7 @@ func newCmdRoleDrop(f *Factory, inst *string) *cobra.Command {
 	fl.StringVar(&req.ReassignTo, "reassign-to", "", "give the role's objects to this role first (REASSIGN OWNED), in every database")
 	fl.BoolVar(&req.DropOwned, "drop-owned", false, "drop the role's objects and privileges first (DROP OWNED), in every database")
 	fl.BoolVar(&ifExists, "if-exists", false, "a missing role is no error")
+	outputFlag(cmd, &format)
 	return cmd
 }
 
