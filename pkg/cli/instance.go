@@ -23,8 +23,9 @@ func newCmdInstance(f *Factory) *cobra.Command {
 		newCmdInstanceAction(f, "stop", "Stop an instance (fast shutdown)", instance.Stop),
 		newCmdInstanceAction(f, "restart", "Stop then start an instance", instance.Restart),
 		newCmdInstanceAction(f, "reload", "Make an instance re-read its configuration files", instance.Reload),
+		newCmdInstanceAction(f, "promote", "Promote a standby of a plain instance to primary and wait until it accepts writes", instance.Promote),
 		newCmdInstanceStatus(f), newCmdInstanceLogs(f),
-		newCmdInstanceExec(f), newCmdInstanceEnv(f),
+		newCmdInstanceExec(f), newCmdInstanceEnv(f), newCmdInstanceURI(f),
 	)
 	return cmd
 }
@@ -78,6 +79,8 @@ func newCmdInstanceCreate(f *Factory) *cobra.Command {
 	fl.StringVar(&opts.req.AuthHost, "auth-host", "", "pg_hba method for TCP connections (default: site postgresql.auth.host)")
 	fl.StringVar(&opts.passwordFile, "surole-password-file", "", "file holding the superuser's password (first line)")
 	fl.StringVar(&opts.state, "state", "started", "state after creation: started or stopped")
+	fl.StringVar(&opts.req.StandbyFor, "standby-for", "", "make a physical standby of this primary (libpq URI or connection string; pg_basebackup)")
+	fl.StringVar(&opts.req.Slot, "slot", "", "with --standby-for: create this replication slot on the primary and stream through it")
 	addPatroniCreateFlags(fl, &opts.patroni)
 	outputFlag(cmd, &opts.format)
 	return cmd

@@ -66,7 +66,7 @@ func newCmdPatroni(f *Factory) *cobra.Command {
 	}
 	cmd.AddCommand(newCmdPatroniList(f), newCmdPatroniSwitchover(f), newCmdPatroniFailover(f),
 		newCmdPatroniPause(f, true), newCmdPatroniPause(f, false), newCmdPatroniReinit(f), newCmdPatroniLogs(f),
-		newCmdPatroniShowConfig(f), newCmdPatroniEditConfig(f))
+		newCmdPatroniShowConfig(f), newCmdPatroniEditConfig(f), newCmdPatroniURI(f, false), newCmdPatroniURI(f, true))
 	return cmd
 }
 

@@ -109,6 +109,10 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdDcs(f),
 		newCmdWitness(f),
 		newCmdSchema(f),
+		newCmdRole(f),
+		newCmdDatabase(f),
+		newCmdPghba(f),
+		newCmdApply(f),
 	)
 	root.Version = buildVersion()
 	root.SetVersionTemplate("pgherd {{.Version}}\n")

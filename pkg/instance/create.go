@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/safefs"
@@ -31,6 +32,10 @@ type CreateRequest struct {
 	// Patroni, when set, makes the instance a member of a Patroni cluster
 	// (patroni.go): Patroni initialises or clones it and runs it.
 	Patroni *PatroniRequest
+	// StandbyFor, a libpq connection string of a primary, makes the
+	// instance its physical standby (standby.go); Slot names a replication
+	// slot to create on the primary for it.
+	StandbyFor, Slot string
 }
 
 // Create makes an instance: initdb, configuration, service, and a start
@@ -61,6 +66,13 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 	}
 	if req.Patroni != nil {
 		if err := checkPatroniRequest(env, req); err != nil {
+			return nil, err
+		}
+	}
+	var primary *pgconn.Config
+	if req.StandbyFor != "" || req.Slot != "" {
+		var err error
+		if primary, err = checkStandbyRequest(req); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +116,11 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		}
 	}
 	u.add(func() { os.RemoveAll(i.DataDir); os.RemoveAll(i.WALDir) })
-	if err := initdb(ctx, env, i, req); err != nil {
+	if primary != nil {
+		if err := basebackup(ctx, env, i, req, primary); err != nil {
+			return nil, err
+		}
+	} else if err := initdb(ctx, env, i, req); err != nil {
 		return nil, err
 	}
 	if err := configure(env, i, req); err != nil {

@@ -560,3 +560,18 @@ func FindPatroniMember(env *Env, cluster string) (*Instance, error) {
 	}
 	return nil, fmt.Errorf("%w: no local instance is a member of Patroni cluster %s", ErrNotFound, cluster)
 }
+
+// FindPatroniMemberNamed returns the local instance that is member name of
+// Patroni cluster cluster.
+func FindPatroniMemberNamed(env *Env, cluster, name string) (*Instance, error) {
+	all, err := List(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if c, err := i.patroniConfig(); err == nil && c.Scope == cluster && c.Name == name {
+			return i, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: member %s of Patroni cluster %s is not on this host", ErrNotFound, name, cluster)
+}

@@ -98,6 +98,9 @@ type DCSPostgreSQL struct {
 	UsePgRewind bool              `yaml:"use_pg_rewind"`
 	UseSlots    bool              `yaml:"use_slots"`
 	Parameters  map[string]string `yaml:"parameters,omitempty"`
+	// PgHBA is the cluster's one pg_hba: every member, present and
+	// future, writes its pg_hba.conf from it ('pgherd pghba' edits it).
+	PgHBA []string `yaml:"pg_hba,omitempty"`
 }
 
 // InitDB are the initdb options of the first member. It marshals to
@@ -166,8 +169,11 @@ type PostgreSQL struct {
 	PgPass         string            `yaml:"pgpass"`
 	Authentication Authentication    `yaml:"authentication"`
 	Parameters     map[string]string `yaml:"parameters,omitempty"`
-	PgHBA          []string          `yaml:"pg_hba"`
-	UseUnixSocket  bool              `yaml:"use_unix_socket"`
+	// PgHBA would override the cluster-wide pg_hba: pgherd leaves it
+	// empty (members made before it moved keep theirs until 'pgherd
+	// pghba' migrates them).
+	PgHBA         []string `yaml:"pg_hba,omitempty"`
+	UseUnixSocket bool     `yaml:"use_unix_socket"`
 }
 
 // Authentication are the three roles Patroni uses: its own connections

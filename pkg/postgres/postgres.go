@@ -167,10 +167,11 @@ func Connect(ctx context.Context, p ConnParams) (*pgx.Conn, error) {
 	if db == "" {
 		db = "postgres"
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s connect_timeout=5", p.SocketDir, p.Port, p.User, db))
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s connect_timeout=5", p.SocketDir, p.Port, p.User))
 	if err != nil {
 		return nil, err
 	}
+	cfg.Database = db // any name, as given: never parsed as conninfo
 	cfg.RuntimeParams["application_name"] = "pgherd"
 	// pgherd's connections are short-lived: preparing statements for a cache
 	// that dies with the connection costs a round trip per query.

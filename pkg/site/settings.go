@@ -55,6 +55,8 @@ type PostgreSQL struct {
 	Initdb          Initdb `yaml:"initdb" json:"initdb"`
 	Surole          Role   `yaml:"surole" json:"surole"`
 	Replrole        Role   `yaml:"replrole" json:"replrole"`
+	// Dumpsdir is where 'database dump' writes pg_dump archives of an instance.
+	Dumpsdir string `yaml:"dumps_directory" json:"dumps_directory"`
 }
 
 // Auth holds the default pg_hba methods.
@@ -91,6 +93,7 @@ func Defaults() Settings {
 			Initdb:          Initdb{Locale: "C.UTF-8", Encoding: "UTF8", DataChecksums: true},
 			Surole:          Role{Name: "postgres"},
 			Replrole:        Role{Name: "replication"},
+			Dumpsdir:        "srv/dumps/{version}-{name}",
 		},
 		Patroni: defaultPatroni(),
 	}
