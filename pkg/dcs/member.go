@@ -72,7 +72,7 @@ type MemberInfo struct {
 	LastContactS *float64 `json:"last_contact_s"`
 	// Alarms are the cluster's active alarms as etcdctl alarm list prints
 	// them ("memberID:N alarm:NOSPACE"): writes are refused while NOSPACE is.
-	Alarms []string `json:"alarms,omitempty"`
+	Alarms []string `json:"alarms"`
 	// ClusterID is the cluster's ID (16 hex digits) once this member knows it.
 	ClusterID string `json:"cluster_id,omitempty"`
 	// ClusterVersion is the replicated cluster version this member applies.

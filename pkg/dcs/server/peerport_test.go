@@ -120,7 +120,7 @@ func TestPeerPortBounds(t *testing.T) {
 	// each until the test ends.
 	blackHole := fakePeer(t, func(_ net.Conn, _ *bufio.Reader, done <-chan struct{}) { <-done })
 	join := func(name string) error {
-		p, _ := json.Marshal(dcs.Member{Name: name, PeerAddr: blackHole})
+		p, _ := json.Marshal(dcs.Member{Name: name, PeerAddr: blackHole, ApplyVersion: applyVersion})
 		_, err := newPeerClient(addr, nil).call(ctxT(t, 20*time.Second), dcs.RPCJoin, p)
 		return err
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -80,7 +81,7 @@ func TestApplyRecoversAndAnswersTheSameEverywhere(t *testing.T) {
 // TestRestoreRefusesAHugeMemberTable: a snapshot (which a peer may send)
 // announcing a 4 GiB member table is refused before anything is allocated.
 func TestRestoreRefusesAHugeMemberTable(t *testing.T) {
-	snap := append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff)
+	snap := append([]byte(fmt.Sprintf("%s%d\n", snapshotMagic, applyVersion)), 0xff, 0xff, 0xff, 0xff)
 	err := newFSM(0).Restore(io.NopCloser(bytes.NewReader(snap)))
 	wantErr(t, err, "member table of 4294967295 bytes is larger than")
 }

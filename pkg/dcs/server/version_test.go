@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -66,15 +67,15 @@ func TestSnapshotCarriesClusterVersion(t *testing.T) {
 func TestClusterVersion(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	for _, s := range c.servers {
-		waitFor(t, 10*time.Second, s.Name()+" at cluster version 2", func() bool {
-			return s.node.fsm.clusterVersion() == versionClusterVersion
+		waitFor(t, 10*time.Second, fmt.Sprintf("%s at cluster version %d", s.Name(), applyVersion), func() bool {
+			return s.node.fsm.clusterVersion() == applyVersion
 		})
 	}
 	lead := c.servers[c.leader()]
 	old := dcs.Member{Name: "old", Role: dcs.RoleData, PeerAddr: "127.0.0.1:1"} // no apply_version: version 1
 	err := lead.node.callLeader(ctxT(t, 10*time.Second), dcs.RPCJoin, old)
 	if err == nil || !strings.Contains(err.Error(), "upgrade pgherd") {
-		t.Fatalf("a member applying version 1 joined a version-2 cluster: %v", err)
+		t.Fatalf("a member applying version 1 joined a cluster at the current version: %v", err)
 	}
 	if _, ok := lead.node.fsm.member("old"); ok {
 		t.Fatal("the refused member is in the member table")
