@@ -16,7 +16,7 @@ deps:
 # of a command that takes ~80; ~1.3 MB of an idle witness's RSS), static
 # binaries; users come from /etc/passwd.
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs ./cmd/pgherd-supervise
 
 # The failover suite (tests/ha) runs alone, after the rest: its clusters
 # measure time-outs of seconds, which two other suites on 2 cores can skew.

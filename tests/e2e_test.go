@@ -24,6 +24,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/dcs/server"
 	"github.com/pgherd/pgherd/pkg/iostreams"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/supervise"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -40,6 +41,8 @@ func TestMain(m *testing.M) {
 			stop()
 			os.Exit(code)
 		},
+		// The supervisor of the process service manager, beside pgherd too.
+		"pgherd-supervise": func() { os.Exit(supervise.Main(os.Args[1:], os.Stderr)) },
 	})
 }
 

@@ -1,0 +1,207 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/supervise"
+)
+
+// fastPolicy restarts quickly, so that tests state tight bounds.
+var fastPolicy = supervise.Policy{Delay: 100 * time.Millisecond, MaxDelay: 400 * time.Millisecond, MaxTries: 3, StableAfter: 2 * time.Second}
+
+// TestSupervisePostgresKill9: the postmaster of a plain instance killed with
+// SIGKILL is running and accepting connections again within 15 s (its
+// orphaned backends must first notice and exit: they are reaped by the
+// supervisor); Stop then stops it for good.
+func TestSupervisePostgresKill9(t *testing.T) {
+	ctx := context.Background()
+	u := testUser(t)
+	dir, data, sock := initdb(t, u)
+	port := strconv.Itoa(freePort(t))
+	m := NewProcess(Config{RunDir: filepath.Join(dir, "run"), Policy: fastPolicy})
+	s := Service{
+		Kind: KindPostgreSQL, Instance: "15-sup", User: u, StopSignal: syscall.SIGINT,
+		Exec:    []string{pgBin + "/postgres", "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses="},
+		LogFile: filepath.Join(dir, "log", "postgresql.log"),
+	}
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	ready := func() bool { return exec.Command(pgBin+"/pg_isready", "-q", "-h", sock, "-p", port).Run() == nil }
+	waitFor(t, 60*time.Second, "PostgreSQL did not accept connections", ready)
+	st, _ := m.Status(ctx, s)
+	if st.Supervision != "supervised" {
+		t.Errorf("Supervision = %q, want supervised", st.Supervision)
+	}
+	killed := time.Now()
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	const bound = 15 * time.Second
+	waitFor(t, bound, "the killed postmaster is not back", func() bool {
+		now, _ := m.Status(ctx, s)
+		return now.Running && now.PID != st.PID && ready()
+	})
+	t.Logf("postmaster back and ready %s after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	now, _ := m.Status(ctx, s)
+	if now.Restarts < 1 || !strings.Contains(now.LastExit, "SIGKILL") {
+		t.Errorf("after a restart: %+v", now)
+	}
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped for good: nothing restarts it after several restart delays.
+	time.Sleep(3 * fastPolicy.MaxDelay)
+	if st, _ := m.Status(ctx, s); st.Running || ready() {
+		t.Errorf("PostgreSQL came back after Stop: %+v", st)
+	}
+}
+
+// TestSuperviseCrashLoop: a daemon that fails at every start after the first
+// is given up after MaxTries tries in a row, and Status says so.
+func TestSuperviseCrashLoop(t *testing.T) {
+	ctx := context.Background()
+	dir := sharedDir(t)
+	marker := filepath.Join(dir, "started-once")
+	m := NewProcess(Config{RunDir: filepath.Join(dir, "run"), Policy: fastPolicy, StopTimeout: 10 * time.Second})
+	s := Service{Kind: KindDCS, Instance: "loop", LogFile: filepath.Join(dir, "loop.log"),
+		Exec: []string{"/bin/sh", "-c", `if [ -e "$0" ]; then echo broken; exit 3; fi; : >"$0"; while :; do sleep 1; done`, marker}}
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := m.Status(ctx, s)
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// 3 tries: the kill, then two failed starts 100 and 200 ms later.
+	waitFor(t, 5*time.Second, "the crash loop was not given up", func() bool {
+		st, _ := m.Status(ctx, s)
+		return st.GaveUp
+	})
+	st, _ = m.Status(ctx, s)
+	want := "given up after 3 tries (exited with status 3)"
+	if st.Running || st.Supervision != want || st.Restarts != 2 {
+		t.Errorf("Status = %+v; want not running, %q, 2 restarts", st, want)
+	}
+	if pm := m.(*processManager); pm.supervisorPID(s) != 0 {
+		t.Error("the supervisor still runs after giving up")
+	}
+	// Starting it again is how a person resumes it.
+	os.Remove(marker)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatalf("Start after giving up: %v", err)
+	}
+	if st, _ := m.Status(ctx, s); !st.Running || st.GaveUp || st.Supervision != "supervised" {
+		t.Errorf("Start after giving up: %+v", st)
+	}
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSuperviseAdoptOrphan: a daemon whose supervisor crashed is found
+// running unsupervised, adopted by the next Start (not started twice) and
+// supervised again: killed, it is restarted.
+func TestSuperviseAdoptOrphan(t *testing.T) {
+	ctx := context.Background()
+	m, s, _ := newTestProcess(t, "orphan", "/usr/bin/sleep", "300")
+	m = NewProcess(Config{RunDir: m.(*processManager).cfg.RunDir, Policy: fastPolicy, StopTimeout: 10 * time.Second})
+	pm := m.(*processManager)
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := m.Status(ctx, s)
+	if err := syscall.Kill(pm.supervisorPID(s), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the supervisor did not die", func() bool { return pm.supervisorPID(s) == 0 })
+	now, _ := m.Status(ctx, s)
+	if !now.Running || now.PID != st.PID || now.Supervision != "unsupervised" {
+		t.Fatalf("after the supervisor's death: %+v", now)
+	}
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatalf("Start over an unsupervised daemon: %v", err)
+	}
+	now, _ = m.Status(ctx, s)
+	if now.PID != st.PID || now.Supervision != "supervised" {
+		t.Fatalf("Start did not adopt PID %d: %+v", st.PID, now)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the adopted daemon was not restarted", func() bool {
+		now, _ := m.Status(ctx, s)
+		return now.Running && now.PID != st.PID
+	})
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSuperviseRecycledPIDs: pidfiles naming a live process that is not ours
+// (a recycled PID) are neither trusted nor signalled.
+func TestSuperviseRecycledPIDs(t *testing.T) {
+	ctx := context.Background()
+	m, s, pidfile := newTestProcess(t, "recycled", "/usr/bin/sleep", "300")
+	pm := m.(*processManager)
+	other := exec.Command("/usr/bin/sleep", "301")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	killAtEnd(t, m, s)
+	for _, f := range []string{pidfile, pm.file(s, ".supervisor.pid")} {
+		if err := os.WriteFile(f, []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := m.Status(ctx, s); err != nil || st.Running || st.Supervision != "unsupervised" {
+		t.Errorf("Status with recycled PIDs: %+v, %v", st, err)
+	}
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatalf("Start over recycled PIDs: %v", err)
+	}
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if !supervise.Inspect(other.Process.Pid, []string{"/usr/bin/sleep", "301"}).Ours {
+		t.Error("an unrelated process named by a pidfile was signalled")
+	}
+}
+
+// TestSuperviseRefusesUnexecutable: a program the service's account cannot
+// execute is refused before anything starts.
+func TestSuperviseRefusesUnexecutable(t *testing.T) {
+	ctx := context.Background()
+	u := testUser(t)
+	dir := sharedDir(t)
+	prog := filepath.Join(dir, "daemon")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 300\n"), 0o700); err != nil { // root's only
+		t.Fatal(err)
+	}
+	m := NewProcess(Config{RunDir: filepath.Join(dir, "run")})
+	s := Service{Kind: KindPatroni, Instance: "noexec", User: u, Exec: []string{prog}, LogFile: filepath.Join(dir, "log", "noexec.log")}
+	killAtEnd(t, m, s)
+	err := m.Start(ctx, s)
+	if err == nil || !strings.Contains(err.Error(), "is not executable by pgherd") {
+		t.Fatalf("Start of a program pgherd cannot execute: %v", err)
+	}
+	if st, _ := m.Status(ctx, s); st.Running || m.(*processManager).supervisorPID(s) != 0 {
+		t.Errorf("something started: %+v", st)
+	}
+	if _, err := os.Stat(m.(*processManager).file(s, ".spec")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused start left its spec: %v", err)
+	}
+}
