@@ -16,6 +16,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/service"
+	"github.com/pgherd/pgherd/pkg/supervise"
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
@@ -84,8 +85,24 @@ func (i *Instance) patroniService(env *Env) service.Service {
 		LogFile:     filepath.Join(i.patroniLogDir(env.Site), "patroni-start.log"),
 		Description: "Patroni for instance " + i.ID(),
 		User:        env.User.Service(),
+		Fence:       i.fence(env),
 	}
 	return s
+}
+
+// fence is how the supervisor of the instance's Patroni stops its
+// PostgreSQL when Patroni dies and is not back holding the leader key in
+// time: the site's timings until Patroni's REST API tells the cluster's.
+func (i *Instance) fence(env *Env) *supervise.Fence {
+	ps := env.Site.Patroni
+	f := &supervise.Fence{
+		DataDir: i.DataDir, PgCtl: filepath.Join(i.BinDir, "pg_ctl"),
+		TTL: time.Duration(ps.TTL) * time.Second, LoopWait: time.Duration(ps.LoopWait) * time.Second,
+	}
+	if c, err := i.patroniConfig(); err == nil && c.RestAPI.CertFile == "" && c.RestAPI.ConnectAddress != "" {
+		f.RestURL = "http://" + c.RestAPI.ConnectAddress
+	}
+	return f
 }
 
 func (i *Instance) patroniLogDir(s *site.Settings) string {

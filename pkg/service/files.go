@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,22 @@ import (
 // its mode from the start.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return supervise.WriteFileAtomic(path, data, mode)
+}
+
+// supervisorPath is p, or the pgherd-supervise beside the running
+// executable, once checked executable.
+func supervisorPath(p string) (string, error) {
+	if p == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(filepath.Dir(exe), SupervisorName)
+	}
+	if err := canExec(nil, p); err != nil {
+		return "", fmt.Errorf("the supervisor %s: %w (it is built and installed beside pgherd)", p, err)
+	}
+	return p, nil
 }
 
 // canExec checks that u (nil: the current user) may execute path, so that a

@@ -239,20 +239,7 @@ func (m *processManager) supervisorPID(s Service) int {
 }
 
 // supervisor is the pgherd-supervise binary to run.
-func (m *processManager) supervisor() (string, error) {
-	p := m.cfg.Supervisor
-	if p == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return "", err
-		}
-		p = filepath.Join(filepath.Dir(exe), SupervisorName)
-	}
-	if err := canExec(nil, p); err != nil {
-		return "", fmt.Errorf("the supervisor %s: %w (it is built and installed beside pgherd)", p, err)
-	}
-	return p, nil
-}
+func (m *processManager) supervisor() (string, error) { return supervisorPath(m.cfg.Supervisor) }
 
 // spec is what the supervisor of s runs.
 func (m *processManager) spec(s Service, cred *syscall.Credential, home string) *supervise.Spec {

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -51,6 +53,8 @@ func unitCases(pgherd string, u *User) []Service {
 			Kind: KindPatroni, Instance: "15-pg1", User: u, Description: "Patroni of 15/pg1, 100% HA",
 			Exec: []string{"/usr/bin/patroni", "/etc/pgherd/patroni/15-pg1.yaml"},
 			Env:  []string{"PATRONI_LOGLEVEL=INFO", "PGHERD_NOTE=a \"quoted\" `tick` $value \\ end"},
+			Fence: &supervise.Fence{DataDir: "/var/lib/pgherd/15/pg1/data", PgCtl: "/usr/lib/postgresql/15/bin/pg_ctl",
+				TTL: 30 * time.Second, LoopWait: 10 * time.Second},
 		},
 		{
 			Kind: KindDCS, Instance: "m1", User: u,
@@ -84,6 +88,10 @@ func TestSystemdUnitsGolden(t *testing.T) {
 			dir, _ := installAll(t, mode.userMode, unitCases("/usr/bin/pgherd", mode.user))
 			golden := filepath.Join("testdata", "units", mode.name)
 			got := readTree(t, dir, "@UNITDIR@")
+			sup, _ := supervisorPath("")
+			for name, content := range got {
+				got[name] = strings.ReplaceAll(content, sup, "@SUPERVISOR@")
+			}
 			if *update {
 				os.RemoveAll(golden)
 				for name, content := range got {

@@ -1,10 +1,14 @@
 package supervise
 
 import (
+	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"net/http"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,30 +93,66 @@ func (s *supervisor) fenceCheck() {
 	s.fenceNow("Patroni is not back holding the leader key")
 }
 
-// leaderHeld asks Patroni whether it holds the leader key.
+// leaderHeld asks Patroni whether it holds the leader key: GET /leader
+// answers 200 only on the member that does.
 func (s *supervisor) leaderHeld() bool {
-	f := s.spec.Fence
-	if f.LeaderURL == "" {
-		return false
+	code, _ := restGet(s.spec.Fence.RestURL, "/leader")
+	return code == 200
+}
+
+// refreshTimings reads the cluster's current ttl and loop_wait from
+// Patroni's GET /config, so that the deadline follows a profile changed
+// after the supervisor started.
+func (s *supervisor) refreshTimings() {
+	code, body := restGet(s.spec.Fence.RestURL, "/config")
+	if code != 200 {
+		return
 	}
-	tr := &http.Transport{}
-	if f.CAFile != "" {
-		pem, err := os.ReadFile(f.CAFile)
-		if err != nil {
-			return false
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	var c struct {
+		TTL      float64 `json:"ttl"`
+		LoopWait float64 `json:"loop_wait"`
 	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: time.Second}
-	resp, err := c.Get(f.LeaderURL)
+	if json.Unmarshal(body, &c) != nil || c.TTL <= c.LoopWait || c.LoopWait <= 0 {
+		return
+	}
+	ttl, loop := time.Duration(c.TTL*float64(time.Second)), time.Duration(c.LoopWait*float64(time.Second))
+	if f := s.spec.Fence; f.TTL != ttl || f.LoopWait != loop {
+		s.log.Printf("the cluster's timings are now ttl %s, loop_wait %s", ttl, loop)
+		f.TTL, f.LoopWait = ttl, loop
+	}
+}
+
+// restGet is a bare HTTP/1.0 GET of Patroni's REST API, with a 1 s
+// deadline: the supervisor runs beside every daemon, and the
+// initialisation of net/http (or of crypto/tls) alone would cost it 2 to
+// 3 MB of memory. So an https REST API is never asked (code 0), and its
+// Patroni is taken for not back: fenced at the deadline.
+func restGet(base, path string) (code int, body []byte) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return 0, nil
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
 	if err != nil {
-		return false
+		return 0, nil
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, u.Host); err != nil {
+		return 0, nil
+	}
+	resp, err := io.ReadAll(io.LimitReader(conn, 1<<20))
+	if err != nil {
+		return 0, nil
+	}
+	head, body, _ := bytes.Cut(resp, []byte("\r\n\r\n"))
+	line, _, _ := bytes.Cut(head, []byte("\r\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
+		return 0, nil
+	}
+	code, _ = strconv.Atoi(f[1])
+	return code, body
 }
 
 // fenceNow stops the primary: fast, then immediate.
@@ -125,42 +165,67 @@ func (s *supervisor) fenceNow(why string) {
 		return
 	}
 	s.log.Printf("%s: stopping PostgreSQL (PID %d) before its leader key can expire", why, pid)
-	half := f.margin() / 2
-	mode := "fast"
-	if err := s.pgCtlStop("fast", half); err != nil {
-		s.log.Printf("fast shutdown: %v; shutting down immediately", err)
-		mode = "immediate"
-		if err := s.pgCtlStop("immediate", half); err != nil {
-			s.log.Printf("immediate shutdown: %v; killing PID %d", err, pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			mode = "SIGKILL"
-		}
-	}
+	mode := stopPrimary(f, s.spec.Cred, s.spec.Env, f.margin()/2, s.log)
 	s.st.Fenced = time.Now().UTC().Format(time.RFC3339) + ": PostgreSQL stopped (" + mode + "): " + why
 	s.save()
 }
 
-func (s *supervisor) pgCtlStop(mode string, d time.Duration) error {
+// stopPrimary stops the postmaster of f.DataDir: pg_ctl stop -m fast,
+// then -m immediate when that has not ended within d, then SIGKILL. It
+// returns the mode that stopped it.
+func stopPrimary(f *Fence, cred *Cred, env []string, d time.Duration, log *log.Logger) string {
+	pid, _ := Primary(f.DataDir)
+	for _, mode := range []string{"fast", "immediate"} {
+		err := pgCtlStop(f, cred, env, mode, d)
+		if err == nil {
+			return mode
+		}
+		log.Printf("%s shutdown: %v", mode, err)
+	}
+	log.Printf("killing PID %d", pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	return "SIGKILL"
+}
+
+func pgCtlStop(f *Fence, cred *Cred, env []string, mode string, d time.Duration) error {
 	secs := max(1, int(d/time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), d+time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.spec.Fence.PgCtl, "stop", "-D", s.spec.Fence.DataDir, "-m", mode, "-w", "-t", strconv.Itoa(secs))
-	cmd.Env = s.spec.Env
+	cmd := exec.CommandContext(ctx, f.PgCtl, "stop", "-D", f.DataDir, "-m", mode, "-w", "-t", strconv.Itoa(secs))
+	cmd.Env = env
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	if c := s.spec.Cred; c != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
+	if cred != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: cred.UID, Gid: cred.GID, Groups: cred.Groups}
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return &pgCtlError{err: err, out: strings.TrimSpace(string(out))}
+		return fmt.Errorf("pg_ctl: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-type pgCtlError struct {
-	err error
-	out string
+// FenceAfterFailure is systemd's fencing, run by the Patroni unit's
+// ExecStopPost= (as the unit's user) after Patroni ended: when it failed
+// (SERVICE_RESULT is not "success") and PostgreSQL in dataDir still runs
+// as a primary, it is stopped at once, since the unit restarts Patroni
+// only after this returns. A clean stop (systemctl stop, where Patroni
+// stopped PostgreSQL itself, or left it running on purpose in a paused
+// cluster) is left alone.
+func FenceAfterFailure(dataDir, pgCtl, result string, logw io.Writer) error {
+	lg := log.New(logw, "pgherd-supervise fence: ", 0)
+	if result == "success" {
+		return nil
+	}
+	pid, ok := Primary(dataDir)
+	if !ok {
+		return nil
+	}
+	lg.Printf("Patroni ended with result %q while PostgreSQL (PID %d) runs as a primary: stopping it before its leader key can expire", result, pid)
+	mode := stopPrimary(&Fence{DataDir: dataDir, PgCtl: pgCtl}, nil, os.Environ(), 5*time.Second, lg)
+	lg.Printf("PostgreSQL stopped (%s)", mode)
+	if _, still := Primary(dataDir); still {
+		return fmt.Errorf("PostgreSQL in %s still runs", dataDir)
+	}
+	return nil
 }
-
-func (e *pgCtlError) Error() string { return "pg_ctl: " + e.err.Error() + ": " + e.out }

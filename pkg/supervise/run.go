@@ -13,6 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// timingsRefresh is how often a Patroni's supervisor rereads the cluster's
+// timings while Patroni runs.
+const timingsRefresh = 10 * time.Second
+
 // ErrGaveUp is Run's error when the daemon died Policy.MaxTries times in a row.
 var ErrGaveUp = errors.New("gave up")
 
@@ -54,6 +58,12 @@ func Run(spec *Spec, adopt int, logw io.Writer) error {
 	}
 	s.restart = stoppedTimer()
 	s.fence = stoppedTimer()
+	var refresh <-chan time.Time // nil: never
+	if spec.Fence != nil && spec.Fence.RestURL != "" {
+		t := time.NewTicker(timingsRefresh)
+		defer t.Stop()
+		refresh = t.C
+	}
 	if p := Inspect(adopt, spec.Exec); adopt > 0 && p.Ours {
 		s.log.Printf("supervising PID %d, already running", adopt)
 		if err := s.watch(adopt); err != nil {
@@ -81,6 +91,10 @@ func Run(spec *Spec, adopt int, logw io.Writer) error {
 			s.start()
 		case <-s.fence.C:
 			s.fenceCheck()
+		case <-refresh:
+			if s.child > 0 {
+				s.refreshTimings()
+			}
 		}
 		switch s.st.State {
 		case Failed:
@@ -216,8 +230,9 @@ func (s *supervisor) exited(how string) {
 	if !s.fenceAt.IsZero() {
 		s.fenceNow("Patroni ended and is not restarted")
 	}
-	s.save()
+	// The pidfile goes first: once the state says so, a new start may begin.
 	_ = os.Remove(s.spec.SupervisorPIDFile)
+	s.save()
 }
 
 func describe(ws unix.WaitStatus) string {
@@ -246,8 +261,8 @@ func (s *supervisor) died(how string) {
 		if !s.fenceAt.IsZero() {
 			s.fenceNow("Patroni was given up")
 		}
-		s.save()
 		_ = os.Remove(s.spec.SupervisorPIDFile)
+		s.save()
 		return
 	}
 	d := s.spec.Policy.Delay << (s.st.Tries - 1)

@@ -65,10 +65,10 @@ type Fence struct {
 	// a Patroni that died at T is assumed renewed last at T - LoopWait.
 	TTL      time.Duration `json:"ttl"`
 	LoopWait time.Duration `json:"loop_wait"`
-	// LeaderURL is Patroni's GET /leader (200 only on the member holding
-	// the leader key); CAFile verifies it when it is https.
-	LeaderURL string `json:"leader_url"`
-	CAFile    string `json:"ca_file,omitempty"`
+	// RestURL is Patroni's REST API, http://HOST:PORT: GET /leader answers
+	// 200 only on the member holding the leader key, GET /config has the
+	// cluster's current timings. Empty or https: never asked.
+	RestURL string `json:"rest_url,omitempty"`
 }
 
 // Check refuses a spec the supervisor could not run.
