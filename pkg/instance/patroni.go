@@ -16,8 +16,8 @@ import (
 	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/service"
-	"github.com/pgherd/pgherd/pkg/supervise"
 	"github.com/pgherd/pgherd/pkg/site"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // An instance is managed by Patroni when its Patroni YAML exists (site
