@@ -189,9 +189,12 @@ func newCmdInstanceStatus(f *Factory) *cobra.Command {
 		Short: "Say whether an instance runs (exit code 0) or not (exit code 3)",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withInstance(f, args[0], func(_ *instance.Env, i *instance.Instance) error {
+			return withInstance(f, args[0], func(env *instance.Env, i *instance.Instance) error {
 				st := i.State()
 				fmt.Fprintf(f.IO.Out, "PostgreSQL %s: %s\n", i.ID(), map[instance.State]string{instance.Started: "running", instance.Stopped: "not running"}[st])
+				if name, sst, err := instance.ServiceState(cmd.Context(), env, i); err == nil {
+					fmt.Fprintf(f.IO.Out, "%s: %s\n", name, sst.Words())
+				}
 				if st != instance.Started {
 					return &ExitCodeError{Code: ExitStopped}
 				}

@@ -40,6 +40,9 @@ type MemberStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	LastContact  string `json:"last_contact"` // duration since the last leader contact, "0s" on the leader
 	Healthy      bool   `json:"healthy"`
+	// Service is what this host's service manager says of the member, for
+	// members set up here (Local.Annotate); empty elsewhere.
+	Service string `json:"service,omitempty"`
 }
 
 // MemberInfo is what a member says about itself: its Raft state, indexes,

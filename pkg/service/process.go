@@ -188,7 +188,7 @@ func (m *processManager) waitStarted(ctx context.Context, s Service, exited <-ch
 			return nil
 		case st.State == supervise.Restarting || st.State == supervise.Failed:
 			m.stopSupervisor(ctx, s)
-			return fmt.Errorf("cannot start %s: it %s; see %s", s, st.LastExit, s.LogFile)
+			return fmt.Errorf("cannot start %s: %w: it %s; see %s", s, ErrStartFailed, st.LastExit, s.LogFile)
 		case gone:
 			return fmt.Errorf("cannot start %s: its supervisor exited: %s", s, lastLine(m.file(s, ".supervise.log")))
 		}

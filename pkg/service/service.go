@@ -100,6 +100,26 @@ type State struct {
 	Fenced      string // when and how its PostgreSQL was fenced (Patroni)
 }
 
+// Words says in a few words how the service runs: "running, supervised",
+// "stopped, given up after 5 tries (exited with status 1), 4 restarts
+// (last: exited with status 1)".
+func (st State) Words() string {
+	s := "stopped"
+	if st.Running {
+		s = "running"
+	}
+	if st.Supervision != "" {
+		s += ", " + st.Supervision
+	}
+	if st.Restarts > 0 {
+		s += fmt.Sprintf(", %d restarts (last: %s)", st.Restarts, st.LastExit)
+	}
+	if st.Fenced != "" {
+		s += ", fenced " + st.Fenced
+	}
+	return s
+}
+
 // Manager starts, stops and inspects services.
 type Manager interface {
 	// Name is "process" or "systemd".
@@ -148,6 +168,8 @@ var (
 	ErrAlreadyRunning = errors.New("service is already running")
 	ErrStillRunning   = errors.New("service is still running")
 	ErrStopTimeout    = errors.New("service did not stop in time")
+	// ErrStartFailed: the program started but ended at once; its log says why.
+	ErrStartFailed = errors.New("service ended as it started")
 )
 
 // Detect returns "systemd" when systemd really runs as PID 1 here, else

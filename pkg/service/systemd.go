@@ -267,34 +267,43 @@ func (m *systemdManager) Reload(ctx context.Context, s Service) error {
 	return nil
 }
 
-// Status asks systemd for the unit's state and main PID. A unit that is
-// waiting to be restarted, or unknown to systemd, is not running.
+// Status asks systemd for the unit's state, main PID and restarts. A unit
+// that is waiting to be restarted, or unknown to systemd, is not running; a
+// failed one was given up (its start limit hit, or a failure with nothing
+// to restart it).
 func (m *systemdManager) Status(ctx context.Context, s Service) (State, error) {
 	if err := s.check(); err != nil {
 		return State{}, err
 	}
-	res, err := m.cfg.Runner.Run(ctx, run.Cmd{Args: m.args("show", "-p", "ActiveState", "-p", "MainPID", unitName(s))})
+	res, err := m.cfg.Runner.Run(ctx, run.Cmd{Args: m.args("show", "-p", "ActiveState", "-p", "MainPID",
+		"-p", "SubState", "-p", "NRestarts", "-p", "Result", unitName(s))})
 	if err != nil {
 		return State{}, fmt.Errorf("cannot get the state of %s: %w", s, err)
 	}
-	var active string
-	var pid int
+	p := map[string]string{}
 	for _, line := range strings.Split(res.Stdout, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "ActiveState":
-			active = v
-		case "MainPID":
-			pid, _ = strconv.Atoi(v)
-		}
+		p[k] = v
 	}
-	switch active {
+	pid, _ := strconv.Atoi(p["MainPID"])
+	st := State{Supervision: "supervised by systemd"}
+	st.Restarts, _ = strconv.Atoi(p["NRestarts"])
+	if r := p["Result"]; r != "" && r != "success" {
+		st.LastExit = r
+	}
+	switch p["ActiveState"] {
 	case "active", "activating", "reloading", "deactivating":
 		if pid > 0 {
-			return State{Running: true, PID: pid}, nil
+			st.Running, st.PID = true, pid
 		}
+		if p["SubState"] == "auto-restart" {
+			st.Supervision = "restarting (systemd: " + st.LastExit + ")"
+		}
+	case "failed":
+		st.GaveUp = true
+		st.Supervision = "given up by systemd (" + st.LastExit + ")"
 	}
-	return State{}, nil
+	return st, nil
 }
 
 // Uninstall disables the unit and removes the instance's drop-in directory,

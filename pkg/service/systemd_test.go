@@ -233,7 +233,7 @@ func TestSystemdManagerCommands(t *testing.T) {
 
 	f.show = "ActiveState=active\nMainPID=4242\n"
 	st, err := m.Status(ctx, pg1)
-	if err != nil || st != (State{Running: true, PID: 4242}) {
+	if err != nil || st != (State{Running: true, PID: 4242, Supervision: "supervised by systemd"}) {
 		t.Errorf("Status = %+v, %v; want running with PID 4242", st, err)
 	}
 	if err := m.Start(ctx, pg1); !errors.Is(err, ErrAlreadyRunning) {
@@ -249,9 +249,13 @@ func TestSystemdManagerCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f.show = "ActiveState=activating\nMainPID=0\n" // waiting for an automatic restart
-	if st, _ := m.Status(ctx, pg1); st.Running {
-		t.Errorf("a unit waiting to be restarted counts as running: %+v", st)
+	f.show = "ActiveState=activating\nSubState=auto-restart\nMainPID=0\nNRestarts=2\nResult=signal\n" // waiting for an automatic restart
+	if st, _ := m.Status(ctx, pg1); st.Running || st.Restarts != 2 || st.Supervision != "restarting (systemd: signal)" {
+		t.Errorf("a unit waiting to be restarted: %+v", st)
+	}
+	f.show = "ActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=5\nResult=start-limit-hit\n"
+	if st, _ := m.Status(ctx, pg1); st.Running || !st.GaveUp || st.Supervision != "given up by systemd (start-limit-hit)" {
+		t.Errorf("a unit whose start limit was hit: %+v", st)
 	}
 	if err := m.Uninstall(ctx, pg1); err != nil {
 		t.Fatal(err)
@@ -267,19 +271,21 @@ func TestSystemdManagerCommands(t *testing.T) {
 	}
 
 	u := "systemctl --user "
+	const show = "-p ActiveState -p MainPID -p SubState -p NRestarts -p Result"
 	want := []string{
 		u + "daemon-reload", u + "enable pgherd-postgresql@15-pg1.service",
 		u + "daemon-reload", u + "enable pgherd-postgresql@15-pg2.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", u + "start pgherd-postgresql@15-pg1.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Reload, stopped
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Status
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Start, running
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Uninstall, running
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", u + "reload pgherd-postgresql@15-pg1.service",
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", u + "start pgherd-postgresql@15-pg1.service",
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Reload, stopped
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Status
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Start, running
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Uninstall, running
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", u + "reload pgherd-postgresql@15-pg1.service",
 		u + "stop pgherd-postgresql@15-pg1.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", u + "disable pgherd-postgresql@15-pg1.service", u + "daemon-reload",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg2.service", u + "disable pgherd-postgresql@15-pg2.service", u + "daemon-reload",
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Status, restarting
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Status, given up
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", u + "disable pgherd-postgresql@15-pg1.service", u + "daemon-reload",
+		u + "show " + show + " pgherd-postgresql@15-pg2.service", u + "disable pgherd-postgresql@15-pg2.service", u + "daemon-reload",
 	}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"))
