@@ -41,6 +41,7 @@ demo: deps build
 
 bench: deps build
 	$(GO) run ./tests/bench -out docs/benchmarks.md
+	scripts/bench-supervise.sh
 
 docs:
 	rm -rf docs/reference && $(GO) run ./tests/gendocs docs/reference

@@ -160,7 +160,7 @@ type Config struct {
 const SupervisorName = "pgherd-supervise"
 
 // DefaultPolicy is site.yaml's default restart policy.
-var DefaultPolicy = supervise.Policy{Delay: 500 * time.Millisecond, MaxDelay: 30 * time.Second, MaxTries: 5, StableAfter: 30 * time.Second}
+var DefaultPolicy = supervise.Policy{Delay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, MaxTries: 5, StableAfter: 30 * time.Second}
 
 // Errors callers may test with errors.Is.
 var (

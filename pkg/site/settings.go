@@ -102,7 +102,7 @@ type Role struct {
 func Defaults() Settings {
 	s := Settings{
 		ServiceManager: "auto",
-		Restart:        Restart{Delay: 0.5, MaxDelay: 30, MaxTries: 5, StableAfter: 30},
+		Restart:        Restart{Delay: 0.1, MaxDelay: 30, MaxTries: 5, StableAfter: 30},
 		PostgreSQL: PostgreSQL{
 			Bindir:          "/usr/lib/postgresql/{version}/bin",
 			Datadir:         "srv/pgsql/{version}/{name}/data",
