@@ -355,8 +355,17 @@ func patroniStart(ctx context.Context, env *Env, i *Instance) error {
 	if err != nil {
 		return err
 	}
-	if st, err := env.Services.Status(ctx, i.patroniService(env)); err == nil && st.Running {
-		return fmt.Errorf("Patroni of instance %s is already running", i.ID())
+	svc := i.patroniService(env)
+	if st, err := env.Services.Status(ctx, svc); err == nil && st.Running {
+		// Symmetric with stop: nothing to do, except supervising again a
+		// Patroni that a crashed (or detached) supervisor left running.
+		if st.Supervision == "unsupervised" {
+			if err := env.Services.Start(ctx, svc); err != nil && !errors.Is(err, service.ErrAlreadyRunning) {
+				return fmt.Errorf("supervising Patroni of %s again: %w", i.ID(), err)
+			}
+		}
+		logging.From(ctx).Info("Patroni of instance " + i.ID() + " is already running")
+		return nil
 	}
 	return startPatroni(ctx, env, i, cfg, false)
 }
