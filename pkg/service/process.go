@@ -275,7 +275,7 @@ func (m *processManager) Status(ctx context.Context, s Service) (State, error) {
 		st.Supervision = fmt.Sprintf("given up after %d tries (%s)", sup.Tries, sup.LastExit)
 		st.GaveUp = true
 	case m.supervisorPID(s) == 0:
-		st.Supervision = "unsupervised"
+		// "unsupervised" once the daemon is found running, below
 	case sup.State == supervise.Restarting:
 		st.Supervision = fmt.Sprintf("restarting (try %d of %d: %s)", sup.Tries, m.cfg.Policy.MaxTries, sup.LastExit)
 	default:
@@ -287,6 +287,9 @@ func (m *processManager) Status(ctx context.Context, s Service) (State, error) {
 	}
 	if supervise.Inspect(pid, s.Exec).Ours {
 		st.Running, st.PID = true, pid
+		if st.Supervision == "" {
+			st.Supervision = "unsupervised"
+		}
 	}
 	return st, nil
 }

@@ -167,7 +167,7 @@ func TestSuperviseRecycledPIDs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st, err := m.Status(ctx, s); err != nil || st.Running || st.Supervision != "unsupervised" {
+	if st, err := m.Status(ctx, s); err != nil || st.Running || st.Supervision != "" {
 		t.Errorf("Status with recycled PIDs: %+v, %v", st, err)
 	}
 	if err := m.Start(ctx, s); err != nil {
@@ -203,5 +203,107 @@ func TestSuperviseRefusesUnexecutable(t *testing.T) {
 	}
 	if _, err := os.Stat(m.(*processManager).file(s, ".spec")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused start left its spec: %v", err)
+	}
+}
+
+// TestFenceCommand: the Patroni unit's ExecStopPost= (run as the unit's
+// user) stops a primary when Patroni failed, fast, and leaves it alone
+// after a clean stop.
+func TestFenceCommand(t *testing.T) {
+	ctx := context.Background()
+	u := testUser(t)
+	dir, data, sock := initdb(t, u)
+	port := strconv.Itoa(freePort(t))
+	m := NewProcess(Config{RunDir: filepath.Join(dir, "run"), Policy: fastPolicy})
+	s := Service{
+		Kind: KindPostgreSQL, Instance: "15-fence", User: u, StopSignal: syscall.SIGINT,
+		Exec:    []string{pgBin + "/postgres", "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses="},
+		LogFile: filepath.Join(dir, "log", "postgresql.log"),
+	}
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "PostgreSQL did not start", func() bool { _, ok := supervise.Primary(data); return ok })
+	built, err := supervisorPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where the unit's user can reach it, as beside an installed pgherd.
+	sup := filepath.Join(dir, SupervisorName)
+	b, err := os.ReadFile(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sup, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fence := func(result string) string {
+		cmd := exec.Command(sup, "fence", "--data-dir", data, "--pg-ctl", pgBin+"/pg_ctl")
+		cmd.Env = []string{"SERVICE_RESULT=" + result, "PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("fence with SERVICE_RESULT=%s: %v\n%s", result, err, out)
+		}
+		return string(out)
+	}
+	fence("success")
+	if _, ok := supervise.Primary(data); !ok {
+		t.Fatal("a clean stop of Patroni fenced PostgreSQL")
+	}
+	out := fence("signal")
+	if _, ok := supervise.Primary(data); ok || !strings.Contains(out, "PostgreSQL stopped (fast)") {
+		t.Fatalf("after Patroni failed, PostgreSQL still runs as a primary:\n%s", out)
+	}
+	if usage := exec.Command(sup, "fence", "--data-dir", data).Run(); usage == nil {
+		t.Error("fence without --pg-ctl: exit 0")
+	} else if ee, ok := usage.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("fence without --pg-ctl: %v, want exit code 2", usage)
+	}
+}
+
+// TestSuperviseFullDisk: a full disk where the spec and pidfiles go is a
+// clear error; nothing starts and nothing half-written is left.
+func TestSuperviseFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount a small tmpfs")
+	}
+	ctx := context.Background()
+	dir := sharedDir(t)
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", run).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", run).Run() })
+	m := NewProcess(Config{RunDir: run, StopTimeout: 10 * time.Second})
+	s := Service{Kind: KindDCS, Instance: "full", Exec: []string{"/usr/bin/sleep", "300"}, LogFile: filepath.Join(dir, "full.log")}
+	killAtEnd(t, m, s)
+	if err := m.Install(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	filler, err := os.Create(filepath.Join(run, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = filler.Write(make([]byte, 4096))
+	}
+	filler.Close()
+	err = m.Start(ctx, s)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), ".spec") {
+		t.Fatalf("Start on a full disk: %v; want an error naming the spec and ENOSPC", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(run, KindDCS))
+	for _, e := range entries {
+		if e.Name() != "full.lock" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if st, _ := m.Status(ctx, s); st.Running {
+		t.Errorf("started on a full disk: %+v", st)
 	}
 }
