@@ -18,26 +18,38 @@ import (
 // fastPolicy restarts quickly, so that tests state tight bounds.
 var fastPolicy = supervise.Policy{Delay: 100 * time.Millisecond, MaxDelay: 400 * time.Millisecond, MaxTries: 3, StableAfter: 2 * time.Second}
 
+type testPostgres struct {
+	user                  *User
+	dir, data, sock, port string
+}
+
+// startSupervisedPostgres starts a throwaway postmaster as user pgherd
+// under the process manager, with fastPolicy.
+func startSupervisedPostgres(t *testing.T) (Manager, Service, testPostgres) {
+	t.Helper()
+	p := testPostgres{user: testUser(t), port: strconv.Itoa(freePort(t))}
+	p.dir, p.data, p.sock = initdb(t, p.user)
+	m := NewProcess(Config{RunDir: filepath.Join(p.dir, "run"), Policy: fastPolicy})
+	s := Service{
+		Kind: KindPostgreSQL, Instance: "15-sup", User: p.user, StopSignal: syscall.SIGINT,
+		Exec:    []string{pgBin + "/postgres", "-D", p.data, "-p", p.port, "-k", p.sock, "-c", "listen_addresses="},
+		LogFile: filepath.Join(p.dir, "log", "postgresql.log"),
+	}
+	killAtEnd(t, m, s)
+	if err := m.Start(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return m, s, p
+}
+
 // TestSupervisePostgresKill9: the postmaster of a plain instance killed with
 // SIGKILL is running and accepting connections again within 15 s (its
 // orphaned backends must first notice and exit: they are reaped by the
 // supervisor); Stop then stops it for good.
 func TestSupervisePostgresKill9(t *testing.T) {
 	ctx := context.Background()
-	u := testUser(t)
-	dir, data, sock := initdb(t, u)
-	port := strconv.Itoa(freePort(t))
-	m := NewProcess(Config{RunDir: filepath.Join(dir, "run"), Policy: fastPolicy})
-	s := Service{
-		Kind: KindPostgreSQL, Instance: "15-sup", User: u, StopSignal: syscall.SIGINT,
-		Exec:    []string{pgBin + "/postgres", "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses="},
-		LogFile: filepath.Join(dir, "log", "postgresql.log"),
-	}
-	killAtEnd(t, m, s)
-	if err := m.Start(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	ready := func() bool { return exec.Command(pgBin+"/pg_isready", "-q", "-h", sock, "-p", port).Run() == nil }
+	m, s, p := startSupervisedPostgres(t)
+	ready := func() bool { return exec.Command(pgBin+"/pg_isready", "-q", "-h", p.sock, "-p", p.port).Run() == nil }
 	waitFor(t, 60*time.Second, "PostgreSQL did not accept connections", ready)
 	st, _ := m.Status(ctx, s)
 	if st.Supervision != "supervised" {
@@ -210,20 +222,8 @@ func TestSuperviseRefusesUnexecutable(t *testing.T) {
 // user) stops a primary when Patroni failed, fast, and leaves it alone
 // after a clean stop.
 func TestFenceCommand(t *testing.T) {
-	ctx := context.Background()
-	u := testUser(t)
-	dir, data, sock := initdb(t, u)
-	port := strconv.Itoa(freePort(t))
-	m := NewProcess(Config{RunDir: filepath.Join(dir, "run"), Policy: fastPolicy})
-	s := Service{
-		Kind: KindPostgreSQL, Instance: "15-fence", User: u, StopSignal: syscall.SIGINT,
-		Exec:    []string{pgBin + "/postgres", "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses="},
-		LogFile: filepath.Join(dir, "log", "postgresql.log"),
-	}
-	killAtEnd(t, m, s)
-	if err := m.Start(ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	_, _, p := startSupervisedPostgres(t)
+	u, dir, data := p.user, p.dir, p.data
 	waitFor(t, 60*time.Second, "PostgreSQL did not start", func() bool { _, ok := supervise.Primary(data); return ok })
 	built, err := supervisorPath("")
 	if err != nil {
