@@ -92,17 +92,16 @@ func (i *Instance) patroniService(env *Env) service.Service {
 
 // fence is how the supervisor of the instance's Patroni stops its
 // PostgreSQL when Patroni dies and is not back holding the leader key in
-// time: the site's timings until Patroni's REST API tells the cluster's.
+// time: as its Patroni YAML says, else from the site's timings.
 func (i *Instance) fence(env *Env) *supervise.Fence {
+	if c, err := i.patroniConfig(); err == nil && c.Bootstrap.DCS.TTL > c.Bootstrap.DCS.LoopWait {
+		return c.Fence()
+	}
 	ps := env.Site.Patroni
-	f := &supervise.Fence{
+	return &supervise.Fence{
 		DataDir: i.DataDir, PgCtl: filepath.Join(i.BinDir, "pg_ctl"),
 		TTL: time.Duration(ps.TTL) * time.Second, LoopWait: time.Duration(ps.LoopWait) * time.Second,
 	}
-	if c, err := i.patroniConfig(); err == nil && c.RestAPI.CertFile == "" && c.RestAPI.ConnectAddress != "" {
-		f.RestURL = "http://" + c.RestAPI.ConnectAddress
-	}
-	return f
 }
 
 func (i *Instance) patroniLogDir(s *site.Settings) string {

@@ -3,6 +3,7 @@ package supervise
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -74,6 +75,13 @@ func (s *supervisor) armFence(died time.Time) {
 		return
 	}
 	s.fenceAt = f.Deadline(died)
+	switch at, how := s.leaseDeadline(); how {
+	case leaseLost:
+		s.fenceNow("the leader key is gone or held by another member")
+		return
+	case leaseFound:
+		s.fenceAt = minTime(s.fenceAt, at)
+	}
 	s.log.Printf("PostgreSQL in %s runs as a primary without its Patroni: it is stopped at %s unless Patroni is back holding the leader key by then",
 		f.DataDir, s.fenceAt.Format(time.RFC3339Nano))
 	s.fence.Reset(time.Until(s.fenceAt))
@@ -122,12 +130,70 @@ func (s *supervisor) refreshTimings() {
 	}
 }
 
+// What the DCS said of the leader key.
+const (
+	leaseUnknown = iota // no DCS to ask, or no answer
+	leaseFound          // ours, expiring at the time returned
+	leaseLost           // gone, or another member's
+)
+
+// leaseDeadline asks the DCS (etcd v3 JSON API, over http) for the leader
+// key and its lease's remaining TTL (LeaseTimeToLive): the deadline is
+// then that expiry less the margin, with no assumption on when Patroni
+// last renewed it. The TTL is in whole seconds, rounded down by etcd.
+func (s *supervisor) leaseDeadline() (time.Time, int) {
+	f := s.spec.Fence
+	for _, base := range f.DCS {
+		now := time.Now()
+		code, body := restDo("POST", base, "/v3/kv/range", fmt.Sprintf(`{"key":%q}`, base64.StdEncoding.EncodeToString([]byte(f.LeaderKey))))
+		if code != 200 {
+			continue
+		}
+		var rr struct {
+			Kvs []struct {
+				Value []byte `json:"value"`
+				Lease int64  `json:"lease,string"`
+			} `json:"kvs"`
+		}
+		if json.Unmarshal(body, &rr) != nil {
+			continue
+		}
+		if len(rr.Kvs) == 0 || string(rr.Kvs[0].Value) != f.Member {
+			return time.Time{}, leaseLost
+		}
+		code, body = restDo("POST", base, "/v3/lease/timetolive", fmt.Sprintf(`{"ID":"%d"}`, rr.Kvs[0].Lease))
+		var tr struct {
+			TTL int64 `json:"TTL,string"`
+		}
+		if code != 200 || json.Unmarshal(body, &tr) != nil {
+			continue
+		}
+		if tr.TTL < 0 {
+			return time.Time{}, leaseLost
+		}
+		at := now.Add(time.Duration(tr.TTL)*time.Second - f.margin())
+		s.log.Printf("the DCS says the leader key expires in %ds", tr.TTL)
+		return at, leaseFound
+	}
+	return time.Time{}, leaseUnknown
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // restGet is a bare HTTP/1.0 GET of Patroni's REST API, with a 1 s
 // deadline: the supervisor runs beside every daemon, and the
 // initialisation of net/http (or of crypto/tls) alone would cost it 2 to
 // 3 MB of memory. So an https REST API is never asked (code 0), and its
 // Patroni is taken for not back: fenced at the deadline.
-func restGet(base, path string) (code int, body []byte) {
+func restGet(base, path string) (code int, body []byte) { return restDo("GET", base, path, "") }
+
+// restDo is restGet with any method and a JSON body.
+func restDo(method, base, path, reqBody string) (code int, body []byte) {
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return 0, nil
@@ -138,7 +204,11 @@ func restGet(base, path string) (code int, body []byte) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, u.Host); err != nil {
+	req := fmt.Sprintf("%s %s HTTP/1.0\r\nHost: %s\r\n", method, path, u.Host)
+	if reqBody != "" {
+		req += fmt.Sprintf("Content-Type: application/json\r\nContent-Length: %d\r\n", len(reqBody))
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"+reqBody); err != nil {
 		return 0, nil
 	}
 	resp, err := io.ReadAll(io.LimitReader(conn, 1<<20))

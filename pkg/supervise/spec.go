@@ -69,6 +69,13 @@ type Fence struct {
 	// 200 only on the member holding the leader key, GET /config has the
 	// cluster's current timings. Empty or https: never asked.
 	RestURL string `json:"rest_url,omitempty"`
+	// DCS are the etcd v3 JSON API's base URLs (http://HOST:PORT), where
+	// LeaderKey (NAMESPACE/SCOPE/leader) holds Member when this Patroni
+	// leads: the lease's remaining TTL then bounds the deadline too. Empty
+	// or https: never asked.
+	DCS       []string `json:"dcs,omitempty"`
+	LeaderKey string   `json:"leader_key,omitempty"`
+	Member    string   `json:"member,omitempty"`
 }
 
 // Check refuses a spec the supervisor could not run.

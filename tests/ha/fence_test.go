@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,11 +49,16 @@ func TestFenceDeadPatroni(t *testing.T) {
 	m := service.NewProcess(service.Config{RunDir: run, StopTimeout: 30 * time.Second,
 		Supervisor: filepath.Join(filepath.Dir(pgherdBin), service.SupervisorName),
 		Policy:     supervise.Policy{Delay: 100 * time.Millisecond, MaxDelay: time.Second, MaxTries: 1000, StableAfter: 30 * time.Second}})
+	pcfg, err := patroni.ReadFile(primary.PatroniYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fence := pcfg.Fence() // as pkg/instance gives it
+	if fence.TTL != time.Duration(timings.TTL)*time.Second || len(fence.DCS) == 0 || fence.RestURL == "" {
+		t.Fatalf("fencing settings from the Patroni YAML: %+v", fence)
+	}
 	svc := service.Service{Kind: service.KindPatroni, Instance: primary.Name, User: u,
-		Exec: []string{exe, primary.PatroniYAML()}, LogFile: filepath.Join(base, "patroni-supervised.log"),
-		Fence: &supervise.Fence{DataDir: primary.DataDir, PgCtl: filepath.Join(hacluster.PGBinDir, "pg_ctl"),
-			TTL: time.Duration(timings.TTL) * time.Second, LoopWait: time.Duration(timings.LoopWait) * time.Second,
-			RestURL: "http://" + primary.Host.Addr + ":" + strconv.Itoa(primary.APIPort)}}
+		Exec: []string{exe, primary.PatroniYAML()}, LogFile: filepath.Join(base, "patroni-supervised.log"), Fence: fence}
 	if err := os.MkdirAll(filepath.Join(run, service.KindPatroni), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +93,7 @@ func TestFenceDeadPatroni(t *testing.T) {
 			case <-tick.C:
 			}
 			qctx, cancel := context.WithTimeout(ctx, 90*time.Millisecond)
-			recOld, errOld := c.InRecovery(qctx, primary)
+			recOld, errOld := c.InRecovery(qctx, primary) // an error counts as not a primary
 			recNew, errNew := c.InRecovery(qctx, replica)
 			cancel()
 			now := time.Now()
@@ -95,8 +101,8 @@ func TestFenceDeadPatroni(t *testing.T) {
 			if errOld == nil && !recOld && errNew == nil && !recNew {
 				twoPrimaries = append(twoPrimaries, now.Format(time.StampMilli))
 			}
-			if errOld != nil && oldDown.IsZero() {
-				oldDown = now
+			if _, up := supervise.Primary(primary.DataDir); !up && oldDown.IsZero() {
+				oldDown = now // its postmaster is gone (a failed query may be a timeout)
 			}
 			if errNew == nil && !recNew && promoted.IsZero() {
 				promoted = now
@@ -134,6 +140,11 @@ func TestFenceDeadPatroni(t *testing.T) {
 	}
 	if _, ok := supervise.Primary(primary.DataDir); ok {
 		t.Error("the old primary still runs")
+	}
+	supLog := readAll(t, filepath.Join(run, service.KindPatroni, primary.Name+".supervise.log"))
+	t.Logf("supervisor's log:\n%s", supLog)
+	if !strings.Contains(supLog, "the DCS says the leader key expires in") {
+		t.Errorf("the supervisor did not ask the DCS for the lease's TTL:\n%s", supLog)
 	}
 	if st.Fenced == "" {
 		t.Errorf("the supervisor reports no fencing: %+v\n%s", st, readAll(t, filepath.Join(run, service.KindPatroni, primary.Name+".supervise.log")))
