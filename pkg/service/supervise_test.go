@@ -307,3 +307,37 @@ func TestSuperviseFullDisk(t *testing.T) {
 		t.Errorf("started on a full disk: %+v", st)
 	}
 }
+
+// TestSuperviseDetachForUpgrade: SIGUSR2 makes a supervisor exit and leave
+// its daemon running (the upgrade path in DESIGN.md); the next Start adopts
+// the daemon under the (new) supervisor binary without restarting it.
+func TestSuperviseDetachForUpgrade(t *testing.T) {
+	ctx := context.Background()
+	m, s, _ := newTestProcess(t, "upgrade", "/usr/bin/sleep", "300")
+	pm := m.(*processManager)
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := m.Status(ctx, s)
+	old := pm.supervisorPID(s)
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the supervisor did not detach", func() bool { return pm.supervisorPID(s) == 0 })
+	if now, _ := m.Status(ctx, s); !now.Running || now.PID != st.PID || now.Supervision != "unsupervised" {
+		t.Fatalf("after detaching: %+v; want PID %d running unsupervised", now, st.PID)
+	}
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := m.Status(ctx, s); now.PID != st.PID || now.Supervision != "supervised" || pm.supervisorPID(s) == old {
+		t.Fatalf("after Start: %+v; want PID %d adopted by a new supervisor", now, st.PID)
+	}
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if supervise.Inspect(st.PID, s.Exec).Alive {
+		t.Error("Stop left the adopted daemon running")
+	}
+}
