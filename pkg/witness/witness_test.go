@@ -50,7 +50,8 @@ func dataMember(t *testing.T, name, zone string, join ...string) *server.Server 
 
 func testEnv(t *testing.T) *Env {
 	prefix := t.TempDir()
-	svc := service.NewProcess(service.Config{RunDir: filepath.Join(prefix, "run"), StopTimeout: 10 * time.Second})
+	svc := service.NewProcess(service.Config{RunDir: filepath.Join(prefix, "run"), StopTimeout: 10 * time.Second,
+		Supervisor: filepath.Join(filepath.Dir(pgherdBin), service.SupervisorName)})
 	env := &Env{Local: &dcs.Local{Dir: filepath.Join(prefix, "dcs"), Exec: pgherdBin, Services: svc}}
 	t.Cleanup(func() {
 		// Stop any member a failed test left running, by its pidfile.
