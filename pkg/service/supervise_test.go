@@ -69,13 +69,17 @@ func TestSupervisePostgresKill9(t *testing.T) {
 	if now.Restarts < 1 || !strings.Contains(now.LastExit, "SIGKILL") {
 		t.Errorf("after a restart: %+v", now)
 	}
+	sup := m.(*processManager).supervisorPID(s)
 	if err := m.Stop(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	// Stopped for good: nothing restarts it after several restart delays.
-	time.Sleep(3 * fastPolicy.MaxDelay)
-	if st, _ := m.Status(ctx, s); st.Running || ready() {
-		t.Errorf("PostgreSQL came back after Stop: %+v", st)
+	// Stopped for good: its supervisor, the only thing that restarts it,
+	// is gone with it.
+	if supervise.Inspect(sup, nil).Alive {
+		t.Errorf("the supervisor (PID %d) still runs after Stop", sup)
+	}
+	if st, _ := m.Status(ctx, s); st.Running || ready() || st.Supervision != "" {
+		t.Errorf("PostgreSQL after Stop: %+v", st)
 	}
 }
 
@@ -339,5 +343,33 @@ func TestSuperviseDetachForUpgrade(t *testing.T) {
 	}
 	if supervise.Inspect(st.PID, s.Exec).Alive {
 		t.Error("Stop left the adopted daemon running")
+	}
+}
+
+// TestSupervisorCost pins the memory budget: at most 5 MB RSS per
+// supervisor (make bench also reports its idle CPU).
+func TestSupervisorCost(t *testing.T) {
+	ctx := context.Background()
+	m, s, _ := newTestProcess(t, "cost", "/usr/bin/sleep", "300")
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	sup := m.(*processManager).supervisorPID(s)
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(sup) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			if kb, _ := strconv.Atoi(f[1]); kb > 5*1024 {
+				t.Errorf("supervisor RSS %d kB, budget 5120 kB", kb)
+			} else {
+				t.Logf("supervisor RSS %d kB", kb)
+			}
+		}
+	}
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
 	}
 }
