@@ -109,6 +109,9 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	defer unlock()
 	if sup := m.supervisorPID(s); sup > 0 {
 		st, _ := m.Status(ctx, s)
+		if !st.Running {
+			return fmt.Errorf("cannot start %s: %w: its supervisor (PID %d) is %s; wait for it, or stop it first", s, ErrAlreadyRunning, sup, st.Supervision)
+		}
 		return fmt.Errorf("cannot start %s: %w (PID %d, supervisor PID %d); stop it first", s, ErrAlreadyRunning, st.PID, sup)
 	}
 	adopt := 0
