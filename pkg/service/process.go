@@ -19,6 +19,9 @@ import (
 
 const (
 	defaultStopTimeout = 60 * time.Second
+	// startTimeout bounds the wait for a new supervisor to report its
+	// daemon started (a fork and an exec, however loaded the machine).
+	startTimeout = 30 * time.Second
 	pollInterval       = 15 * time.Millisecond
 	// defaultPath is systemd's PATH for services, so that both managers give
 	// a program the same one.
@@ -182,7 +185,7 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 func (m *processManager) waitStarted(ctx context.Context, s Service, exited <-chan struct{}) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	deadline := time.NewTimer(m.cfg.StopTimeout)
+	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
 	for gone := false; ; {
 		st, _ := supervise.ReadState(m.file(s, ".state"))
@@ -202,7 +205,7 @@ func (m *processManager) waitStarted(ctx context.Context, s Service, exited <-ch
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return fmt.Errorf("cannot start %s: its supervisor reported nothing in %s; see %s", s, m.cfg.StopTimeout, s.LogFile)
+			return fmt.Errorf("cannot start %s: its supervisor reported nothing in %s; see %s", s, startTimeout, m.file(s, ".supervise.log"))
 		case <-tick.C:
 		}
 	}
