@@ -22,7 +22,7 @@ const (
 	// startTimeout bounds the wait for a new supervisor to report its
 	// daemon started (a fork and an exec, however loaded the machine).
 	startTimeout = 30 * time.Second
-	pollInterval       = 15 * time.Millisecond
+	pollInterval = 15 * time.Millisecond
 	// defaultPath is systemd's PATH for services, so that both managers give
 	// a program the same one.
 	defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
