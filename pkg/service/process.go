@@ -125,7 +125,11 @@ func (m *processManager) Start(ctx context.Context, s Service) error {
 	// What a crashed supervisor left: its pidfile, a daemon pidfile naming
 	// a process that is gone or not ours (never signalled), a state.
 	for _, ext := range []string{".supervisor.pid", ".state"} {
-		if err := os.Remove(m.file(s, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		err := os.Remove(m.file(s, ext))
+		switch {
+		case err == nil && ext == ".supervisor.pid":
+			logging.From(ctx).Warn(fmt.Sprintf("%s: removed %s, left by a supervisor that is gone", s, m.file(s, ext)))
+		case err != nil && !errors.Is(err, os.ErrNotExist):
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
