@@ -20,7 +20,7 @@ COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/pgherd/pgherd/pkg/cli.version=$(VERSION) -X github.com/pgherd/pgherd/pkg/cli.commit=$(COMMIT)
 
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs ./cmd/pgherd-supervise
 
 # The failover suite (tests/ha) runs alone, after the rest: its clusters
 # measure time-outs of seconds, which two other suites on 2 cores can skew.
@@ -45,6 +45,7 @@ demo: deps build
 
 bench: deps build
 	$(GO) run ./tests/bench -out docs/benchmarks.md
+	scripts/bench-supervise.sh
 
 docs:
 	rm -rf docs/reference && $(GO) run ./tests/gendocs docs/reference

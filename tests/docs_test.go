@@ -41,7 +41,7 @@ func TestDocsRunAsWritten(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real PostgreSQL")
 	}
-	for _, bin := range []string{"../bin/pgherd", "../bin/pgherd-dcs"} {
+	for _, bin := range []string{"../bin/pgherd", "../bin/pgherd-dcs", "../bin/pgherd-supervise"} {
 		if _, err := os.Stat(bin); err != nil {
 			t.Fatalf("%s is missing: run 'make build' first", bin[3:])
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/dcs/server"
 	"github.com/pgherd/pgherd/pkg/iostreams"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/supervise"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -41,6 +42,8 @@ func TestMain(m *testing.M) {
 			stop()
 			os.Exit(code)
 		},
+		// The supervisor of the process service manager, beside pgherd too.
+		"pgherd-supervise": func() { os.Exit(supervise.Main(os.Args[1:], os.Stderr)) },
 	})
 }
 
@@ -106,8 +109,33 @@ func setup(env *testscript.Env) error {
 	}
 	env.Setenv("PGHERD_SITE", filepath.Join(env.WorkDir, "site.yaml"))
 	env.Setenv("NO_COLOR", "1")
-	env.Defer(func() { stopServers(filepath.Join(env.WorkDir, "prefix")) })
+	env.Defer(func() {
+		stopSupervisors(filepath.Join(env.WorkDir, "run", "pid"))
+		stopServers(filepath.Join(env.WorkDir, "prefix"))
+	})
 	return nil
+}
+
+// stopSupervisors stops what the process manager's supervisors under dir
+// run (SIGTERM: each stops its daemon), so that nothing restarts the
+// servers stopServers ends; SIGKILL after ten seconds.
+func stopSupervisors(dir string) {
+	pidfiles, _ := filepath.Glob(filepath.Join(dir, "*", "*.supervisor.pid"))
+	for _, f := range pidfiles {
+		pid, err := supervise.ReadPID(f)
+		args := []string{"--spec", strings.TrimSuffix(f, ".supervisor.pid") + ".spec"}
+		if err != nil || !supervise.Inspect(pid, args).Ours {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(10 * time.Second)
+		for supervise.Inspect(pid, args).Ours && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if supervise.Inspect(pid, args).Ours {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // stopServers ends the postmasters whose data directories are under dir:

@@ -61,7 +61,11 @@ func (f *Factory) InstanceEnv() (*instance.Env, error) {
 // Services returns the service manager the site settings choose.
 func (f *Factory) Services(s *site.Settings) service.Manager {
 	root := os.Geteuid() == 0
-	cfg := service.Config{RunDir: filepath.Join(s.RunPrefix, "pid"), UnitDir: s.Systemd.UnitPath, UserMode: !root, Runner: run.Exec{}}
+	cfg := service.Config{RunDir: filepath.Join(s.RunPrefix, "pid"), UnitDir: s.Systemd.UnitPath, UserMode: !root, Runner: run.Exec{},
+		Policy: s.Restart.Policy()}
+	if exe, err := selfExe(); err == nil {
+		cfg.Supervisor = filepath.Join(filepath.Dir(exe), service.SupervisorName)
+	}
 	if cfg.UnitDir == "" {
 		cfg.UnitDir = "/etc/systemd/system"
 		if !root {

@@ -228,7 +228,7 @@ func newCmdInstanceStatus(f *Factory) *cobra.Command {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			return withInstance(f, args[0], func(_ *instance.Env, i *instance.Instance) error {
+			return withInstance(f, args[0], func(env *instance.Env, i *instance.Instance) error {
 				st := i.State()
 				if format != "" {
 					if err := writeData(f.IO.Out, format, statusOutput{Instance: i.ID(), State: st}); err != nil {
@@ -236,6 +236,9 @@ func newCmdInstanceStatus(f *Factory) *cobra.Command {
 					}
 				} else {
 					fmt.Fprintf(f.IO.Out, "PostgreSQL %s: %s\n", i.ID(), map[instance.State]string{instance.Started: "running", instance.Stopped: "not running"}[st])
+					if name, sst, err := instance.ServiceState(cmd.Context(), env, i); err == nil {
+						fmt.Fprintf(f.IO.Out, "%s: %s\n", name, sst.Words())
+					}
 				}
 				if st != instance.Started {
 					return &ExitCodeError{Code: ExitStopped}

@@ -56,7 +56,9 @@ func newCmdWitness(f *Factory) *cobra.Command {
 		Use:   "witness",
 		Short: "Add, inspect and remove witnesses: DCS members that vote but hold no PostgreSQL",
 	}
-	cmd.AddCommand(newCmdWitnessAdd(f), newCmdWitnessList(f), newCmdWitnessStatus(f), newCmdWitnessRemove(f), newCmdWitnessCheck(f))
+	cmd.AddCommand(newCmdWitnessAdd(f), newCmdWitnessList(f), newCmdWitnessStatus(f), newCmdWitnessRemove(f), newCmdWitnessCheck(f),
+		newCmdMemberLifecycle(f, "start", dcs.RoleWitness, "Start a witness set up here and wait until it follows a leader (nothing to do when it runs)"),
+		newCmdMemberLifecycle(f, "stop", dcs.RoleWitness, "Stop a witness set up here, its supervision first (nothing to do when it is stopped)"))
 	return cmd
 }
 
@@ -125,9 +127,9 @@ func writeMembers(f *Factory, format string, ms []dcs.MemberStatus) error {
 	rows := make([][]string, 0, len(ms))
 	for _, m := range ms {
 		rows = append(rows, []string{m.Name, m.Role, m.Suffrage, m.RaftState, m.PeerURL, m.ClientURL, m.Zone,
-			strconv.FormatUint(m.AppliedIndex, 10), secondsText(m.LastContactS), strconv.FormatBool(m.Healthy)})
+			strconv.FormatUint(m.AppliedIndex, 10), secondsText(m.LastContactS), strconv.FormatBool(m.Healthy), orDash(m.Service)})
 	}
-	return writeTable(f.IO, []string{"Name", "Role", "Suffrage", "State", "Peer URL", "Client URL", "Zone", "Applied", "Last contact", "Healthy"}, rows)
+	return writeTable(f.IO, []string{"Name", "Role", "Suffrage", "State", "Peer URL", "Client URL", "Zone", "Applied", "Last contact", "Healthy", "Service here"}, rows)
 }
 
 func newCmdWitnessList(f *Factory) *cobra.Command {
@@ -181,7 +183,7 @@ func newCmdWitnessStatus(f *Factory) *cobra.Command {
 				{"name", st.Name}, {"raft state", st.RaftState}, {"suffrage", st.Suffrage}, {"leader", st.Leader},
 				{"last contact", secondsText(st.LastContactS)}, {"applied index", strconv.FormatUint(st.AppliedIndex, 10)},
 				{"applied index lag", strconv.FormatUint(st.Lag, 10)}, {"term", strconv.FormatUint(st.Term, 10)},
-				{"zone", st.Zone}, {"healthy", strconv.FormatBool(st.Healthy)},
+				{"zone", st.Zone}, {"healthy", strconv.FormatBool(st.Healthy)}, {"service", st.Service},
 			})
 		},
 	}

@@ -88,12 +88,13 @@ func TestWriteMembersTable(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
 	f := &Factory{IO: ios}
 	err := writeMembers(f, "", []dcs.MemberStatus{{Name: "w", Role: "witness", Suffrage: "voter", RaftState: "follower", Zone: "c",
-		PeerURL: "http://h:2380", ClientURL: "http://h:2379", AppliedIndex: 7, LastContactS: dcs.Seconds(3 * time.Millisecond), Healthy: true}})
+		PeerURL: "http://h:2380", ClientURL: "http://h:2379", AppliedIndex: 7, LastContactS: dcs.Seconds(3 * time.Millisecond), Healthy: true,
+		Service: "stopped, given up after 5 tries (exited with status 1)"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "Name  Role     Suffrage  State     Peer URL       Client URL     Zone  Applied  Last contact  Healthy\n" +
-		"w     witness  voter     follower  http://h:2380  http://h:2379  c     7        3ms           true\n"
+	want := "Name  Role     Suffrage  State     Peer URL       Client URL     Zone  Applied  Last contact  Healthy  Service here\n" +
+		"w     witness  voter     follower  http://h:2380  http://h:2379  c     7        3ms           true     stopped, given up after 5 tries (exited with status 1)\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}

@@ -46,6 +46,9 @@ type MemberStatus struct {
 	// (millisecond precision): 0 on the leader, nil when unknown.
 	LastContactS *float64 `json:"last_contact_s"`
 	Healthy      bool     `json:"healthy"`
+	// Service is what this host's service manager says of the member, for
+	// members set up here (Local.Annotate); empty elsewhere.
+	Service string `json:"service,omitempty"`
 }
 
 // Seconds is d in seconds rounded to the millisecond, or nil when d is

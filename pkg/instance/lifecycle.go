@@ -15,6 +15,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
 	"github.com/pgherd/pgherd/pkg/safefs"
+	"github.com/pgherd/pgherd/pkg/service"
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
@@ -29,18 +30,34 @@ func Start(ctx context.Context, env *Env, i *Instance) error {
 	if i.PatroniManaged() {
 		return patroniStart(ctx, env, i)
 	}
+	svc := i.Service(env)
 	if i.State() == Started {
-		return fmt.Errorf("instance %s is already running", i.ID())
+		// Symmetric with Stop: nothing to do, except supervising again a
+		// postmaster that a crashed supervisor left running.
+		if st, err := env.Services.Status(ctx, svc); err == nil && st.Running && st.Supervision == "unsupervised" {
+			if err := env.Services.Start(ctx, svc); err != nil && !errors.Is(err, service.ErrAlreadyRunning) {
+				return fmt.Errorf("supervising %s again: %w", i.ID(), err)
+			}
+		}
+		logging.From(ctx).Info("instance " + i.ID() + " is already running")
+		return nil
 	}
 	logging.From(ctx).Info("starting PostgreSQL instance " + i.ID())
 	if err := postgres.CheckInstalled(env.Site.PostgreSQL.Bindir, i.Version); err != nil {
 		return err
 	}
-	svc := i.Service(env)
 	if err := env.Services.Start(ctx, svc); err != nil {
+		if errors.Is(err, service.ErrStartFailed) {
+			return fmt.Errorf("PostgreSQL %s did not start: %s", i.ID(), lastLogLines(i))
+		}
 		return fmt.Errorf("starting %s: %w", i.ID(), err)
 	}
-	return waitReady(ctx, env, i)
+	if err := waitReady(ctx, env, i); err != nil {
+		// Nothing keeps restarting a server that failed its start.
+		_ = env.Services.Stop(context.WithoutCancel(ctx), svc)
+		return err
+	}
+	return nil
 }
 
 // waitReady polls postmaster.pid until the server says "ready", or fails
@@ -121,6 +138,18 @@ func Restart(ctx context.Context, env *Env, i *Instance) error {
 		return err
 	}
 	return Start(ctx, env, i)
+}
+
+// ServiceState is what the service manager says of the daemon pgherd runs
+// for the instance: its Patroni when Patroni manages it, else its
+// postmaster; name says which.
+func ServiceState(ctx context.Context, env *Env, i *Instance) (name string, st service.State, err error) {
+	svc := i.Service(env)
+	if i.PatroniManaged() {
+		svc = i.patroniService(env)
+	}
+	st, err = env.Services.Status(ctx, svc)
+	return svc.Kind + " service", st, err
 }
 
 // Reload makes a running instance re-read its configuration files.

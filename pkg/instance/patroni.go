@@ -17,6 +17,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/service"
 	"github.com/pgherd/pgherd/pkg/site"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // An instance is managed by Patroni when its Patroni YAML exists (site
@@ -89,8 +90,23 @@ func (i *Instance) patroniService(env *Env) service.Service {
 		LogFile:     filepath.Join(i.patroniLogDir(env.Site), "patroni-start.log"),
 		Description: "Patroni for instance " + i.ID(),
 		User:        env.User.Service(),
+		Fence:       i.fence(env),
 	}
 	return s
+}
+
+// fence is how the supervisor of the instance's Patroni stops its
+// PostgreSQL when Patroni dies and is not back holding the leader key in
+// time: as its Patroni YAML says, else from the site's timings.
+func (i *Instance) fence(env *Env) *supervise.Fence {
+	if c, err := i.patroniConfig(); err == nil && c.Bootstrap.DCS.TTL > c.Bootstrap.DCS.LoopWait {
+		return c.Fence()
+	}
+	ps := env.Site.Patroni
+	return &supervise.Fence{
+		DataDir: i.DataDir, PgCtl: filepath.Join(i.BinDir, "pg_ctl"),
+		TTL: time.Duration(ps.TTL) * time.Second, LoopWait: time.Duration(ps.LoopWait) * time.Second,
+	}
 }
 
 func (i *Instance) patroniLogDir(s *site.Settings) string {
@@ -374,8 +390,17 @@ func patroniStart(ctx context.Context, env *Env, i *Instance) error {
 	if err != nil {
 		return err
 	}
-	if st, err := env.Services.Status(ctx, i.patroniService(env)); err == nil && st.Running {
-		return fmt.Errorf("Patroni of instance %s is already running", i.ID())
+	svc := i.patroniService(env)
+	if st, err := env.Services.Status(ctx, svc); err == nil && st.Running {
+		// Symmetric with stop: nothing to do, except supervising again a
+		// Patroni that a crashed (or detached) supervisor left running.
+		if st.Supervision == "unsupervised" {
+			if err := env.Services.Start(ctx, svc); err != nil && !errors.Is(err, service.ErrAlreadyRunning) {
+				return fmt.Errorf("supervising Patroni of %s again: %w", i.ID(), err)
+			}
+		}
+		logging.From(ctx).Info("Patroni of instance " + i.ID() + " is already running")
+		return nil
 	}
 	return startPatroni(ctx, env, i, cfg, false)
 }

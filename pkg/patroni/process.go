@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // DefaultExe is Debian's Patroni.
@@ -121,4 +124,33 @@ func memberRunning(ctx context.Context, client *Client, member string, leader bo
 		}
 	}
 	return fmt.Errorf("member %s is not in the cluster yet", member)
+}
+
+// Fence is how the supervisor of this member's Patroni fences its
+// PostgreSQL (pkg/service/DESIGN.md): from the YAML's data and bin
+// directories, the bootstrap timings (the cluster's own are read from the
+// REST API later), the REST API and the DCS when they speak plain http,
+// and the leader key NAMESPACE/SCOPE/leader that holds Name while this
+// member leads.
+func (c *Config) Fence() *supervise.Fence {
+	d := c.Bootstrap.DCS
+	f := &supervise.Fence{
+		DataDir: c.PostgreSQL.DataDir, PgCtl: filepath.Join(c.PostgreSQL.BinDir, "pg_ctl"),
+		TTL: time.Duration(d.TTL) * time.Second, LoopWait: time.Duration(d.LoopWait) * time.Second,
+		Member: c.Name,
+	}
+	if c.RestAPI.CertFile == "" && c.RestAPI.ConnectAddress != "" {
+		f.RestURL = "http://" + c.RestAPI.ConnectAddress
+	}
+	if c.Etcd3.Protocol != "https" {
+		for _, h := range c.Etcd3.Hosts {
+			f.DCS = append(f.DCS, "http://"+h)
+		}
+	}
+	ns := strings.Trim(c.Namespace, "/")
+	if ns == "" {
+		ns = "service" // Patroni's default namespace
+	}
+	f.LeaderKey = "/" + ns + "/" + c.Scope + "/leader"
+	return f
 }

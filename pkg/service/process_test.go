@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // sharedDir returns a fresh directory that other users can traverse (0755),
@@ -46,6 +48,11 @@ func newTestProcess(t *testing.T, name string, exec ...string) (Manager, Service
 // when the test ends, whatever happened.
 func killAtEnd(t *testing.T, m Manager, s Service) {
 	t.Cleanup(func() {
+		if pm, ok := m.(*processManager); ok {
+			if pid := pm.supervisorPID(s); pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 		if st, _ := m.Status(context.Background(), s); st.Running {
 			_ = syscall.Kill(-st.PID, syscall.SIGKILL)
 			_ = syscall.Kill(st.PID, syscall.SIGKILL)
@@ -101,7 +108,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if err := m.Stop(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if inspect(st.PID, s.Exec).alive {
+	if supervise.Inspect(st.PID, s.Exec).Alive {
 		t.Errorf("PID %d still runs after Stop", st.PID)
 	}
 	if _, err := os.Stat(pidfile); !errors.Is(err, os.ErrNotExist) {
@@ -245,7 +252,7 @@ func TestProcessReusedPID(t *testing.T) {
 			t.Errorf("Stop left the stale pidfile: %v", err)
 		}
 	}
-	if !inspect(other.Process.Pid, []string{"/usr/bin/sleep", "301"}).ours {
+	if !supervise.Inspect(other.Process.Pid, []string{"/usr/bin/sleep", "301"}).Ours {
 		t.Error("Stop signalled an unrelated process")
 	}
 }
@@ -264,7 +271,7 @@ func TestProcessZombie(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
 	pid := c.Process.Pid
-	waitExec(pid, s.Exec)
+	waitFor(t, time.Second, "sleep not exec'd", func() bool { return supervise.Inspect(pid, s.Exec).Ours })
 	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +362,7 @@ func TestProcessScript(t *testing.T) {
 	if err != nil || !st.Running {
 		t.Fatalf("Status of a running script: %+v, %v", st, err)
 	}
-	if p := inspect(st.PID, []string{script, "other.yaml"}); p.ours {
+	if p := supervise.Inspect(st.PID, []string{script, "other.yaml"}); p.Ours {
 		t.Error("the script with other arguments counts as ours")
 	}
 	if err := m.Stop(ctx, s); err != nil {

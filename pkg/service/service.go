@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // Kinds of services; each selects the unit template pgherd-<kind>@.service.
@@ -46,6 +47,11 @@ type Service struct {
 	StopSignal  syscall.Signal // default SIGTERM; postgres uses SIGINT (fast shutdown)
 	Notify      bool           // the program speaks sd_notify: systemd Type=notify
 	Description string         // optional; systemd Description=
+	// Fence, for a Patroni, is how its supervisor stops the host's
+	// PostgreSQL when Patroni dies and is not back holding the leader key
+	// in time (supervise.Fence). systemd runs the same fencing from the
+	// unit's ExecStopPost=.
+	Fence *supervise.Fence
 }
 
 // User is a system user a service runs as.
@@ -84,6 +90,34 @@ func (u *User) Reach(path string) error {
 type State struct {
 	Running bool
 	PID     int // main process; 0 when not running
+	// Supervision is what watches the service, in words: "supervised",
+	// "restarting (try 2 of 5: killed by SIGKILL)", "given up after 5
+	// tries (...)", "unsupervised".
+	Supervision string
+	GaveUp      bool   // the restart policy gave up: the service stays down until started again
+	Restarts    int    // restarts after a death, since it was started
+	LastExit    string // how it ended last, when it did
+	Fenced      string // when and how its PostgreSQL was fenced (Patroni)
+}
+
+// Words says in a few words how the service runs: "running, supervised",
+// "stopped, given up after 5 tries (exited with status 1), 4 restarts
+// (last: exited with status 1)".
+func (st State) Words() string {
+	s := "stopped"
+	if st.Running {
+		s = "running"
+	}
+	if st.Supervision != "" {
+		s += ", " + st.Supervision
+	}
+	if st.Restarts > 0 {
+		s += fmt.Sprintf(", %d restarts (last: %s)", st.Restarts, st.LastExit)
+	}
+	if st.Fenced != "" {
+		s += ", fenced " + st.Fenced
+	}
+	return s
 }
 
 // Manager starts, stops and inspects services.
@@ -115,7 +149,18 @@ type Config struct {
 	Runner   run.Runner
 	// StopTimeout bounds Stop of the process manager; 0 means 60 s.
 	StopTimeout time.Duration
+	// Policy is the restart policy of both managers; zero means DefaultPolicy.
+	Policy supervise.Policy
+	// Supervisor is the pgherd-supervise binary of the process manager;
+	// empty means the one beside the running executable.
+	Supervisor string
 }
+
+// SupervisorName is the supervisor binary, installed beside pgherd.
+const SupervisorName = "pgherd-supervise"
+
+// DefaultPolicy is site.yaml's default restart policy.
+var DefaultPolicy = supervise.Policy{Delay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, MaxTries: 5, StableAfter: 30 * time.Second}
 
 // Errors callers may test with errors.Is.
 var (
@@ -123,6 +168,8 @@ var (
 	ErrAlreadyRunning = errors.New("service is already running")
 	ErrStillRunning   = errors.New("service is still running")
 	ErrStopTimeout    = errors.New("service did not stop in time")
+	// ErrStartFailed: the program started but ended at once; its log says why.
+	ErrStartFailed = errors.New("service ended as it started")
 )
 
 // Detect returns "systemd" when systemd really runs as PID 1 here, else

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/supervise"
 	"github.com/pgherd/pgherd/templates"
 )
 
@@ -36,6 +38,9 @@ import (
 func NewSystemd(cfg Config) Manager {
 	if cfg.Runner == nil {
 		cfg.Runner = run.Exec{}
+	}
+	if cfg.Policy == (supervise.Policy{}) {
+		cfg.Policy = DefaultPolicy
 	}
 	return &systemdManager{cfg: cfg}
 }
@@ -72,7 +77,7 @@ func (m *systemdManager) Install(ctx context.Context, s Service) (err error) {
 	}()
 
 	var unit bytes.Buffer
-	if err := templates.Render(&unit, templateName(s.Kind), struct{ UserMode bool }{m.cfg.UserMode}); err != nil {
+	if err := templates.Render(&unit, templateName(s.Kind), m.unitData()); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(m.cfg.UnitDir, 0o755); err != nil {
@@ -115,12 +120,27 @@ func (m *systemdManager) Install(ctx context.Context, s Service) (err error) {
 	return nil
 }
 
+// unitData feeds the kinds' unit templates: the restart policy, as
+// systemd 252 can say it (no doubling of RestartSec=: RestartSteps= came in
+// 254). StartLimitIntervalSec= covers MaxTries quick failures, each StableAfter long at most.
+func (m *systemdManager) unitData() any {
+	p := m.cfg.Policy
+	return struct {
+		UserMode           bool
+		RestartSec         string
+		MaxTries           int
+		StartLimitInterval int
+	}{m.cfg.UserMode, strconv.FormatFloat(p.Delay.Seconds(), 'f', -1, 64) + "s", p.MaxTries,
+		int((time.Duration(p.MaxTries)*(p.Delay+p.StableAfter) + time.Second - 1) / time.Second)}
+}
+
 // dropinData feeds instance.conf.tmpl; every value is already escaped for a
 // unit file.
 type dropinData struct {
 	Unit, Template, Description   string
 	Type, KillSignal, User, Group string
 	EnvironmentFile, ExecStart    string
+	ExecStopPost                  string
 }
 
 func (m *systemdManager) renderDropin(s Service, envPath string) ([]byte, error) {
@@ -145,6 +165,20 @@ func (m *systemdManager) renderDropin(s Service, envPath string) ([]byte, error)
 		args[i] = quoteExecArg(a)
 	}
 	d.ExecStart = strings.Join(args, " ")
+	if f := s.Fence; f != nil {
+		sup, err := supervisorPath(m.cfg.Supervisor)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+		var post []string
+		for _, a := range []string{sup, "fence", "--data-dir", f.DataDir, "--pg-ctl", f.PgCtl} {
+			if strings.ContainsAny(a, "\n\r") {
+				return nil, fmt.Errorf("%s: a unit setting cannot hold a line break: %q", s, a)
+			}
+			post = append(post, quoteExecArg(a))
+		}
+		d.ExecStopPost = strings.Join(post, " ")
+	}
 	if s.User != nil {
 		if m.cfg.UserMode {
 			if s.User.UID != uint32(os.Geteuid()) {
@@ -233,34 +267,43 @@ func (m *systemdManager) Reload(ctx context.Context, s Service) error {
 	return nil
 }
 
-// Status asks systemd for the unit's state and main PID. A unit that is
-// waiting to be restarted, or unknown to systemd, is not running.
+// Status asks systemd for the unit's state, main PID and restarts. A unit
+// that is waiting to be restarted, or unknown to systemd, is not running; a
+// failed one was given up (its start limit hit, or a failure with nothing
+// to restart it).
 func (m *systemdManager) Status(ctx context.Context, s Service) (State, error) {
 	if err := s.check(); err != nil {
 		return State{}, err
 	}
-	res, err := m.cfg.Runner.Run(ctx, run.Cmd{Args: m.args("show", "-p", "ActiveState", "-p", "MainPID", unitName(s))})
+	res, err := m.cfg.Runner.Run(ctx, run.Cmd{Args: m.args("show", "-p", "ActiveState", "-p", "MainPID",
+		"-p", "SubState", "-p", "NRestarts", "-p", "Result", unitName(s))})
 	if err != nil {
 		return State{}, fmt.Errorf("cannot get the state of %s: %w", s, err)
 	}
-	var active string
-	var pid int
+	p := map[string]string{}
 	for _, line := range strings.Split(res.Stdout, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "ActiveState":
-			active = v
-		case "MainPID":
-			pid, _ = strconv.Atoi(v)
-		}
+		p[k] = v
 	}
-	switch active {
+	pid, _ := strconv.Atoi(p["MainPID"])
+	st := State{Supervision: "supervised by systemd"}
+	st.Restarts, _ = strconv.Atoi(p["NRestarts"])
+	if r := p["Result"]; r != "" && r != "success" {
+		st.LastExit = r
+	}
+	switch p["ActiveState"] {
 	case "active", "activating", "reloading", "deactivating":
 		if pid > 0 {
-			return State{Running: true, PID: pid}, nil
+			st.Running, st.PID = true, pid
 		}
+		if p["SubState"] == "auto-restart" {
+			st.Supervision = "restarting (systemd: " + st.LastExit + ")"
+		}
+	case "failed":
+		st.GaveUp = true
+		st.Supervision = "given up by systemd (" + st.LastExit + ")"
 	}
-	return State{}, nil
+	return st, nil
 }
 
 // Uninstall disables the unit and removes the instance's drop-in directory,

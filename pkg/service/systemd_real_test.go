@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // userManagerScript starts a systemd user manager where systemd is not PID 1:
@@ -262,5 +263,80 @@ func TestSystemdRealStartFailure(t *testing.T) {
 	}
 	if err := m.Uninstall(ctx, s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSystemdRealRestartAndFence runs the rendered units under a real
+// systemd: a postmaster killed with SIGKILL is restarted (Restart=on-failure,
+// the policy the process manager follows too), and when a Patroni unit's
+// main process is killed, its ExecStopPost= (pgherd-supervise fence) stops
+// the primary that KillMode=process left running, with a fast shutdown.
+func TestSystemdRealRestartAndFence(t *testing.T) {
+	ctx := context.Background()
+	u := testUser(t)
+	dir, data, sock := initdb(t, u)
+	runner, unitDir := startUserManager(t, u)
+	// The supervisor where the user manager's account can run it.
+	built, err := supervisorPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := filepath.Join(dir, SupervisorName)
+	if b, err := os.ReadFile(built); err != nil || os.WriteFile(sup, b, 0o755) != nil {
+		t.Fatalf("copying the supervisor: %v", err)
+	}
+	m := NewSystemd(Config{UnitDir: unitDir, UserMode: true, Runner: runner, Supervisor: sup,
+		Policy: fastPolicy})
+	port := strconv.Itoa(freePort(t))
+	logDir := sock
+	postgres := func(logName string) []string {
+		return []string{pgBin + "/postgres", "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses=",
+			"-c", "logging_collector=on", "-c", "log_directory=" + logDir, "-c", "log_filename=" + logName}
+	}
+	pg := Service{Kind: KindPostgreSQL, Instance: "15-rf", Notify: true, StopSignal: syscall.SIGINT, Exec: postgres("plain.log")}
+	if err := m.Install(ctx, pg); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, unitDir, u)
+	t.Cleanup(func() { _ = m.Stop(ctx, pg) })
+	if err := m.Start(ctx, pg); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := m.Status(ctx, pg)
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "systemd did not restart the killed postmaster", func() bool {
+		now, _ := m.Status(ctx, pg)
+		return now.Running && now.PID != st.PID && now.Restarts >= 1
+	})
+	if err := m.Stop(ctx, pg); err != nil {
+		t.Fatal(err)
+	}
+
+	// A stand-in for Patroni: a shell that runs the postmaster as its child.
+	patroni := Service{Kind: KindPatroni, Instance: "15-rf",
+		Exec:  append([]string{"/bin/sh", "-c", `"$@" & wait`, "sh"}, postgres("patroni.log")...),
+		Fence: &supervise.Fence{DataDir: data, PgCtl: pgBin + "/pg_ctl", TTL: 30 * time.Second, LoopWait: 10 * time.Second}}
+	if err := m.Install(ctx, patroni); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, unitDir, u)
+	t.Cleanup(func() { _ = m.Stop(ctx, patroni) })
+	if err := m.Start(ctx, patroni); err != nil {
+		t.Fatal(err)
+	}
+	var first int
+	waitFor(t, 30*time.Second, "the stand-in's postmaster did not start", func() bool {
+		first, _ = supervise.Primary(data)
+		return first > 0
+	})
+	st, _ = m.Status(ctx, patroni)
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil { // Patroni dies; KillMode=process spares the postmaster
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the primary outlived its Patroni", func() bool { return !supervise.Inspect(first, nil).Alive })
+	if log := filepath.Join(logDir, "patroni.log"); !logHas(log, "received fast shutdown request") {
+		t.Errorf("the postmaster was not fenced with a fast shutdown:\n%s", readLog(log))
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -51,6 +53,8 @@ func unitCases(pgherd string, u *User) []Service {
 			Kind: KindPatroni, Instance: "15-pg1", User: u, Description: "Patroni of 15/pg1, 100% HA",
 			Exec: []string{"/usr/bin/patroni", "/etc/pgherd/patroni/15-pg1.yaml"},
 			Env:  []string{"PATRONI_LOGLEVEL=INFO", "PGHERD_NOTE=a \"quoted\" `tick` $value \\ end"},
+			Fence: &supervise.Fence{DataDir: "/var/lib/pgherd/15/pg1/data", PgCtl: "/usr/lib/postgresql/15/bin/pg_ctl",
+				TTL: 30 * time.Second, LoopWait: 10 * time.Second},
 		},
 		{
 			Kind: KindDCS, Instance: "m1", User: u,
@@ -84,6 +88,10 @@ func TestSystemdUnitsGolden(t *testing.T) {
 			dir, _ := installAll(t, mode.userMode, unitCases("/usr/bin/pgherd", mode.user))
 			golden := filepath.Join("testdata", "units", mode.name)
 			got := readTree(t, dir, "@UNITDIR@")
+			sup, _ := supervisorPath("")
+			for name, content := range got {
+				got[name] = strings.ReplaceAll(content, sup, "@SUPERVISOR@")
+			}
 			if *update {
 				os.RemoveAll(golden)
 				for name, content := range got {
@@ -225,7 +233,7 @@ func TestSystemdManagerCommands(t *testing.T) {
 
 	f.show = "ActiveState=active\nMainPID=4242\n"
 	st, err := m.Status(ctx, pg1)
-	if err != nil || st != (State{Running: true, PID: 4242}) {
+	if err != nil || st != (State{Running: true, PID: 4242, Supervision: "supervised by systemd"}) {
 		t.Errorf("Status = %+v, %v; want running with PID 4242", st, err)
 	}
 	if err := m.Start(ctx, pg1); !errors.Is(err, ErrAlreadyRunning) {
@@ -241,9 +249,13 @@ func TestSystemdManagerCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f.show = "ActiveState=activating\nMainPID=0\n" // waiting for an automatic restart
-	if st, _ := m.Status(ctx, pg1); st.Running {
-		t.Errorf("a unit waiting to be restarted counts as running: %+v", st)
+	f.show = "ActiveState=activating\nSubState=auto-restart\nMainPID=0\nNRestarts=2\nResult=signal\n" // waiting for an automatic restart
+	if st, _ := m.Status(ctx, pg1); st.Running || st.Restarts != 2 || st.Supervision != "restarting (systemd: signal)" {
+		t.Errorf("a unit waiting to be restarted: %+v", st)
+	}
+	f.show = "ActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=5\nResult=start-limit-hit\n"
+	if st, _ := m.Status(ctx, pg1); st.Running || !st.GaveUp || st.Supervision != "given up by systemd (start-limit-hit)" {
+		t.Errorf("a unit whose start limit was hit: %+v", st)
 	}
 	if err := m.Uninstall(ctx, pg1); err != nil {
 		t.Fatal(err)
@@ -259,19 +271,21 @@ func TestSystemdManagerCommands(t *testing.T) {
 	}
 
 	u := "systemctl --user "
+	const show = "-p ActiveState -p MainPID -p SubState -p NRestarts -p Result"
 	want := []string{
 		u + "daemon-reload", u + "enable pgherd-postgresql@15-pg1.service",
 		u + "daemon-reload", u + "enable pgherd-postgresql@15-pg2.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", u + "start pgherd-postgresql@15-pg1.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Reload, stopped
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Status
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Start, running
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", // Uninstall, running
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", u + "reload pgherd-postgresql@15-pg1.service",
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", u + "start pgherd-postgresql@15-pg1.service",
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Reload, stopped
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Status
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Start, running
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Uninstall, running
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", u + "reload pgherd-postgresql@15-pg1.service",
 		u + "stop pgherd-postgresql@15-pg1.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg1.service", u + "disable pgherd-postgresql@15-pg1.service", u + "daemon-reload",
-		u + "show -p ActiveState -p MainPID pgherd-postgresql@15-pg2.service", u + "disable pgherd-postgresql@15-pg2.service", u + "daemon-reload",
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Status, restarting
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", // Status, given up
+		u + "show " + show + " pgherd-postgresql@15-pg1.service", u + "disable pgherd-postgresql@15-pg1.service", u + "daemon-reload",
+		u + "show " + show + " pgherd-postgresql@15-pg2.service", u + "disable pgherd-postgresql@15-pg2.service", u + "daemon-reload",
 	}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"))

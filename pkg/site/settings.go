@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/service"
+	"github.com/pgherd/pgherd/pkg/supervise"
 )
 
 // Settings is the typed form of site.yaml.
@@ -30,6 +32,8 @@ type Settings struct {
 	ServiceManager string `yaml:"service_manager" json:"service_manager"`
 	// Systemd configures the systemd service manager.
 	Systemd Systemd `yaml:"systemd" json:"systemd"`
+	// Restart is the restart policy of both service managers.
+	Restart Restart `yaml:"restart" json:"restart"`
 	// PostgreSQL configures instances.
 	PostgreSQL PostgreSQL `yaml:"postgresql" json:"postgresql"`
 	// Patroni configures Patroni-managed instances (patroni.go).
@@ -40,6 +44,24 @@ type Settings struct {
 type Systemd struct {
 	// UnitPath is the directory for generated units; empty means the standard one.
 	UnitPath string `yaml:"unit_path" json:"unit_path"`
+}
+
+// Restart is the restart policy of every daemon pgherd runs, in seconds:
+// the first restart comes Delay after a death, each next one twice as late
+// up to MaxDelay (systemd: always Delay); a daemon that dies within
+// StableAfter of its start counts as a failed try, and after MaxTries
+// failed tries in a row it is given up.
+type Restart struct {
+	Delay       float64 `yaml:"delay" json:"delay"`
+	MaxDelay    float64 `yaml:"max_delay" json:"max_delay"`
+	MaxTries    int     `yaml:"max_tries" json:"max_tries"`
+	StableAfter float64 `yaml:"stable_after" json:"stable_after"`
+}
+
+// Policy is r for the service managers.
+func (r Restart) Policy() supervise.Policy {
+	sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+	return supervise.Policy{Delay: sec(r.Delay), MaxDelay: sec(r.MaxDelay), MaxTries: r.MaxTries, StableAfter: sec(r.StableAfter)}
 }
 
 // PostgreSQL holds the defaults and path templates of instances.
@@ -82,6 +104,7 @@ type Role struct {
 func Defaults() Settings {
 	s := Settings{
 		ServiceManager: "auto",
+		Restart:        Restart{Delay: 0.1, MaxDelay: 30, MaxTries: 5, StableAfter: 30},
 		PostgreSQL: PostgreSQL{
 			Bindir:          "/usr/lib/postgresql/{version}/bin",
 			Datadir:         "srv/pgsql/{version}/{name}/data",
@@ -124,6 +147,10 @@ func (s *Settings) Validate() error {
 	case "auto", "systemd", "process":
 	default:
 		return fmt.Errorf("service_manager: %q is not one of auto, systemd, process", s.ServiceManager)
+	}
+	if r := s.Restart; r.Delay < 0.1 || r.MaxDelay < r.Delay || r.MaxTries < 1 || r.StableAfter < 0 {
+		return fmt.Errorf("restart: delay %g, max_delay %g, max_tries %d, stable_after %g: want delay >= 0.1, max_delay >= delay, max_tries >= 1, stable_after >= 0",
+			r.Delay, r.MaxDelay, r.MaxTries, r.StableAfter)
 	}
 	if s.PostgreSQL.Port < 1 || s.PostgreSQL.Port > 65535 {
 		return fmt.Errorf("postgresql.port: %d is not a TCP port (1-65535)", s.PostgreSQL.Port)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The reference site.yaml must decode strictly, keep the built-in defaults
@@ -134,5 +135,29 @@ func TestOrigins(t *testing.T) {
 	}
 	if l.PostgreSQL.Port != 6543 {
 		t.Errorf("port = %d", l.PostgreSQL.Port)
+	}
+}
+
+// TestRestartPolicy: restart: decodes from the file and PGHERD_ variables
+// into the managers' policy, and nonsense is refused with the rule.
+func TestRestartPolicy(t *testing.T) {
+	t.Setenv("PGHERD_RESTART__MAX_TRIES", "7")
+	s := Defaults()
+	if err := decodeStrict("f.yaml", []byte("restart:\n  delay: 0.25\n  max_delay: 10\n"), &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyEnv(&s, flatOf(s)); err != nil {
+		t.Fatal(err)
+	}
+	p := s.Restart.Policy()
+	if p.Delay != 250*time.Millisecond || p.MaxDelay != 10*time.Second || p.MaxTries != 7 || p.StableAfter != 30*time.Second {
+		t.Errorf("policy %+v", p)
+	}
+	for _, bad := range []Restart{{Delay: 0.01, MaxDelay: 1, MaxTries: 1}, {Delay: 1, MaxDelay: 0.5, MaxTries: 1}, {Delay: 1, MaxDelay: 1}} {
+		s := Defaults()
+		s.Restart = bad
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "want delay >= 0.1, max_delay >= delay, max_tries >= 1") {
+			t.Errorf("%+v: %v", bad, err)
+		}
 	}
 }

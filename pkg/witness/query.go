@@ -139,6 +139,9 @@ func GetStatus(ctx context.Context, env *Env, name string) (*Status, error) {
 	if !found {
 		return nil, fmt.Errorf("%s is configured on this host but is not a member of the cluster: remove it with `pgherd witness remove %s` and add it again", name, name)
 	}
+	if sst, err := env.Local.ServiceState(ctx, name); err == nil {
+		st.Service = sst.Words()
+	}
 	ac, err := dcs.NewAdminClient(self, env.PeerTLS)
 	if err != nil {
 		return nil, err

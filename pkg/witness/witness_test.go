@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	pgherdBin = filepath.Join(dir, "pgherd")
-	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/pgherd/pgherd/cmd/pgherd", "github.com/pgherd/pgherd/cmd/pgherd-dcs").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/pgherd/pgherd/cmd/pgherd", "github.com/pgherd/pgherd/cmd/pgherd-dcs", "github.com/pgherd/pgherd/cmd/pgherd-supervise").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		panic("building pgherd and pgherd-dcs: " + err.Error() + "\n" + string(out))
 	}
@@ -50,7 +50,8 @@ func dataMember(t *testing.T, name, zone string, join ...string) *server.Server 
 
 func testEnv(t *testing.T) *Env {
 	prefix := t.TempDir()
-	svc := service.NewProcess(service.Config{RunDir: filepath.Join(prefix, "run"), StopTimeout: 10 * time.Second})
+	svc := service.NewProcess(service.Config{RunDir: filepath.Join(prefix, "run"), StopTimeout: 10 * time.Second,
+		Supervisor: filepath.Join(filepath.Dir(pgherdBin), service.SupervisorName)})
 	env := &Env{Local: &dcs.Local{Dir: filepath.Join(prefix, "dcs"), Exec: pgherdBin, Services: svc}}
 	t.Cleanup(func() {
 		// Stop any member a failed test left running, by its pidfile.

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755)
 	pgherdBin = filepath.Join(dir, "pgherd")
-	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/pgherd/pgherd/cmd/pgherd", "github.com/pgherd/pgherd/cmd/pgherd-dcs").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/pgherd/pgherd/cmd/pgherd", "github.com/pgherd/pgherd/cmd/pgherd-dcs", "github.com/pgherd/pgherd/cmd/pgherd-supervise").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		panic("building pgherd and pgherd-dcs: " + err.Error() + "\n" + string(out))
 	}

@@ -52,6 +52,10 @@ type Options struct {
 	// 127.0.1.2 and 127.0.1.3 in the current namespace.
 	Hosts [3]Host
 	Scope string // Patroni scope; default "ha"
+	// PatroniExe is the patroni program; default patroni.DefaultExe. A
+	// copy lets a test make it unexecutable, so that nothing can restart
+	// a Patroni it killed.
+	PatroniExe string
 	// WitnessPgherd is the pgherd binary the witness member runs (its `dcs
 	// serve` execs the pgherd-dcs beside it); default Pgherd. Copies of
 	// their own stand for a witness on its own host: processes of one
@@ -74,6 +78,9 @@ type Node struct {
 	yaml, dcsYAML string
 }
 
+// PatroniYAML is node n's Patroni configuration file.
+func (n *Node) PatroniYAML() string { return filepath.Join(n.Dir, "patroni.yaml") }
+
 // Cluster is a running two-node cluster with its witness.
 type Cluster struct {
 	Opts    Options
@@ -92,6 +99,9 @@ type Cluster struct {
 func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Scope == "" {
 		o.Scope = "ha"
+	}
+	if o.PatroniExe == "" {
+		o.PatroniExe = patroni.DefaultExe
 	}
 	for i, def := range []string{"127.0.1.1", "127.0.1.2", "127.0.1.3"} {
 		if o.Hosts[i].Addr == "" {
@@ -444,12 +454,12 @@ func (c *Cluster) writePatroni(n *Node, etcdHosts []string) error {
 			return err
 		}
 	}
-	n.yaml = filepath.Join(n.Dir, "patroni.yaml")
+	n.yaml = n.PatroniYAML()
 	return c.writeFile(n.yaml, raw)
 }
 
 func (c *Cluster) startPatroni(n *Node) error {
-	p, err := c.r.start("patroni "+n.Name, n.Host.Netns, filepath.Join(n.Dir, "patroni.out"), n.Dir, patroni.Environ(n.Dir), patroni.DefaultExe, n.yaml)
+	p, err := c.r.start("patroni "+n.Name, n.Host.Netns, filepath.Join(n.Dir, "patroni.out"), n.Dir, patroni.Environ(n.Dir), c.Opts.PatroniExe, n.yaml)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package service
+package supervise
 
 import (
 	"bytes"
@@ -7,14 +7,14 @@ import (
 	"strconv"
 )
 
-// proc is what /proc says of a PID.
-type proc struct {
-	alive bool   // exists and is not a zombie
-	ours  bool   // alive and runs our program
-	start uint64 // start time in clock ticks since boot: tells a reused PID apart
+// Proc is what /proc says of a PID.
+type Proc struct {
+	Alive bool   // exists and is not a zombie
+	Ours  bool   // alive and runs our program
+	Start uint64 // start time in clock ticks since boot: tells a reused PID apart
 }
 
-// inspect tells whether pid is a live process running exec.
+// Inspect tells whether pid is a live process running exec.
 //
 // A pidfile can outlive its process and the PID can be reused, so a live PID
 // proves nothing: the process must also run our program. The kernel gives a
@@ -25,33 +25,33 @@ type proc struct {
 //
 // A zombie counts as gone: PID 1 of a container may never reap it, and it
 // runs nothing.
-func inspect(pid int, exec []string) proc {
+func Inspect(pid int, exec []string) Proc {
 	if pid <= 0 {
-		return proc{}
+		return Proc{}
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
-		return proc{}
+		return Proc{}
 	}
 	// The fields after the command name, which is in parentheses and may
 	// itself hold ") ": state is field 3, starttime field 22.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return proc{}
+		return Proc{}
 	}
 	f := bytes.Fields(stat[i+1:])
 	if len(f) < 20 || f[0][0] == 'Z' || f[0][0] == 'X' {
-		return proc{}
+		return Proc{}
 	}
-	p := proc{alive: true}
-	p.start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	p := Proc{Alive: true}
+	p.Start, _ = strconv.ParseUint(string(f[19]), 10, 64)
 	raw, err := os.ReadFile(dir + "/cmdline")
 	if err != nil {
-		return proc{}
+		return Proc{}
 	}
 	args := splitCmdline(raw)
-	p.ours = len(args) >= len(exec) && slices.Equal(args[len(args)-len(exec):], exec)
+	p.Ours = len(args) >= len(exec) && slices.Equal(args[len(args)-len(exec):], exec)
 	return p
 }
 
