@@ -108,8 +108,16 @@ func newCmdDatabaseList(f *Factory, inst *string) *cobra.Command {
 		use: "list", short: "List the databases of an instance (templates left out)",
 		args: exactArgs(0, "no arguments"),
 		get: func(ctx context.Context, _ *objectsTarget, conn *pgx.Conn, _ []string) ([]*database.Database, error) {
-			ds, err := database.List(ctx, conn)
-			return nonNil(ds), err
+			return database.List(ctx, conn)
+		},
+		// pgherd.database-list/v1: no schemas and extensions, which List
+		// does not read.
+		data: func(ds []*database.Database) any {
+			out := make([]database.Summary, len(ds))
+			for n, d := range ds {
+				out[n] = d.Summary
+			}
+			return out
 		},
 		table: func(ds []*database.Database) error { return writeDatabases(f, ds, false) },
 	})

@@ -176,13 +176,14 @@ func withObjectsConn(ctx context.Context, f *Factory, ref string, fn func(*objec
 
 // objectsShow describes a read-only verb of role, database or pghba: get
 // reads what to print from the target's primary, table prints it when no
-// -o is given.
+// -o is given, data (when set) gives what -o prints instead of get's value.
 type objectsShow[T any] struct {
 	use, short string
 	args       cobra.PositionalArgs
 	flags      func(*cobra.Command)
 	get        func(ctx context.Context, t *objectsTarget, conn *pgx.Conn, args []string) (T, error)
 	table      func(T) error
+	data       func(T) any
 }
 
 // newCmdObjectsShow builds the verb s describes, with -o json|yaml.
@@ -202,10 +203,13 @@ func newCmdObjectsShow[T any](f *Factory, inst *string, s objectsShow[T]) *cobra
 				if err != nil {
 					return err
 				}
-				if format != "" {
-					return writeData(f.IO.Out, format, v)
+				switch {
+				case format == "":
+					return s.table(v)
+				case s.data != nil:
+					return writeData(f.IO.Out, format, s.data(v))
 				}
-				return s.table(v)
+				return writeData(f.IO.Out, format, v)
 			})
 		},
 	}

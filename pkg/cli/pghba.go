@@ -108,12 +108,23 @@ type hbaFlags struct {
 	format               string
 }
 
-// hbaChangeOutput is -o json of pghba add and remove.
+// hbaChangeOutput is -o json of pghba add and remove
+// (pgherd.pghba-change/v1).
 type hbaChangeOutput struct {
-	Instance string    `json:"instance"`
-	Action   string    `json:"action"` // add or remove
-	Entry    hba.Entry `json:"entry"`
-	Changed  bool      `json:"changed"` // false: the entry was already there
+	Instance string         `json:"instance"`
+	Action   string         `json:"action"` // add or remove
+	Entry    hbaGivenOutput `json:"entry"`
+	Changed  bool           `json:"changed"` // false: the entry was already there
+}
+
+// hbaGivenOutput is the entry as the flags give it: no line, no options;
+// Method is "" for a remove without --method.
+type hbaGivenOutput struct {
+	Type     string `json:"type"`
+	Database string `json:"database"`
+	User     string `json:"user"`
+	Address  string `json:"address"`
+	Method   string `json:"method"`
 }
 
 func (o *hbaFlags) entry() hba.Entry {
@@ -160,7 +171,8 @@ func newCmdPghbaChange(f *Factory, inst *string, verb string) *cobra.Command {
 					return err
 				}
 				if o.format != "" {
-					return writeData(f.IO.Out, o.format, hbaChangeOutput{Instance: i.ID(), Action: verb, Entry: e, Changed: changed})
+					return writeData(f.IO.Out, o.format, hbaChangeOutput{Instance: i.ID(), Action: verb, Changed: changed,
+						Entry: hbaGivenOutput{Type: e.Type, Database: e.Database, User: e.User, Address: e.Address, Method: e.Method}})
 				}
 				if !changed {
 					fmt.Fprintf(f.IO.Out, "entry already there: %s\n", e.Format())

@@ -28,19 +28,25 @@ func (o *uriOptions) flags(cmd *cobra.Command, password bool) {
 	fl.StringVar(&o.role, "role", "", "role to connect as (default: none in the URI, libpq's default)")
 	fl.StringVar(&o.database, "database", "postgres", "database to connect to")
 	if password {
-		fl.BoolVar(&o.withPassword, "with-password", false, "put the role's password in the URI (from the pgpass files pgherd keeps)")
+		fl.BoolVar(&o.withPassword, "with-password", false, "put the role's password in the URI (from the pgpass files pgherd keeps; not with -o, which never holds one)")
 	}
 	outputFlag(cmd, &o.format)
 }
 
-// uriOutput is -o json of instance uri and patroni uri.
+// uriOutput is -o json of instance uri and patroni uri
+// (pgherd.uri/v1): never a password.
 type uriOutput struct {
 	URI                string         `json:"uri"`
 	Hosts              []connstr.Host `json:"hosts"`
-	User               string         `json:"user,omitempty"`
+	User               string         `json:"user"` // "": none given
 	Database           string         `json:"database"`
-	TargetSessionAttrs string         `json:"target_session_attrs,omitempty"`
-	PasswordIncluded   bool           `json:"password_included"`
+	TargetSessionAttrs string         `json:"target_session_attrs"` // "" for an instance
+}
+
+// patroniEnvOutput is -o json of patroni env (pgherd.patroni-env/v1).
+type patroniEnvOutput struct {
+	Cluster   string            `json:"cluster"`
+	Variables map[string]string `json:"variables"`
 }
 
 // keptPassword finds the password pgherd keeps for role on port: the
@@ -65,6 +71,17 @@ func keptPassword(env *instance.Env, i *instance.Instance, port int, name string
 	return "", fmt.Errorf("no password of role %q is kept on this host: keep one with 'pgherd role alter %s -i %s --password --pgpass', or leave out --with-password", name, name, i.ID())
 }
 
+// check refuses flags that contradict each other, before any work.
+func (o *uriOptions) check() error {
+	if err := checkOutput(o.format); err != nil {
+		return err
+	}
+	if o.withPassword && o.format != "" {
+		return usageError{fmt.Errorf("-o %s never holds a password: leave out --with-password (or -o)", o.format)}
+	}
+	return nil
+}
+
 func (o *uriOptions) print(f *Factory, env *instance.Env, i *instance.Instance, u connstr.URI) error {
 	if o.withPassword {
 		name := u.User
@@ -78,8 +95,7 @@ func (o *uriOptions) print(f *Factory, env *instance.Env, i *instance.Instance, 
 		u.Password = pw
 	}
 	if o.format != "" {
-		return writeData(f.IO.Out, o.format, uriOutput{URI: u.String(), Hosts: u.Hosts, User: u.User, Database: u.Database,
-			TargetSessionAttrs: u.TargetSessionAttrs, PasswordIncluded: o.withPassword})
+		return writeData(f.IO.Out, o.format, uriOutput{URI: u.String(), Hosts: u.Hosts, User: u.User, Database: u.Database, TargetSessionAttrs: u.TargetSessionAttrs})
 	}
 	fmt.Fprintln(f.IO.Out, u.String())
 	return nil
@@ -92,7 +108,7 @@ func newCmdInstanceURI(f *Factory) *cobra.Command {
 		Short: "Print a libpq URI of an instance (no password unless --with-password)",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.format); err != nil {
+			if err := o.check(); err != nil {
 				return err
 			}
 			return withInstance(f, args[0], func(env *instance.Env, i *instance.Instance) error {
@@ -145,7 +161,7 @@ func newCmdPatroniURI(f *Factory, env bool) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(1, "one CLUSTER name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.format); err != nil {
+			if err := o.check(); err != nil {
 				return err
 			}
 			e, err := f.InstanceEnv()
@@ -160,7 +176,12 @@ func newCmdPatroniURI(f *Factory, env bool) *cobra.Command {
 				return o.print(f, e, i, u)
 			}
 			if o.format != "" {
-				return writeData(f.IO.Out, o.format, u)
+				vars := map[string]string{}
+				for _, kv := range u.Env() {
+					k, v, _ := strings.Cut(kv, "=")
+					vars[k] = v
+				}
+				return writeData(f.IO.Out, o.format, patroniEnvOutput{Cluster: args[0], Variables: vars})
 			}
 			fmt.Fprintln(f.IO.Out, strings.Join(u.Env(), "\n"))
 			return nil

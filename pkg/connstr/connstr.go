@@ -20,11 +20,12 @@ type Host struct {
 
 // URI is a connection string's parts.
 type URI struct {
-	Hosts              []Host `json:"hosts"`
-	User               string `json:"user,omitempty"`
-	Database           string `json:"database"`
-	TargetSessionAttrs string `json:"target_session_attrs,omitempty"`
-	// Password, when set, is written into String's result.
+	Hosts              []Host
+	User               string
+	Database           string
+	TargetSessionAttrs string
+	// Password, when set, is written into String's result; never into
+	// JSON.
 	Password string `json:"-"`
 }
 

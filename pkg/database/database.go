@@ -19,18 +19,25 @@ var (
 	ErrExists   = errors.New("database already exists")
 )
 
-// Database is a database as PostgreSQL has it.
+// Summary is what pg_database says of a database, without connecting to
+// it.
+type Summary struct {
+	Name       string `json:"name"`
+	Owner      string `json:"owner"`
+	Encoding   string `json:"encoding"`
+	Collate    string `json:"collate"`
+	Ctype      string `json:"ctype"`
+	Tablespace string `json:"tablespace"`
+	Size       int64  `json:"size_bytes"`
+	Sessions   int    `json:"sessions"`
+}
+
+// Database is a database as PostgreSQL has it: Schemas and Extensions are
+// read by Get only (List leaves them nil).
 type Database struct {
-	Name       string   `json:"name"`
-	Owner      string   `json:"owner"`
-	Encoding   string   `json:"encoding"`
-	Collate    string   `json:"collate"`
-	Ctype      string   `json:"ctype"`
-	Tablespace string   `json:"tablespace"`
-	Size       int64    `json:"size_bytes"`
-	Sessions   int      `json:"sessions"`
-	Schemas    []string `json:"schemas,omitempty"`    // Get only: schemas but PostgreSQL's own
-	Extensions []string `json:"extensions,omitempty"` // Get only: installed extensions
+	Summary
+	Schemas    []string `json:"schemas"`    // schemas but PostgreSQL's own
+	Extensions []string `json:"extensions"` // installed extensions
 }
 
 const selectDatabases = `

@@ -22,7 +22,7 @@ func TestPlanCreateQuotes(t *testing.T) {
 }
 
 func TestPlanConvergedAndRefusals(t *testing.T) {
-	cur := &Database{Name: "app", Owner: "app", Encoding: "UTF8", Collate: "C", Ctype: "C", Tablespace: "pg_default", Schemas: []string{"public", "s1"}, Extensions: []string{"plpgsql"}}
+	cur := &Database{Summary: Summary{Name: "app", Owner: "app", Encoding: "UTF8", Collate: "C", Ctype: "C", Tablespace: "pg_default"}, Schemas: []string{"public", "s1"}, Extensions: []string{"plpgsql"}}
 	steps, err := Plan(cur, Spec{Name: "app", Owner: "app", Encoding: "utf8", Locale: "C", Schemas: []string{"s1"}, Extensions: []string{"plpgsql"}})
 	if err != nil || len(steps) != 0 {
 		t.Fatalf("steps %+v, err %v", steps, err)

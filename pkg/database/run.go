@@ -11,8 +11,8 @@ import (
 // a query, its columns and rows as text (nil for NULL).
 type Statement struct {
 	Command string      `json:"command"`
-	Columns []string    `json:"columns,omitempty"`
-	Rows    [][]*string `json:"rows,omitempty"`
+	Columns []string    `json:"columns"`
+	Rows    [][]*string `json:"rows"`
 }
 
 // RunResult is what SQL did in one database.

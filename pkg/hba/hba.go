@@ -18,9 +18,9 @@ type Entry struct {
 	Type     string `json:"type"`
 	Database string `json:"database"`
 	User     string `json:"user"`
-	Address  string `json:"address,omitempty"`
+	Address  string `json:"address"`
 	Method   string `json:"method"`
-	Options  string `json:"options,omitempty"`
+	Options  string `json:"options"`
 	Line     int    `json:"line"`
 }
 

@@ -57,11 +57,16 @@ func basebackup(ctx context.Context, env *Env, i *Instance, req CreateRequest, p
 // Standby is what 'instance get' shows of a running standby: its
 // upstream (from pg_stat_wal_receiver) and how far behind it is.
 type Standby struct {
-	Upstream   string  `json:"upstream"` // HOST:PORT the WAL comes from; "" when not streaming
-	Status     string  `json:"status"`   // streaming, catchup...; "" when not streaming
-	Slot       *string `json:"slot"`
-	ReceiveLag *int64  `json:"receive_lag_bytes"` // received but not replayed
-	ReplayAge  *string `json:"replay_delay"`      // since the last replayed transaction
+	Upstream string  `json:"upstream"` // HOST:PORT the WAL comes from; "" when not streaming
+	Status   string  `json:"status"`   // streaming, catchup...; "" when not streaming
+	Slot     *string `json:"slot"`
+	// LagBytes is how many bytes of WAL the standby has still to replay
+	// to reach the upstream's end of WAL as the upstream last reported it
+	// (pg_stat_wal_receiver.latest_end_lsn); nil when not streaming.
+	LagBytes *int64 `json:"lag_bytes"`
+	// ReplayDelay is the seconds since the last transaction it replayed
+	// committed on the primary; nil before it replays one.
+	ReplayDelay *float64 `json:"replay_delay_s"`
 }
 
 // describeStandby reads the standby part of a running instance; nil for a
@@ -73,11 +78,10 @@ func describeStandby(ctx context.Context, conn *pgx.Conn) (*Standby, error) {
 	}
 	s := &Standby{}
 	err := conn.QueryRow(ctx, `
-select coalesce((select sender_host || ':' || sender_port from pg_stat_wal_receiver), ''),
-       coalesce((select status from pg_stat_wal_receiver), ''),
-       (select slot_name from pg_stat_wal_receiver),
-       pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,
-       (now() - pg_last_xact_replay_timestamp())::text`).Scan(&s.Upstream, &s.Status, &s.Slot, &s.ReceiveLag, &s.ReplayAge)
+select coalesce(sender_host || ':' || sender_port, ''), coalesce(status, ''), slot_name,
+       greatest(pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()), 0)::bigint,
+       round(extract(epoch from now() - pg_last_xact_replay_timestamp()), 3)::float8
+from (select 1) one left join pg_stat_wal_receiver on true`).Scan(&s.Upstream, &s.Status, &s.Slot, &s.LagBytes, &s.ReplayDelay)
 	if err != nil {
 		return nil, fmt.Errorf("reading the standby state: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 // has_*_privilege functions answer, so memberships and PUBLIC count.
 type Privilege struct {
 	Database   string   `json:"database"`
-	Schema     string   `json:"schema,omitempty"`
+	Schema     string   `json:"schema"`
 	ObjectType string   `json:"object_type"`
 	Object     string   `json:"object"`
 	Privileges []string `json:"privileges"`
