@@ -26,6 +26,7 @@ func newCmdInstance(f *Factory) *cobra.Command {
 		newCmdInstanceStatus(f), newCmdInstanceLogs(f),
 		newCmdInstanceExec(f), newCmdInstanceEnv(f),
 	)
+	cmd.AddCommand(newCmdsInstanceBackup(f)...)
 	return cmd
 }
 

@@ -127,9 +127,16 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		return nil, fmt.Errorf("installing the service of %s: %w", i.ID(), err)
 	}
 	u.add(func() { _ = env.Services.Uninstall(context.WithoutCancel(ctx), svc) })
-	if req.State == Started {
+	if req.State == Started || env.Site.PgBackRest != nil {
 		u.add(func() { _ = env.Services.Stop(context.WithoutCancel(ctx), svc) })
+	}
+	if req.State == Started {
 		if err := Start(ctx, env, i); err != nil {
+			return nil, err
+		}
+	}
+	if env.Site.PgBackRest != nil {
+		if err := setupBackups(ctx, env, i, &u); err != nil {
 			return nil, err
 		}
 	}
@@ -193,6 +200,12 @@ func configure(env *Env, i *Instance, req CreateRequest) error {
 		{"log_filename", quote(i.serviceName() + "-%Y-%m-%d_%H%M%S.log")},
 		{"log_line_prefix", quote("%m [%p] %q%u@%d ")},
 	} {
+		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
+	}
+	if env.Site.PgBackRest != nil {
+		add.WriteString("# WAL archiving into the pgBackRest stanza (docs/backup.md)\n")
+	}
+	for _, kv := range archiveSettings(env, i) {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
 	if err := os.WriteFile(conf, append(b, add.String()...), 0o600); err != nil {

@@ -106,6 +106,7 @@ func decodeStrict(file string, data []byte, s *Settings) error {
 	dec.KnownFields(true)
 	err := dec.Decode(s)
 	if err == nil {
+		enablePgBackRest(&root, s)
 		return nil
 	}
 	var te *yaml.TypeError
