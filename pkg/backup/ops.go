@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
@@ -151,12 +152,17 @@ type Backup struct {
 	Prior string `json:"prior,omitempty"`
 }
 
+type infoStatus struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
 type infoJSON struct {
-	Name   string `json:"name"`
-	Status struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"status"`
+	Name   string     `json:"name"`
+	Status infoStatus `json:"status"`
+	Repo   []struct {
+		Status infoStatus `json:"status"`
+	} `json:"repo"`
 	Backup []struct {
 		Label     string  `json:"label"`
 		Type      string  `json:"type"`
@@ -202,7 +208,13 @@ func parseInfo(out, stanza string) ([]Backup, error) {
 		}
 		// 2: no backups yet, which is a list, not an error.
 		if s.Status.Code != 0 && s.Status.Code != 2 {
-			return nil, fmt.Errorf("stanza %s: pgBackRest says %q", stanza, s.Status.Message)
+			msg := s.Status.Message
+			for _, r := range s.Repo {
+				if r.Status.Code != 0 {
+					msg = errorLine("ERROR: " + strings.ReplaceAll(r.Status.Message, "\n", "\n "))
+				}
+			}
+			return nil, fmt.Errorf("the repository of stanza %s cannot be read: %s", stanza, msg)
 		}
 		out := make([]Backup, 0, len(s.Backup))
 		for _, b := range s.Backup {

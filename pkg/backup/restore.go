@@ -100,6 +100,15 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.9999
 // changes nothing but the time spent.
 func (e *Env) Restore(ctx context.Context, i Instance, req RestoreRequest) (RestoreResult, error) {
 	log := logging.From(ctx)
+	_, running := postgres.Running(i.DataDir)
+	if running && !req.Target.Time.IsZero() {
+		// The target may lie in WAL not archived yet: archive it now,
+		// while the server still runs.
+		log.Info("archiving the current WAL of " + i.ID)
+		if err := e.Check(ctx, i); err != nil {
+			return RestoreResult{}, fmt.Errorf("WAL archiving of %s is broken, so the restore could not reach %s: %w; nothing was changed", i.ID, stamp(req.Target.Time), err)
+		}
+	}
 	backups, err := e.Backups(ctx, i)
 	if err != nil {
 		return RestoreResult{}, err
@@ -117,15 +126,6 @@ func (e *Env) Restore(ctx context.Context, i Instance, req RestoreRequest) (Rest
 	}
 	if err := checkSpace(i, b.Size); err != nil {
 		return RestoreResult{}, err
-	}
-	_, running := postgres.Running(i.DataDir)
-	if running && !req.Target.Latest && req.Target.Label == "" {
-		// The target may lie in WAL not archived yet: archive it now,
-		// while the server still runs.
-		log.Info("archiving the current WAL of " + i.ID)
-		if err := e.Check(ctx, i); err != nil {
-			return RestoreResult{}, fmt.Errorf("WAL archiving of %s is broken, so the restore could not reach %s: %w; nothing was changed", i.ID, to, err)
-		}
 	}
 	if running {
 		if err := req.Stop(ctx); err != nil {
