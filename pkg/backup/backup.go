@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -136,7 +137,12 @@ func writeSorted(b *strings.Builder, m map[string]string) {
 func (e *Env) pgbackrest(ctx context.Context, i Instance, verb string, args ...string) (string, error) {
 	argv := append([]string{e.Site.PgBackRest.Execpath, "--config=" + e.ConfigFile(i), "--stanza=" + i.Stanza()}, args...)
 	argv = append(argv, verb)
-	res, err := e.Runner.Run(ctx, run.Cmd{Args: argv, Dir: "/"})
+	c := run.Cmd{Args: argv, Dir: "/"}
+	if i.Conn.PassFile != "" {
+		// The superuser's password, when local connections need one.
+		c.Env = append(os.Environ(), "PGPASSFILE="+i.Conn.PassFile)
+	}
+	res, err := e.Runner.Run(ctx, c)
 	if err != nil {
 		var re *run.Error
 		if errors.As(err, &re) {
