@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -36,6 +37,19 @@ func (e *Env) Files(i Instance) (Files, error) {
 		dirs = append(dirs, site.Path(e.Site.Prefix, p.Repository.Path, i.Version, i.Name))
 	}
 	return Files{ConfigFile: e.ConfigFile(i), Config: []byte(e.config(i)), Dirs: dirs}, nil
+}
+
+// CheckInstalled refuses to set up an instance's backups when the
+// pgbackrest program is missing, before anything is created.
+func (e *Env) CheckInstalled() error {
+	p, err := e.settings()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(p.Execpath); err != nil {
+		return fmt.Errorf("site.yaml turns pgBackRest on but %s is missing: install it (apt install pgbackrest) or fix pgbackrest.execpath", p.Execpath)
+	}
+	return nil
 }
 
 // CreateStanza creates the instance's stanza in the repository; the

@@ -177,7 +177,9 @@ func (e *Env) restoreInto(ctx context.Context, i Instance, d dirs, args []string
 			return err
 		}
 		if e.User.Switch {
-			if err := os.Chown(p, int(e.User.UID), int(e.User.GID)); err != nil {
+			// Lchown: the parent belongs to that account, which could
+			// swap the new directory for a link between Mkdir and here.
+			if err := os.Lchown(p, int(e.User.UID), int(e.User.GID)); err != nil {
 				return err
 			}
 		}

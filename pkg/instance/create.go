@@ -62,6 +62,10 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		if err := checkPatroniRequest(env, req); err != nil {
 			return nil, err
 		}
+	} else if env.Site.PgBackRest != nil {
+		if err := BackupEnv(env).CheckInstalled(); err != nil {
+			return nil, err
+		}
 	}
 	req.AuthLocal = firstNonEmpty(req.AuthLocal, pg.Auth.Local)
 	req.AuthHost = firstNonEmpty(req.AuthHost, pg.Auth.Host)

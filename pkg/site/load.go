@@ -187,9 +187,16 @@ func keyLines(root *yaml.Node) map[int]string {
 // Without any such variable there is nothing to override, and viper is
 // left out (it costs a millisecond at every start).
 func applyEnv(s *Settings) error {
+	// The pgbackrest: section is off (nil) without a file section; a
+	// PGHERD_PGBACKREST__* variable turns it on, from its defaults.
+	probe := *s
+	if probe.PgBackRest == nil {
+		d := DefaultPgBackRest()
+		probe.PgBackRest = &d
+	}
 	flat := map[string]any{}
-	flatten("", reflect.ValueOf(*s), flat)
-	set := false
+	flatten("", reflect.ValueOf(probe), flat)
+	set, backrest := false, false
 	for k := range flat {
 		env := EnvVar(k)
 		if raw := os.Getenv(env); raw != "" {
@@ -197,10 +204,18 @@ func applyEnv(s *Settings) error {
 				return err
 			}
 			set = true
+			backrest = backrest || strings.HasPrefix(k, "pgbackrest.")
 		}
 	}
 	if !set {
 		return nil
+	}
+	if s.PgBackRest == nil && !backrest {
+		for k := range flat {
+			if strings.HasPrefix(k, "pgbackrest.") {
+				delete(flat, k)
+			}
+		}
 	}
 	v := viper.New()
 	v.SetEnvPrefix(EnvPrefix)
@@ -251,6 +266,9 @@ func flatten(prefix string, v reflect.Value, out map[string]any) {
 			key = prefix + "." + tag
 		}
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() == reflect.Struct {
+			fv = fv.Elem()
+		}
 		if fv.Kind() == reflect.Struct {
 			flatten(key, fv, out)
 			continue

@@ -45,3 +45,38 @@ func TestPgBackRestRefusals(t *testing.T) {
 		}
 	}
 }
+
+// PGHERD_PGBACKREST__* variables reach the section, and turn it on.
+func TestPgBackRestEnv(t *testing.T) {
+	t.Setenv("PGHERD_POSTGRESQL__PORT", "5433")
+	s := Defaults()
+	if err := applyEnv(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.PgBackRest != nil {
+		t.Errorf("another variable turned pgBackRest on: %+v", s.PgBackRest)
+	}
+	t.Setenv("PGHERD_PGBACKREST__REPOSITORY__PATH", "/backups")
+	s = Defaults()
+	if err := applyEnv(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/backups" || s.PgBackRest.Execpath != "/usr/bin/pgbackrest" || s.PostgreSQL.Port != 5433 {
+		t.Errorf("got %+v", s.PgBackRest)
+	}
+}
+
+// A variable for another key keeps the file's section as it is.
+func TestPgBackRestEnvKeepsFile(t *testing.T) {
+	t.Setenv("PGHERD_POSTGRESQL__PORT", "5433")
+	s := Defaults()
+	if err := decodeStrict("f.yaml", []byte("pgbackrest:\n  repository:\n    path: /b\n    options:\n      repo1-retention-full: \"2\"\n"), &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyEnv(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/b" || s.PgBackRest.Repository.Options["repo1-retention-full"] != "2" {
+		t.Errorf("got %+v", s.PgBackRest)
+	}
+}
