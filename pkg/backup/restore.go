@@ -243,18 +243,42 @@ func promoted(ctx context.Context, i Instance) (bool, error) {
 }
 
 // checkSpace refuses a restore that would not fit beside the current data
-// directory (both exist until the restored one has recovered).
+// directory (both exist until the restored one has recovered), nor leave
+// recovery room for WAL where the WAL directory is.
 func checkSpace(i Instance, size int64) error {
-	var st syscall.Statfs_t
-	dir := filepath.Dir(i.DataDir)
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("checking free space in %s: %w", dir, err)
+	data, err := statfs(filepath.Dir(i.DataDir))
+	if err != nil {
+		return err
 	}
-	free := int64(st.Bavail) * st.Bsize
-	if need := size + walReserve; free < need {
-		return fmt.Errorf("restore of %s needs %s free in %s (the backup beside the current data directory) and %s is: free some space first", i.ID, HumanSize(need), dir, HumanSize(free))
+	wal, err := statfs(filepath.Dir(i.WALDir))
+	if err != nil {
+		return err
+	}
+	need := map[string]int64{data.dir: size}
+	need[wal.dir] += walReserve
+	if data.fsid == wal.fsid {
+		need = map[string]int64{data.dir: size + walReserve}
+	}
+	for _, fs := range []fsInfo{data, wal} {
+		if n, ok := need[fs.dir]; ok && fs.free < n {
+			return fmt.Errorf("restore of %s needs %s free in %s (the backup beside the current data directory) and %s is: free some space first", i.ID, HumanSize(n), fs.dir, HumanSize(fs.free))
+		}
 	}
 	return nil
+}
+
+type fsInfo struct {
+	dir  string
+	fsid syscall.Fsid
+	free int64
+}
+
+func statfs(dir string) (fsInfo, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fsInfo{}, fmt.Errorf("checking free space in %s: %w", dir, err)
+	}
+	return fsInfo{dir: dir, fsid: st.Fsid, free: int64(st.Bavail) * st.Bsize}, nil
 }
 
 // dirs are an instance's data and WAL directories and, beside each, the

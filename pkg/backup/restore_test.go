@@ -3,6 +3,7 @@ package backup
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +53,16 @@ func TestSwap(t *testing.T) {
 	}
 	if !has(d.data, "old") || !has(d.wal, "old") || !has(d.fresh(d.data), "new") {
 		t.Fatal("a failed swap left the directories moved")
+	}
+}
+
+func TestCheckSpace(t *testing.T) {
+	root := t.TempDir()
+	i := Instance{ID: "15/pg1", DataDir: filepath.Join(root, "data"), WALDir: filepath.Join(root, "wal")}
+	if err := checkSpace(i, 1<<20); err != nil {
+		t.Errorf("1 MiB: %v", err)
+	}
+	if err := checkSpace(i, 1<<60); err == nil || !strings.Contains(err.Error(), "restore of 15/pg1 needs 1024.0PB free in "+root) {
+		t.Errorf("an exabyte: %v", err)
 	}
 }
