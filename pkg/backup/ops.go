@@ -39,9 +39,12 @@ func (e *Env) Files(i Instance) (Files, error) {
 	return Files{ConfigFile: e.ConfigFile(i), Config: []byte(e.config(i)), Dirs: dirs}, nil
 }
 
-// CheckInstalled refuses to set up an instance's backups when the
-// pgbackrest program is missing, before anything is created.
-func (e *Env) CheckInstalled() error {
+// CheckCreate refuses to set up a new instance's backups, before anything
+// is created, when the pgbackrest program is missing or when the
+// instance's pgBackRest file is left by a dropped instance of the same
+// name: its backups are in the repository under the same stanza, and
+// pgherd neither deletes nor reuses them.
+func (e *Env) CheckCreate(i Instance) error {
 	p, err := e.settings()
 	if err != nil {
 		return err
@@ -49,7 +52,16 @@ func (e *Env) CheckInstalled() error {
 	if _, err := os.Stat(p.Execpath); err != nil {
 		return fmt.Errorf("site.yaml turns pgBackRest on but %s is missing: install it (apt install pgbackrest) or fix pgbackrest.execpath", p.Execpath)
 	}
+	if f := e.ConfigFile(i); fileExists(f) {
+		cmd := fmt.Sprintf("%s --config=%s --stanza=%s", p.Execpath, f, i.Stanza())
+		return fmt.Errorf("%s exists: a dropped instance %s left its backups in stanza %s; delete them ('%s stop', then '%s stanza-delete', as %s) and the file, or choose another name", f, i.ID, i.Stanza(), cmd, cmd, e.User.Name)
+	}
 	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // CreateStanza creates the instance's stanza in the repository; the

@@ -63,7 +63,7 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 			return nil, err
 		}
 	} else if env.Site.PgBackRest != nil {
-		if err := BackupEnv(env).CheckInstalled(); err != nil {
+		if err := BackupEnv(env).CheckCreate(backupInstance(env, i)); err != nil {
 			return nil, err
 		}
 	}
