@@ -15,8 +15,12 @@ deps:
 # Both binaries without cgo: no dynamic loader or libc at each start (~5 ms
 # of a command that takes ~80; ~1.3 MB of an idle witness's RSS), static
 # binaries; users come from /etc/passwd.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/pgherd/pgherd/pkg/cli.version=$(VERSION) -X github.com/pgherd/pgherd/pkg/cli.commit=$(COMMIT)
+
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs
 
 # The failover suite (tests/ha) runs alone, after the rest: its clusters
 # measure time-outs of seconds, which two other suites on 2 cores can skew.

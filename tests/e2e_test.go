@@ -49,7 +49,7 @@ func TestScripts(t *testing.T) {
 		Dir:   "testdata/script",
 		Setup: setup,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"jsonshape": jsonShape, "freeport": freePort, "listen": listen, "etcd": etcdCmd,
+			"jsonshape": jsonShape, "jsonschema": jsonSchemaCmd, "freeport": freePort, "listen": listen, "etcd": etcdCmd,
 			"patronisite": patroniSiteCmd, "hasite": haSite,
 		},
 		Condition: func(cond string) (bool, error) {

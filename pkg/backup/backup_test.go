@@ -90,8 +90,11 @@ func TestParseInfo(t *testing.T) {
 	if err != nil || len(bs) != 2 {
 		t.Fatalf("got %v, %v", bs, err)
 	}
-	if b := bs[1]; b.Type != "incr" || b.Prior != "20261206-131718F" || b.RepoDelta != 10 || !b.Stop.Equal(time.Unix(210, 0)) || b.WALStop != "D" {
+	if b := bs[1]; b.Type != "incr" || b.Prior == nil || *b.Prior != "20261206-131718F" || b.RepoDelta != 10 || !b.Stop.Equal(time.Unix(210, 0)) || b.WALStop != "D" {
 		t.Errorf("incr: %+v", b)
+	}
+	if bs[0].Prior != nil {
+		t.Errorf("full: prior %v", *bs[0].Prior)
 	}
 	if bs, err := parseInfo(infoOut, "15-other"); err != nil || len(bs) != 0 {
 		t.Errorf("no backups yet: %v, %v", bs, err)

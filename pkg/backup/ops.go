@@ -168,14 +168,14 @@ type Backup struct {
 	// Size is the size of the database it restores; RepoSize what it
 	// takes in the repository, compressed, with the backups it depends on;
 	// RepoDelta what this backup alone added to it.
-	Size      int64 `json:"size"`
-	RepoSize  int64 `json:"repository_size"`
-	RepoDelta int64 `json:"repository_delta"`
+	Size      int64 `json:"size_bytes"`
+	RepoSize  int64 `json:"repository_size_bytes"`
+	RepoDelta int64 `json:"repository_delta_bytes"`
 	// WALStart and WALStop are the WAL segments needed to make it consistent.
 	WALStart string `json:"wal_start"`
 	WALStop  string `json:"wal_stop"`
-	// Prior is the backup a diff or incr backup depends on.
-	Prior string `json:"prior,omitempty"`
+	// Prior is the backup a diff or incr backup depends on; nil for a full one.
+	Prior *string `json:"prior"`
 }
 
 type infoStatus struct {
@@ -250,9 +250,7 @@ func parseInfo(out, stanza string) ([]Backup, error) {
 				Size: b.Info.Size, RepoSize: b.Info.Repository.Size, RepoDelta: b.Info.Repository.Delta,
 				WALStart: b.Archive.Start, WALStop: b.Archive.Stop,
 			}
-			if b.Prior != nil {
-				x.Prior = *b.Prior
-			}
+			x.Prior = b.Prior
 			out = append(out, x)
 		}
 		return out, nil

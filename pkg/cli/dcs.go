@@ -37,7 +37,8 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service()}, nil
+	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes}, nil
 }
 
 type dcsSetupOptions struct {
@@ -132,14 +133,14 @@ func newCmdDcsMembers(f *Factory) *cobra.Command {
 	var a dcsAdminFlags
 	var format string
 	cmd := &cobra.Command{
-		Use:   "members",
-		Short: "List the DCS members with their role, vote, Raft state and health",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "members [NAME]",
+		Short: "List the DCS members with their role, vote, Raft state and health (through member NAME set up here, or --peer)",
+		Args:  maxArgs(1, "at most one member NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			ac, err := dcsAdmin(f, a.peer, "", a.cert, a.key, a.ca)
+			ac, err := dcsAdmin(f, a.peer, argOrEmpty(args), a.cert, a.key, a.ca)
 			if err != nil {
 				return err
 			}
@@ -156,22 +157,26 @@ func newCmdDcsMembers(f *Factory) *cobra.Command {
 	return cmd
 }
 
+// argOrEmpty is the optional argument args may hold.
+func argOrEmpty(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return ""
+}
+
 func newCmdDcsStatus(f *Factory) *cobra.Command {
 	var a dcsAdminFlags
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status [NAME]",
 		Short: "Show a member's own Raft view (exit code 3 when it does not answer or has no leader)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1, "at most one member NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			name := ""
-			if len(args) == 1 {
-				name = args[0]
-			}
-			ac, err := dcsAdmin(f, a.peer, name, a.cert, a.key, a.ca)
+			ac, err := dcsAdmin(f, a.peer, argOrEmpty(args), a.cert, a.key, a.ca)
 			if err != nil {
 				return err
 			}
@@ -185,6 +190,9 @@ func newCmdDcsStatus(f *Factory) *cobra.Command {
 			}
 			fmt.Fprintf(f.IO.Out, "member %s: %s, leader %q, term %d, applied %d, commit %d\n",
 				mi.Name, mi.RaftState, mi.Leader, mi.Term, mi.AppliedIndex, mi.CommitIndex)
+			for _, a := range mi.Alarms {
+				fmt.Fprintf(f.IO.Out, "alarm %s: writes are refused; free space (delete keys, etcdctl compaction), then etcdctl alarm disarm\n", a)
+			}
 			if mi.Leader == "" {
 				return &ExitCodeError{Code: ExitStopped}
 			}

@@ -23,8 +23,9 @@ func newCmdInstance(f *Factory) *cobra.Command {
 		newCmdInstanceAction(f, "stop", "Stop an instance (fast shutdown)", instance.Stop),
 		newCmdInstanceAction(f, "restart", "Stop then start an instance", instance.Restart),
 		newCmdInstanceAction(f, "reload", "Make an instance re-read its configuration files", instance.Reload),
+		newCmdInstanceAction(f, "promote", "Promote a standby of a plain instance to primary and wait until it accepts writes", instance.Promote),
 		newCmdInstanceStatus(f), newCmdInstanceLogs(f),
-		newCmdInstanceExec(f), newCmdInstanceEnv(f),
+		newCmdInstanceExec(f), newCmdInstanceEnv(f), newCmdInstanceURI(f),
 	)
 	cmd.AddCommand(newCmdsInstanceBackup(f)...)
 	return cmd
@@ -36,6 +37,7 @@ type createOptions struct {
 	passwordFile string
 	checksums    bool
 	state        string
+	format       string
 }
 
 func newCmdInstanceCreate(f *Factory) *cobra.Command {
@@ -45,6 +47,9 @@ func newCmdInstanceCreate(f *Factory) *cobra.Command {
 		Short: "Create an instance: initdb, configuration, service, start",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(opts.format); err != nil {
+				return err
+			}
 			opts.req.Name = args[0]
 			if cmd.Flags().Changed("data-checksums") {
 				opts.req.DataChecksums = &opts.checksums
@@ -75,8 +80,28 @@ func newCmdInstanceCreate(f *Factory) *cobra.Command {
 	fl.StringVar(&opts.req.AuthHost, "auth-host", "", "pg_hba method for TCP connections (default: site postgresql.auth.host)")
 	fl.StringVar(&opts.passwordFile, "surole-password-file", "", "file holding the superuser's password (first line)")
 	fl.StringVar(&opts.state, "state", "started", "state after creation: started or stopped")
+	fl.StringVar(&opts.req.StandbyFor, "standby-for", "", "make a physical standby of this primary (libpq URI or connection string; pg_basebackup)")
+	fl.StringVar(&opts.req.Slot, "slot", "", "with --standby-for: create this replication slot on the primary and stream through it")
 	addPatroniCreateFlags(fl, &opts.patroni)
+	outputFlag(cmd, &opts.format)
 	return cmd
+}
+
+// createdOutput is 'instance create -o json' (schema pgherd.instance-created/v1).
+type createdOutput struct {
+	Instance      string             `json:"instance"`
+	Name          string             `json:"name"`
+	Version       string             `json:"version"`
+	Port          int                `json:"port"`
+	DataDirectory string             `json:"data_directory"`
+	State         instance.State     `json:"state"`
+	Patroni       *createdPatroniOut `json:"patroni"`
+}
+
+type createdPatroniOut struct {
+	Cluster string `json:"cluster"`
+	Node    string `json:"node"`
+	RestAPI string `json:"restapi"`
 }
 
 func runInstanceCreate(ctx context.Context, f *Factory, opts *createOptions) error {
@@ -88,9 +113,16 @@ func runInstanceCreate(ctx context.Context, f *Factory, opts *createOptions) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(f.IO.Out, "instance %s created (port %d, %s)\n", i.ID(), i.Port, i.State())
+	out := createdOutput{Instance: i.ID(), Name: i.Name, Version: i.Version, Port: i.Port, DataDirectory: i.DataDir, State: i.State()}
 	if cfg, _, err := i.PatroniClient(); err == nil {
-		fmt.Fprintf(f.IO.Out, "Patroni member %s of cluster %s, REST API %s\n", cfg.Name, cfg.Scope, cfg.RestAPI.ConnectAddress)
+		out.Patroni = &createdPatroniOut{Cluster: cfg.Scope, Node: cfg.Name, RestAPI: cfg.RestAPI.ConnectAddress}
+	}
+	if opts.format != "" {
+		return writeData(f.IO.Out, opts.format, out)
+	}
+	fmt.Fprintf(f.IO.Out, "instance %s created (port %d, %s)\n", out.Instance, out.Port, out.State)
+	if p := out.Patroni; p != nil {
+		fmt.Fprintf(f.IO.Out, "Patroni member %s of cluster %s, REST API %s\n", p.Node, p.Cluster, p.RestAPI)
 	}
 	return nil
 }
@@ -181,15 +213,31 @@ func newCmdInstanceAction(f *Factory, verb, short string, action func(context.Co
 	}
 }
 
+// statusOutput is 'instance status -o json' (schema pgherd.instance-status/v1).
+type statusOutput struct {
+	Instance string         `json:"instance"`
+	State    instance.State `json:"state"`
+}
+
 func newCmdInstanceStatus(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:   "status NAME",
 		Short: "Say whether an instance runs (exit code 0) or not (exit code 3)",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
 			return withInstance(f, args[0], func(_ *instance.Env, i *instance.Instance) error {
 				st := i.State()
-				fmt.Fprintf(f.IO.Out, "PostgreSQL %s: %s\n", i.ID(), map[instance.State]string{instance.Started: "running", instance.Stopped: "not running"}[st])
+				if format != "" {
+					if err := writeData(f.IO.Out, format, statusOutput{Instance: i.ID(), State: st}); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(f.IO.Out, "PostgreSQL %s: %s\n", i.ID(), map[instance.State]string{instance.Started: "running", instance.Stopped: "not running"}[st])
+				}
 				if st != instance.Started {
 					return &ExitCodeError{Code: ExitStopped}
 				}
@@ -197,4 +245,6 @@ func newCmdInstanceStatus(f *Factory) *cobra.Command {
 			})
 		},
 	}
+	outputFlag(cmd, &format)
+	return cmd
 }

@@ -86,43 +86,69 @@ func newCmdInstanceList(f *Factory) *cobra.Command {
 
 func newCmdInstanceLogs(f *Factory) *cobra.Command {
 	var follow bool
+	var lines int
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
 		Short: "Print the instance's current PostgreSQL log file",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withInstance(f, args[0], func(_ *instance.Env, i *instance.Instance) error {
-				return instance.Logs(cmd.Context(), i, f.IO.Out, follow)
+				return instance.Logs(cmd.Context(), i, f.IO.Out, lines, follow)
 			})
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what is appended")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines (default: all)")
 	return cmd
 }
 
+// envOutput is 'instance env -o json' (schema pgherd.instance-env/v1).
+type envOutput struct {
+	Instance  string            `json:"instance"`
+	Variables map[string]string `json:"variables"`
+}
+
 func newCmdInstanceEnv(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:   "env NAME",
-		Short: "Print the libpq environment that reaches the instance as its superuser",
+		Short: "Print the libpq environment (and PGDATA) that reaches the instance as its superuser",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
 			return withInstance(f, args[0], func(env *instance.Env, i *instance.Instance) error {
 				vars := instance.LibpqEnv(env, i)
+				if format != "" {
+					out := envOutput{Instance: i.ID(), Variables: map[string]string{}}
+					for _, kv := range vars {
+						k, v, _ := strings.Cut(kv, "=")
+						out.Variables[k] = v
+					}
+					return writeData(f.IO.Out, format, out)
+				}
 				sort.Strings(vars)
 				fmt.Fprintln(f.IO.Out, strings.Join(vars, "\n"))
 				return nil
 			})
 		},
 	}
+	outputFlag(cmd, &format)
+	return cmd
 }
 
 func newCmdInstanceExec(f *Factory) *cobra.Command {
-	return &cobra.Command{
-		Use:   "exec NAME -- COMMAND [ARG...]",
-		Short: "Run a command with the instance's libpq environment (e.g. psql)",
+	const usage = "NAME -- COMMAND [ARG...]"
+	cmd := &cobra.Command{
+		Use:   "exec " + usage,
+		Short: "Run a command with the instance's libpq environment and PGDATA (e.g. psql, pg_controldata)",
 		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) >= 2 && cmd.ArgsLenAtDash() == -1 {
+				return usageError{fmt.Errorf("put '--' before the command: %s %s -- %s", cmd.CommandPath(), args[0], strings.Join(args[1:], " "))}
+			}
 			if len(args) < 2 || cmd.ArgsLenAtDash() != 1 {
-				return usageError{fmt.Errorf("usage: %s NAME -- COMMAND [ARG...]", cmd.CommandPath())}
+				return usageError{fmt.Errorf("usage: %s %s", cmd.CommandPath(), usage)}
 			}
 			return nil
 		},
@@ -143,6 +169,11 @@ func newCmdInstanceExec(f *Factory) *cobra.Command {
 			})
 		},
 	}
+	// A flag of the command given without '--' reaches our flag parser.
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w: put '--' before the command: %s %s", err, cmd.CommandPath(), usage)}
+	})
+	return cmd
 }
 
 // lookPath finds a program in the PATH of env (the instance's bindir first).

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 
@@ -28,9 +29,10 @@ func checkOutput(format string) error {
 }
 
 // writeData prints v as JSON or YAML. YAML is derived from the JSON form so
-// both carry the same names in the same order.
+// both carry the same names in the same order. Arrays and objects are never
+// null (docs/json.md): a nil slice or map anywhere in v is written empty.
 func writeData(w io.Writer, format string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.MarshalIndent(emptyNotNull(v), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -42,10 +44,15 @@ func writeData(w io.Writer, format string, v any) error {
 	if err := yaml.Unmarshal(b, &n); err != nil {
 		return err
 	}
-	blockStyle(&n)
+	return writeYAML(w, &n)
+}
+
+// writeYAML prints n in block style.
+func writeYAML(w io.Writer, n *yaml.Node) error {
+	blockStyle(n)
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(&n); err != nil {
+	if err := enc.Encode(n); err != nil {
 		return err
 	}
 	return enc.Close()
@@ -78,10 +85,61 @@ func writeTable(ios *iostreams.IOStreams, headers []string, rows [][]string) err
 	return tw.Flush()
 }
 
-// blockStyle undoes the flow style that JSON input gives every node.
+// blockStyle undoes the flow style that JSON input gives every node; an
+// empty sequence stays [].
 func blockStyle(n *yaml.Node) {
 	n.Style = 0
+	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		n.Style = yaml.FlowStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
+	}
+}
+
+// emptyNotNull returns v with every nil slice and map it reaches (through
+// struct fields, pointers, slices and maps) replaced by an empty one.
+func emptyNotNull(v any) any {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() {
+		return v
+	}
+	p := reflect.New(rv.Type())
+	p.Elem().Set(rv)
+	fillNil(p.Elem())
+	return p.Elem().Interface()
+}
+
+func fillNil(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			e := v.Elem()
+			if v.Kind() == reflect.Interface && !e.CanSet() {
+				c := reflect.New(e.Type()).Elem()
+				c.Set(e)
+				fillNil(c)
+				v.Set(c)
+				return
+			}
+			fillNil(e)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Field(i); f.CanSet() {
+				fillNil(f)
+			}
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+		}
+		for i := range v.Len() {
+			fillNil(v.Index(i))
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
 	}
 }

@@ -61,3 +61,29 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteDataNeverNullArrays(t *testing.T) {
+	type inner struct {
+		List []string `json:"list"`
+	}
+	type outer struct {
+		Changes []inner           `json:"changes"`
+		Nested  *inner            `json:"nested"`
+		Items   []inner           `json:"items"`
+		Map     map[string]string `json:"map"`
+		Absent  *inner            `json:"absent"`
+	}
+	var b strings.Builder
+	v := outer{Nested: &inner{}, Items: []inner{{}}}
+	if err := writeData(&b, "json", v); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(strings.Fields(b.String()), " ")
+	want := `{ "changes": [], "nested": { "list": [] }, "items": [ { "list": [] } ], "map": {}, "absent": null }`
+	if got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	if v.Changes != nil {
+		t.Error("the caller's value changed")
+	}
+}

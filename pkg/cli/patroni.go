@@ -62,10 +62,11 @@ func (o *patroniCreateFlags) request(fl *pflag.FlagSet) (*instance.PatroniReques
 func newCmdPatroni(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "patroni",
-		Short: "Operate Patroni clusters of local instances: list, switchover, failover, pause, resume, reinit, logs",
+		Short: "Operate Patroni clusters of local instances: list, switchover, failover, pause, resume, reinit, logs, show-config, edit-config",
 	}
 	cmd.AddCommand(newCmdPatroniList(f), newCmdPatroniSwitchover(f), newCmdPatroniFailover(f),
-		newCmdPatroniPause(f, true), newCmdPatroniPause(f, false), newCmdPatroniReinit(f), newCmdPatroniLogs(f))
+		newCmdPatroniPause(f, true), newCmdPatroniPause(f, false), newCmdPatroniReinit(f), newCmdPatroniLogs(f),
+		newCmdPatroniShowConfig(f), newCmdPatroniEditConfig(f), newCmdPatroniURI(f, false), newCmdPatroniURI(f, true))
 	return cmd
 }
 
@@ -81,6 +82,13 @@ func withPatroni(f *Factory, ref string, fn func(*instance.Instance, *patroni.Co
 		}
 		return fn(i, cfg, c)
 	})
+}
+
+// patroniListOutput is 'patroni list -o json' (schema pgherd.patroni-members/v1).
+type patroniListOutput struct {
+	Cluster string              `json:"cluster"`
+	Paused  bool                `json:"paused"`
+	Members []patroni.ListEntry `json:"members"`
 }
 
 func newCmdPatroniList(f *Factory) *cobra.Command {
@@ -99,15 +107,11 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				return err
 			}
 			if cluster != "" {
-				env, err := f.InstanceEnv()
+				ref, err := clusterMember(f, cluster)
 				if err != nil {
 					return err
 				}
-				i, err := instance.FindPatroniMember(env, cluster)
-				if err != nil {
-					return err
-				}
-				args = []string{i.ID()}
+				args = []string{ref}
 			}
 			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
 				cl, err := c.Cluster(cmd.Context())
@@ -116,14 +120,14 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				}
 				rows := cl.List()
 				if format != "" {
-					return writeData(f.IO.Out, format, rows)
+					return writeData(f.IO.Out, format, patroniListOutput{Cluster: cfg.Scope, Paused: cl.Pause, Members: rows})
 				}
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
 					lag := ""
-					if r.LagMB != nil {
-						lag = strconv.FormatInt(*r.LagMB, 10)
-					} else if r.Role != "leader" {
+					if r.LagBytes != nil {
+						lag = strconv.FormatInt(patroni.MiB(*r.LagBytes), 10)
+					} else if r.Role != "leader" && r.Role != "standby_leader" {
 						lag = "unknown"
 					}
 					tl := ""
@@ -169,86 +173,143 @@ func confirmOrYes(f *Factory, yes bool, action string) error {
 	return nil
 }
 
+// patroniActionOutput is 'patroni switchover|failover|reinit -o json'
+// (schema pgherd.patroni-action/v1): printed once the cluster is healthy.
+type patroniActionOutput struct {
+	Cluster   string              `json:"cluster"`
+	Action    string              `json:"action"`
+	Member    *string             `json:"member"`    // reinit: the rebuilt member
+	Candidate *string             `json:"candidate"` // the member asked to lead; null: Patroni's choice
+	Message   string              `json:"message"`   // Patroni's answer
+	Leader    string              `json:"leader"`    // the leader once the cluster is healthy again
+	Members   []patroni.ListEntry `json:"members"`
+}
+
+// patroniActionOptions are the flags switchover, failover and reinit share.
+type patroniActionOptions struct {
+	candidate, leader, format string
+	yes                       bool
+}
+
+func (o *patroniActionOptions) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
+	outputFlag(cmd, &o.format)
+}
+
+// finishAction waits until the cluster is healthy again and reports it.
+func finishAction(ctx context.Context, f *Factory, o *patroniActionOptions, cfg *patroni.Config, c *patroni.Client, out patroniActionOutput) error {
+	if o.format == "" {
+		fmt.Fprintln(f.IO.Out, out.Message)
+	}
+	cl, err := waitHealthy(ctx, cfg, c)
+	if err != nil {
+		return err
+	}
+	l, _ := cl.Leader()
+	if o.format == "" {
+		fmt.Fprintf(f.IO.Out, "cluster %s: %s leads, %d members running\n", cfg.Scope, l.Name, len(cl.Members))
+		return nil
+	}
+	out.Leader, out.Members = l.Name, cl.List()
+	return writeData(f.IO.Out, o.format, out)
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func newCmdPatroniSwitchover(f *Factory) *cobra.Command {
-	var candidate string
-	var yes bool
+	o := &patroniActionOptions{}
 	cmd := &cobra.Command{
 		Use:   "switchover NAME",
 		Short: "Move the leader role of instance NAME's cluster to another healthy member",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.format); err != nil {
+				return err
+			}
 			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
 				ctx := cmd.Context()
 				cl, err := c.Cluster(ctx)
 				if err != nil {
 					return err
 				}
-				leader, ok := cl.Leader()
-				if !ok {
-					return fmt.Errorf("cluster %s has no leader: use 'pgherd patroni failover %s --candidate NODE'", cfg.Scope, args[0])
+				if err := cl.CheckSwitchover(cfg.Scope, o.leader, o.candidate); err != nil {
+					return err
 				}
-				to := candidate
+				leader, _ := cl.Leader()
+				to := o.candidate
 				if to == "" {
 					to = "any healthy replica"
 				}
-				if err := confirmOrYes(f, yes, fmt.Sprintf("switch over cluster %s from %s to %s", cfg.Scope, leader.Name, to)); err != nil {
+				if err := confirmOrYes(f, o.yes, fmt.Sprintf("switch over cluster %s from %s to %s", cfg.Scope, leader.Name, to)); err != nil {
 					return err
 				}
-				msg, err := c.Switchover(ctx, leader.Name, candidate)
+				msg, err := c.Switchover(ctx, leader.Name, o.candidate)
 				if err != nil {
-					return err
+					return patroni.ExplainRefusal(err, "switchover", cfg.Scope, o.candidate, args[0])
 				}
-				fmt.Fprintln(f.IO.Out, msg)
-				return waitHealthy(ctx, f, cfg, c)
+				return finishAction(ctx, f, o, cfg, c, patroniActionOutput{Cluster: cfg.Scope, Action: "switchover", Candidate: optional(o.candidate), Message: msg})
 			})
 		},
 	}
-	cmd.Flags().StringVar(&candidate, "candidate", "", "member to promote (default: Patroni picks a healthy replica)")
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&o.candidate, "candidate", "", "member to promote (default: Patroni picks a healthy replica)")
+	cmd.Flags().StringVar(&o.leader, "leader", "", "refuse unless this member is the current leader (as patronictl --leader)")
+	o.add(cmd)
 	return cmd
 }
 
 // waitHealthy waits, for up to twice the cluster's ttl plus 30 s, until the
-// cluster has a leader and every member runs again, and says so.
-func waitHealthy(ctx context.Context, f *Factory, cfg *patroni.Config, c *patroni.Client) error {
+// cluster has a leader and every member runs again.
+func waitHealthy(ctx context.Context, cfg *patroni.Config, c *patroni.Client) (*patroni.Cluster, error) {
 	wait := time.Duration(2*cfg.Bootstrap.DCS.TTL+30) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	cl, err := c.WaitHealthy(ctx)
 	if err != nil {
-		return fmt.Errorf("cluster %s is not healthy after %s: %w; see 'pgherd patroni list'", cfg.Scope, wait, err)
+		return nil, fmt.Errorf("cluster %s is not healthy after %s: %w; see 'pgherd patroni list'", cfg.Scope, wait, err)
 	}
-	l, _ := cl.Leader()
-	fmt.Fprintf(f.IO.Out, "cluster %s: %s leads, %d members running\n", cfg.Scope, l.Name, len(cl.Members))
-	return nil
+	return cl, nil
 }
 
 func newCmdPatroniFailover(f *Factory) *cobra.Command {
-	var candidate string
-	var yes bool
+	o := &patroniActionOptions{}
 	cmd := &cobra.Command{
 		Use:   "failover NAME --candidate NODE",
 		Short: "Promote NODE in instance NAME's cluster, even without a healthy leader",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if candidate == "" {
+			if o.candidate == "" {
 				return usageError{errors.New("--candidate NODE is required: Patroni fails over to a named member only")}
 			}
+			if err := checkOutput(o.format); err != nil {
+				return err
+			}
 			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
-				if err := confirmOrYes(f, yes, fmt.Sprintf("fail over cluster %s to %s", cfg.Scope, candidate)); err != nil {
-					return err
-				}
-				msg, err := c.Failover(cmd.Context(), candidate)
+				ctx := cmd.Context()
+				cl, err := c.Cluster(ctx)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(f.IO.Out, msg)
-				return waitHealthy(cmd.Context(), f, cfg, c)
+				if err := cl.CheckFailover(cfg.Scope, o.candidate); err != nil {
+					return err
+				}
+				if err := confirmOrYes(f, o.yes, fmt.Sprintf("fail over cluster %s to %s", cfg.Scope, o.candidate)); err != nil {
+					return err
+				}
+				msg, err := c.Failover(ctx, o.candidate)
+				if err != nil {
+					return patroni.ExplainRefusal(err, "failover", cfg.Scope, o.candidate, args[0])
+				}
+				return finishAction(ctx, f, o, cfg, c, patroniActionOutput{Cluster: cfg.Scope, Action: "failover", Candidate: optional(o.candidate), Message: msg})
 			})
 		},
 	}
-	cmd.Flags().StringVar(&candidate, "candidate", "", "member to promote")
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&o.candidate, "candidate", "", "member to promote")
+	o.add(cmd)
 	return cmd
 }
 
@@ -285,14 +346,24 @@ func newCmdPatroniPause(f *Factory, pause bool) *cobra.Command {
 }
 
 func newCmdPatroniReinit(f *Factory) *cobra.Command {
-	var yes bool
+	o := &patroniActionOptions{}
 	cmd := &cobra.Command{
 		Use:   "reinit NAME",
 		Short: "Rebuild replica instance NAME from its cluster's leader (its data is replaced)",
 		Args:  exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.format); err != nil {
+				return err
+			}
 			return withPatroni(f, args[0], func(i *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
-				if err := confirmOrYes(f, yes, fmt.Sprintf("replace the data of %s (member %s) with a copy of the leader's", i.ID(), cfg.Name)); err != nil {
+				cl, err := c.Cluster(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := cl.CheckReinit(cfg.Scope, cfg.Name); err != nil {
+					return err
+				}
+				if err := confirmOrYes(f, o.yes, fmt.Sprintf("replace the data of %s (member %s) with a copy of the leader's", i.ID(), cfg.Name)); err != nil {
 					return err
 				}
 				before, err := c.Patroni(cmd.Context())
@@ -303,17 +374,16 @@ func newCmdPatroniReinit(f *Factory) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(f.IO.Out, msg)
 				ctx, cancel := context.WithTimeout(cmd.Context(), patroni.LongTimeout)
 				defer cancel()
 				if err := c.WaitRestarted(ctx, before.PostmasterStarted); err != nil {
 					return fmt.Errorf("member %s is not running again: %w; see 'pgherd patroni logs %s'", cfg.Name, err, args[0])
 				}
-				return waitHealthy(cmd.Context(), f, cfg, c)
+				return finishAction(cmd.Context(), f, o, cfg, c, patroniActionOutput{Cluster: cfg.Scope, Action: "reinit", Member: optional(cfg.Name), Message: msg})
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	o.add(cmd)
 	return cmd
 }
 
@@ -391,5 +461,5 @@ func patroniPgconf(ctx context.Context, f *Factory, opts *pgconfOptions, env *in
 		log.Info(fmt.Sprintf("the members keep running with the old values; restart them with 'pgherd pgconf set -i %s ... --yes' or 'pgherd instance restart NAME'", i.ID()))
 		return nil
 	}
-	return instance.PatroniRestartPending(ctx, i, res)
+	return instance.PatroniRestartPending(ctx, env, i, res)
 }

@@ -189,21 +189,10 @@ func editConf(ctx context.Context, f *Factory, t pgconf.Target, opts *pgconfOpti
 	if err != nil {
 		return nil, err
 	}
-	editor := os.Getenv("VISUAL")
-	if editor == "" {
-		editor = os.Getenv("EDITOR")
-	}
-	if editor == "" {
-		editor = "vi"
-	}
 	t.EditedAs = "your edited copy of " + t.ConfigFile
 	for {
-		// Through sh, as $EDITOR may carry arguments ("emacs -nw"); the
-		// editor gets the terminal itself, not a pipe.
-		ed := exec.CommandContext(ctx, "sh", "-c", editor+` "$1"`, "sh", tmp.Name())
-		ed.Stdin, ed.Stdout, ed.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
-		if err := ed.Run(); err != nil {
-			return nil, fmt.Errorf("editor %q failed: %w; postgresql.conf is unchanged", editor, err)
+		if err := runEditor(ctx, f, tmp.Name()); err != nil {
+			return nil, fmt.Errorf("%w; postgresql.conf is unchanged", err)
 		}
 		edited, err := os.ReadFile(tmp.Name())
 		if err != nil {
@@ -302,4 +291,23 @@ func printChanges(f *Factory, res *pgconf.Result) {
 			fmt.Fprintf(f.IO.Out, "dry run: %s %s\n", e.say, strings.Join(names, ", "))
 		}
 	}
+}
+
+// runEditor edits path in $VISUAL, else $EDITOR, else vi.
+func runEditor(ctx context.Context, f *Factory, path string) error {
+	editor := os.Getenv("VISUAL")
+	if editor == "" {
+		editor = os.Getenv("EDITOR")
+	}
+	if editor == "" {
+		editor = "vi"
+	}
+	// Through sh, as $EDITOR may carry arguments ("emacs -nw"); the editor
+	// gets the terminal itself, not a pipe.
+	ed := exec.CommandContext(ctx, "sh", "-c", editor+` "$1"`, "sh", path)
+	ed.Stdin, ed.Stdout, ed.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
+	if err := ed.Run(); err != nil {
+		return fmt.Errorf("editor %q failed: %w", editor, err)
+	}
+	return nil
 }

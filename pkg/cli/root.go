@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"strings"
 
 	"github.com/pgherd/pgherd/pkg/iostreams"
 	"github.com/pgherd/pgherd/pkg/logging"
@@ -107,8 +108,58 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		newCmdPatroni(f),
 		newCmdDcs(f),
 		newCmdWitness(f),
+		newCmdSchema(f),
+		newCmdRole(f),
+		newCmdDatabase(f),
+		newCmdPghba(f),
+		newCmdApply(f),
 	)
+	root.Version = buildVersion()
+	root.SetVersionTemplate("pgherd {{.Version}}\n")
+	root.InitDefaultCompletionCmd()
+	requireSubcommands(root)
+	addCompletions(f, root)
 	return root
+}
+
+// requireSubcommands makes every command that only groups others refuse an
+// unknown subcommand with a usage error and a suggestion, instead of
+// printing its help and exiting 0; without arguments it still prints help.
+func requireSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		requireSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return usageError{unknownCommand(cmd, args[0])}
+	}
+}
+
+// unknownCommand says that name is not a subcommand of cmd and suggests the
+// nearest ones.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+	cmd.SuggestionsMinimumDistance = 2
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		return fmt.Errorf("%s; did you mean %s?", msg, strings.Join(s, " or "))
+	}
+	return fmt.Errorf("%s; see '%s --help'", msg, cmd.CommandPath())
+}
+
+// maxArgs is cobra.MaximumNArgs with a usage error and a clearer message.
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Errorf("%s expects %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
 }
 
 // exactArgs is cobra.ExactArgs with a usage error and a clearer message.

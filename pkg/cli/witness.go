@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/site"
 	"github.com/pgherd/pgherd/pkg/witness"
 	"github.com/spf13/cobra"
@@ -123,7 +125,7 @@ func writeMembers(f *Factory, format string, ms []dcs.MemberStatus) error {
 	rows := make([][]string, 0, len(ms))
 	for _, m := range ms {
 		rows = append(rows, []string{m.Name, m.Role, m.Suffrage, m.RaftState, m.PeerURL, m.ClientURL, m.Zone,
-			strconv.FormatUint(m.AppliedIndex, 10), m.LastContact, strconv.FormatBool(m.Healthy)})
+			strconv.FormatUint(m.AppliedIndex, 10), secondsText(m.LastContactS), strconv.FormatBool(m.Healthy)})
 	}
 	return writeTable(f.IO, []string{"Name", "Role", "Suffrage", "State", "Peer URL", "Client URL", "Zone", "Applied", "Last contact", "Healthy"}, rows)
 }
@@ -177,7 +179,7 @@ func newCmdWitnessStatus(f *Factory) *cobra.Command {
 			}
 			return writeTable(f.IO, []string{"FIELD", "VALUE"}, [][]string{
 				{"name", st.Name}, {"raft state", st.RaftState}, {"suffrage", st.Suffrage}, {"leader", st.Leader},
-				{"last contact", st.LastContact}, {"applied index", strconv.FormatUint(st.AppliedIndex, 10)},
+				{"last contact", secondsText(st.LastContactS)}, {"applied index", strconv.FormatUint(st.AppliedIndex, 10)},
 				{"applied index lag", strconv.FormatUint(st.Lag, 10)}, {"term", strconv.FormatUint(st.Term, 10)},
 				{"zone", st.Zone}, {"healthy", strconv.FormatBool(st.Healthy)},
 			})
@@ -194,12 +196,18 @@ func newCmdWitnessRemove(f *Factory) *cobra.Command {
 		Short: "Take a witness out of the cluster (refused when it would cost the quorum), then delete its service and data",
 		Args:  exactArgs(1, "one witness NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !yes && !confirm(f.IO, fmt.Sprintf("Remove witness %s and delete its data?", args[0])) {
-				return fmt.Errorf("refusing to remove witness %s without confirmation: add --yes", args[0])
-			}
 			env, err := f.WitnessEnv()
 			if err != nil {
 				return err
+			}
+			if _, err := env.LoadWitness(args[0]); err != nil {
+				return err
+			}
+			if w := witness.RemovalWarning(cmd.Context(), env, args[0]); w != "" && !force {
+				logging.From(cmd.Context()).Warn(w)
+			}
+			if !yes && !confirm(f.IO, fmt.Sprintf("Remove witness %s and delete its data?", args[0])) {
+				return fmt.Errorf("refusing to remove witness %s without confirmation: add --yes", args[0])
 			}
 			if err := witness.Remove(cmd.Context(), env, args[0], force); err != nil {
 				return err
@@ -221,7 +229,7 @@ func newCmdWitnessCheck(f *Factory) *cobra.Command {
 		Long: "Reads the Patroni clusters from the DCS through the witness NAME (default: the only witness on this host),\n" +
 			"reaches each member's REST API and PostgreSQL port from here, and reports the healthy count, the leader,\n" +
 			"the timeline and each member's lag. Exits 1 when a member is not healthy.",
-		Args: cobra.MaximumNArgs(1),
+		Args: maxArgs(1, "at most one witness NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -300,6 +308,14 @@ func writeHealth(f *Factory, h *witness.Health) error {
 		}
 	}
 	return nil
+}
+
+// secondsText renders a duration in seconds as "3ms", "1.5s"; "unknown" for nil.
+func secondsText(s *float64) string {
+	if s == nil {
+		return "unknown"
+	}
+	return time.Duration(*s * float64(time.Second)).Round(time.Millisecond).String()
 }
 
 func okWord(ok bool) string {

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/iostreams"
@@ -30,21 +33,41 @@ func TestWitnessFlagErrors(t *testing.T) {
 	}
 }
 
-// TestWitnessRemoveNeedsConfirmation: without a terminal, remove asks for
-// --yes; an unknown name says how to find the witnesses.
+// TestWitnessRemoveNeedsConfirmation: an unknown name or a data member is
+// refused before any confirmation, saying how to find the witnesses;
+// without a terminal, removing a witness asks for --yes.
 func TestWitnessRemoveNeedsConfirmation(t *testing.T) {
-	t.Setenv("PGHERD_PREFIX", t.TempDir())
-	ios, _, _, errOut := iostreams.Test()
-	if code := Main(context.Background(), ios, []string{"witness", "remove", "w1"}); code != ExitError || !strings.Contains(errOut.String(), "add --yes") {
-		t.Fatalf("exit %d: %s", code, errOut)
+	prefix := t.TempDir()
+	t.Setenv("PGHERD_PREFIX", prefix)
+	for _, c := range []struct{ args, want string }{
+		{"witness list", "give --peer"},
+		{"witness remove w1", "no such DCS member on this host: w1"},
+		{"witness remove w1 --yes", "no such DCS member on this host: w1"},
+		{"witness remove d1", "not a witness: d1 is a data member of the DCS, not a witness"},
+		{"witness status d1", "not a witness: d1 is a data member"},
+		{"witness check d1", "not a witness: d1 is a data member"},
+		{"witness remove w2", "refusing to remove witness w2 without confirmation: add --yes"},
+	} {
+		if c.args == "witness remove d1" {
+			writeMemberConfig(t, prefix, "d1", "data")
+			writeMemberConfig(t, prefix, "w2", "witness")
+		}
+		ios, _, _, errOut := iostreams.Test()
+		if code := Main(context.Background(), ios, strings.Fields(c.args)); code != ExitError || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%s: exit %d: %s; want exit 1 and %q", c.args, code, errOut, c.want)
+		}
 	}
-	ios, _, _, errOut = iostreams.Test()
-	if code := Main(context.Background(), ios, []string{"witness", "remove", "w1", "--yes"}); code != ExitError || !strings.Contains(errOut.String(), "no such DCS member on this host: w1") {
-		t.Fatalf("exit %d: %s", code, errOut)
+}
+
+func writeMemberConfig(t *testing.T, prefix, name, role string) {
+	t.Helper()
+	dir := filepath.Join(prefix, "dcs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	ios, _, _, errOut = iostreams.Test()
-	if code := Main(context.Background(), ios, []string{"witness", "list"}); code != ExitError || !strings.Contains(errOut.String(), "give --peer") {
-		t.Fatalf("list without members: exit %d: %s", code, errOut)
+	cfg := "name: " + name + "\nrole: " + role + "\ndata_dir: " + filepath.Join(dir, name) + "\nlisten_peer: 127.0.0.1:1\nlisten_client: 127.0.0.1:2\n"
+	if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -65,7 +88,7 @@ func TestWriteMembersTable(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
 	f := &Factory{IO: ios}
 	err := writeMembers(f, "", []dcs.MemberStatus{{Name: "w", Role: "witness", Suffrage: "voter", RaftState: "follower", Zone: "c",
-		PeerURL: "http://h:2380", ClientURL: "http://h:2379", AppliedIndex: 7, LastContact: "3ms", Healthy: true}})
+		PeerURL: "http://h:2380", ClientURL: "http://h:2379", AppliedIndex: 7, LastContactS: dcs.Seconds(3 * time.Millisecond), Healthy: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

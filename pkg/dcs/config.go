@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -19,9 +20,14 @@ const (
 // Config is one member's configuration, the YAML file read by
 // `pgherd-dcs --config FILE` (and `pgherd dcs serve --config FILE`).
 type Config struct {
-	Name         string `yaml:"name"`
-	Role         string `yaml:"role"` // data (default) or witness
-	Zone         string `yaml:"zone,omitempty"`
+	Name string `yaml:"name"`
+	Role string `yaml:"role"` // data (default) or witness
+	Zone string `yaml:"zone,omitempty"`
+	// Instance is the PostgreSQL instance (VERSION/NAME) a data member was
+	// set up for. Root wrote it, in a file only root changes: instance drop
+	// removes the member that names the instance, not one named in the
+	// Patroni YAML, which the service account can edit.
+	Instance     string `yaml:"instance,omitempty"`
 	DataDir      string `yaml:"data_dir"`
 	ListenPeer   string `yaml:"listen_peer"`   // host:port for Raft and cluster RPCs
 	ListenClient string `yaml:"listen_client"` // host:port for the etcd v3 API
@@ -33,16 +39,42 @@ type Config struct {
 	// Join lists peer addresses of existing members. It is used only when
 	// the data directory holds no cluster yet; without it the member
 	// bootstraps a new one-member cluster.
-	Join      []string  `yaml:"join,omitempty"`
+	Join []string `yaml:"join,omitempty"`
+	// ClusterID is the cluster this member belongs to (16 hex digits),
+	// written by pgherd once the member has bootstrapped or joined. With
+	// it, a member refuses a data directory of another cluster, and one
+	// whose directory is empty refuses to bootstrap a new cluster.
+	ClusterID string    `yaml:"cluster_id,omitempty"`
 	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
 	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
 
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
 	SnapshotThreshold uint64        `yaml:"snapshot_threshold,omitempty"` // default 8192 entries
-	TrailingLogs      uint64        `yaml:"trailing_logs,omitempty"`      // default 10240 entries
-	HistoryLimit      int           `yaml:"history_limit,omitempty"`      // watch history, default 10000 events
+	// SnapshotInterval is how often Raft checks SnapshotThreshold
+	// (default 2m, each check jittered up to twice as long).
+	SnapshotInterval time.Duration `yaml:"snapshot_interval,omitempty"`
+	TrailingLogs     uint64        `yaml:"trailing_logs,omitempty"` // default 10240 entries
+	// HistoryLimit is the number of revisions kept for watches and
+	// historic reads; 0 means 4096 (mvcc.DefaultHistoryLimit). The history
+	// is also bounded to 4 MiB of values. Every member must use the same
+	// figure: a txn reading an old revision succeeds only if it is kept.
+	HistoryLimit int `yaml:"history_limit,omitempty"`
+	// QuotaBytes is the space quota: when the state machine's accounted
+	// size (keys, values, history, leases) would exceed it, the leader
+	// raises etcd's NOSPACE alarm and writes are refused until space is
+	// freed and the alarm disarmed. 0 means DefaultQuotaBytes.
+	QuotaBytes int64 `yaml:"quota_bytes,omitempty"`
 }
+
+// Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).
+const (
+	DefaultQuotaBytes = 32 << 20
+	// MinQuotaBytes leaves room for a full history (4 MiB) beside the
+	// largest request (1.5 MiB): a smaller quota could be exhausted by a
+	// Patroni cluster's own churn.
+	MinQuotaBytes = 8 << 20
+)
 
 // LoadConfig reads and validates a member configuration file.
 func LoadConfig(file string) (Config, error) {
@@ -88,17 +120,31 @@ func (c *Config) Validate() error {
 	if err := c.ClientTLS.validate("client"); err != nil {
 		return err
 	}
+	if c.ClusterID != "" {
+		if _, err := strconv.ParseUint(c.ClusterID, 16, 64); err != nil || len(c.ClusterID) != 16 {
+			return fmt.Errorf("cluster_id %q: want 16 hex digits, as `pgherd dcs status -o json` shows it", c.ClusterID)
+		}
+	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = time.Second
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
+	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
 	}
-	if c.HistoryLimit == 0 {
-		c.HistoryLimit = 10000
+	if c.HistoryLimit < 0 {
+		return fmt.Errorf("history_limit %d: want a number of revisions, or 0 for the default (4096)", c.HistoryLimit)
+	}
+	switch {
+	case c.QuotaBytes == 0:
+		c.QuotaBytes = DefaultQuotaBytes
+	case c.QuotaBytes < MinQuotaBytes:
+		return fmt.Errorf("quota_bytes %d: want at least %d (8 MiB: the history alone may hold 4 MiB), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
 	}
 	return nil
 }

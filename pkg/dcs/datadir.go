@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // A data directory holds member.json (whose member it is), wal/ (the Raft
@@ -27,6 +29,35 @@ const WALDir = "wal"
 type identity struct {
 	Format int    `json:"format"`
 	Name   string `json:"name"`
+	// ClusterID is recorded once the member knows its cluster's ID, so
+	// that the directory is never used in another cluster.
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// LostLogHint says what to do about member name, which lost its Raft log.
+func LostLogHint(name string) string {
+	return "remove it from the cluster with `pgherd dcs leave " + name + "` on another member, then set it up again with `pgherd dcs join` (docs/dcs.md, \"A lost disk\")"
+}
+
+// FormatClusterID is a cluster ID as members and configurations write it:
+// 16 hex digits.
+func FormatClusterID(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+// EmptyDir reports whether dir is absent or has no entries.
+func EmptyDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return errors.Is(err, os.ErrNotExist) || err == nil && len(entries) == 0
+}
+
+// RecordedCluster is the cluster ID dir's member.json records, "" if none.
+func RecordedCluster(dir string) string {
+	raw, err := os.ReadFile(filepath.Join(dir, identityFile))
+	if err != nil {
+		return ""
+	}
+	var id identity
+	json.Unmarshal(raw, &id)
+	return id.ClusterID
 }
 
 // OpenDataDir checks dir for name and reports whether it is new (absent or
@@ -60,14 +91,15 @@ func OpenDataDir(dir, name string) (fresh bool, err error) {
 		return false, fmt.Errorf("data dir %s belongs to member %q, not %q: use that name or another data_dir", dir, id.Name, name)
 	}
 	if _, err := os.Stat(filepath.Join(dir, WALDir)); err != nil {
-		return false, fmt.Errorf("data dir %s: the raft log (%s/) is missing; restore it from a backup or set data_dir to an empty directory", dir, WALDir)
+		return false, fmt.Errorf("data dir %s: member %s's raft log (%s/) is missing: restore it from a backup, or %s", dir, name, WALDir, LostLogHint(name))
 	}
 	return false, nil
 }
 
-// WriteIdentity records that dir now belongs to name (atomically, 0600).
-func WriteIdentity(dir, name string) error {
-	raw, _ := json.Marshal(identity{Format: 1, Name: name})
+// WriteIdentity records that dir now belongs to name, in cluster clusterID
+// when known (atomically, 0600).
+func WriteIdentity(dir, name, clusterID string) error {
+	raw, _ := json.Marshal(identity{Format: 1, Name: name, ClusterID: clusterID})
 	tmp := filepath.Join(dir, identityFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -83,7 +115,58 @@ func WriteIdentity(dir, name string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", identityFile, err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, identityFile))
+	if err := os.Rename(tmp, filepath.Join(dir, identityFile)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ErrNotMemberData is wrapped by CheckDataDir's and RemoveDataDir's errors
+// when a directory does not prove that it is the member's data.
+var ErrNotMemberData = errors.New("not that member's data directory")
+
+// CheckDataDir reports whether dir is member name's data directory: a real
+// directory (not a symbolic link) owned by uid whose member.json names
+// name. A directory that does not exist passes. Root checks this before it
+// deletes a data directory whose path it read from a configuration file.
+func CheckDataDir(dir, name string, uid uint32) error {
+	return safefs.CheckDir(dir, isMemberData(dir, name, uid))
+}
+
+// RemoveDataDir deletes member name's data directory once CheckDataDir
+// approves it, through safefs.RemoveDir: nothing outside dir is touched,
+// whatever links its contents hold.
+func RemoveDataDir(dir, name string, uid uint32) error {
+	return safefs.RemoveDir(dir, isMemberData(dir, name, uid))
+}
+
+func isMemberData(dir, name string, uid uint32) func(*os.Root, uint32) error {
+	return func(r *os.Root, owner uint32) error {
+		refuse := func(why string) error {
+			return fmt.Errorf("data dir %s %s: %w, refusing to delete it; check data_dir in the member's configuration, or delete the data yourself", dir, why, ErrNotMemberData)
+		}
+		if owner != uid {
+			return refuse(fmt.Sprintf("belongs to uid %d, not to the account the member runs as (uid %d)", owner, uid))
+		}
+		raw, err := r.ReadFile(identityFile)
+		if err != nil {
+			return refuse("holds no readable " + identityFile)
+		}
+		var id identity
+		if err := json.Unmarshal(raw, &id); err != nil || id.Format != 1 || id.Name != name {
+			return refuse(fmt.Sprintf("holds no %s naming member %s", identityFile, name))
+		}
+		return nil
+	}
 }
 
 // ClearFresh removes what a failed first start created in a directory that

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/service"
 )
 
@@ -28,6 +30,9 @@ type Local struct {
 	User *service.User
 	// Ready bounds the wait for a new member to see a leader (default 30s).
 	Ready time.Duration
+	// QuotaBytes is the space quota of the members Setup makes when their
+	// Config sets none (site.yaml: patroni.dcs.embedded.quota_bytes).
+	QuotaBytes int64
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -48,7 +53,9 @@ func (l *Local) own(path string) error {
 	if l.User == nil {
 		return nil
 	}
-	if err := os.Chown(path, int(l.User.UID), int(l.User.GID)); err != nil {
+	// Lchown: a data directory given on the command line may sit where
+	// that account can swap it for a link.
+	if err := os.Lchown(path, int(l.User.UID), int(l.User.GID)); err != nil {
 		return fmt.Errorf("give %s to %s: %w", path, l.User.Name, err)
 	}
 	return nil
@@ -62,6 +69,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	var mi MemberInfo
 	if cfg.DataDir == "" {
 		cfg.DataDir = l.DefaultDataDir(cfg.Name)
+	}
+	if cfg.QuotaBytes == 0 {
+		cfg.QuotaBytes = l.QuotaBytes
 	}
 	written := cfg // the file keeps only what was asked; defaults stay implicit
 	if err := cfg.Validate(); err != nil {
@@ -103,11 +113,8 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeFile0600(file, raw); err != nil {
-		return fail(err)
-	}
 	undo = append(undo, func() { os.Remove(file) })
-	if err := l.own(file); err != nil {
+	if err := l.writeConfig(file, raw); err != nil {
 		return fail(err)
 	}
 	svc := l.service(cfg.Name)
@@ -122,8 +129,17 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	undo = append(undo, func() { l.Services.Stop(context.Background(), svc) })
 	logging.From(ctx).Info("dcs member started", "name", cfg.Name, "service", l.Services.Name())
 	if mi, err = l.waitReady(ctx, cfg); err != nil {
-		log, _ := os.ReadFile(svc.LogFile)
+		log, _ := safefs.ReadFile(svc.LogFile)
 		return fail(fmt.Errorf("member %s did not join a leader: %w%s", cfg.Name, err, lastLines(string(log))))
+	}
+	// From now on the member knows its cluster: emptied, it refuses to
+	// bootstrap a new one; given another cluster's data dir, to start.
+	written.ClusterID = mi.ClusterID
+	if raw, err = yaml.Marshal(written); err == nil {
+		err = l.writeConfig(file, raw)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("record the cluster ID in %s: %w", file, err))
 	}
 	return mi, nil
 }
@@ -163,7 +179,7 @@ func (l *Local) waitReady(ctx context.Context, cfg Config) (MemberInfo, error) {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		mi, err := ac.Status(cctx)
 		cancel()
-		if err == nil && mi.Leader != "" {
+		if err == nil && mi.Leader != "" && mi.ClusterID != "" {
 			return mi, nil
 		}
 		last = err
@@ -192,7 +208,7 @@ func (l *Local) Configs() ([]Config, error) {
 	sort.Strings(files)
 	var out []Config
 	for _, f := range files {
-		c, err := LoadConfig(f)
+		c, err := l.load(f)
 		if err != nil {
 			return nil, err
 		}
@@ -253,22 +269,85 @@ func (l *Local) StopLocal(ctx context.Context, name string) ([]string, error) {
 	if err := l.Services.Uninstall(ctx, svc); err != nil {
 		return nil, fmt.Errorf("uninstall %s: %w", svc, err)
 	}
-	c, err := LoadConfig(l.ConfigFile(name))
+	c, err := l.Load(name)
 	if err != nil {
 		return []string{l.ConfigFile(name)}, nil
 	}
 	return []string{l.ConfigFile(name), c.DataDir}, nil
 }
 
-func writeFile0600(path string, data []byte) error {
+// Load reads the configuration of member name on this host. Root decides
+// from it what to delete, so a file the member's account could change is
+// first taken back (see protect).
+func (l *Local) Load(name string) (Config, error) { return l.load(l.ConfigFile(name)) }
+
+func (l *Local) load(file string) (Config, error) {
+	if err := l.protect(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Config{}, err
+	}
+	return LoadConfig(file)
+}
+
+// protect makes a member configuration root's: owned by root, readable by
+// the members' group (0640), so that their account can read it but not
+// change the data_dir root deletes. Files written by earlier versions,
+// owned by that account, are migrated here. Without a separate account
+// (l.User nil) the file stays the current user's, 0600.
+func (l *Local) protect(file string) error {
+	if l.User == nil {
+		return nil
+	}
+	fi, err := os.Lstat(file)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: remove it and set the member up again", file)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid == 0 && st.Gid == l.User.GID && fi.Mode().Perm() == 0o640 {
+		return nil
+	}
+	if err := os.Lchown(file, 0, int(l.User.GID)); err != nil {
+		return fmt.Errorf("give %s back to root: %w", file, err)
+	}
+	return os.Chmod(file, 0o640)
+}
+
+// OwnerUID is the account whose data directories root may delete: the
+// members' account, or the current user's.
+func (l *Local) OwnerUID() uint32 {
+	if l.User == nil {
+		return uint32(os.Geteuid())
+	}
+	return l.User.UID
+}
+
+// writeConfig writes a member configuration atomically (a fresh temporary
+// file, never one found in place) and protects it.
+func (l *Local) writeConfig(path string, data []byte) error {
 	if err := MkdirPrivate(filepath.Dir(path)); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(f.Name()) // no-op once renamed
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.protect(f.Name())
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func lastLines(s string) string {

@@ -15,6 +15,10 @@ type Member struct {
 	PeerAddr  string `json:"peer_addr"` // host:port, the Raft address
 	PeerURL   string `json:"peer_url"`
 	ClientURL string `json:"client_url"`
+	// ApplyVersion is the newest cluster version whose Apply rules the
+	// member's binary speaks; absent (0) from members older than version 2,
+	// which speak version 1.
+	ApplyVersion int `json:"apply_version,omitempty"`
 }
 
 // MemberID is the stable etcd-style member ID of a name: the same name
@@ -38,18 +42,39 @@ type MemberStatus struct {
 	ClientURL    string `json:"client_url"`
 	Zone         string `json:"zone"`
 	AppliedIndex uint64 `json:"applied_index"`
-	LastContact  string `json:"last_contact"` // duration since the last leader contact, "0s" on the leader
-	Healthy      bool   `json:"healthy"`
+	// LastContactS is the time since the last leader contact in seconds
+	// (millisecond precision): 0 on the leader, nil when unknown.
+	LastContactS *float64 `json:"last_contact_s"`
+	Healthy      bool     `json:"healthy"`
+}
+
+// Seconds is d in seconds rounded to the millisecond, or nil when d is
+// negative (unknown).
+func Seconds(d time.Duration) *float64 {
+	if d < 0 {
+		return nil
+	}
+	s := d.Round(time.Millisecond).Seconds()
+	return &s
 }
 
 // MemberInfo is what a member says about itself: its Raft state, indexes,
 // term, the leader it follows and how long ago it heard from it.
 type MemberInfo struct {
-	Name         string        `json:"name"`
-	RaftState    string        `json:"raft_state"`
-	AppliedIndex uint64        `json:"applied_index"`
-	CommitIndex  uint64        `json:"commit_index"`
-	Term         uint64        `json:"term"`
-	Leader       string        `json:"leader"`
-	LastContact  time.Duration `json:"last_contact"`
+	Name         string `json:"name"`
+	RaftState    string `json:"raft_state"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	Term         uint64 `json:"term"`
+	Leader       string `json:"leader"`
+	// LastContactS is the time since the last leader contact in seconds:
+	// 0 on the leader, nil when it never heard from one.
+	LastContactS *float64 `json:"last_contact_s"`
+	// Alarms are the cluster's active alarms as etcdctl alarm list prints
+	// them ("memberID:N alarm:NOSPACE"): writes are refused while NOSPACE is.
+	Alarms []string `json:"alarms,omitempty"`
+	// ClusterID is the cluster's ID (16 hex digits) once this member knows it.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// ClusterVersion is the replicated cluster version this member applies.
+	ClusterVersion int `json:"cluster_version,omitempty"`
 }

@@ -21,6 +21,12 @@ import (
 const (
 	ProtoRaft byte = 'R'
 	ProtoRPC  byte = 'C'
+	// ProtoRaftHello selects Raft's transport like ProtoRaft, followed by
+	// the dialer's cluster ID (8 bytes, big-endian, 0 while unknown): a
+	// member refuses Raft connections from another cluster. Members dial
+	// with it once the cluster version allows (older members know only
+	// ProtoRaft).
+	ProtoRaftHello byte = 'r'
 )
 
 // DialPeer connects to the peer port at addr and selects proto on it.
@@ -73,7 +79,19 @@ const (
 	stOther // payload: message
 )
 
-const maxFrame = 64 << 20
+// Bounds of the peer port. A request frame carries one command (at most
+// etcd's 1.5 MiB request and its op byte) or one read; a member refuses a
+// larger one by closing the connection before reading it. Responses come
+// from a member this one chose to call and may be larger (a range of
+// many keys).
+const (
+	MaxRequestFrame  = 2 << 20
+	MaxResponseFrame = 64 << 20
+	// PeerIdleTimeout is how long a member keeps an RPC connection on its
+	// peer port open without a request. A client reuses a pooled
+	// connection only when it has been idle for less than half of it.
+	PeerIdleTimeout = 2 * time.Minute
+)
 
 // WriteFrame writes one request or response frame and flushes it.
 func WriteFrame(w *bufio.Writer, kind byte, p []byte) error {
@@ -83,14 +101,15 @@ func WriteFrame(w *bufio.Writer, kind byte, p []byte) error {
 	return w.Flush()
 }
 
-// ReadFrame reads one frame, refusing one larger than 64 MiB.
-func ReadFrame(r *bufio.Reader) (byte, []byte, error) {
+// ReadFrame reads one frame, refusing one larger than limit bytes
+// without reading its payload.
+func ReadFrame(r *bufio.Reader, limit uint32) (byte, []byte, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(h[1:])
-	if n > maxFrame {
+	if n > limit {
 		return 0, nil, fmt.Errorf("peer frame of %d bytes is too large", n)
 	}
 	p := make([]byte, n)
@@ -152,9 +171,19 @@ type PeerClient struct {
 }
 
 type rpcConn struct {
-	c net.Conn
-	r *bufio.Reader
-	w *bufio.Writer
+	c    net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	used time.Time // end of its last call
+}
+
+// reusable tells whether a pooled connection may carry another call: idle
+// for less than half the member's idle timeout, and not closed by the
+// member meanwhile.
+// Without it a call on a connection the member had closed would be lost
+// after sending, whose outcome the caller cannot know.
+func (rc *rpcConn) reusable() bool {
+	return time.Since(rc.used) < PeerIdleTimeout/2 && rc.r.Buffered() == 0 && !connClosed(rc.c)
 }
 
 // DialError marks a call that never reached the peer, which is always safe
@@ -164,6 +193,22 @@ type DialError struct{ Err error }
 func (e DialError) Error() string { return e.Err.Error() }
 func (e DialError) Unwrap() error { return e.Err }
 
+// LostCallError marks a call sent to the peer whose answer never came (the
+// connection was cut, or the deadline passed): it may or may not have been
+// carried out. The member maps it to etcd's "leader changed" or, for a
+// timeout, "request timed out"; a read may simply be retried.
+type LostCallError struct{ Err error }
+
+func (e *LostCallError) Error() string { return e.Err.Error() }
+func (e *LostCallError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the call ran out of time rather than losing its
+// connection.
+func (e *LostCallError) Timeout() bool {
+	var ne net.Error
+	return errors.As(e.Err, &ne) && ne.Timeout()
+}
+
 // NewPeerClient returns a client for the peer port at addr; tc is the
 // client side of peer TLS, nil for plain TCP.
 func NewPeerClient(addr string, tc *tls.Config) *PeerClient {
@@ -172,12 +217,11 @@ func NewPeerClient(addr string, tc *tls.Config) *PeerClient {
 
 // Call sends one RPC and returns its answer. An error raised by the
 // member comes back as ErrNotLeader, a *StatusError, or plain text; one
-// that never reached it is a DialError.
+// that never reached it is a DialError; one sent without an answer is a
+// *LostCallError.
 func (pc *PeerClient) Call(ctx context.Context, m RPCMethod, p []byte) ([]byte, error) {
-	var rc *rpcConn
-	select {
-	case rc = <-pc.idle:
-	default:
+	rc := pc.pooled()
+	if rc == nil {
 		c, err := DialPeer(ctx, pc.addr, pc.tls, ProtoRPC, 3*time.Second)
 		if err != nil {
 			return nil, DialError{fmt.Errorf("reach member at %s: %w", pc.addr, err)}
@@ -195,17 +239,34 @@ func (pc *PeerClient) Call(ctx context.Context, m RPCMethod, p []byte) ([]byte, 
 		// nothing was delivered, so retrying is safe.
 		return nil, DialError{fmt.Errorf("call member at %s: %w", pc.addr, err)}
 	}
-	kind, out, err := ReadFrame(rc.r)
+	kind, out, err := ReadFrame(rc.r, MaxResponseFrame)
 	if err != nil {
 		rc.c.Close()
-		return nil, fmt.Errorf("call member at %s: %w", pc.addr, err)
+		return nil, &LostCallError{fmt.Errorf("call member at %s: %w", pc.addr, err)}
 	}
+	rc.used = time.Now()
 	select {
 	case pc.idle <- rc:
 	default:
 		rc.c.Close()
 	}
 	return out, decodeError(kind, out)
+}
+
+// pooled returns an idle connection fit for another call, closing those
+// that are not; nil when there is none.
+func (pc *PeerClient) pooled() *rpcConn {
+	for {
+		select {
+		case rc := <-pc.idle:
+			if rc.reusable() {
+				return rc
+			}
+			rc.c.Close()
+		default:
+			return nil
+		}
+	}
 }
 
 // Close releases the idle connections.

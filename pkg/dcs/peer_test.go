@@ -1,12 +1,15 @@
 package dcs
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/service"
 )
@@ -77,5 +80,46 @@ func TestSetupRefusesUnreachableDaemon(t *testing.T) {
 	}
 	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
 		t.Fatalf("Setup left %s behind (%v)", l.Dir, err)
+	}
+}
+
+// TestPooledConnectionClosedByMember: a connection the member closed while
+// it sat in the pool (its idle timeout, a restart) is not used again, so
+// the next call is not lost after sending.
+func TestPooledConnectionClosedByMember(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// Answer one call, then close, as a member whose idle
+				// timeout passes.
+				r := bufio.NewReader(c)
+				r.ReadByte()
+				if _, _, err := ReadFrame(r, MaxRequestFrame); err == nil {
+					WriteFrame(bufio.NewWriter(c), stOK, []byte("ok"))
+				}
+				c.Close()
+				closed <- struct{}{}
+			}()
+		}
+	}()
+	pc := NewPeerClient(ln.Addr().String(), nil)
+	defer pc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if out, err := pc.Call(ctx, RPCInfo, nil); err != nil || string(out) != "ok" {
+			t.Fatalf("call %d: %q, %v", i, out, err)
+		}
+		<-closed
 	}
 }

@@ -101,10 +101,16 @@ func Restore(ctx context.Context, env *Env, i *Instance, t backup.Target) (backu
 	})
 }
 
-// archiveSettings are the settings that archive the instance's WAL with
-// pgBackRest, when the site turns it on.
-func archiveSettings(env *Env, i *Instance) [][2]string {
-	if env.Site.PgBackRest == nil {
+// backsUp reports whether a new instance gets a stanza: when the site
+// turns pgBackRest on, for a primary (a standby's WAL is its primary's).
+func backsUp(env *Env, req CreateRequest) bool {
+	return env.Site.PgBackRest != nil && req.StandbyFor == "" && req.Patroni == nil
+}
+
+// archiveSettings are the settings that archive a new instance's WAL with
+// pgBackRest, when it gets a stanza.
+func archiveSettings(env *Env, i *Instance, req CreateRequest) [][2]string {
+	if !backsUp(env, req) {
 		return nil
 	}
 	return BackupEnv(env).ArchiveSettings(backupInstance(env, i))

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
@@ -30,6 +32,10 @@ type CreateRequest struct {
 	// Patroni, when set, makes the instance a member of a Patroni cluster
 	// (patroni.go): Patroni initialises or clones it and runs it.
 	Patroni *PatroniRequest
+	// StandbyFor, a libpq connection string of a primary, makes the
+	// instance its physical standby (standby.go); Slot names a replication
+	// slot to create on the primary for it.
+	StandbyFor, Slot string
 }
 
 // Create makes an instance: initdb, configuration, service, and a start
@@ -62,8 +68,15 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		if err := checkPatroniRequest(env, req); err != nil {
 			return nil, err
 		}
-	} else if env.Site.PgBackRest != nil {
+	} else if backsUp(env, req) {
 		if err := BackupEnv(env).CheckCreate(backupInstance(env, i)); err != nil {
+			return nil, err
+		}
+	}
+	var primary *pgconn.Config
+	if req.StandbyFor != "" || req.Slot != "" {
+		var err error
+		if primary, err = checkStandbyRequest(req); err != nil {
 			return nil, err
 		}
 	}
@@ -110,7 +123,11 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		}
 	}
 	u.add(func() { os.RemoveAll(i.DataDir); os.RemoveAll(i.WALDir) })
-	if err := initdb(ctx, env, i, req); err != nil {
+	if primary != nil {
+		if err := basebackup(ctx, env, i, req, primary); err != nil {
+			return nil, err
+		}
+	} else if err := initdb(ctx, env, i, req); err != nil {
 		return nil, err
 	}
 	if err := configure(env, i, req); err != nil {
@@ -134,7 +151,7 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		return nil, fmt.Errorf("installing the service of %s: %w", i.ID(), err)
 	}
 	u.add(func() { _ = env.Services.Uninstall(context.WithoutCancel(ctx), svc) })
-	if req.State == Started || env.Site.PgBackRest != nil {
+	if req.State == Started || backsUp(env, req) {
 		u.add(func() { _ = env.Services.Stop(context.WithoutCancel(ctx), svc) })
 	}
 	if req.State == Started {
@@ -142,10 +159,12 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 			return nil, err
 		}
 	}
-	if env.Site.PgBackRest != nil {
+	if backsUp(env, req) {
 		if err := setupBackups(ctx, env, i, &u); err != nil {
 			return nil, err
 		}
+	} else if env.Site.PgBackRest != nil {
+		log.Warn("pgBackRest is on, but a standby gets no stanza of its own: back up its primary")
 	}
 	ok = true
 	return i, nil
@@ -187,11 +206,12 @@ func initdb(ctx context.Context, env *Env, i *Instance, req CreateRequest) error
 }
 
 // configure appends pgherd's settings to initdb's postgresql.conf and
-// writes pg_hba.conf and pg_ident.conf. The data directory is new and is
-// synced to disk as a whole afterwards, so files are written in place.
+// writes pg_hba.conf and pg_ident.conf. The data directory belongs to the
+// PostgreSQL account, so root neither reads nor writes through a link
+// found there: it reads with safefs and replaces each file (writeFile).
 func configure(env *Env, i *Instance, req CreateRequest) error {
 	conf := i.ConfFile()
-	b, err := os.ReadFile(conf)
+	b, err := safefs.ReadFile(conf)
 	if err != nil {
 		return err
 	}
@@ -209,19 +229,19 @@ func configure(env *Env, i *Instance, req CreateRequest) error {
 	} {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
-	if env.Site.PgBackRest != nil {
+	if backsUp(env, req) {
 		add.WriteString("# WAL archiving into the pgBackRest stanza (docs/backup.md)\n")
 	}
-	for _, kv := range archiveSettings(env, i) {
+	for _, kv := range archiveSettings(env, i, req) {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
-	if err := os.WriteFile(conf, append(b, add.String()...), 0o600); err != nil {
+	if err := writeFile(conf, append(b, add.String()...), 0o600, env.User); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600); err != nil {
+	if err := writeFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600, env.User); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600)
+	return writeFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600, env.User)
 }
 
 func hba(req CreateRequest) string {

@@ -31,7 +31,8 @@ type DCSMemberRequest struct {
 
 // memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
 func memberEnv(env *Env) *witness.Env {
-	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service()}}
+	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service(),
+		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes}}
 }
 
 // dcsPlan is the DCS member instance create will add, and the client
@@ -55,6 +56,7 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		ListenPeer:   firstNonEmpty(pr.DCS.ListenPeer, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.PeerPort))),
 		ListenClient: firstNonEmpty(pr.DCS.ListenClient, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.ClientPort))),
 		Zone:         firstNonEmpty(pr.DCS.Zone, emb.Zone), Profile: emb.Profile,
+		Instance: i.ID(),
 	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
 		if err := checkListen(env, l.what, l.addr); err != nil {
@@ -123,19 +125,39 @@ func clientHost(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 }
 
-// dropDCSMember takes the instance's DCS member, if it has one on this
-// host, out of the cluster and deletes it.
-func dropDCSMember(ctx context.Context, env *Env, name string) error {
+// dcsMemberOf returns the name of the instance's DCS data member on this
+// host ("" when it has none): the one whose (root's) configuration names
+// the instance. name, read from the Patroni YAML, only finds a member set
+// up before members recorded their instance, and never one that records
+// another instance.
+func dcsMemberOf(env *Env, i *Instance, name string) (string, error) {
 	me := memberEnv(env)
-	cfg, err := me.LoadMember(name)
-	if errors.Is(err, witness.ErrNotFound) {
-		return nil
-	}
+	local, err := me.LocalMembers()
 	if err != nil {
-		return err
+		return "", err
 	}
-	if cfg.Role != dcs.RoleData {
+	for _, c := range local {
+		if c.Role == dcs.RoleData && c.Instance == i.ID() {
+			return c.Name, nil
+		}
+	}
+	for _, c := range local {
+		if c.Name != name || c.Role != dcs.RoleData {
+			continue
+		}
+		if c.Instance != "" {
+			return "", fmt.Errorf("DCS member %s serves instance %s, not %s: not dropping %s (check name in %s)", name, c.Instance, i.ID(), i.ID(), i.PatroniConfig)
+		}
+		return name, nil
+	}
+	return "", nil
+}
+
+// dropDCSMember takes DCS member name ("" for none) out of the cluster and
+// deletes it from this host.
+func dropDCSMember(ctx context.Context, env *Env, name string) error {
+	if name == "" {
 		return nil
 	}
-	return witness.RemoveMember(ctx, me, name)
+	return witness.RemoveMember(ctx, memberEnv(env), name)
 }

@@ -29,6 +29,8 @@ type Description struct {
 	Settings       map[string]string `json:"settings"`
 	// Patroni is set for a Patroni member (from its YAML and REST API).
 	Patroni *patroni.Info `json:"patroni,omitempty"`
+	// Standby is set for a running standby of a plain instance.
+	Standby *Standby `json:"standby,omitempty"`
 }
 
 // Describe reads an instance's state and settings: from the running server
@@ -101,7 +103,10 @@ func describeRunning(ctx context.Context, env *Env, i *Instance, d *Description)
 	if v, ok := state["server_encoding"]; ok {
 		d.Encoding = &v
 	}
-	return nil
+	if !i.PatroniManaged() {
+		d.Standby, err = describeStandby(ctx, conn)
+	}
+	return err
 }
 
 // checksumsFromControl asks pg_controldata whether data pages carry checksums.
@@ -120,13 +125,15 @@ func checksumsFromControl(ctx context.Context, env *Env, i *Instance) *bool {
 }
 
 // LibpqEnv returns the libpq environment that reaches the instance as its
-// superuser, one NAME=value each.
+// superuser, one NAME=value each, with PGDATA for the server programs
+// (pg_controldata, pg_ctl).
 func LibpqEnv(env *Env, i *Instance) []string {
 	out := []string{
 		"PGHOST=" + i.SocketDir,
 		"PGPORT=" + strconv.Itoa(i.Port),
 		"PGUSER=" + env.Site.PostgreSQL.Surole.Name,
 		"PGDATABASE=postgres",
+		"PGDATA=" + i.DataDir,
 	}
 	if p := i.existingPassFile(); p != "" {
 		out = append(out, "PGPASSFILE="+p)

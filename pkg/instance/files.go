@@ -22,8 +22,11 @@ func (u undo) run() {
 	}
 }
 
-// mkdirs creates dir and its missing parents owned by the PostgreSQL user,
-// registering the removal of the top-most one it created.
+// mkdirs creates dir and its missing parents, registering the removal of
+// the top-most one it created. Only dir itself (with mode) goes to the
+// PostgreSQL user: the parents stay root's, 0755, so that the account
+// cannot rename or replace what root later finds there (the prefix, the
+// DCS members' configuration directory).
 func mkdirs(dir string, mode os.FileMode, owner site.SysUser, u *undo) error {
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
@@ -39,11 +42,18 @@ func mkdirs(dir string, mode os.FileMode, owner site.SysUser, u *undo) error {
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		d := missing[i]
-		if err := os.Mkdir(d, mode); err != nil {
+		m := os.FileMode(0o755)
+		if i == 0 {
+			m = mode
+		}
+		if err := os.Mkdir(d, m); err != nil {
 			return fmt.Errorf("cannot create %s: %w (check prefix and run_prefix in site.yaml)", d, errors.Unwrap(err))
 		}
 		if i == len(missing)-1 {
 			u.add(func() { os.RemoveAll(d) })
+		}
+		if i > 0 {
+			continue
 		}
 		if err := chown(d, owner); err != nil {
 			return err

@@ -231,6 +231,7 @@ func load(i *Instance) (*Instance, error) {
 		return nil, fmt.Errorf("instance %s: %w", i.ID(), err)
 	}
 	i.Conf = c
+	i.WALDir, _ = walDir(i.DataDir) // where it is, whatever the template says today
 	conf := fileSettings(c)
 	i.Port = 5432
 	if p, ok := conf["port"]; ok {

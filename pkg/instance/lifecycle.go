@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
+	"github.com/pgherd/pgherd/pkg/safefs"
+	"github.com/pgherd/pgherd/pkg/site"
 )
 
 // stopSignal asks the postmaster for a fast shutdown.
@@ -75,7 +78,12 @@ func lastLogLines(i *Instance) string {
 		}
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		lf, err := openServerLog(i, f)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(lf)
+		lf.Close()
 		if err != nil || len(b) == 0 {
 			continue
 		}
@@ -144,11 +152,27 @@ type DropResult struct {
 }
 
 // Drop stops the instance and removes its service, data, WAL, log files
-// and pgpass file.
+// and pgpass file. The data directory is deleted only if it belongs to the
+// PostgreSQL account and holds PG_VERSION (isDataDir); the WAL deleted is
+// where its pg_wal link points, only once it proved to be this instance's
+// (walCheck). A refusal is reported before anything is dropped, and the
+// deletions go through safefs.RemoveDir.
 func Drop(ctx context.Context, env *Env, i *Instance, req DropRequest) (*DropResult, error) {
 	res := &DropResult{}
 	if req.PurgeCluster && !i.PatroniManaged() {
 		return nil, fmt.Errorf("--purge-cluster: instance %s is not managed by Patroni", i.ID())
+	}
+	wal, walOK, err := separateWAL(i)
+	if err != nil {
+		return nil, err
+	}
+	if err := safefs.CheckDir(i.DataDir, isDataDir(i, env.User)); err != nil {
+		return nil, fmt.Errorf("%w; nothing was dropped", err)
+	}
+	if wal != "" {
+		if err := safefs.CheckDir(wal, walOK); err != nil {
+			return nil, fmt.Errorf("%w; nothing was dropped", err)
+		}
 	}
 	if i.PatroniManaged() {
 		n, err := patroniDrop(ctx, env, i, req.PurgeCluster)
@@ -157,10 +181,11 @@ func Drop(ctx context.Context, env *Env, i *Instance, req DropRequest) (*DropRes
 		}
 		res.PurgedKeys = n
 	}
-	return res, dropInstance(ctx, env, i)
+	return res, dropInstance(ctx, env, i, wal, walOK)
 }
 
-func dropInstance(ctx context.Context, env *Env, i *Instance) error {
+// dropInstance stops and deletes a checked instance: wal, if set, passed walOK.
+func dropInstance(ctx context.Context, env *Env, i *Instance, wal string, walOK func(*os.Root, uint32) error) error {
 	if err := Stop(ctx, env, i); err != nil {
 		return err
 	}
@@ -168,16 +193,41 @@ func dropInstance(ctx context.Context, env *Env, i *Instance) error {
 	if err := env.Services.Uninstall(ctx, i.Service(env)); err != nil {
 		return fmt.Errorf("removing the service of %s: %w", i.ID(), err)
 	}
-	logs, _ := filepath.Glob(filepath.Join(i.LogDir, i.serviceName()+"-*"))
 	var errs []error
-	for _, p := range append([]string{i.DataDir, i.WALDir, i.PassFile}, logs...) {
+	if wal != "" {
+		errs = append(errs, safefs.RemoveDir(wal, walOK))
+	}
+	errs = append(errs, safefs.RemoveDir(i.DataDir, isDataDir(i, env.User)))
+	logs, _ := filepath.Glob(filepath.Join(i.LogDir, i.serviceName()+"-*"))
+	for _, p := range logs {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	if err := os.Remove(i.PassFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	// The per-instance directory of the default layout is empty now.
 	_ = os.Remove(filepath.Dir(i.DataDir))
 	return errors.Join(errs...)
+}
+
+// isDataDir approves the deletion of the directory opened at i.DataDir: it
+// belongs to the account PostgreSQL runs as and holds PG_VERSION.
+func isDataDir(i *Instance, u site.SysUser) func(*os.Root, uint32) error {
+	want := uint32(os.Geteuid())
+	if u.Switch {
+		want = u.UID
+	}
+	return func(r *os.Root, uid uint32) error {
+		if uid != want {
+			return fmt.Errorf("%s belongs to uid %d, not to the account PostgreSQL runs as (uid %d): %w", i.DataDir, uid, want, safefs.ErrNotOurs)
+		}
+		if _, err := r.Lstat("PG_VERSION"); err != nil {
+			return fmt.Errorf("%s holds no PG_VERSION: %w", i.DataDir, safefs.ErrNotOurs)
+		}
+		return nil
+	}
 }
 
 // runCmd builds a command whose arguments and output must never show secret.

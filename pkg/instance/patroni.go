@@ -63,6 +63,11 @@ func (i *Instance) patroniConfig() (*patroni.Config, error) {
 	return patroni.ReadFile(i.PatroniConfig)
 }
 
+// patroniPgPass is the pgpass file Patroni writes for its own connections.
+func (i *Instance) patroniPgPass() string {
+	return filepath.Join(filepath.Dir(i.PatroniConfig), i.serviceName()+".pgpass")
+}
+
 // PatroniClient returns a client of the instance's own Patroni REST API.
 func (i *Instance) PatroniClient() (*patroni.Config, *patroni.Client, error) {
 	c, err := i.patroniConfig()
@@ -109,7 +114,7 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 		RestAPIConnect: restConnect, RestAPIListen: req.RestAPIListen,
 		PGConnectHost: req.PGConnectHost, PGPort: i.Port,
 		DataDir: i.DataDir, BinDir: i.BinDir, SocketDir: i.SocketDir,
-		PgPass: filepath.Join(filepath.Dir(i.PatroniConfig), i.serviceName()+".pgpass"),
+		PgPass: i.patroniPgPass(),
 		LogDir: i.patroniLogDir(env.Site),
 		Etcd: patroni.Etcd3{Hosts: hosts, Protocol: ps.DCS.Protocol,
 			CACert: ps.DCS.CACert, Cert: ps.DCS.Cert, Key: ps.DCS.Key},
@@ -448,6 +453,10 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance, purge bool) (int64,
 			return 0, fmt.Errorf("--purge-cluster: Patroni cluster %s still has running members (%s): drop them first; nothing was dropped", cfg.Scope, strings.Join(others, ", "))
 		}
 	}
+	member, err := dcsMemberOf(env, i, cfg.Name)
+	if err != nil {
+		return 0, err
+	}
 	if err := patroniStop(ctx, env, i); err != nil {
 		return 0, err
 	}
@@ -475,10 +484,12 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance, purge bool) (int64,
 	if err := os.Remove(i.PatroniConfig); err != nil {
 		return purged, err
 	}
-	if err := os.Remove(cfg.PostgreSQL.PgPass); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The pgpass file Patroni writes: where pgherd put it, never a path
+	// read from a YAML in a directory Patroni's account can write.
+	if err := os.Remove(i.patroniPgPass()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return purged, err
 	}
-	if err := dropDCSMember(ctx, env, cfg.Name); err != nil {
+	if err := dropDCSMember(ctx, env, member); err != nil {
 		return purged, err
 	}
 	return purged, os.RemoveAll(i.patroniLogDir(env.Site))
@@ -548,4 +559,19 @@ func FindPatroniMember(env *Env, cluster string) (*Instance, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no local instance is a member of Patroni cluster %s", ErrNotFound, cluster)
+}
+
+// FindPatroniMemberNamed returns the local instance that is member name of
+// Patroni cluster cluster.
+func FindPatroniMemberNamed(env *Env, cluster, name string) (*Instance, error) {
+	all, err := List(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if c, err := i.patroniConfig(); err == nil && c.Scope == cluster && c.Name == name {
+			return i, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: member %s of Patroni cluster %s is not on this host", ErrNotFound, name, cluster)
 }

@@ -244,12 +244,19 @@ func (r *PatroniParamResult) LeaderFirst() bool {
 // waiting for a restart: this member alone for its own parameters, every
 // member for cluster-wide ones (once each reports its pending restart),
 // replicas first and the leader last, or the other way round when
-// res.LeaderFirst().
-func PatroniRestartPending(ctx context.Context, i *Instance, res *PatroniParamResult) error {
+// res.LeaderFirst(). The REST password goes only to the members whose
+// configuration file is on this host; another member's restart is refused
+// (patroni.ErrUnknownMember) before anything is restarted.
+func PatroniRestartPending(ctx context.Context, env *Env, i *Instance, res *PatroniParamResult) error {
 	cfg, client, err := i.PatroniClient()
 	if err != nil {
 		return err
 	}
+	known, err := knownMembers(env, cfg.Scope)
+	if err != nil {
+		return err
+	}
+	client.Know(known...)
 	log := logging.From(ctx)
 	all := false
 	for _, c := range res.Changes {
@@ -283,6 +290,16 @@ func PatroniRestartPending(ctx context.Context, i *Instance, res *PatroniParamRe
 		}
 		return !la && lb
 	})
+	var unknown []string
+	for _, m := range members {
+		if !client.Knows(m) {
+			unknown = append(unknown, m.Name+" ("+m.APIURL+")")
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("cannot restart member %s through Patroni from here: %w (pgherd sends its REST password only to members set up on this host); restart it on its own host with 'pgherd instance restart'",
+			strings.Join(unknown, ", "), patroni.ErrUnknownMember)
+	}
 	for _, m := range members {
 		log.Info("restarting member " + m.Name + " through Patroni")
 		if _, err := client.ForMember(m).Restart(ctx, patroni.RestartRequest{RestartPending: true}); err != nil {
@@ -299,4 +316,24 @@ func allPending(cl *patroni.Cluster) bool {
 		}
 	}
 	return len(cl.Members) > 0
+}
+
+// knownMembers returns the REST API URLs of the members of Patroni cluster
+// scope set up on this host, read from their configuration files.
+func knownMembers(env *Env, scope string) ([]string, error) {
+	all, err := List(env)
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for _, o := range all {
+		c, err := o.patroniConfig()
+		if err != nil || c.Scope != scope {
+			continue
+		}
+		if cl, err := patroni.ClientFor(c); err == nil {
+			urls = append(urls, cl.URL())
+		}
+	}
+	return urls, nil
 }

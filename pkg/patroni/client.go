@@ -36,13 +36,24 @@ const LongTimeout = 90 * time.Second
 
 // Client talks to one member's Patroni REST API, the only way pgherd acts on
 // a running Patroni. Every call has a timeout; errors say which request failed
-// and what Patroni answered.
+// and what Patroni answered. The REST password goes only with calls that
+// change something (never a GET), and only to the REST APIs pgherd knows
+// from member configuration files (see Know and ForMember).
 type Client struct {
 	base    string
 	auth    *BasicAuth
 	http    *http.Client
 	timeout time.Duration
+	// known are the REST API base URLs the password may go to.
+	known map[string]bool
+	// withheld: this member's API is not known, so its writes are refused
+	// rather than sent without (or with) the password.
+	withheld bool
 }
+
+// ErrUnknownMember is returned for a change sent to a member whose REST API
+// pgherd knows only from the DCS.
+var ErrUnknownMember = errors.New("its REST API is not one pgherd knows from a configuration file on this host")
 
 // ClientFor returns a client for c's own REST API (its connect address,
 // authentication and TLS files).
@@ -90,19 +101,48 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
+	base := strings.TrimRight(cfg.URL, "/")
 	return &Client{
-		base:    strings.TrimRight(cfg.URL, "/"),
+		base:    base,
 		auth:    cfg.Auth,
 		http:    &http.Client{Transport: tr},
 		timeout: timeout,
+		known:   map[string]bool{base: true},
 	}, nil
 }
 
+// Know adds the REST API URLs (as ClientFor builds them from a member's
+// configuration file) of other members of the cluster that pgherd knows
+// from their own configuration files: ForMember gives them the password.
+func (c *Client) Know(urls ...string) {
+	for _, u := range urls {
+		c.known[strings.TrimRight(u, "/")] = true
+	}
+}
+
+// Knows reports whether m's REST API is one the client knows, to which
+// ForMember gives the password.
+func (c *Client) Knows(m Member) bool { return c.known[memberBase(m)] }
+
+func memberBase(m Member) string {
+	return strings.TrimSuffix(strings.TrimRight(m.APIURL, "/"), "/patroni")
+}
+
 // ForMember returns a client of another member's REST API (its api_url
-// from GET /cluster) with the same authentication and TLS settings: the
-// REST password is the cluster's.
+// from GET /cluster) with the same TLS settings. The api_url comes from
+// the member's key in the DCS, which any DCS client can write: the REST
+// password goes with it only when that URL is one the client knows (its
+// own, or added with Know); to any other, reads go as always (without
+// credentials) and changes are refused with ErrUnknownMember.
 func (c *Client) ForMember(m Member) *Client {
-	return &Client{base: strings.TrimSuffix(m.APIURL, "/patroni"), auth: c.auth, http: c.http, timeout: c.timeout}
+	base := memberBase(m)
+	mc := &Client{base: base, http: c.http, timeout: c.timeout, known: c.known}
+	if c.known[base] {
+		mc.auth = c.auth
+	} else {
+		mc.withheld = c.auth != nil
+	}
+	return mc
 }
 
 // URL is the base URL the client talks to.
@@ -150,7 +190,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any, ok ...int)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.auth != nil {
+	if writes := method != http.MethodGet && method != http.MethodHead; writes && c.withheld {
+		return nil, 0, fmt.Errorf("Patroni %s %s at %s: %w (its address comes from the DCS, which does not prove who wrote it): run the change on that member's host", method, path, c.base, ErrUnknownMember)
+	} else if writes && c.auth != nil {
 		req.SetBasicAuth(c.auth.Username, c.auth.Password.Reveal())
 	}
 	resp, err := c.http.Do(req)
@@ -227,8 +269,11 @@ func (l Lag) MB() (mb int64, ok bool) {
 	if l.Unknown {
 		return 0, false
 	}
-	return (l.Bytes + 1<<19) >> 20, true
+	return MiB(l.Bytes), true
 }
+
+// MiB is a number of bytes in MiB, rounded as patronictl list does.
+func MiB(b int64) int64 { return (b + 1<<19) >> 20 }
 
 // Member is one entry of GET /cluster.
 type Member struct {

@@ -3,11 +3,12 @@ package patroni
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // Config is one member's Patroni configuration file, field for field. Marshal
@@ -97,6 +98,9 @@ type DCSPostgreSQL struct {
 	UsePgRewind bool              `yaml:"use_pg_rewind"`
 	UseSlots    bool              `yaml:"use_slots"`
 	Parameters  map[string]string `yaml:"parameters,omitempty"`
+	// PgHBA is the cluster's one pg_hba: every member, present and
+	// future, writes its pg_hba.conf from it ('pgherd pghba' edits it).
+	PgHBA []string `yaml:"pg_hba,omitempty"`
 }
 
 // InitDB are the initdb options of the first member. It marshals to
@@ -165,8 +169,11 @@ type PostgreSQL struct {
 	PgPass         string            `yaml:"pgpass"`
 	Authentication Authentication    `yaml:"authentication"`
 	Parameters     map[string]string `yaml:"parameters,omitempty"`
-	PgHBA          []string          `yaml:"pg_hba"`
-	UseUnixSocket  bool              `yaml:"use_unix_socket"`
+	// PgHBA would override the cluster-wide pg_hba: pgherd leaves it
+	// empty (members made before it moved keep theirs until 'pgherd
+	// pghba' migrates them).
+	PgHBA         []string `yaml:"pg_hba,omitempty"`
+	UseUnixSocket bool     `yaml:"use_unix_socket"`
 }
 
 // Authentication are the three roles Patroni uses: its own connections
@@ -247,7 +254,7 @@ func (c *Config) WriteFile(path string, owner *Owner) error {
 // keys are an error: the file is pgherd's, and a key it does not model would
 // be lost on the next WriteFile.
 func ReadFile(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefs.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read Patroni configuration: %w", err)
 	}
@@ -255,6 +262,9 @@ func ReadFile(path string) (*Config, error) {
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("Patroni configuration %s: %w", path, err)
+	}
+	if err := checkNames(&c, false); err != nil {
 		return nil, fmt.Errorf("Patroni configuration %s: %w", path, err)
 	}
 	return &c, nil

@@ -170,8 +170,25 @@ func TestPgHBA(t *testing.T) {
 	}
 	s := goldenSpec()
 	s.Peers = []string{"10.0.0.0/24"}
-	if hba := New(s).PostgreSQL.PgHBA; !contains(hba, "host replication replicator 10.0.0.0/24 scram-sha-256") {
+	if hba := New(s).Bootstrap.DCS.PostgreSQL.PgHBA; !contains(hba, "host replication replicator 10.0.0.0/24 scram-sha-256") {
 		t.Errorf("peers not used: %q", hba)
+	}
+}
+
+// pg_hba has one source, the cluster-wide configuration: a member's own
+// postgresql.pg_hba would override it (and 'pgherd pghba' on the cluster
+// would change nothing there), so a new member's YAML holds none.
+func TestPgHBAIsClusterWide(t *testing.T) {
+	cfg := New(goldenSpec())
+	if len(cfg.PostgreSQL.PgHBA) != 0 {
+		t.Errorf("member YAML holds postgresql.pg_hba: %q", cfg.PostgreSQL.PgHBA)
+	}
+	if !contains(cfg.Bootstrap.DCS.PostgreSQL.PgHBA, "local all all peer") {
+		t.Errorf("bootstrap.dcs.postgresql.pg_hba lacks the rules: %q", cfg.Bootstrap.DCS.PostgreSQL.PgHBA)
+	}
+	y, _ := cfg.Marshal()
+	if bytes.Contains(y, []byte("    pg_hba: []")) {
+		t.Errorf("YAML holds an empty pg_hba list, which would override the cluster's:\n%s", y)
 	}
 }
 

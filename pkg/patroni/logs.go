@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // Log files are interleaved by the timestamp that starts their lines:
@@ -76,7 +78,7 @@ func merge(files [][]string) []string {
 func Tail(files []string, n int) ([]string, error) {
 	var per [][]string
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := safefs.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read log: %w", err)
 		}
@@ -171,7 +173,7 @@ func (f *Follower) Run(ctx context.Context, interval time.Duration, emit func(li
 // readNew returns the complete lines added to path since *off and keeps an
 // unfinished last line in *partial for the next call.
 func readNew(path string, off *int64, partial *[]byte) ([]string, error) {
-	f, err := os.Open(path)
+	f, err := safefs.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

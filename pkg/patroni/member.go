@@ -8,6 +8,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // SetLocalParameters changes this member's own PostgreSQL parameters in its
@@ -54,7 +56,7 @@ func SetLocalParameters(path string, params map[string]*string) ([]string, error
 
 // ownerOf returns the owner of an existing file, or nil.
 func ownerOf(path string) *Owner {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil
 	}
@@ -68,7 +70,8 @@ func ownerOf(path string) *Owner {
 // (0600, same owner), as pgherd does before it drops a cluster's last
 // member, and returns the copy's path.
 func BackupFile(path string, now time.Time) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefs.ReadFile(path) // never a file a planted link points at
+
 	if err != nil {
 		return "", fmt.Errorf("cannot back up the Patroni configuration: %w", err)
 	}
@@ -97,7 +100,7 @@ type Info struct {
 	PostgreSQL struct {
 		ConnectHost string `json:"connect_host"`
 	} `json:"postgresql"`
-	ClusterMembers []Member `json:"cluster_members"`
+	ClusterMembers []ListEntry `json:"cluster_members"`
 }
 
 // Describe returns c's Info. When the REST API does not answer, the Info
@@ -109,39 +112,55 @@ func Describe(ctx context.Context, c *Config, client *Client) (Info, error) {
 	if h, _, err := net.SplitHostPort(c.PostgreSQL.ConnectAddress); err == nil {
 		in.PostgreSQL.ConnectHost = h
 	}
-	in.ClusterMembers = []Member{}
+	in.ClusterMembers = []ListEntry{}
 	cl, err := client.Cluster(ctx)
 	if err != nil {
 		return in, err
 	}
-	in.ClusterMembers = cl.Members
+	in.ClusterMembers = cl.List()
 	return in, nil
 }
 
-// ListEntry is one row of `pgherd patroni list`: a member with its lag in
-// MiB (nil for the leader and when Patroni does not know it).
+// ListEntry is one member in pgherd's JSON (schema pgherd.patroni-member/v1,
+// in `patroni list` and `instance get`): every field present, the role in
+// pgherd's vocabulary (see Role), the lag in bytes (nil for the leader and
+// when Patroni does not know it), timeline 0 when unknown.
 type ListEntry struct {
-	Name     string `json:"name"`
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
-	Role     string `json:"role"`
-	State    string `json:"state"`
-	Timeline int    `json:"timeline"`
-	LagMB    *int64 `json:"lag_mb"`
+	Name           string `json:"name"`
+	Host           string `json:"host"`
+	Port           int    `json:"port"`
+	Role           string `json:"role"`
+	State          string `json:"state"`
+	APIURL         string `json:"api_url"`
+	Timeline       int    `json:"timeline"`
+	LagBytes       *int64 `json:"lag_bytes"`
+	PendingRestart bool   `json:"pending_restart"`
 }
 
 // List returns the cluster's members as `patroni list` rows, sorted by name.
 func (c *Cluster) List() []ListEntry {
 	out := make([]ListEntry, 0, len(c.Members))
 	for _, m := range c.Members {
-		e := ListEntry{Name: m.Name, Host: m.Host, Port: m.Port, Role: m.Role, State: m.State, Timeline: m.Timeline}
-		if m.Lag != nil {
-			if mb, ok := m.Lag.MB(); ok {
-				e.LagMB = &mb
-			}
+		e := ListEntry{Name: m.Name, Host: m.Host, Port: m.Port, Role: Role(m.Role), State: m.State, APIURL: m.APIURL,
+			Timeline: m.Timeline, PendingRestart: m.PendingRestart}
+		if m.Lag != nil && !m.Lag.Unknown {
+			b := m.Lag.Bytes
+			e.LagBytes = &b
 		}
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Role maps the words Patroni 3.0.2 uses for a member's role to pgherd's
+// one vocabulary: leader, replica, sync_standby, standby_leader. GET
+// /cluster already says "leader", but GET /patroni and the member keys in
+// the DCS say "master" (or "primary" in later versions).
+func Role(r string) string {
+	switch r {
+	case "master", "primary":
+		return "leader"
+	}
+	return r
 }

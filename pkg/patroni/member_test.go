@@ -24,9 +24,9 @@ func TestClusterListFromPatroniJSON(t *testing.T) {
 		t.Fatalf("decoded %+v", cl)
 	}
 	got, _ := json.Marshal(cl.List())
-	want := `[{"name":"pg1","host":"127.0.1.1","port":5432,"role":"leader","state":"running","timeline":2,"lag_mb":null},` +
-		`{"name":"pg2","host":"127.0.1.1","port":5433,"role":"replica","state":"running","timeline":2,"lag_mb":4},` +
-		`{"name":"pg3","host":"127.0.1.1","port":5434,"role":"replica","state":"stopped","timeline":0,"lag_mb":null}]`
+	want := `[{"name":"pg1","host":"127.0.1.1","port":5432,"role":"leader","state":"running","api_url":"http://127.0.1.1:8008/patroni","timeline":2,"lag_bytes":null,"pending_restart":false},` +
+		`{"name":"pg2","host":"127.0.1.1","port":5433,"role":"replica","state":"running","api_url":"http://127.0.1.1:8009/patroni","timeline":2,"lag_bytes":3670016,"pending_restart":false},` +
+		`{"name":"pg3","host":"127.0.1.1","port":5434,"role":"replica","state":"stopped","api_url":"http://127.0.1.1:8010/patroni","timeline":0,"lag_bytes":null,"pending_restart":true}]`
 	if string(got) != want {
 		t.Errorf("list JSON\n got %s\nwant %s", got, want)
 	}
@@ -34,6 +34,15 @@ func TestClusterListFromPatroniJSON(t *testing.T) {
 	m, _ := json.Marshal(cl.Members[1:])
 	if !strings.Contains(string(m), `"lag":3670016`) || !strings.Contains(string(m), `"lag":"unknown"`) {
 		t.Errorf("members JSON %s", m)
+	}
+}
+
+func TestRole(t *testing.T) {
+	for in, want := range map[string]string{"master": "leader", "primary": "leader", "leader": "leader", "replica": "replica",
+		"sync_standby": "sync_standby", "standby_leader": "standby_leader"} {
+		if got := Role(in); got != want {
+			t.Errorf("Role(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

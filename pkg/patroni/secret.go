@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // Secret is a password. It reaches Patroni's YAML and the credentials file
@@ -82,14 +85,19 @@ func (c Credentials) all() []string {
 // ReadCredentials reads a file written by WriteCredentials. It refuses a
 // file that others can read, or one with a missing password.
 func ReadCredentials(path string) (Credentials, error) {
-	fi, err := os.Stat(path)
+	f, err := safefs.Open(path)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("cannot read Patroni credentials: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return Credentials{}, fmt.Errorf("cannot read Patroni credentials: %w", err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return Credentials{}, fmt.Errorf("Patroni credentials file %s has mode %04o: run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("cannot read Patroni credentials: %w", err)
 	}

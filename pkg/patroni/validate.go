@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,11 +36,8 @@ func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
-	if c.Scope == "" {
-		add("scope (the cluster name) is empty: give a cluster name")
-	}
-	if c.Name == "" {
-		add("name (the member name) is empty: give a node name")
+	if err := checkNames(c, true); err != nil {
+		errs = append(errs, err)
 	}
 	if err := ValidateTimings(Timings{c.Bootstrap.DCS.TTL, c.Bootstrap.DCS.LoopWait, c.Bootstrap.DCS.RetryTimeout}); err != nil {
 		errs = append(errs, err)
@@ -268,4 +266,26 @@ func (c *Config) ValidateBeforeDCS(ctx context.Context, r run.Runner, exe, path 
 		verr.Output = strings.ReplaceAll(verr.Output, tmp, path)
 	}
 	return err
+}
+
+// nameRE is what a cluster (scope) or member name may be: pgherd builds
+// file names from them (the credentials file, the DCS member), so no path
+// separator and no leading dot.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// checkNames checks scope and name; with required, an empty one is an
+// error too. ReadFile checks them (empty allowed: other checks name what
+// is missing): the YAML sits in a directory Patroni's account can write,
+// and root must not build a path it deletes from whatever that account
+// wrote there.
+func checkNames(c *Config, required bool) error {
+	for _, n := range []struct{ key, what, v string }{{"scope", "cluster", c.Scope}, {"name", "member", c.Name}} {
+		switch {
+		case n.v == "" && required:
+			return fmt.Errorf("%s (the %s name) is empty: give a %s name", n.key, n.what, n.what)
+		case n.v != "" && !nameRE.MatchString(n.v):
+			return fmt.Errorf("%s %q: a %s name is up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", n.key, n.v, n.what)
+		}
+	}
+	return nil
 }

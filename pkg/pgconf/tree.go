@@ -50,7 +50,7 @@ type placed struct {
 // does not make Load fail: Errors reports it. Load fails when a file it must
 // read cannot be read.
 func Load(mainPath, dataDir string) (*Config, error) {
-	c := &Config{Main: mainPath, readFile: os.ReadFile, readDir: os.ReadDir,
+	c := &Config{Main: mainPath, readFile: readerFor(mainPath, dataDir), readDir: os.ReadDir,
 		files: map[string]*File{}, original: map[string][]byte{}}
 	if dataDir != "" {
 		c.AutoConf = filepath.Join(dataDir, AutoConfName)

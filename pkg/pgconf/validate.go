@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -186,6 +187,21 @@ func serverMessages(stderr, cand string, where []Entry) []string {
 		msgs = append(msgs, text)
 	}
 	return msgs
+}
+
+// Parameters lists, sorted, the parameters t's server binary knows (for
+// shell completion).
+func Parameters(ctx context.Context, t Target) ([]string, error) {
+	m, err := describeConfig(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(m))
+	for name := range m {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // describeConfig returns the context of every parameter the server binary

@@ -17,10 +17,15 @@ var ErrChangedMeanwhile = errors.New("changed on disk meanwhile")
 // directory, fsync, rename, fsync of the directory), keeping the mode and
 // owner of the file it replaces. It refuses when the file no longer holds
 // expect, so that a concurrent edit is never lost. A symbolic link is
-// followed: its target is rewritten.
+// followed (its target is rewritten) only when the link and its target
+// have the same owner: the PostgreSQL account, which owns the data
+// directory, must not make root rewrite a file that account cannot write.
 func writeFile(path string, data, expect []byte) error {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
+		return err
+	}
+	if err := checkLink(path, real); err != nil {
 		return err
 	}
 	cur, err := os.ReadFile(real)
@@ -77,6 +82,24 @@ func chownLike(path, like string) error {
 	}
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		return os.Chown(path, int(s.Uid), int(s.Gid))
+	}
+	return nil
+}
+
+// checkLink refuses a symbolic link at path whose owner differs from the
+// owner of the file it resolves to, real.
+func checkLink(path, real string) error {
+	li, err := os.Lstat(path)
+	if err != nil || li.Mode()&os.ModeSymlink == 0 {
+		return err
+	}
+	ti, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	lu, tu := li.Sys().(*syscall.Stat_t).Uid, ti.Sys().(*syscall.Stat_t).Uid
+	if lu != tu {
+		return fmt.Errorf("%s is a symbolic link of uid %d to %s, a file of uid %d: pgherd does not write through it; edit %s yourself, or replace the link with the file", path, lu, real, tu, real)
 	}
 	return nil
 }

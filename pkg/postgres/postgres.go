@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // BinDir returns the binary directory of version from the site template.
@@ -79,7 +81,7 @@ type PIDFile struct {
 // start time, port, socket directory, listen address, shared memory key,
 // status). It returns os.ErrNotExist when there is none.
 func ReadPIDFile(datadir string) (PIDFile, error) {
-	b, err := os.ReadFile(filepath.Join(datadir, "postmaster.pid"))
+	b, err := safefs.ReadFile(filepath.Join(datadir, "postmaster.pid"))
 	if err != nil {
 		return PIDFile{}, err
 	}
@@ -115,13 +117,39 @@ func Alive(pid int) bool {
 	return true
 }
 
-// Running returns the postmaster's PID when the server of datadir runs.
+// Running returns the postmaster's PID when the server of datadir runs: a
+// live process of the account that owns datadir. postmaster.pid is that
+// account's to write, so a PID it names of anyone else's process (root's,
+// which pgherd would then signal) is not the server.
 func Running(datadir string) (PIDFile, bool) {
 	p, err := ReadPIDFile(datadir)
 	if err != nil || !Alive(p.PID) {
 		return p, false
 	}
+	fi, err := os.Stat(datadir)
+	if err != nil {
+		return p, false
+	}
+	uid, ok := processUID(p.PID)
+	if !ok || uid != fi.Sys().(*syscall.Stat_t).Uid {
+		return p, false
+	}
 	return p, true
+}
+
+// processUID returns the real uid of process pid, from /proc.
+func processUID(pid int) (uint32, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid, err := strconv.ParseUint(f[1], 10, 32)
+			return uint32(uid), err == nil
+		}
+	}
+	return 0, false
 }
 
 // ConnParams names a server and a role to connect as.
@@ -139,10 +167,11 @@ func Connect(ctx context.Context, p ConnParams) (*pgx.Conn, error) {
 	if db == "" {
 		db = "postgres"
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s connect_timeout=5", p.SocketDir, p.Port, p.User, db))
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s connect_timeout=5", p.SocketDir, p.Port, p.User))
 	if err != nil {
 		return nil, err
 	}
+	cfg.Database = db // any name, as given: never parsed as conninfo
 	cfg.RuntimeParams["application_name"] = "pgherd"
 	// pgherd's connections are short-lived: preparing statements for a cache
 	// that dies with the connection costs a round trip per query.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 const (
@@ -74,7 +75,7 @@ func (m *processManager) makeDirs(s Service) error {
 		return fmt.Errorf("%s: %w", s, err)
 	}
 	if cred != nil {
-		if err := os.Chown(logDir, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Lchown(logDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
@@ -293,7 +294,7 @@ func (m *processManager) lock(ctx context.Context, s Service) (unlock func(), er
 	if err := os.MkdirAll(filepath.Dir(m.lockfile(s)), 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
-	f, err := os.OpenFile(m.lockfile(s), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(m.lockfile(s), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
@@ -345,8 +346,10 @@ func credential(u *User, me uint32) (*syscall.Credential, string, error) {
 }
 
 // openLog opens the log file for appending, owned by the service's user.
+// The log directory belongs to that user, so root opens the file without
+// following a link planted there (safefs.OpenAppend) before its chown.
 func openLog(path string, cred *syscall.Credential) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := safefs.OpenAppend(path, 0o640)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -21,10 +22,12 @@ import (
 // a double underscore: postgresql.port is PGHERD_POSTGRESQL__PORT.
 const EnvPrefix = "PGHERD"
 
-// Loaded is the effective settings and the file they came from ("" for none).
+// Loaded is the effective settings, the file they came from ("" for none)
+// and where each value came from (dotted key → origin).
 type Loaded struct {
 	Settings
-	File string
+	File    string
+	Origins map[string]Origin
 }
 
 // Find returns the site file to read: explicit (from --site), else
@@ -38,9 +41,9 @@ func Find(explicit string) (string, error) {
 		}
 		return explicit, nil
 	}
-	if f := os.Getenv("PGHERD_SITE"); f != "" {
+	if f := os.Getenv(SiteVar); f != "" {
 		if _, err := os.Stat(f); err != nil {
-			return "", fmt.Errorf("site file %s (from PGHERD_SITE): %w", f, errors.Unwrap(err))
+			return "", fmt.Errorf("site file %s (from %s): %w", f, SiteVar, errors.Unwrap(err))
 		}
 		return f, nil
 	}
@@ -68,6 +71,7 @@ func Load(explicit string) (*Loaded, error) {
 		return nil, err
 	}
 	s := Defaults()
+	fileKeys := map[string]bool{}
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -76,9 +80,19 @@ func Load(explicit string) (*Loaded, error) {
 		if err := decodeStrict(file, data, &s); err != nil {
 			return nil, err
 		}
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) == nil {
+			for _, k := range keyLines(&root) {
+				fileKeys[k] = true
+			}
+		}
 	}
-	if err := applyEnv(&s); err != nil {
+	flat := settingsKeys(s)
+	if err := applyEnv(&s, flat); err != nil {
 		return nil, err
+	}
+	if s.PgBackRest == nil {
+		offBackRest(flat)
 	}
 	if err := s.Validate(); err != nil {
 		where := "settings"
@@ -87,7 +101,45 @@ func Load(explicit string) (*Loaded, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	return &Loaded{Settings: s, File: file}, nil
+	if os.Geteuid() != 0 && s.RunPrefix == fallbackRunPrefix() {
+		if err := privateDir(s.RunPrefix, os.Geteuid()); err != nil {
+			return nil, err
+		}
+	}
+	return &Loaded{Settings: s, File: file, Origins: origins(flat, fileKeys)}, nil
+}
+
+// fallbackRunPrefix is a user's run directory when there is no
+// XDG_RUNTIME_DIR: in the shared temporary directory, where another user
+// may have made it first.
+func fallbackRunPrefix() string {
+	return filepath.Join(os.TempDir(), "pgherd-"+strconv.Itoa(os.Geteuid()))
+}
+
+// privateDir creates dir 0700 if absent and refuses it unless it is a real
+// directory of uid's that nobody else can use: pidfiles and sockets there
+// decide which process pgherd signals and which server it talks to.
+func privateDir(dir string, uid int) error {
+	const fix = "or set XDG_RUNTIME_DIR or run_prefix in site.yaml"
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("run directory %s: %w; %s", dir, errors.Unwrap(err), fix)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("run directory %s: %w", dir, err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("run directory %s is a symbolic link: remove it, %s", dir, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("run directory %s is not a directory: remove it, %s", dir, fix)
+	case int(st.Uid) != uid:
+		return fmt.Errorf("run directory %s belongs to uid %d, not to you (uid %d): another user could control your pidfiles and sockets; remove it, %s", dir, st.Uid, uid, fix)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("run directory %s has mode %04o: others may use it; make it 0700 (chmod 700), %s", dir, fi.Mode().Perm(), fix)
+	}
+	return nil
 }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
@@ -182,20 +234,16 @@ func keyLines(root *yaml.Node) map[int]string {
 	return out
 }
 
-// applyEnv lets PGHERD_* variables override any setting. Every key is
-// registered as a viper default so that AutomaticEnv reaches nested keys.
-// Without any such variable there is nothing to override, and viper is
-// left out (it costs a millisecond at every start).
-func applyEnv(s *Settings) error {
-	// The pgbackrest: section is off (nil) without a file section; a
-	// PGHERD_PGBACKREST__* variable turns it on, from its defaults.
-	probe := *s
-	if probe.PgBackRest == nil {
-		d := DefaultPgBackRest()
-		probe.PgBackRest = &d
+// applyEnv lets PGHERD_* variables override any setting (flat: s's
+// settings by dotted key); any other PGHERD_* variable that is not in
+// NonSettingVars is an error. Every key is registered as a viper default so
+// that AutomaticEnv reaches nested keys. Without any such variable there is
+// nothing to override, and viper is left out (it costs a millisecond at
+// every start).
+func applyEnv(s *Settings, flat map[string]any) error {
+	if err := checkEnvNames(os.Environ(), envVars(flat)); err != nil {
+		return err
 	}
-	flat := map[string]any{}
-	flatten("", reflect.ValueOf(probe), flat)
 	set, backrest := false, false
 	for k := range flat {
 		env := EnvVar(k)
@@ -211,11 +259,7 @@ func applyEnv(s *Settings) error {
 		return nil
 	}
 	if s.PgBackRest == nil && !backrest {
-		for k := range flat {
-			if strings.HasPrefix(k, "pgbackrest.") {
-				delete(flat, k)
-			}
-		}
+		offBackRest(flat)
 	}
 	v := viper.New()
 	v.SetEnvPrefix(EnvPrefix)

@@ -64,6 +64,8 @@ type EmbeddedDCS struct {
 	// Profile is production (a witness sharing a data member's zone is
 	// refused) or testing (only a warning).
 	Profile string `yaml:"profile" json:"profile"`
+	// QuotaBytes is each new member's space quota (dcs.Config.QuotaBytes).
+	QuotaBytes int64 `yaml:"quota_bytes" json:"quota_bytes"`
 }
 
 func defaultPatroni() Patroni {
@@ -79,7 +81,7 @@ func defaultPatroni() Patroni {
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
-			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production"}},
+			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20}},
 	}
 }
 
@@ -108,6 +110,9 @@ func (p *Patroni) validate() error {
 		if port < 1 || port > 65535 {
 			return fmt.Errorf("patroni.dcs.embedded.%s: %d is not a TCP port (1-65535)", key, port)
 		}
+	}
+	if q := p.DCS.Embedded.QuotaBytes; q < 8<<20 {
+		return fmt.Errorf("patroni.dcs.embedded.quota_bytes: %d is below 8388608 (8 MiB: the history alone may hold 4 MiB): raise it", q)
 	}
 	switch p.DCS.Protocol {
 	case "http", "https":

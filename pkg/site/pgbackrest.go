@@ -2,6 +2,7 @@ package site
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -104,4 +105,27 @@ func enablePgBackRest(root *yaml.Node, s *Settings) {
 	if s.PgBackRest != nil {
 		s.PgBackRest.fillDefaults()
 	}
+}
+
+// settingsKeys flattens s by dotted key, with the pgbackrest: section's
+// keys even when it is off, so that PGHERD_PGBACKREST__* variables are
+// known and can turn it on.
+func settingsKeys(s Settings) map[string]any {
+	if s.PgBackRest == nil {
+		d := DefaultPgBackRest()
+		s.PgBackRest = &d
+	}
+	flat := map[string]any{}
+	flatten("", reflect.ValueOf(s), flat)
+	return flat
+}
+
+// offBackRest leaves the section's keys out of flat: it stays off.
+func offBackRest(flat map[string]any) {
+	for k := range flat {
+		if strings.HasPrefix(k, "pgbackrest.") {
+			delete(flat, k)
+		}
+	}
+	flat["pgbackrest"] = nil
 }

@@ -50,7 +50,7 @@ func TestPgBackRestRefusals(t *testing.T) {
 func TestPgBackRestEnv(t *testing.T) {
 	t.Setenv("PGHERD_POSTGRESQL__PORT", "5433")
 	s := Defaults()
-	if err := applyEnv(&s); err != nil {
+	if err := applyEnv(&s, settingsKeys(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PgBackRest != nil {
@@ -58,7 +58,7 @@ func TestPgBackRestEnv(t *testing.T) {
 	}
 	t.Setenv("PGHERD_PGBACKREST__REPOSITORY__PATH", "/backups")
 	s = Defaults()
-	if err := applyEnv(&s); err != nil {
+	if err := applyEnv(&s, settingsKeys(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/backups" || s.PgBackRest.Execpath != "/usr/bin/pgbackrest" || s.PostgreSQL.Port != 5433 {
@@ -73,7 +73,7 @@ func TestPgBackRestEnvKeepsFile(t *testing.T) {
 	if err := decodeStrict("f.yaml", []byte("pgbackrest:\n  repository:\n    path: /b\n    options:\n      repo1-retention-full: \"2\"\n"), &s); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyEnv(&s); err != nil {
+	if err := applyEnv(&s, settingsKeys(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/b" || s.PgBackRest.Repository.Options["repo1-retention-full"] != "2" {

@@ -57,6 +57,8 @@ type PostgreSQL struct {
 	Initdb          Initdb `yaml:"initdb" json:"initdb"`
 	Surole          Role   `yaml:"surole" json:"surole"`
 	Replrole        Role   `yaml:"replrole" json:"replrole"`
+	// Dumpsdir is where 'database dump' writes pg_dump archives of an instance.
+	Dumpsdir string `yaml:"dumps_directory" json:"dumps_directory"`
 }
 
 // Auth holds the default pg_hba methods.
@@ -93,6 +95,7 @@ func Defaults() Settings {
 			Initdb:          Initdb{Locale: "C.UTF-8", Encoding: "UTF8", DataChecksums: true},
 			Surole:          Role{Name: "postgres"},
 			Replrole:        Role{Name: "replication"},
+			Dumpsdir:        "srv/dumps/{version}-{name}",
 		},
 		Patroni: defaultPatroni(),
 	}
@@ -111,8 +114,8 @@ func Defaults() Settings {
 		s.RunPrefix = filepath.Join(rt, "pgherd")
 	} else {
 		// Under runuser or su there is no XDG_RUNTIME_DIR: fall back to a
-		// per-user directory in /tmp, created 0700.
-		s.RunPrefix = filepath.Join(os.TempDir(), "pgherd-"+strconv.Itoa(os.Geteuid()))
+		// per-user directory in /tmp, created 0700 (Load checks it).
+		s.RunPrefix = fallbackRunPrefix()
 	}
 	return s
 }

@@ -47,12 +47,21 @@ func TestDecodeErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
+func TestQuotaBelowMinimumRefused(t *testing.T) {
+	s := Defaults()
+	s.Patroni.DCS.Embedded.QuotaBytes = 1 << 20
+	err := s.Patroni.validate()
+	if want := "patroni.dcs.embedded.quota_bytes: 1048576 is below 8388608 (8 MiB: the history alone may hold 4 MiB): raise it"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
 func TestEnvOverridesNestedKeys(t *testing.T) {
 	t.Setenv("PGHERD_POSTGRESQL__INITDB__LOCALE", "fr_FR.UTF-8")
 	t.Setenv("PGHERD_POSTGRESQL__INITDB__DATA_CHECKSUMS", "false")
 	t.Setenv("PGHERD_SERVICE_MANAGER", "process")
 	s := Defaults()
-	if err := applyEnv(&s); err != nil {
+	if err := applyEnv(&s, flatOf(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PostgreSQL.Initdb.Locale != "fr_FR.UTF-8" || s.PostgreSQL.Initdb.DataChecksums || s.ServiceManager != "process" {
@@ -75,10 +84,55 @@ func TestPathTemplates(t *testing.T) {
 func TestEnvListIsCommaSeparated(t *testing.T) {
 	t.Setenv("PGHERD_PATRONI__DCS__HOSTS", "127.0.1.1:2379,127.0.1.2:2379")
 	s := Defaults()
-	if err := applyEnv(&s); err != nil {
+	if err := applyEnv(&s, flatOf(s)); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Patroni.DCS.Hosts; len(got) != 2 || got[0] != "127.0.1.1:2379" || got[1] != "127.0.1.2:2379" {
 		t.Errorf("hosts = %q", got)
+	}
+}
+
+func flatOf(s Settings) map[string]any {
+	flat := map[string]any{}
+	flatten("", reflect.ValueOf(s), flat)
+	return flat
+}
+
+func TestMistypedVariableIsAnError(t *testing.T) {
+	vars := envVars(flatOf(Defaults()))
+	for _, c := range []struct {
+		env  []string
+		want string // "" : accepted
+	}{
+		{[]string{"PGHERD_POSTGRESQL__PORT=5", "PGHERD_SITE=/x", "PGHERD_TEST_SYSUSER=u", "HOME=/root"}, ""},
+		{[]string{"PGHERD_POSTGRESQL__PROT="}, ""}, // empty: unset, as for settings
+		{[]string{"PGHERD_POSTGRESQL__PROT=5"}, "PGHERD_POSTGRESQL__PROT is not a setting: did you mean PGHERD_POSTGRESQL__PORT (postgresql.port)?"},
+		{[]string{"PGHERD_NOPE=1"}, "PGHERD_NOPE is not a setting: a setting's variable is its site.yaml key in capitals with '__' between levels (postgresql.port is PGHERD_POSTGRESQL__PORT); the other PGHERD_* variables are PGHERD_BENCH_MEMBER_CONFIG, PGHERD_BIN, "},
+	} {
+		err := checkEnvNames(c.env, vars)
+		if (err == nil) != (c.want == "") || err != nil && !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.env, err, c.want)
+		}
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	t.Setenv("PGHERD_POSTGRESQL__PORT", "6543")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(file, []byte("prefix: "+dir+"\npostgresql:\n  port: 5433\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]Origin{"prefix": FromFile, "postgresql.port": FromEnv, "run_prefix": FromDefault} {
+		if got := l.Origins[key]; got != want {
+			t.Errorf("origin of %s = %q, want %q", key, got, want)
+		}
+	}
+	if l.PostgreSQL.Port != 6543 {
+		t.Errorf("port = %d", l.PostgreSQL.Port)
 	}
 }

@@ -46,8 +46,8 @@ type MemberHealth struct {
 	PostgreSQL string `json:"postgresql"` // HOST:PORT
 	PGOK       bool   `json:"postgresql_ok"`
 	Timeline   int    `json:"timeline"`
-	LagBytes   *int64 `json:"lag_bytes,omitempty"` // nil on the leader or when unknown
-	Error      string `json:"error,omitempty"`
+	LagBytes   *int64 `json:"lag_bytes"` // nil on the leader or when unknown
+	Error      string `json:"error"`     // "" when both answer
 }
 
 // memberKey is the JSON Patroni keeps under <namespace>/<scope>/members/<name>.
@@ -64,7 +64,7 @@ type memberKey struct {
 // API and PostgreSQL port from here, as the members would need a witness
 // to see them. namespace is Patroni's key prefix ("" means /service).
 func Check(ctx context.Context, env *Env, name, namespace string) (*Health, error) {
-	cfg, err := env.LoadMember(name)
+	cfg, err := env.LoadWitness(name)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func Check(ctx context.Context, env *Env, name, namespace string) (*Health, erro
 			if json.Unmarshal(kv.Value, &mk) != nil {
 				continue
 			}
-			get(parts[0]).Members = append(get(parts[0]).Members, MemberHealth{Name: parts[2], Role: mk.Role, State: mk.State,
+			get(parts[0]).Members = append(get(parts[0]).Members, MemberHealth{Name: parts[2], Role: patroni.Role(mk.Role), State: mk.State,
 				APIURL: mk.APIURL, PostgreSQL: hostPortOf(mk.ConnURL), Timeline: mk.Timeline})
 		}
 	}

@@ -117,7 +117,7 @@ type Status struct {
 
 // GetStatus reports the witness called name, configured on this host.
 func GetStatus(ctx context.Context, env *Env, name string) (*Status, error) {
-	cfg, err := env.LoadMember(name)
+	cfg, err := env.LoadWitness(name)
 	if err != nil {
 		return nil, err
 	}

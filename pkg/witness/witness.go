@@ -55,13 +55,14 @@ type AddRequest struct {
 	DataDir      string // default: Layout(Name).DataDir
 	Zone         string
 	Profile      string // production (default) or testing
+	Instance     string // data member: the PostgreSQL instance it serves (VERSION/NAME)
 }
 
 // AddResult is the membership once the witness has joined, and what the
 // checks had to say.
 type AddResult struct {
 	Name     string             `json:"name"`
-	Warnings []string           `json:"warnings,omitempty"`
+	Warnings []string           `json:"warnings"`
 	Members  []dcs.MemberStatus `json:"members"`
 }
 
@@ -103,9 +104,15 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 	if _, _, err := net.SplitHostPort(req.Peer); req.Peer != "" && err != nil {
 		return nil, fmt.Errorf("--peer %q: want HOST:PORT, the peer port of a running member", req.Peer)
 	}
-	if _, err := os.Stat(env.Local.ConfigFile(req.Name)); err == nil {
-		return nil, fmt.Errorf("%w: a DCS member named %q is already set up on this host (%s): choose another name, or remove it with `pgherd witness remove %s`",
-			ErrNameInUse, req.Name, env.Local.ConfigFile(req.Name), req.Name)
+	if cfg, err := dcs.LoadConfig(env.Local.ConfigFile(req.Name)); err == nil {
+		how := fmt.Sprintf("remove it with `pgherd witness remove %s`", req.Name)
+		if cfg.Role != dcs.RoleWitness {
+			how = "it serves a PostgreSQL instance here"
+		}
+		return nil, fmt.Errorf("%w: a %s DCS member named %q is already set up on this host (%s): choose another name (%s)",
+			ErrNameInUse, cfg.Role, req.Name, env.Local.ConfigFile(req.Name), how)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	var warnings []string
 	if req.Peer != "" {
@@ -137,7 +144,7 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 	if nonEmptyDir(dataDir) {
 		return nil, fmt.Errorf("data directory %s is not empty: it may hold another member's data; choose another --data-dir or remove it yourself", dataDir)
 	}
-	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir,
+	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir, Instance: req.Instance,
 		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient, PeerTLS: env.PeerTLS}
 	peer := req.ListenPeer
 	if req.Peer != "" {
@@ -159,6 +166,9 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, err
 	}
 	log.Info("DCS member ready", "name", req.Name, "role", req.Role)
+	if warnings == nil {
+		warnings = []string{}
+	}
 	return &AddResult{Name: req.Name, Warnings: warnings, Members: members}, nil
 }
 
@@ -240,7 +250,22 @@ func (e *Env) LoadMember(name string) (dcs.Config, error) {
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return dcs.Config{}, fmt.Errorf("%w: %s (no %s); `pgherd witness list` shows the cluster's witnesses", ErrNotFound, name, file)
 	}
-	return dcs.LoadConfig(file)
+	return e.Local.Load(name)
+}
+
+// LoadWitness reads the configuration of the witness called name on this
+// host; a data member of that name is ErrNotWitness, with the command that
+// removes or inspects it instead.
+func (e *Env) LoadWitness(name string) (dcs.Config, error) {
+	cfg, err := e.LoadMember(name)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Role != dcs.RoleWitness {
+		return dcs.Config{}, fmt.Errorf("%w: %s is a %s member of the DCS, not a witness; it leaves with the instance it serves (`pgherd instance drop`), and `pgherd dcs status %s` shows it",
+			ErrNotWitness, name, cfg.Role, name)
+	}
+	return cfg, nil
 }
 
 // LocalMembers lists the DCS members configured on this host, by name.
@@ -253,18 +278,45 @@ func (e *Env) LocalMembers() ([]dcs.Config, error) { return e.Local.Configs() }
 // With force, a witness whose cluster no member of answers any more is
 // deleted without leaving.
 func Remove(ctx context.Context, env *Env, name string, force bool) error {
-	cfg, err := env.LoadMember(name)
-	if err != nil {
+	if _, err := env.LoadWitness(name); err != nil {
 		return err
-	}
-	if cfg.Role != dcs.RoleWitness {
-		return fmt.Errorf("%w: %s is a %s member; it leaves with the instance it serves (`pgherd instance drop`) or `pgherd dcs leave %s`",
-			ErrNotWitness, name, cfg.Role, name)
 	}
 	if force {
 		return env.deleteMember(ctx, name, false)
 	}
 	return RemoveMember(ctx, env, name)
+}
+
+// RemovalWarning says what removing witness name would cost the cluster
+// (today: that two voters would remain), or "" when nothing or when no
+// member answers. Callers show it before they ask for confirmation.
+func RemovalWarning(ctx context.Context, env *Env, name string) string {
+	cfg, err := env.LoadWitness(name)
+	if err != nil {
+		return ""
+	}
+	ms, err := env.members(ctx, append([]string{advertisedPeer(cfg)}, cfg.Join...))
+	if err != nil {
+		return ""
+	}
+	return twoVotersLeft(ms, name)
+}
+
+// twoVotersLeft warns when taking name out of ms leaves exactly two
+// voters: a majority of two is both, so the DCS no longer survives the loss
+// of either.
+func twoVotersLeft(ms []dcs.MemberStatus, name string) string {
+	var left []string
+	for _, m := range ms {
+		if m.Suffrage == "voter" && m.Name != name {
+			left = append(left, m.Name)
+		}
+	}
+	if len(left) != 2 {
+		return ""
+	}
+	return fmt.Sprintf("without %s, 2 voters remain (%s): the DCS loses its quorum if either fails; add a witness in a third failure domain with `pgherd witness add`",
+		name, strings.Join(left, ", "))
 }
 
 // RemoveMember takes member name (any role) out of the cluster as Remove
@@ -274,6 +326,10 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 	log := logging.From(ctx)
 	cfg, err := env.LoadMember(name)
 	if err != nil {
+		return err
+	}
+	// What root will delete is checked before anything changes.
+	if err := dcs.CheckDataDir(cfg.DataDir, name, env.Local.OwnerUID()); err != nil {
 		return err
 	}
 	peers := append([]string{advertisedPeer(cfg)}, cfg.Join...)
@@ -289,20 +345,33 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 }
 
 // deleteMember stops member name and deletes its service, configuration,
-// data and log. quiet leaves out the progress line (an undo).
+// data and log. quiet leaves out the progress line (an undo). The data
+// directory named in the configuration is deleted only if it proves to be
+// the member's (dcs.RemoveDataDir); otherwise nothing is stopped or
+// deleted.
 func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
-	kept, err := e.Local.StopLocal(ctx, name)
+	cfg, err := e.LoadMember(name)
 	if err != nil {
 		return err
 	}
-	kept = append(kept, filepath.Join(e.Local.Dir, name+".log"))
-	for _, p := range kept {
-		if err := os.RemoveAll(p); err != nil {
+	uid := e.Local.OwnerUID()
+	if err := dcs.CheckDataDir(cfg.DataDir, name, uid); err != nil {
+		return err
+	}
+	if _, err := e.Local.StopLocal(ctx, name); err != nil {
+		return err
+	}
+	file, logFile := e.Local.ConfigFile(name), filepath.Join(e.Local.Dir, name+".log")
+	if err := dcs.RemoveDataDir(cfg.DataDir, name, uid); err != nil {
+		return fmt.Errorf("DCS member %s is stopped, but its data could not be removed: %w", name, err)
+	}
+	for _, p := range []string{file, logFile} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, p, err)
 		}
 	}
 	if !quiet {
-		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join(kept, " "))
+		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile}, " "))
 	}
 	return nil
 }

@@ -103,6 +103,17 @@ func TestWitnessLifecycle(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("config file: %v %v", fi, err)
 	}
+	// The config records the cluster, so that an emptied member cannot
+	// bootstrap another (pkg/dcs/server's TestEmptied* tests).
+	ac, err := dcs.NewAdminClient(d1.PeerAddr(), dcs.TLSConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1Info, err := ac.Status(ctx)
+	ac.Close()
+	if wcfg, err2 := dcs.LoadConfig(env.Local.ConfigFile("w1")); err != nil || err2 != nil || wcfg.ClusterID == "" || wcfg.ClusterID != d1Info.ClusterID {
+		t.Fatalf("w1's config records cluster %q, d1 is in %q (%v, %v)", wcfg.ClusterID, d1Info.ClusterID, err, err2)
+	}
 
 	res, err = Add(ctx, env, AddRequest{Name: "w2", Peer: d2.PeerAddr(), ListenPeer: freeAddr(t), ListenClient: freeAddr(t), Zone: "z4"})
 	if err != nil {

@@ -175,7 +175,7 @@ func TestSameAnswersAsEtcd(t *testing.T) {
 		for seen := int64(0); seen < s.Rev(); {
 			select {
 			case events := <-w.C():
-				for _, ev := range events {
+				for _, ev := range events.Events {
 					got = append(got, ev.String())
 					seen = ev.Kv.ModRevision
 				}

@@ -28,7 +28,7 @@ func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 // checkPut refuses a put that cannot be applied. etcd checks the lease before the key for a put and
 // after it inside a txn; so does this, to give the same error when both are wrong.
 func (s *Store) checkPut(req *pb.PutRequest, inTxn bool) error {
-	if err := checkPutShape(req); err != nil {
+	if err := CheckPut(req); err != nil {
 		return err
 	}
 	missingKey := (req.IgnoreValue || req.IgnoreLease) && s.get(req.Key) == nil
@@ -44,8 +44,9 @@ func (s *Store) checkPut(req *pb.PutRequest, inTxn bool) error {
 	return nil
 }
 
-// checkPutShape checks what etcd checks before a put reaches the log.
-func checkPutShape(req *pb.PutRequest) error {
+// CheckPut checks what etcd checks before a put reaches the log, without looking at the state. The
+// node calls it before proposing and on what a peer forwards; Put calls it again when applying.
+func CheckPut(req *pb.PutRequest) error {
 	switch {
 	case len(req.GetKey()) == 0:
 		return ErrEmptyKey
@@ -71,14 +72,22 @@ func (s *Store) applyPut(w *write, req *pb.PutRequest) *pb.PutResponse {
 func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(req.Key) == 0 {
-		return nil, ErrEmptyKey
+	if err := CheckDeleteRange(req); err != nil {
+		return nil, err
 	}
 	w := s.begin()
 	resp := s.applyDelete(w, req)
 	s.commit(w)
 	resp.Header = s.header()
 	return resp, nil
+}
+
+// CheckDeleteRange checks what etcd checks before a delete reaches the log.
+func CheckDeleteRange(req *pb.DeleteRangeRequest) error {
+	if len(req.GetKey()) == 0 {
+		return ErrEmptyKey
+	}
+	return nil
 }
 
 func (s *Store) applyDelete(w *write, req *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
@@ -107,7 +116,7 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 }
 
 func (s *Store) checkRange(req *pb.RangeRequest) error {
-	if err := checkRangeShape(req); err != nil {
+	if err := CheckRange(req); err != nil {
 		return err
 	}
 	switch {
@@ -119,8 +128,8 @@ func (s *Store) checkRange(req *pb.RangeRequest) error {
 	return nil
 }
 
-// checkRangeShape checks what etcd checks before a range is served.
-func checkRangeShape(req *pb.RangeRequest) error {
+// CheckRange checks what etcd checks before a range is served, without looking at the state.
+func CheckRange(req *pb.RangeRequest) error {
 	if len(req.GetKey()) == 0 {
 		return ErrEmptyKey
 	}
@@ -147,9 +156,10 @@ func (s *Store) applyRange(req *pb.RangeRequest, pending []*mvccpb.Event) *pb.Ra
 		return resp
 	}
 	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 || req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
-	if req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered && int64(len(kvs)) > req.Limit+1 {
+	if req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered && int64(len(kvs))-1 > req.Limit {
 		// etcd reads only limit+1 keys (in key order) when no order is asked, even if a sort target
-		// is: the result is those keys sorted by the target.
+		// is: the result is those keys sorted by the target. (Written so that limit+1 cannot overflow:
+		// the limit is the client's.)
 		kvs = kvs[:req.Limit+1]
 	}
 	kvs = slices.DeleteFunc(kvs, func(kv *mvccpb.KeyValue) bool {

@@ -77,7 +77,8 @@ func (s *Store) LeaseRevoke(id int64) (*pb.LeaseRevokeResponse, error) {
 }
 
 // LeaseRefresh is the replicated keepalive: when applied, it sets the lease's deadline on this member
-// to now + ttl on the local monotonic clock (ttl <= 0 means the granted TTL). Every member thus holds
+// to now + ttl on the local monotonic clock (ttl <= 0, or above the granted TTL, means the granted
+// TTL: a refresh can never make a lease outlive what was granted). Every member thus holds
 // a deadline no earlier than the leader's, so a new leader expires a dead holder's lease just after
 // the old leader would have. Unknown lease: ErrLeaseNotFound (the gateway answers that without TTL).
 func (s *Store) LeaseRefresh(id int64, ttl int64) (*pb.LeaseKeepAliveResponse, error) {
@@ -87,10 +88,10 @@ func (s *Store) LeaseRefresh(id int64, ttl int64) (*pb.LeaseKeepAliveResponse, e
 	if l == nil {
 		return nil, ErrLeaseNotFound
 	}
-	if ttl <= 0 {
+	if ttl <= 0 || ttl > l.ttl {
 		ttl = l.ttl
 	}
-	l.deadline = s.deadline(min(ttl, MaxLeaseTTL))
+	l.deadline = s.deadline(ttl)
 	return &pb.LeaseKeepAliveResponse{Header: s.header(), ID: id, TTL: l.ttl}, nil
 }
 

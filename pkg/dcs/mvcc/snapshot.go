@@ -99,8 +99,10 @@ func (snap *snapshot) WriteTo(w io.Writer) (int64, error) {
 // next revision, otherwise they end with ErrCompacted.
 func (s *Store) Restore(r io.Reader) error {
 	d := decoder{r: bufio.NewReader(r)}
-	if v := d.byte(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("mvcc: snapshot version %d not supported (want %d)", v, snapshotVersion)
+	if v := d.byte(); d.err == nil && v > snapshotVersion {
+		return fmt.Errorf("mvcc: snapshot format %d is newer than this member reads (%d): upgrade pgherd on this member", v, snapshotVersion)
+	} else if d.err == nil && v != snapshotVersion {
+		return fmt.Errorf("mvcc: snapshot format %d not supported (want %d)", v, snapshotVersion)
 	}
 	rev, compactRev := d.int(), d.int()
 	var kvs []*mvccpb.KeyValue
@@ -113,7 +115,8 @@ func (s *Store) Restore(r io.Reader) error {
 	now := s.opts.Now()
 	for n := d.count(); d.err == nil && len(leases) < n; {
 		l := &lease{id: d.int(), ttl: d.int(), keys: map[string]struct{}{}}
-		l.deadline = now.Add(time.Duration(max(d.int(), 0)) * time.Millisecond)
+		// Bounded by the largest TTL, so that a crafted remaining time cannot overflow the deadline.
+		l.deadline = now.Add(time.Duration(min(max(d.int(), 0), MaxLeaseTTL*1000)) * time.Millisecond)
 		leases[l.id] = l
 	}
 	var history []revision
@@ -136,9 +139,14 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rev, s.compactRev, s.kvs, s.leases, s.history = rev, compactRev, kvs, leases, history
-	if keep := int64(s.opts.HistoryLimit); s.rev-s.compactRev > keep {
-		s.compactTo(s.rev - keep)
+	s.liveBytes, s.histBytes = 0, 0
+	for _, kv := range kvs {
+		s.liveBytes += kvCost(kv)
 	}
+	for _, h := range history {
+		s.histBytes += revisionCost(h)
+	}
+	s.trimHistory()
 	s.wakeWatchers()
 	return nil
 }

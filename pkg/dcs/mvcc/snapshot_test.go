@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,7 +182,7 @@ func TestHistoryMatchesPastStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		for last := int64(0); last < s.Rev(); {
-			events := <-w.C()
+			events := (<-w.C()).Events
 			for _, ev := range events {
 				last = ev.Kv.ModRevision
 				if ev.Type == mvccpb.DELETE {
@@ -266,4 +267,20 @@ func FuzzRestore(f *testing.F) {
 		r.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: r.CompactRev()})
 		r.Put(&pb.PutRequest{Key: []byte("k")})
 	})
+}
+
+// TestRestoreRefusesNewerFormat: a snapshot written in a newer format (by a
+// newer pgherd) is refused with what to do, never misread, and the store
+// keeps its state.
+func TestRestoreRefusesNewerFormat(t *testing.T) {
+	s := New(Options{})
+	put(t, s, "a", "1")
+	newer := append([]byte{snapshotVersion + 1}, snapshotBytes(t, s)[1:]...)
+	err := s.Restore(bytes.NewReader(newer))
+	if err == nil || !strings.Contains(err.Error(), "newer") || !strings.Contains(err.Error(), "upgrade pgherd") {
+		t.Fatalf("want a refusal that says to upgrade, got %v", err)
+	}
+	if got := allKeys(t, s); got != "rev 2 compact 0: a=1@2/2/1 " {
+		t.Fatalf("the refused restore changed the store: %q", got)
+	}
 }

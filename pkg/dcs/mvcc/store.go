@@ -44,6 +44,17 @@ const (
 	// DefaultHistoryLimit is the number of revisions kept for watch replay and historic reads when
 	// Options.HistoryLimit is zero: hours of a Patroni cluster's writes in about 1.3 MB (DESIGN.md).
 	DefaultHistoryLimit = 4096
+	// DefaultHistoryBytes bounds the accounted bytes of the history (Usage) when Options.HistoryBytes
+	// is zero: 4096 revisions of Patroni's writes fit in it, a few values of a megabyte do not.
+	DefaultHistoryBytes = 4 << 20
+)
+
+// Accounting estimates of the heap a stored item costs beyond its key and value bytes (structs, slice
+// headers, allocation rounding). They are constants, so Usage is the same on every member.
+const (
+	kvOverhead    = 128 // one *mvccpb.KeyValue
+	eventOverhead = 64  // one *mvccpb.Event (a DELETE's tombstone key-value included)
+	leaseOverhead = 64  // one lease, as etcd's quota counts it
 )
 
 // Errors returned by the store. They are etcd's gRPC errors, with etcd's messages.
@@ -70,6 +81,10 @@ type Options struct {
 	// historic reads. Older revisions are compacted automatically (deterministically: it depends only on
 	// the applied sequence). Zero means DefaultHistoryLimit.
 	HistoryLimit int
+	// HistoryBytes bounds the accounted bytes of the history: the oldest revisions are compacted
+	// (their old values dropped first) until it fits, always keeping the newest revision. Zero means
+	// DefaultHistoryBytes. It must be the same on every member, as HistoryLimit.
+	HistoryBytes int64
 	// Now is the local monotonic clock used for lease deadlines. Nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -85,6 +100,8 @@ type Store struct {
 	history    []revision            // events of revisions (compactRev, rev], oldest first
 	leases     map[int64]*lease      // granted leases by ID
 	watchers   map[*Watcher]struct{} // live watchers, woken after each new revision
+	liveBytes  int64                 // accounted bytes of kvs (kvCost each)
+	histBytes  int64                 // accounted bytes of history (eventCost each)
 }
 
 // revision holds the events of one revision in the order they happened.
@@ -97,6 +114,9 @@ type revision struct {
 func New(opts Options) *Store {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
+	}
+	if opts.HistoryBytes <= 0 {
+		opts.HistoryBytes = DefaultHistoryBytes
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -144,6 +164,7 @@ func (s *Store) compactTo(rev int64) {
 	s.compactRev = rev
 	n := 0
 	for n < len(s.history) && s.history[n].rev <= rev {
+		s.histBytes -= revisionCost(s.history[n])
 		s.history[n] = revision{} // drop references so old values can be freed
 		n++
 	}
@@ -223,6 +244,7 @@ func (s *Store) put(w *write, key, value []byte, leaseID int64, ignoreValue, ign
 	kv := &mvccpb.KeyValue{Key: key, Value: value, Lease: leaseID, CreateRevision: w.rev, ModRevision: w.rev, Version: 1}
 	if found {
 		prev = s.kvs[i]
+		s.liveBytes -= kvCost(prev)
 		kv.Key = prev.Key
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
@@ -240,6 +262,7 @@ func (s *Store) put(w *write, key, value []byte, leaseID int64, ignoreValue, ign
 	if !ignoreValue {
 		kv.Value = bytes.Clone(value)
 	}
+	s.liveBytes += kvCost(kv)
 	if prev != nil && prev.Lease != kv.Lease {
 		s.detach(prev.Lease, prev.Key)
 	}
@@ -255,6 +278,7 @@ func (s *Store) deleteSpan(w *write, key, end []byte) []*mvccpb.KeyValue {
 	for _, prev := range gone {
 		i, _ := s.find(prev.Key)
 		s.kvs = slices.Delete(s.kvs, i, i+1)
+		s.liveBytes -= kvCost(prev)
 		s.detach(prev.Lease, prev.Key)
 		w.events = append(w.events, &mvccpb.Event{
 			Type:   mvccpb.DELETE,
@@ -272,9 +296,62 @@ func (s *Store) commit(w *write) {
 		return
 	}
 	s.rev = w.rev
-	s.history = append(s.history, revision{rev: w.rev, events: w.events})
-	if keep := int64(s.opts.HistoryLimit); s.rev-s.compactRev > keep {
-		s.compactTo(s.rev - keep)
-	}
+	h := revision{rev: w.rev, events: w.events}
+	s.history = append(s.history, h)
+	s.histBytes += revisionCost(h)
+	s.trimHistory()
 	s.wakeWatchers()
+}
+
+// trimHistory compacts the oldest revisions until the history holds at most HistoryLimit revisions
+// and HistoryBytes accounted bytes, keeping the newest revision whatever its size (a watcher at the
+// head is never cancelled by one large write). It depends only on the applied sequence.
+func (s *Store) trimHistory() {
+	target := s.rev - int64(s.opts.HistoryLimit)
+	over := s.histBytes - s.opts.HistoryBytes
+	for i := 0; over > 0 && i < len(s.history)-1; i++ {
+		over -= revisionCost(s.history[i])
+		target = max(target, s.history[i].rev)
+	}
+	if target > s.compactRev {
+		s.compactTo(target)
+	}
+}
+
+// Usage is the accounted size of the replicated state in bytes: live keys and values, the history
+// (each superseded value counted once, while an event still refers to it) and leases, each with a
+// fixed overhead. It is a function of the applied sequence only, so every member computes the same
+// figure: the space quota is checked against it.
+func (s *Store) Usage() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.liveBytes + s.histBytes + int64(len(s.leases))*leaseOverhead
+}
+
+// HistoryBytes returns the accounted bytes of the history alone (part of Usage).
+func (s *Store) HistoryBytes() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.histBytes
+}
+
+func kvCost(kv *mvccpb.KeyValue) int64 { return int64(len(kv.Key)+len(kv.Value)) + kvOverhead }
+
+// eventCost counts an event and the value it replaced: a value stays reachable exactly while the
+// event that superseded it is in the history (the new value is live, or the previous value of a
+// later event), so each stored version is counted once.
+func eventCost(ev *mvccpb.Event) int64 {
+	c := int64(eventOverhead)
+	if ev.PrevKv != nil {
+		c += kvCost(ev.PrevKv)
+	}
+	return c
+}
+
+func revisionCost(h revision) int64 {
+	var c int64
+	for _, ev := range h.events {
+		c += eventCost(ev)
+	}
+	return c
 }

@@ -44,6 +44,11 @@ func checkTxn(req *pb.TxnRequest, limit int) error {
 	return err
 }
 
+// CheckTxn checks what etcd checks before a txn reaches the log, without looking at the state and
+// without allocating: at most MaxTxnOps compares and ops per branch (nested txns included), and
+// each op's own checks. The duplicate-key rules are checked when the txn is applied.
+func CheckTxn(req *pb.TxnRequest) error { return checkTxnShape(req, MaxTxnOps) }
+
 func checkTxnShape(req *pb.TxnRequest, limit int) error {
 	opc := max(len(req.Compare), len(req.Success), len(req.Failure))
 	if opc > limit {
@@ -59,13 +64,11 @@ func checkTxnShape(req *pb.TxnRequest, limit int) error {
 			var err error
 			switch r := op.Request.(type) {
 			case *pb.RequestOp_RequestRange:
-				err = checkRangeShape(r.RequestRange)
+				err = CheckRange(r.RequestRange)
 			case *pb.RequestOp_RequestPut:
-				err = checkPutShape(r.RequestPut)
+				err = CheckPut(r.RequestPut)
 			case *pb.RequestOp_RequestDeleteRange:
-				if len(r.RequestDeleteRange.GetKey()) == 0 {
-					err = ErrEmptyKey
-				}
+				err = CheckDeleteRange(r.RequestDeleteRange)
 			case *pb.RequestOp_RequestTxn:
 				err = checkTxnShape(r.RequestTxn, limit-opc)
 			}

@@ -10,8 +10,11 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
-// Watcher delivers the events of one watch, one revision per receive, in revision order, with nothing
-// missed and nothing repeated: first those still in the history, then new ones as they are applied.
+// Watcher delivers the events of one watch in revision order, with nothing missed and nothing repeated:
+// first those still in the history, then new ones as they are applied. Each receive is a Batch: every
+// event from the watcher's next revision through the store's current one (at most watchBatchMaxRevs
+// revisions with events), as etcd sends a replay: one response, headed with the current revision. A
+// watcher that keeps up thus gets one revision per receive.
 //
 // A watcher has no queue of its own: it remembers the next revision it must deliver and reads the
 // store's history when its receiver is ready. Applying a write therefore never waits for a watcher,
@@ -25,7 +28,7 @@ type Watcher struct {
 	noDelete bool
 	prevKV   bool
 
-	ch        chan []*mvccpb.Event
+	ch        chan Batch
 	wake      chan struct{} // capacity 1: "something new happened"
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -56,7 +59,7 @@ func (s *Store) Watch(req *pb.WatchCreateRequest) (*Watcher, error) {
 		key:    req.Key,
 		end:    req.RangeEnd,
 		prevKV: req.PrevKv,
-		ch:     make(chan []*mvccpb.Event),
+		ch:     make(chan Batch),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -74,9 +77,19 @@ func (s *Store) Watch(req *pb.WatchCreateRequest) (*Watcher, error) {
 	return w, nil
 }
 
-// C delivers the events of one revision per receive (never an empty slice). It is closed after Close,
-// or when the watch can no longer be served: Err then says why.
-func (w *Watcher) C() <-chan []*mvccpb.Event { return w.ch }
+// Batch is one delivery of a watcher: its events of the revisions up to Rev, in order (never empty).
+// The watcher has delivered everything up to Rev: it is the header revision of the response.
+type Batch struct {
+	Events []*mvccpb.Event
+	Rev    int64
+}
+
+// watchBatchMaxRevs bounds the revisions with events in one Batch, as etcd's watchBatchMaxRevs.
+const watchBatchMaxRevs = 1000
+
+// C delivers the watcher's batches. It is closed after Close, or when the watch can no longer be
+// served: Err then says why.
+func (w *Watcher) C() <-chan Batch { return w.ch }
 
 // Err returns why C was closed: nil after Close, ErrCompacted when the history moved past the
 // watcher (CompactRev gives the compacted revision to report). Call it after C is closed.
@@ -98,12 +111,12 @@ func (w *Watcher) run() {
 		close(w.ch)
 	}()
 	for {
-		events, err := w.s.nextEvents(w)
+		b, err := w.s.nextEvents(w)
 		if err != nil {
 			w.err = err
 			return
 		}
-		if events == nil {
+		if b.Events == nil {
 			select {
 			case <-w.wake:
 				continue
@@ -112,7 +125,7 @@ func (w *Watcher) run() {
 			}
 		}
 		select {
-		case w.ch <- events:
+		case w.ch <- b:
 			w.busy.Store(false)
 		case <-w.done:
 			return
@@ -133,27 +146,38 @@ func (w *Watcher) Progress() (rev int64, synced bool) {
 	return rev, true
 }
 
-// nextEvents returns the watcher's events of the first revision >= w.next that has any, and moves
-// w.next past it (marking the watcher busy first); nil when it has seen everything.
-func (s *Store) nextEvents(w *Watcher) ([]*mvccpb.Event, error) {
+// nextEvents returns the watcher's events from w.next through the current revision (or through the
+// watchBatchMaxRevs-th revision that has some), and moves w.next past them (marking the watcher busy
+// first, when there are events); no events when it has seen everything.
+func (s *Store) nextEvents(w *Watcher) (Batch, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	next := w.next.Load()
 	if next <= s.compactRev {
 		w.compactRev = s.compactRev
-		return nil, ErrCompacted
+		return Batch{}, ErrCompacted
 	}
+	b := Batch{Rev: s.rev}
+	revs := 0
 	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev >= next })
-	for ; i < len(s.history); i++ {
-		h := s.history[i]
-		if events := w.filter(h.events); len(events) > 0 {
-			w.busy.Store(true)
-			w.next.Store(h.rev + 1)
-			return events, nil
+	for ; i < len(s.history) && revs < watchBatchMaxRevs; i++ {
+		if events := w.filter(s.history[i].events); len(events) > 0 {
+			if b.Events == nil {
+				b.Events = events // the common case, one revision: no copy
+			} else {
+				b.Events = append(b.Events, events...)
+			}
+			revs++
 		}
-		w.next.Store(h.rev + 1)
 	}
-	return nil, nil
+	if revs == watchBatchMaxRevs {
+		b.Rev = s.history[i-1].rev
+	}
+	if b.Events != nil {
+		w.busy.Store(true)
+	}
+	w.next.Store(max(next, b.Rev+1)) // a watch may start beyond the current revision
+	return b, nil
 }
 
 // filter returns the events of one revision this watcher wants. The stored PrevKv is the value just

@@ -24,8 +24,8 @@ type kvServer struct {
 }
 
 func (k *kvServer) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
-	if len(req.Key) == 0 {
-		return nil, rpctypes.ErrGRPCEmptyKey
+	if err := mvcc.CheckRange(req); err != nil {
+		return nil, err
 	}
 	var resp *pb.RangeResponse
 	var err error
@@ -82,6 +82,9 @@ func (s *Server) proposeInto(ctx context.Context, o op, req message, resp messag
 	if err != nil {
 		return err
 	}
+	if err := checkRequest(o, req, len(cmd)); err != nil {
+		return err
+	}
 	out, err := s.node.propose(ctx, cmd)
 	if err != nil {
 		return toGRPC(err)
@@ -112,7 +115,10 @@ func (s *Server) stampNoRev(h *pb.ResponseHeader) {
 	h.RaftTerm = s.node.raft.CurrentTerm()
 }
 
-// toGRPC maps our errors to the status etcd would send.
+// toGRPC maps our errors to the status etcd would send. A forwarded call
+// whose answer was lost (its fate unknown) is etcd's "request timed out"
+// when it ran out of time and "leader changed" when the connection to the
+// leader was cut; both are Unavailable, which etcd's clients retry.
 func toGRPC(err error) error {
 	if err == nil {
 		return nil
@@ -120,7 +126,12 @@ func toGRPC(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	var lost *dcs.LostCallError
 	switch {
+	case errors.As(err, &lost) && lost.Timeout():
+		return rpctypes.ErrGRPCTimeout
+	case errors.As(err, &lost):
+		return rpctypes.ErrGRPCLeaderChanged
 	case errors.Is(err, dcs.ErrNotLeader):
 		return rpctypes.ErrGRPCNoLeader
 	case errors.Is(err, context.DeadlineExceeded):
@@ -142,6 +153,7 @@ func (l *leaseServer) LeaseGrant(ctx context.Context, req *pb.LeaseGrantRequest)
 		if r.ID == 0 {
 			r.ID = randomID()
 		}
+		raiseTTL(&r, l.s.cfg.HeartbeatTimeout)
 		resp := &pb.LeaseGrantResponse{}
 		err := l.s.proposeInto(ctx, opLeaseGrant, &r, resp, &resp.Header)
 		if req.ID == 0 && try < 3 && errors.Is(err, mvcc.ErrLeaseExists) {

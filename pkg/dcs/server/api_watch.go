@@ -1,13 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
@@ -50,7 +50,7 @@ func (w *watchServer) Watch(stream pb.Watch_WatchServer) error {
 				}
 				return
 			}
-			if err := ws.handle(req); err != nil {
+			if err := safely(w.s.node.log, "watch request", func() error { return ws.handle(req) }); err != nil {
 				errc <- err
 				return
 			}
@@ -120,9 +120,29 @@ func (ws *watchStream) handle(req *pb.WatchRequest) error {
 	return nil
 }
 
+// Watch creations etcd refuses: answered created and canceled at once,
+// with watch ID -1 and etcd's reason, and nothing is registered.
+var (
+	errWatchDuplicateID = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
+	errWatchEmptyRange  = errors.New("mvcc: watcher range is empty")
+)
+
+func (ws *watchStream) refuse(reason error) error {
+	return ws.send(&pb.WatchResponse{Header: ws.header(), WatchId: -1, Created: true, Canceled: true, CancelReason: reason.Error()})
+}
+
 func (ws *watchStream) create(cr *pb.WatchCreateRequest) error {
+	// A range end "\x00" means every key from key on; any other must be
+	// above key.
+	if end := cr.RangeEnd; len(end) > 0 && !(len(end) == 1 && end[0] == 0) && bytes.Compare(cr.Key, end) >= 0 {
+		return ws.refuse(errWatchEmptyRange)
+	}
 	ws.mu.Lock()
 	id := cr.WatchId
+	if id != 0 && ws.ws[id] != nil {
+		ws.mu.Unlock()
+		return ws.refuse(errWatchDuplicateID)
+	}
 	if id == 0 {
 		for ws.ws[ws.nextID] != nil {
 			ws.nextID++
@@ -154,7 +174,7 @@ func (ws *watchStream) create(cr *pb.WatchCreateRequest) error {
 	if err := ws.send(&pb.WatchResponse{Header: ws.header(), WatchId: id, Created: true}); err != nil {
 		return err
 	}
-	go ws.pump(id, wt, cr.ProgressNotify)
+	go safely(ws.s.node.log, "watch", func() error { ws.pump(id, wt, cr.ProgressNotify); return nil })
 	return nil
 }
 
@@ -171,7 +191,7 @@ func (ws *watchStream) pump(id int64, wt *mvcc.Watcher, progress bool) {
 	sent := false
 	for {
 		select {
-		case evs, ok := <-wt.C():
+		case b, ok := <-wt.C():
 			if !ok {
 				ws.mu.Lock()
 				_, ours := ws.ws[id]
@@ -190,29 +210,24 @@ func (ws *watchStream) pump(id int64, wt *mvcc.Watcher, progress bool) {
 				}
 				return
 			}
-			if len(evs) == 0 {
-				continue
-			}
 			h := ws.header()
-			h.Revision = lastRev(evs)
-			if ws.send(&pb.WatchResponse{Header: h, WatchId: id, Events: evs}) != nil {
+			h.Revision = b.Rev
+			if ws.send(&pb.WatchResponse{Header: h, WatchId: id, Events: b.Events}) != nil {
 				return
 			}
 			sent = true
 		case <-tick:
-			if !sent {
-				if ws.send(&pb.WatchResponse{Header: ws.header(), WatchId: id}) != nil {
+			// As etcd: only a watcher with no events in the interval, and
+			// only once it has delivered everything up to the revision
+			// it reports.
+			if rev, synced := wt.Progress(); !sent && synced {
+				h := ws.header()
+				h.Revision = rev
+				if ws.send(&pb.WatchResponse{Header: h, WatchId: id}) != nil {
 					return
 				}
 			}
 			sent = false
 		}
 	}
-}
-
-func lastRev(evs []*mvccpb.Event) int64 {
-	if kv := evs[len(evs)-1].Kv; kv != nil {
-		return kv.ModRevision
-	}
-	return 0
 }

@@ -119,6 +119,8 @@ func TestConfigValidation(t *testing.T) {
 		{dcs.Config{Name: "n", Role: "boss", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, `role "boss"`},
 		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "nope", ListenClient: "a:2"}, "listen_peer"},
 		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2", PeerTLS: dcs.TLSConfig{Cert: "c"}}, "key is required"},
+		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2", QuotaBytes: dcs.MinQuotaBytes - 1}, "quota_bytes 8388607: want at least 8388608 (8 MiB"},
+		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2", HistoryLimit: -1}, "history_limit -1: want a number of revisions"},
 	} {
 		err := tc.cfg.Validate()
 		wantErr(t, err, tc.want)

@@ -16,12 +16,16 @@ import (
 func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid)}
+		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid),
+		Alarms: n.fsm.alarmStrings(), ClusterVersion: n.fsm.clusterVersion()}
+	if id := n.fsm.cluster(); id != 0 {
+		mi.ClusterID = dcs.FormatClusterID(id)
+	}
+	mi.LastContactS = dcs.Seconds(0)
 	if mi.RaftState != "leader" {
+		mi.LastContactS = nil
 		if lc := n.raft.LastContact(); !lc.IsZero() {
-			mi.LastContact = time.Since(lc)
-		} else {
-			mi.LastContact = -1
+			mi.LastContactS = dcs.Seconds(time.Since(lc))
 		}
 	}
 	return mi
@@ -47,6 +51,10 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		if !n.isLeader() {
 			return nil, dcs.ErrNotLeader
 		}
+		p, err := n.admitForwarded(p)
+		if err != nil {
+			return nil, err
+		}
 		resp, err := n.applyLocal(ctx, p)
 		if err != nil || resp == nil {
 			return nil, err
@@ -67,11 +75,27 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		}
 		return n.localRead(p[0], p[1:])
 	case dcs.RPCJoin, dcs.RPCRemove:
-		var mem dcs.Member
-		if err := json.Unmarshal(p, &mem); err != nil {
+		if m == dcs.RPCJoin {
+			// A join may wait seconds for the newcomer to answer; a burst
+			// of them must not pile up goroutines and connections.
+			select {
+			case n.joins <- struct{}{}:
+				defer func() { <-n.joins }()
+			default:
+				return nil, fmt.Errorf("%d joins are already in progress on %s: retry in a moment", cap(n.joins), n.cfg.Name)
+			}
+		}
+		var req joinRequest
+		if err := json.Unmarshal(p, &req); err != nil {
 			return nil, err
 		}
-		return nil, n.callLeader(ctx, m, mem)
+		if req.Name == "" || m == dcs.RPCJoin && req.PeerAddr == "" {
+			return nil, fmt.Errorf("a member needs a name and, to join, a peer address")
+		}
+		if id := n.fsm.cluster(); req.ClusterID != "" && id != 0 && req.ClusterID != dcs.FormatClusterID(id) {
+			return nil, fmt.Errorf("member %s belongs to cluster %s, and this is cluster %s: join it through a member of its own cluster", req.Name, req.ClusterID, dcs.FormatClusterID(id))
+		}
+		return nil, n.callLeader(ctx, m, req.Member)
 	case dcs.RPCInfo:
 		return json.Marshal(n.info())
 	case dcs.RPCMembers:
@@ -106,8 +130,11 @@ func (n *node) callLeader(ctx context.Context, m dcs.RPCMethod, mem dcs.Member) 
 		} else {
 			err = dcs.ErrNotLeader
 		}
+		// Join and remove are idempotent: one whose answer was lost is
+		// retried too.
 		var de dcs.DialError
-		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
+		var lost *dcs.LostCallError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) && !errors.As(err, &lost) {
 			return err
 		}
 		select {
@@ -141,6 +168,9 @@ func (n *node) join(ctx context.Context, mem dcs.Member) error {
 		case string(s.Address) == mem.PeerAddr:
 			return fmt.Errorf("peer address %s is already used by member %q: remove that member first", mem.PeerAddr, s.ID)
 		}
+	}
+	if err := n.checkJoinVersion(mem); err != nil {
+		return err
 	}
 	if !inConfig {
 		// Check that the leader can reach the newcomer before touching the
@@ -238,8 +268,8 @@ func (n *node) members(ctx context.Context) ([]dcs.MemberStatus, error) {
 			}
 			out[i].RaftState = mi.RaftState
 			out[i].AppliedIndex = mi.AppliedIndex
-			out[i].LastContact = mi.LastContact.Round(time.Millisecond).String()
-			out[i].Healthy = mi.Leader != "" && (mi.LastContact >= 0 && mi.LastContact < 5*n.cfg.HeartbeatTimeout)
+			out[i].LastContactS = mi.LastContactS
+			out[i].Healthy = mi.Leader != "" && mi.LastContactS != nil && *mi.LastContactS < (5*n.cfg.HeartbeatTimeout).Seconds()
 		}(i, string(s.Address))
 	}
 	wg.Wait()

@@ -27,6 +27,11 @@ const (
 	opMemberSet    // JSON Member
 	opMemberRemove // JSON Member (only Name is read)
 	opClusterInit  // cluster ID, applied once by the bootstrapping member
+	opAlarm        // etcd AlarmRequest, ACTIVATE or DEACTIVATE (from versionLimits on)
+	// opClusterVersion raises the cluster version (version.go). Proposed
+	// only once every member speaks version 2; older members answer
+	// "unknown command op" for it.
+	opClusterVersion
 )
 
 // message is what gogo-generated etcd types implement.
@@ -80,7 +85,8 @@ type decoded struct {
 	del     *pb.DeleteRangeRequest
 	txn     *pb.TxnRequest
 	grant   *pb.LeaseGrantRequest
-	ints    []int64 // revoke: id; refresh: id, ttl; compact: rev; cluster init: id
+	alarm   *pb.AlarmRequest
+	ints    []int64 // revoke: id; refresh: id, ttl; compact: rev; cluster init: id; cluster version
 	member  *dcs.Member
 	rawSize int
 }
@@ -106,7 +112,10 @@ func decodeCommand(b []byte) (decoded, error) {
 	case opLeaseGrant:
 		d.grant = &pb.LeaseGrantRequest{}
 		m = d.grant
-	case opLeaseRevoke, opCompact, opClusterInit:
+	case opAlarm:
+		d.alarm = &pb.AlarmRequest{}
+		m = d.alarm
+	case opLeaseRevoke, opCompact, opClusterInit, opClusterVersion:
 		d.ints, err = decodeInts(b, 1)
 		return d, err
 	case opLeaseRefresh:

@@ -56,6 +56,9 @@ var conformanceScript = []etcdctlStep{
 	{args: []string{"member", "list"}, sorted: true},
 	{args: []string{"endpoint", "status"}, all: true, sorted: true},
 	{args: []string{"endpoint", "health"}, all: true, sorted: true},
+	{args: []string{"alarm", "list"}},
+	{args: []string{"alarm", "disarm"}},
+	{args: []string{"alarm", "list", "-w", "json"}},
 }
 
 var (

@@ -21,6 +21,7 @@ func (n *node) leaderLoop() {
 	defer wake.Stop()
 	var lastReconcile time.Time
 	lastLeader := ""
+	recorded := false
 	for {
 		select {
 		case <-n.closed:
@@ -38,6 +39,10 @@ func (n *node) leaderLoop() {
 			lastLeader = l
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if !recorded {
+			recorded = n.recordCluster()
+		}
+		n.checkNotDowngraded()
 		n.publishSelf(ctx)
 		if n.isLeader() {
 			n.expireLeases(ctx)
@@ -46,6 +51,7 @@ func (n *node) leaderLoop() {
 			}
 			if time.Since(lastReconcile) > 500*time.Millisecond {
 				n.reconcileVoters(ctx)
+				n.raiseClusterVersion(ctx)
 				lastReconcile = time.Now()
 			}
 		}
@@ -77,7 +83,37 @@ func (n *node) self() dcs.Member {
 		scheme = "https://"
 	}
 	return dcs.Member{Name: n.cfg.Name, Role: n.cfg.Role, Zone: n.cfg.Zone, PeerAddr: n.cfg.AdvertisePeer,
-		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient}
+		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient, ApplyVersion: applyVersion}
+}
+
+// recordCluster writes the cluster ID into the data directory's
+// member.json once the state machine knows it, and reports whether it is
+// recorded. A data dir whose member.json predates the record can still
+// hold another cluster than the configuration names: the member stops.
+func (n *node) recordCluster() bool {
+	id := n.fsm.cluster()
+	if id == 0 {
+		return false
+	}
+	cid := dcs.FormatClusterID(id)
+	if n.cfg.ClusterID != "" && n.cfg.ClusterID != cid {
+		select {
+		case n.fatal <- otherClusterError(n.cfg, cid):
+		default:
+		}
+		return true
+	}
+	if n.cfg.ClusterID == "" && len(n.cfg.Join) == 0 {
+		n.log.Warn("the configuration records no cluster_id: add `cluster_id: " + cid + "` to it, so that this member refuses to bootstrap a new cluster should it lose its data dir")
+	}
+	if dcs.RecordedCluster(n.cfg.DataDir) == cid {
+		return true
+	}
+	if err := dcs.WriteIdentity(n.cfg.DataDir, n.cfg.Name, cid); err != nil {
+		n.log.Warn("record the cluster ID in the data dir", "err", err)
+		return false
+	}
+	return true
 }
 
 func (n *node) publishSelf(ctx context.Context) {

@@ -23,7 +23,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
-	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
@@ -47,6 +46,12 @@ type node struct {
 
 	readyTerm atomic.Uint64 // term in which this leader has committed an entry
 
+	joins chan struct{} // one slot per join being handled (maxConcurrentJoins)
+	// fatal receives an error that the member must not run on with: the
+	// cluster version exceeds what this binary applies (it was
+	// downgraded), or the cluster is not the configuration's. Serve stops.
+	fatal chan error
+
 	// votingMu serialises suffrage changes: the reconcile loop must not
 	// undo a witness promotion made for a removal still under way.
 	votingMu sync.Mutex
@@ -63,7 +68,9 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, err
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
-		closed: make(chan struct{}), clients: map[string]*peerClient{}}
+		closed: make(chan struct{}), clients: map[string]*peerClient{}, joins: make(chan struct{}, maxConcurrentJoins),
+		fatal: make(chan error, 1)}
+	n.fsm.log = log
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
 	// where raft-boltdb needs two per commit (see DESIGN.md).
@@ -71,14 +78,11 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if err := dcs.MkdirPrivate(walDir); err != nil {
 		return nil, fmt.Errorf("create raft log dir: %w", err)
 	}
-	// WAL.Close leaves its meta store open (raft-wal v0.4.0), so we own it.
-	n.meta = &metadb.BoltMetaDB{}
-	logs, err := wal.Open(walDir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(n.meta))
+	logs, meta, err := openLogStore(walDir, hl)
 	if err != nil {
-		n.meta.Close()
-		return nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", walDir, err)
+		return nil, err
 	}
-	n.logs = logs
+	n.logs, n.meta = logs, meta
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
 	if err != nil {
 		logs.Close()
@@ -86,7 +90,8 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
-	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC) }
+	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC, log) }
+	n.peer.hello, n.peer.foreign = n.raftHello, n.foreignCluster
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.peer, MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
 	})
@@ -103,6 +108,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	rc.MaxAppendEntries = 512
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hl
 	rc.NoLegacyTelemetry = true
@@ -116,7 +122,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	if !fresh && !has {
 		logs.Close()
 		n.meta.Close()
-		return nil, fmt.Errorf("data dir %s has an empty raft log; restore it from a backup or set data_dir to an empty directory", cfg.DataDir)
+		return nil, fmt.Errorf("data dir %s has an empty raft log: member %s lost it; restore it from a backup, or %s", cfg.DataDir, cfg.Name, dcs.LostLogHint(cfg.Name))
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, n.trans)
 	if err != nil {
@@ -139,6 +145,23 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	n.wg.Add(1)
 	go n.leaderLoop()
 	return n, nil
+}
+
+// maxConcurrentJoins bounds the joins a member handles at once; more are
+// refused with "retry in a moment".
+const maxConcurrentJoins = 2
+
+// openLogStore opens the Raft log and stable store in dir. WAL.Close
+// leaves its meta store open (raft-wal v0.4.x), so the caller owns meta
+// and closes it after the log.
+func openLogStore(dir string, hl hclog.Logger) (*wal.WAL, *metadb.BoltMetaDB, error) {
+	meta := &metadb.BoltMetaDB{}
+	logs, err := wal.Open(dir, wal.WithSegmentSize(16<<20), wal.WithLogger(hl), wal.WithMetaStore(meta))
+	if err != nil {
+		meta.Close()
+		return nil, nil, fmt.Errorf("open raft log %s: %w; it is damaged: restore the data dir from a backup, or remove this member and join a new one", dir, err)
+	}
+	return logs, meta, nil
 }
 
 func (n *node) close() error {
@@ -206,9 +229,6 @@ func applyTimeout(ctx context.Context) time.Duration {
 // retried only when it certainly did not reach a leader's log (not leader,
 // no leader yet, leader unreachable), so a command is never applied twice.
 func (n *node) propose(ctx context.Context, cmd []byte) (message, error) {
-	if len(cmd) > mvcc.MaxRequestBytes {
-		return nil, rpctypes.ErrGRPCRequestTooLarge
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
@@ -239,6 +259,9 @@ func (n *node) propose(ctx context.Context, cmd []byte) (message, error) {
 }
 
 func (n *node) applyLocal(ctx context.Context, cmd []byte) (message, error) {
+	if err := n.checkQuota(ctx, cmd); err != nil {
+		return nil, err
+	}
 	f := n.raft.Apply(cmd, applyTimeout(ctx))
 	if err := f.Error(); err != nil {
 		return nil, mapRaftError(err)
@@ -295,6 +318,8 @@ func responseFor(o op) message {
 		return &pb.LeaseRevokeResponse{}
 	case opLeaseRefresh:
 		return &pb.LeaseKeepAliveResponse{}
+	case opAlarm:
+		return &pb.AlarmResponse{}
 	}
 	return nil
 }
@@ -332,6 +357,7 @@ const (
 	readRange byte = iota + 1
 	readLeaseTTL
 	readLeases
+	readAlarms
 )
 
 // localRead answers a read from this member's state machine.
@@ -353,6 +379,12 @@ func (n *node) localRead(kind byte, p []byte) ([]byte, error) {
 		resp, err = nilSafe(n.fsm.store.LeaseTimeToLive(req))
 	case readLeases:
 		resp = n.fsm.store.Leases()
+	case readAlarms:
+		req := &pb.AlarmRequest{}
+		if err := req.Unmarshal(p); err != nil {
+			return nil, err
+		}
+		resp = n.fsm.alarmList(req.Alarm)
 	default:
 		return nil, fmt.Errorf("unknown read kind %d", kind)
 	}
@@ -388,8 +420,10 @@ func (n *node) leaderRead(ctx context.Context, kind byte, req, resp message) err
 		if err == nil {
 			return resp.Unmarshal(out)
 		}
+		// A read changes nothing: one whose answer was lost is retried too.
 		var de dcs.DialError
-		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) {
+		var lost *dcs.LostCallError
+		if !errors.Is(err, dcs.ErrNotLeader) && !errors.As(err, &de) && !errors.As(err, &lost) {
 			return err
 		}
 		select {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,9 +28,14 @@ type peerListener struct {
 	dialTL *tls.Config // client side for Dial
 	raftCh chan net.Conn
 	rpc    func(net.Conn)
-	log    *slog.Logger
-	done   chan struct{}
-	once   sync.Once
+	// hello says how to open a Raft connection (proto byte and our
+	// cluster ID); foreign tells whether a dialer's cluster ID is another
+	// cluster's (version.go).
+	hello   func() (byte, uint64)
+	foreign func(uint64) bool
+	log     *slog.Logger
+	done    chan struct{}
+	once    sync.Once
 }
 
 func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
@@ -67,7 +74,11 @@ func (p *peerListener) sort(c net.Conn) {
 	}
 	c.SetReadDeadline(time.Time{})
 	switch b[0] {
-	case dcs.ProtoRaft:
+	case dcs.ProtoRaft, dcs.ProtoRaftHello:
+		if b[0] == dcs.ProtoRaftHello && !p.sameCluster(c) {
+			c.Close()
+			return
+		}
 		select {
 		case p.raftCh <- c:
 		case <-p.done:
@@ -78,6 +89,21 @@ func (p *peerListener) sort(c net.Conn) {
 	default:
 		c.Close()
 	}
+}
+
+// sameCluster reads a Raft dialer's cluster ID and checks it is ours.
+func (p *peerListener) sameCluster(c net.Conn) bool {
+	var id [8]byte
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, id[:]); err != nil {
+		return false
+	}
+	c.SetReadDeadline(time.Time{})
+	if peer := binary.BigEndian.Uint64(id[:]); p.foreign(peer) {
+		p.log.Warn("refused a raft connection from another cluster", "remote", c.RemoteAddr().String(), "cluster_id", fmt.Sprintf("%016x", peer))
+		return false
+	}
+	return true
 }
 
 // Accept, Close and Addr make peerListener the net.Listener half of
@@ -100,25 +126,47 @@ func (p *peerListener) Addr() net.Addr { return p.ln.Addr() }
 
 // Dial is the other half of raft.StreamLayer.
 func (p *peerListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dcs.DialPeer(context.Background(), string(addr), p.dialTL, dcs.ProtoRaft, timeout)
+	proto, id := p.hello()
+	c, err := dcs.DialPeer(context.Background(), string(addr), p.dialTL, proto, timeout)
+	if err != nil || proto != dcs.ProtoRaftHello {
+		return c, err
+	}
+	if _, err := c.Write(binary.BigEndian.AppendUint64(nil, id)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // rpcHandler answers one call.
 type rpcHandler func(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error)
 
-func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler) {
+// peerIdleTimeout closes an RPC connection that carries no request for
+// that long (dcs.PeerIdleTimeout; tests shorten it).
+var peerIdleTimeout = dcs.PeerIdleTimeout
+
+// serveRPCConn answers the calls of one connection, one at a time. A
+// frame over dcs.MaxRequestFrame, an idle connection and a caller that
+// does not read its answer within the idle timeout end the connection.
+func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, log *slog.Logger) {
 	defer c.Close()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
-		m, p, err := dcs.ReadFrame(r)
+		c.SetReadDeadline(time.Now().Add(peerIdleTimeout))
+		m, p, err := dcs.ReadFrame(r, dcs.MaxRequestFrame)
 		if err != nil {
 			return
 		}
-		out, err := h(ctx, dcs.RPCMethod(m), p)
+		var out []byte
+		err = safely(log, "peer rpc", func() (err error) {
+			out, err = h(ctx, dcs.RPCMethod(m), p)
+			return err
+		})
 		kind, payload := dcs.EncodeError(peerError(err))
 		if err == nil {
 			payload = out
 		}
+		c.SetWriteDeadline(time.Now().Add(peerIdleTimeout))
 		if dcs.WriteFrame(w, kind, payload) != nil {
 			return
 		}

@@ -6,12 +6,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -55,11 +57,18 @@ func Serve(ctx context.Context, cfg dcs.Config) error {
 	logging.From(ctx).Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
 	select {
 	case <-ctx.Done():
+	case err = <-s.node.fatal:
 	case <-time.After(10 * time.Second): // start-up and joining are over
 		releaseStartupPages()
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case err = <-s.node.fatal:
+		}
 	}
-	return s.Close()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Start opens the data directory, starts Raft and both ports, and returns
@@ -71,9 +80,16 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.ClusterID != "" && len(cfg.Join) == 0 && dcs.EmptyDir(cfg.DataDir) {
+		return nil, fmt.Errorf("member %s of cluster %s has an empty data dir %s: its raft log is lost, and it will not bootstrap a new cluster in its place; %s",
+			cfg.Name, cfg.ClusterID, cfg.DataDir, dcs.LostLogHint(cfg.Name))
+	}
 	fresh, err := dcs.OpenDataDir(cfg.DataDir, cfg.Name)
 	if err != nil {
 		return nil, err
+	}
+	if rec := dcs.RecordedCluster(cfg.DataDir); cfg.ClusterID != "" && rec != "" && rec != cfg.ClusterID {
+		return nil, otherClusterError(cfg, rec)
 	}
 	lock, err := dcs.LockDataDir(cfg.DataDir)
 	if err != nil {
@@ -101,8 +117,13 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
 	}
+	if fresh && len(cfg.Join) > 0 {
+		if err := checkNotMember(ctx, cfg); err != nil {
+			return fail(err)
+		}
+	}
 	if fresh {
-		if err := dcs.WriteIdentity(cfg.DataDir, cfg.Name); err != nil {
+		if err := dcs.WriteIdentity(cfg.DataDir, cfg.Name, ""); err != nil {
 			return fail(err)
 		}
 	}
@@ -131,8 +152,8 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 	var errs []error
 	for _, p := range peers {
 		pc := newPeerClient(p, n.ptls)
-		raw, _ := encodeJSON(0, n.self())
-		_, err := pc.call(ctx, dcs.RPCJoin, raw[1:])
+		raw, _ := json.Marshal(joinRequest{Member: n.self(), ClusterID: n.cfg.ClusterID})
+		_, err := pc.call(ctx, dcs.RPCJoin, raw)
 		pc.close()
 		if err == nil {
 			n.log.Info("joined the cluster", "through", p)
@@ -145,6 +166,53 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("cannot join: no member reachable (%w); check the peer addresses", errors.Join(errs...))
+}
+
+// otherClusterError refuses a data dir that holds cluster id, not the one
+// cfg names.
+func otherClusterError(cfg dcs.Config, id string) error {
+	return fmt.Errorf("data dir %s holds a member of cluster %s, but member %s belongs to cluster %s: restore this member's own data dir, or %s",
+		cfg.DataDir, id, cfg.Name, cfg.ClusterID, dcs.LostLogHint(cfg.Name))
+}
+
+// joinRequest is what RPCJoin carries: the member, and the cluster it
+// expects to join when its configuration names one (older members send
+// the member alone).
+type joinRequest struct {
+	dcs.Member
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// checkNotMember asks the members at cfg.Join whether cfg.Name is already
+// one of them, at this address. A member that is, yet starts with an empty data directory,
+// lost its log: were it to start, it would vote with no memory of what it
+// acknowledged, so it refuses before Raft starts. An unreachable member
+// says nothing (joinThrough reports it).
+func checkNotMember(ctx context.Context, cfg dcs.Config) error {
+	ctls, err := cfg.PeerTLS.Client()
+	if err != nil {
+		return err
+	}
+	for _, p := range cfg.Join {
+		pc := newPeerClient(p, ctls)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		raw, err := pc.call(cctx, dcs.RPCMembers, nil)
+		cancel()
+		pc.close()
+		var ms []dcs.MemberStatus
+		if err != nil || json.Unmarshal(raw, &ms) != nil {
+			continue
+		}
+		for _, m := range ms {
+			// Another address: a name clash, which join reports.
+			if m.Name == cfg.Name && (m.PeerURL == "" || strings.HasSuffix(m.PeerURL, "://"+cfg.AdvertisePeer)) {
+				return fmt.Errorf("member %s is already in the cluster but its data dir %s is empty: its raft log is lost, and it will not vote without it; %s",
+					cfg.Name, cfg.DataDir, dcs.LostLogHint(cfg.Name))
+			}
+		}
+		return nil
+	}
+	return nil
 }
 
 func (s *Server) startClient(ctx context.Context) error {
@@ -160,6 +228,8 @@ func (s *Server) startClient(ctx context.Context) error {
 		grpc.MaxRecvMsgSize(mvcc.MaxRequestBytes+512*1024),
 		grpc.MaxConcurrentStreams(1<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(recoverUnary(s.node.log)),
+		grpc.ChainStreamInterceptor(recoverStream(s.node.log)),
 	)
 	pb.RegisterKVServer(s.grpc, &kvServer{s: s})
 	pb.RegisterLeaseServer(s.grpc, &leaseServer{s: s})
@@ -187,7 +257,7 @@ func (s *Server) startClient(ctx context.Context) error {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	s.http = &http.Server{Handler: s.httpHandler(gwh), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: recoverHTTP(s.node.log, s.httpHandler(gwh)), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
 
 	s.cmux = cmux.New(ln)
 	grpcL := s.cmux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))

@@ -1,0 +1,132 @@
+package site
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// SiteVar names the site file to read, unless --site does.
+const SiteVar = "PGHERD_SITE"
+
+// NonSettingVars are the PGHERD_* variables that are not settings, with
+// what they are for. Every other PGHERD_* variable must name a setting: a
+// mistyped one is an error, as a mistyped key in site.yaml is.
+var NonSettingVars = map[string]string{
+	SiteVar: "the site file to read (before $XDG_CONFIG_HOME/pgherd/site.yaml and /etc/pgherd/site.yaml)",
+	// pgherd's own tests and benchmarks, which run pgherd with them set.
+	"PGHERD_TEST_SYSUSER":        "tests: the account PostgreSQL runs as when they run as root",
+	"PGHERD_TEST_LOG":            "tests: log the DCS members of the tests to stderr",
+	"PGHERD_KEEP_TEST_DIR":       "tests: keep the directories of failover tests",
+	"PGHERD_BIN":                 "benchmarks: the pgherd binary to measure",
+	"PGHERD_BENCH_MEMBER_CONFIG": "benchmarks: the configuration of a DCS member the benchmark starts",
+}
+
+// Origin says where an effective setting came from.
+type Origin string
+
+// Origins of settings.
+const (
+	FromDefault Origin = "default"
+	FromFile    Origin = "file"
+	FromEnv     Origin = "env"
+)
+
+// checkEnvNames refuses a non-empty PGHERD_* variable that is neither a
+// setting (one of vars: variable → key) nor in NonSettingVars.
+func checkEnvNames(environ []string, vars map[string]string) error {
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix+"_") || val == "" {
+			continue
+		}
+		if _, ok := vars[name]; ok {
+			continue
+		}
+		if _, ok := NonSettingVars[name]; ok {
+			continue
+		}
+		if near := nearest(name, vars); near != "" {
+			return fmt.Errorf("%s is not a setting: did you mean %s (%s)?", name, near, vars[near])
+		}
+		others := make([]string, 0, len(NonSettingVars))
+		for n := range NonSettingVars {
+			others = append(others, n)
+		}
+		sort.Strings(others)
+		return fmt.Errorf("%s is not a setting: a setting's variable is its site.yaml key in capitals with '__' between levels (postgresql.port is PGHERD_POSTGRESQL__PORT); the other PGHERD_* variables are %s",
+			name, strings.Join(others, ", "))
+	}
+	return nil
+}
+
+// envVars maps each setting's variable to its dotted key.
+func envVars(flat map[string]any) map[string]string {
+	out := make(map[string]string, len(flat))
+	for k := range flat {
+		out[EnvVar(k)] = k
+	}
+	return out
+}
+
+// nearest returns the variable of vars closest to name, within an edit
+// distance of 2, or "".
+func nearest(name string, vars map[string]string) string {
+	best, bestD := "", 3
+	names := make([]string, 0, len(vars))
+	for v := range vars {
+		names = append(names, v)
+	}
+	sort.Strings(names)
+	for _, v := range names {
+		if d := editDistance(name, v); d < bestD {
+			best, bestD = v, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Damerau-Levenshtein distance (with adjacent
+// transpositions, the commonest typo) between a and b.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
+// origins returns, for every dotted key of flat, where its value came
+// from: a non-empty variable, else a key of the site file, else the
+// built-in default.
+func origins(flat map[string]any, fileKeys map[string]bool) map[string]Origin {
+	out := make(map[string]Origin, len(flat))
+	for k := range flat {
+		switch {
+		case os.Getenv(EnvVar(k)) != "":
+			out[k] = FromEnv
+		case fileKeys[k]:
+			out[k] = FromFile
+		default:
+			out[k] = FromDefault
+		}
+	}
+	return out
+}
