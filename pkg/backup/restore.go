@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/run"
 )
 
 // Target is the point a restore recovers to: exactly one of Label (the
@@ -140,7 +140,7 @@ func (e *Env) Restore(ctx context.Context, i Instance, req RestoreRequest) (Rest
 		}
 		return err
 	}
-	d := dirs{data: i.DataDir, wal: i.WALDir}
+	d := dirs{data: i.DataDir, wal: i.WALDir, fs: e.fsAs(context.WithoutCancel(ctx))}
 	log.Info(fmt.Sprintf("restoring backup %s of %s into %s", b.Label, i.ID, d.fresh(d.data)))
 	if err := e.restoreInto(ctx, i, d, args); err != nil {
 		d.removeFresh()
@@ -170,18 +170,11 @@ func (e *Env) Restore(ctx context.Context, i Instance, req RestoreRequest) (Rest
 // restore_command it writes names the final paths, not the fresh ones.
 func (e *Env) restoreInto(ctx context.Context, i Instance, d dirs, args []string) error {
 	for _, p := range []string{d.fresh(d.data), d.fresh(d.wal)} {
-		if err := os.RemoveAll(p); err != nil {
+		if err := d.fs("rm", "-rf", "--", p); err != nil {
 			return err
 		}
-		if err := os.Mkdir(p, 0o700); err != nil {
+		if err := d.fs("mkdir", "-m", "0700", "--", p); err != nil {
 			return err
-		}
-		if e.User.Switch {
-			// Lchown: the parent belongs to that account, which could
-			// swap the new directory for a link between Mkdir and here.
-			if err := os.Lchown(p, int(e.User.UID), int(e.User.GID)); err != nil {
-				return err
-			}
 		}
 	}
 	args = append([]string{
@@ -193,17 +186,7 @@ func (e *Env) restoreInto(ctx context.Context, i Instance, d dirs, args []string
 		return err
 	}
 	// pg_wal must point at the WAL directory's final path.
-	link := filepath.Join(d.fresh(d.data), "pg_wal")
-	tmp := link + ".pgherd"
-	if err := os.Symlink(d.wal, tmp); err != nil {
-		return err
-	}
-	if e.User.Switch {
-		if err := os.Lchown(tmp, int(e.User.UID), int(e.User.GID)); err != nil {
-			return err
-		}
-	}
-	return os.Rename(tmp, link)
+	return d.fs("ln", "-sfnT", d.wal, filepath.Join(d.fresh(d.data), "pg_wal"))
 }
 
 // recoverTo starts the restored server and waits until it has left
@@ -282,34 +265,48 @@ func statfs(dir string) (fsInfo, error) {
 }
 
 // dirs are an instance's data and WAL directories and, beside each, the
-// fresh one a restore fills and the previous one it moves aside.
-type dirs struct{ data, wal string }
+// fresh one a restore fills and the previous one it moves aside. They are
+// in directories the account PostgreSQL runs as can write, so fs runs
+// every change there (rm, mkdir, mv, ln) as that account: root never
+// follows a link it could have planted.
+type dirs struct {
+	data, wal string
+	fs        func(args ...string) error
+}
+
+// fsAs returns a dirs.fs that runs coreutils as the instance's account.
+func (e *Env) fsAs(ctx context.Context) func(args ...string) error {
+	return func(args ...string) error {
+		_, err := e.Runner.Run(ctx, run.Cmd{Args: args, Dir: "/"})
+		return err
+	}
+}
 
 func (dirs) fresh(p string) string    { return p + ".restore" }
 func (dirs) previous(p string) string { return p + ".previous" }
 
 func (d dirs) removeFresh() {
-	os.RemoveAll(d.fresh(d.data))
-	os.RemoveAll(d.fresh(d.wal))
+	_ = d.fs("rm", "-rf", "--", d.fresh(d.data), d.fresh(d.wal))
 }
 
 func (d dirs) removePrevious() {
-	os.RemoveAll(d.previous(d.data))
-	os.RemoveAll(d.previous(d.wal))
+	_ = d.fs("rm", "-rf", "--", d.previous(d.data), d.previous(d.wal))
 }
 
 // swap moves the current directories aside and the fresh ones in place;
-// when a rename fails, those done are undone.
+// when a move fails, those done are undone.
 func (d dirs) swap() error {
+	if err := d.fs("rm", "-rf", "--", d.previous(d.data), d.previous(d.wal)); err != nil {
+		return err // a leftover of an interrupted restore that cannot go
+	}
 	moves := [][2]string{
 		{d.data, d.previous(d.data)}, {d.wal, d.previous(d.wal)},
 		{d.fresh(d.data), d.data}, {d.fresh(d.wal), d.wal},
 	}
 	for k, m := range moves {
-		os.RemoveAll(m[1]) // a leftover .previous of an interrupted restore
-		if err := os.Rename(m[0], m[1]); err != nil {
+		if err := d.fs("mv", "-T", "--", m[0], m[1]); err != nil {
 			for j := k - 1; j >= 0; j-- {
-				_ = os.Rename(moves[j][1], moves[j][0])
+				_ = d.fs("mv", "-T", "--", moves[j][1], moves[j][0])
 			}
 			return fmt.Errorf("moving the restored directories in place: %w", err)
 		}
@@ -320,10 +317,10 @@ func (d dirs) swap() error {
 // unswap removes the restored directories and puts the previous ones back.
 func (d dirs) unswap() error {
 	for _, p := range []string{d.data, d.wal} {
-		if err := os.RemoveAll(p); err != nil {
+		if err := d.fs("rm", "-rf", "--", p); err != nil {
 			return err
 		}
-		if err := os.Rename(d.previous(p), p); err != nil {
+		if err := d.fs("mv", "-T", "--", d.previous(p), p); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,13 @@
 package backup
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pgherd/pgherd/pkg/run"
 )
 
 func mkdir(t *testing.T, p, marker string) {
@@ -27,7 +30,8 @@ func has(p, marker string) bool {
 // its renames, so the instance's directories are never left half-moved.
 func TestSwap(t *testing.T) {
 	root := t.TempDir()
-	d := dirs{data: filepath.Join(root, "data"), wal: filepath.Join(root, "wal")}
+	e := &Env{Runner: run.Exec{}}
+	d := dirs{data: filepath.Join(root, "data"), wal: filepath.Join(root, "wal"), fs: e.fsAs(context.Background())}
 	mkdir(t, d.data, "old")
 	mkdir(t, d.wal, "old")
 	mkdir(t, d.fresh(d.data), "new")
