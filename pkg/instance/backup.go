@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/backup"
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // BackupEnv is the environment of pkg/backup for the instance's host.
@@ -36,9 +37,12 @@ func BackupTarget(env *Env, i *Instance) (backup.Instance, error) {
 	if err != nil {
 		return backup.Instance{}, err
 	}
-	old, err := os.ReadFile(files.ConfigFile)
+	old, err := safefs.ReadFile(files.ConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return backup.Instance{}, fmt.Errorf("instance %s has no pgBackRest stanza (%s is missing): it was created before backups were turned on; see docs/backup.md", i.ID(), files.ConfigFile)
+	}
+	if err != nil {
+		return backup.Instance{}, err
 	}
 	if !bytes.Equal(old, files.Config) {
 		if err := writeFile(files.ConfigFile, files.Config, 0o600, env.User); err != nil {
@@ -118,7 +122,7 @@ func archiveSettings(env *Env, i *Instance, req CreateRequest) [][2]string {
 
 // lastFatal returns the last FATAL message of the server's current log.
 func lastFatal(i *Instance) string {
-	b, err := os.ReadFile(currentLogFile(i))
+	b, err := safefs.ReadFile(currentLogFile(i))
 	if err != nil {
 		return ""
 	}
