@@ -67,9 +67,11 @@ func (e *Env) ConfigFile(i Instance) string {
 // silently stop the archive that point-in-time restores depend on.
 var ownedSettings = []string{"archive_mode", "archive_command", "archive_library"}
 
-// CheckOwned refuses a change to a setting pgherd owns when pgBackRest is on.
-func (e *Env) CheckOwned(name string) error {
-	if e.Enabled() && slices.Contains(ownedSettings, strings.ToLower(name)) {
+// CheckOwned refuses a change to a setting pgherd owns on an instance
+// whose WAL it archives: pgBackRest is on and the instance has its
+// pgBackRest file (a standby, or an instance made before, has none).
+func (e *Env) CheckOwned(i Instance, name string) error {
+	if e.Enabled() && slices.Contains(ownedSettings, strings.ToLower(name)) && fileExists(e.ConfigFile(i)) {
 		return fmt.Errorf("%s is set by pgherd, which archives WAL with pgBackRest (site.yaml pgbackrest:): it cannot be changed", strings.ToLower(name))
 	}
 	return nil

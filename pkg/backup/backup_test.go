@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,16 +51,28 @@ pg1-user=postgres
 	}
 }
 
+// Archiving is pgherd's on an instance with a pgBackRest file only.
 func TestCheckOwned(t *testing.T) {
 	e := testEnv()
-	if err := e.CheckOwned("Archive_Command"); err == nil || !strings.Contains(err.Error(), "archive_command is set by pgherd") {
+	e.Site.Prefix = t.TempDir()
+	if err := e.CheckOwned(testInstance, "archive_command"); err != nil {
+		t.Errorf("archive_command without the instance's file: %v", err)
+	}
+	f := e.ConfigFile(testInstance)
+	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CheckOwned(testInstance, "Archive_Command"); err == nil || !strings.Contains(err.Error(), "archive_command is set by pgherd") {
 		t.Errorf("archive_command: %v", err)
 	}
-	if err := e.CheckOwned("work_mem"); err != nil {
+	if err := e.CheckOwned(testInstance, "work_mem"); err != nil {
 		t.Errorf("work_mem: %v", err)
 	}
 	e.Site.PgBackRest = nil
-	if err := e.CheckOwned("archive_command"); err != nil {
+	if err := e.CheckOwned(testInstance, "archive_command"); err != nil {
 		t.Errorf("archive_command without pgBackRest: %v", err)
 	}
 }

@@ -54,7 +54,7 @@ func checkConf(env *Env, i *Instance, c *pgconf.Config, names []string) error {
 		if err := CheckOwned(n); err != nil {
 			return err
 		}
-		if err := BackupEnv(env).CheckOwned(n); err != nil {
+		if err := BackupEnv(env).CheckOwned(backupInstance(env, i), n); err != nil {
 			return err
 		}
 	}
