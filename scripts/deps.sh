@@ -3,7 +3,7 @@
 # missing. Runs apt-get only as root and only for missing packages.
 set -euo pipefail
 
-packages=(postgresql-15 patroni python3-etcd etcd-server etcd-client systemd tmux python3-pysyncobj iproute2)
+packages=(postgresql-15 pgbackrest patroni python3-etcd etcd-server etcd-client systemd tmux python3-pysyncobj iproute2)
 # The unprivileged account that runs PostgreSQL and Patroni when pgherd (or
 # its tests) run as root: site.yaml's sysuser.
 sysuser=${PGHERD_SYSUSER:-pgherd}

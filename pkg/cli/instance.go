@@ -27,6 +27,7 @@ func newCmdInstance(f *Factory) *cobra.Command {
 		newCmdInstanceStatus(f), newCmdInstanceLogs(f),
 		newCmdInstanceExec(f), newCmdInstanceEnv(f), newCmdInstanceURI(f),
 	)
+	cmd.AddCommand(newCmdsInstanceBackup(f)...)
 	return cmd
 }
 

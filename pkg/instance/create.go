@@ -68,6 +68,10 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		if err := checkPatroniRequest(env, req); err != nil {
 			return nil, err
 		}
+	} else if backsUp(env, req) {
+		if err := BackupEnv(env).CheckCreate(backupInstance(env, i)); err != nil {
+			return nil, err
+		}
 	}
 	var primary *pgconn.Config
 	if req.StandbyFor != "" || req.Slot != "" {
@@ -98,6 +102,9 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 	}
 	i.Port = port
 	if req.Patroni != nil {
+		if env.Site.PgBackRest != nil {
+			logging.From(ctx).Warn("pgBackRest is on, but pgherd does not set up backups of Patroni members (docs/backup.md)")
+		}
 		return createPatroni(ctx, env, i, req)
 	}
 
@@ -144,11 +151,20 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 		return nil, fmt.Errorf("installing the service of %s: %w", i.ID(), err)
 	}
 	u.add(func() { _ = env.Services.Uninstall(context.WithoutCancel(ctx), svc) })
-	if req.State == Started {
+	if req.State == Started || backsUp(env, req) {
 		u.add(func() { _ = env.Services.Stop(context.WithoutCancel(ctx), svc) })
+	}
+	if req.State == Started {
 		if err := Start(ctx, env, i); err != nil {
 			return nil, err
 		}
+	}
+	if backsUp(env, req) {
+		if err := setupBackups(ctx, env, i, &u); err != nil {
+			return nil, err
+		}
+	} else if env.Site.PgBackRest != nil {
+		log.Warn("pgBackRest is on, but a standby gets no stanza of its own: back up its primary")
 	}
 	ok = true
 	return i, nil
@@ -211,6 +227,12 @@ func configure(env *Env, i *Instance, req CreateRequest) error {
 		{"log_filename", quote(i.serviceName() + "-%Y-%m-%d_%H%M%S.log")},
 		{"log_line_prefix", quote("%m [%p] %q%u@%d ")},
 	} {
+		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
+	}
+	if backsUp(env, req) {
+		add.WriteString("# WAL archiving into the pgBackRest stanza (docs/backup.md)\n")
+	}
+	for _, kv := range archiveSettings(env, i, req) {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
 	if err := writeFile(conf, append(b, add.String()...), 0o600, env.User); err != nil {

@@ -54,6 +54,9 @@ func checkConf(env *Env, i *Instance, c *pgconf.Config, names []string) error {
 		if err := CheckOwned(n); err != nil {
 			return err
 		}
+		if err := BackupEnv(env).CheckOwned(backupInstance(env, i), n); err != nil {
+			return err
+		}
 	}
 	if slices.Contains(names, "port") || slices.Contains(names, "listen_addresses") {
 		port, err := strconv.Atoi(c.Next("port", "5432"))

@@ -87,10 +87,12 @@ func Load(explicit string) (*Loaded, error) {
 			}
 		}
 	}
-	flat := map[string]any{}
-	flatten("", reflect.ValueOf(s), flat)
+	flat := settingsKeys(s)
 	if err := applyEnv(&s, flat); err != nil {
 		return nil, err
+	}
+	if s.PgBackRest == nil {
+		offBackRest(flat)
 	}
 	if err := s.Validate(); err != nil {
 		where := "settings"
@@ -156,6 +158,7 @@ func decodeStrict(file string, data []byte, s *Settings) error {
 	dec.KnownFields(true)
 	err := dec.Decode(s)
 	if err == nil {
+		enablePgBackRest(&root, s)
 		return nil
 	}
 	var te *yaml.TypeError
@@ -241,7 +244,7 @@ func applyEnv(s *Settings, flat map[string]any) error {
 	if err := checkEnvNames(os.Environ(), envVars(flat)); err != nil {
 		return err
 	}
-	set := false
+	set, backrest := false, false
 	for k := range flat {
 		env := EnvVar(k)
 		if raw := os.Getenv(env); raw != "" {
@@ -249,10 +252,14 @@ func applyEnv(s *Settings, flat map[string]any) error {
 				return err
 			}
 			set = true
+			backrest = backrest || strings.HasPrefix(k, "pgbackrest.")
 		}
 	}
 	if !set {
 		return nil
+	}
+	if s.PgBackRest == nil && !backrest {
+		offBackRest(flat)
 	}
 	v := viper.New()
 	v.SetEnvPrefix(EnvPrefix)
@@ -303,6 +310,9 @@ func flatten(prefix string, v reflect.Value, out map[string]any) {
 			key = prefix + "." + tag
 		}
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() == reflect.Struct {
+			fv = fv.Elem()
+		}
 		if fv.Kind() == reflect.Struct {
 			flatten(key, fv, out)
 			continue

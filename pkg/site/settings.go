@@ -38,6 +38,8 @@ type Settings struct {
 	PostgreSQL PostgreSQL `yaml:"postgresql" json:"postgresql"`
 	// Patroni configures Patroni-managed instances (patroni.go).
 	Patroni Patroni `yaml:"patroni" json:"patroni"`
+	// PgBackRest, when set, backs up plain instances (pgbackrest.go).
+	PgBackRest *PgBackRest `yaml:"pgbackrest" json:"pgbackrest"`
 }
 
 // Systemd configures where units go.
@@ -166,6 +168,11 @@ func (s *Settings) Validate() error {
 	}
 	if err := s.Patroni.validate(); err != nil {
 		return err
+	}
+	if s.PgBackRest != nil {
+		if err := s.PgBackRest.validate(); err != nil {
+			return err
+		}
 	}
 	for _, m := range []struct{ key, v string }{{"postgresql.auth.local", s.PostgreSQL.Auth.Local}, {"postgresql.auth.host", s.PostgreSQL.Auth.Host}} {
 		if !ValidAuthMethod(m.v) {
