@@ -119,8 +119,13 @@ func Stop(ctx context.Context, env *Env, i *Instance) error {
 		return patroniStop(ctx, env, i)
 	}
 	if i.State() == Stopped {
-		logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
-		return nil
+		// A postmaster that keeps dying is down between two of its
+		// supervisor's restarts: stop the supervisor too, or it starts
+		// the server again behind the caller's back.
+		if st, err := env.Services.Status(ctx, i.Service(env)); err != nil || !st.Restarting {
+			logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
+			return nil
+		}
 	}
 	logging.From(ctx).Info("stopping PostgreSQL instance " + i.ID())
 	if err := env.Services.Stop(ctx, i.Service(env)); err != nil {

@@ -95,6 +95,7 @@ type State struct {
 	// tries (...)", "unsupervised".
 	Supervision string
 	GaveUp      bool   // the restart policy gave up: the service stays down until started again
+	Restarting  bool   // the daemon died and its next start is due: stopped now, not for good
 	Restarts    int    // restarts after a death, since it was started
 	LastExit    string // how it ended last, when it did
 	Fenced      string // when and how its PostgreSQL was fenced (Patroni)
