@@ -48,6 +48,17 @@ func newCluster(t *testing.T, n int, tune func(*dcs.Config)) *testCluster {
 		c.add(cfg)
 	}
 	c.waitVoters(n)
+	// As pgherd's set-up does (Local.Setup waits for it), a cluster is
+	// ready once every member knows its cluster ID: until the leader's
+	// first opClusterInit is applied, headers carry no cluster_id.
+	waitFor(t, 10*time.Second, "the cluster ID on every member", func() bool {
+		for _, s := range c.servers {
+			if s.node.fsm.cluster() == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	return c
 }
 
