@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/site"
@@ -42,7 +43,7 @@ type CreateRequest struct {
 // unless State is stopped. It is all-or-nothing: when a step fails, what
 // the earlier steps made is removed and the error says which step failed.
 func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error) {
-	if err := ValidateName(req.Name); err != nil {
+	if err := names.Check("instance", req.Name); err != nil {
 		return nil, err
 	}
 	pg := env.Site.PostgreSQL

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/service"
@@ -161,11 +162,11 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 // anything is made.
 func checkPatroniRequest(env *Env, req CreateRequest) error {
 	p := req.Patroni
-	if err := validateName("cluster", p.Cluster); err != nil {
+	if err := names.Check("cluster", p.Cluster); err != nil {
 		return err
 	}
 	if p.Node != "" {
-		if err := validateName("member", p.Node); err != nil {
+		if err := names.Check("member", p.Node); err != nil {
 			return err
 		}
 	}
