@@ -289,6 +289,7 @@ func (m *processManager) Status(ctx context.Context, s Service) (State, error) {
 		// "unsupervised" once the daemon is found running, below
 	case sup.State == supervise.Restarting:
 		st.Supervision = fmt.Sprintf("restarting (try %d of %d: %s)", sup.Tries, m.cfg.Policy.MaxTries, sup.LastExit)
+		st.Restarting = true
 	default:
 		st.Supervision = "supervised"
 	}

@@ -96,6 +96,7 @@ type State struct {
 	// tries (...)", "unsupervised".
 	Supervision string
 	GaveUp      bool   // the restart policy gave up: the service stays down until started again
+	Restarting  bool   // the program died and its supervisor will start it again unless the service is stopped
 	Restarts    int    // restarts after a death, since it was started
 	LastExit    string // how it ended last, when it did
 	Fenced      string // when and how its PostgreSQL was fenced (Patroni)

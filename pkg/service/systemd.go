@@ -298,6 +298,7 @@ func (m *systemdManager) Status(ctx context.Context, s Service) (State, error) {
 		}
 		if p["SubState"] == "auto-restart" {
 			st.Supervision = "restarting (systemd: " + st.LastExit + ")"
+			st.Restarting = true
 		}
 	case "failed":
 		st.GaveUp = true
