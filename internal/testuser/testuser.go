@@ -4,11 +4,33 @@
 package testuser
 
 import (
+	"fmt"
 	"os"
 	"os/user"
 	"strconv"
 	"testing"
 )
+
+// Name is the account's name.
+const Name = "pgherd"
+
+// Lookup returns the account's name, uid and gid, or an error saying that
+// make deps creates it, for harnesses shared by several tests.
+func Lookup() (name string, uid, gid uint32, err error) {
+	u, err := user.Lookup(Name)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("no system user %s (make deps creates it): %w", Name, err)
+	}
+	id, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("system user %s: uid %q: %w", Name, u.Uid, err)
+	}
+	g, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("system user %s: gid %q: %w", Name, u.Gid, err)
+	}
+	return u.Username, uint32(id), uint32(g), nil
+}
 
 // Pgherd returns the account's name, uid and gid, and skips the test when
 // it does not run as root or the account does not exist.
@@ -17,11 +39,9 @@ func Pgherd(t testing.TB) (name string, uid, gid uint32) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to act on files of another account")
 	}
-	u, err := user.Lookup("pgherd")
+	name, uid, gid, err := Lookup()
 	if err != nil {
-		t.Skip("no system user pgherd (make deps creates it)")
+		t.Skip(err)
 	}
-	id, _ := strconv.Atoi(u.Uid)
-	g, _ := strconv.Atoi(u.Gid)
-	return u.Username, uint32(id), uint32(g)
+	return name, uid, gid
 }

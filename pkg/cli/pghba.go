@@ -9,7 +9,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/hba"
 	"github.com/pgherd/pgherd/pkg/instance"
-	"github.com/pgherd/pgherd/pkg/safefile"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/spf13/cobra"
 )
 
@@ -29,8 +29,8 @@ func newCmdPghba(f *Factory) *cobra.Command {
 func hbaTarget(env *instance.Env, i *instance.Instance) hba.Target {
 	path := filepath.Join(i.DataDir, "pg_hba.conf")
 	t := hba.Target{
-		Read:  func() (string, error) { return safefile.ReadOwned(path, env.User) },
-		Write: func(s string) error { return safefile.WriteOwned(path, []byte(s), env.User) },
+		Read:  func() (string, error) { return safefs.ReadOwned(path, env.User.FileOwner()) },
+		Write: func(s string) error { return safefs.WriteOwned(path, []byte(s), env.User.FileOwner()) },
 		Probes: []hba.Probe{{Local: true, Database: "postgres", User: env.Site.PostgreSQL.Surole.Name,
 			Why: "pgherd's own superuser connection"}},
 	}

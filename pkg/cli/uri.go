@@ -11,7 +11,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/connstr"
 	"github.com/pgherd/pgherd/pkg/instance"
 	"github.com/pgherd/pgherd/pkg/role"
-	"github.com/pgherd/pgherd/pkg/safefile"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/spf13/cobra"
 )
 
@@ -60,7 +60,7 @@ func keptPassword(env *instance.Env, i *instance.Instance, port int, name string
 			}
 			path = pp.Path
 		}
-		text, err := safefile.ReadOwned(path, env.User)
+		text, err := safefs.ReadOwned(path, env.User.FileOwner())
 		if err != nil {
 			return "", err
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pgherd/pgherd/pkg/names"
 )
 
 // Role says what runs beside a member.
@@ -98,6 +100,9 @@ func LoadConfig(file string) (Config, error) {
 func (c *Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("name is required")
+	}
+	if err := names.Check("member", c.Name); err != nil {
+		return err
 	}
 	switch c.Role {
 	case "":

@@ -45,7 +45,7 @@ func BackupTarget(env *Env, i *Instance) (backup.Instance, error) {
 		return backup.Instance{}, err
 	}
 	if !bytes.Equal(old, files.Config) {
-		if err := writeFile(files.ConfigFile, files.Config, 0o600, env.User); err != nil {
+		if err := safefs.WriteOwned(files.ConfigFile, files.Config, env.User.FileOwner()); err != nil {
 			return backup.Instance{}, err
 		}
 	}
@@ -72,7 +72,7 @@ func setupBackups(ctx context.Context, env *Env, i *Instance, u *undo) error {
 			return err
 		}
 	}
-	if err := writeFile(files.ConfigFile, files.Config, 0o600, env.User); err != nil {
+	if err := safefs.WriteOwned(files.ConfigFile, files.Config, env.User.FileOwner()); err != nil {
 		return err
 	}
 	u.add(func() { os.Remove(files.ConfigFile) })

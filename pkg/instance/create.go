@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/site"
@@ -42,7 +43,7 @@ type CreateRequest struct {
 // unless State is stopped. It is all-or-nothing: when a step fails, what
 // the earlier steps made is removed and the error says which step failed.
 func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error) {
-	if err := ValidateName(req.Name); err != nil {
+	if err := names.Check("instance", req.Name); err != nil {
 		return nil, err
 	}
 	pg := env.Site.PostgreSQL
@@ -141,7 +142,7 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 			return nil, err
 		}
 		line := fmt.Sprintf("*:*:*:%s:%s\n", pg.Surole.Name, strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(req.SuperuserPassword))
-		if err := writeFile(i.PassFile, []byte(line), 0o600, env.User); err != nil {
+		if err := safefs.WriteOwned(i.PassFile, []byte(line), env.User.FileOwner()); err != nil {
 			return nil, err
 		}
 		u.add(func() { os.Remove(i.PassFile) })
@@ -193,7 +194,7 @@ func initdb(ctx context.Context, env *Env, i *Instance, req CreateRequest) error
 	}
 	if req.SuperuserPassword != "" {
 		pw := filepath.Join(filepath.Dir(i.DataDir), ".pwfile-"+i.Name)
-		if err := writeFile(pw, []byte(req.SuperuserPassword+"\n"), 0o600, env.User); err != nil {
+		if err := safefs.WriteOwned(pw, []byte(req.SuperuserPassword+"\n"), env.User.FileOwner()); err != nil {
 			return err
 		}
 		defer os.Remove(pw)
@@ -235,13 +236,13 @@ func configure(env *Env, i *Instance, req CreateRequest) error {
 	for _, kv := range archiveSettings(env, i, req) {
 		fmt.Fprintf(&add, "%s = %s\n", kv[0], kv[1])
 	}
-	if err := writeFile(conf, append(b, add.String()...), 0o600, env.User); err != nil {
+	if err := safefs.WriteOwned(conf, append(b, add.String()...), env.User.FileOwner()); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), 0o600, env.User); err != nil {
+	if err := safefs.WriteOwned(filepath.Join(i.DataDir, "pg_hba.conf"), []byte(hba(req)), env.User.FileOwner()); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), 0o600, env.User)
+	return safefs.WriteOwned(filepath.Join(i.DataDir, "pg_ident.conf"), []byte(ident(env)), env.User.FileOwner())
 }
 
 func hba(req CreateRequest) string {

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/pgconf"
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
@@ -96,24 +97,6 @@ func (i *Instance) existingPassFile() string {
 	return ""
 }
 
-// The length is checked apart: {0,31} would compile into 31 states.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-
-// ValidateName refuses instance names that cannot be a path component, a
-// unit instance or a cluster_name.
-func ValidateName(name string) error { return validateName("instance", name) }
-
-// validateName is the one rule for every name instance create takes
-// (instance, Patroni cluster, Patroni member): each one becomes a path
-// component (data directory, credentials file, DCS member directory), a
-// unit instance, a DCS key prefix or a cluster_name.
-func validateName(kind, name string) error {
-	if len(name) > 32 || !nameRE.MatchString(name) {
-		return fmt.Errorf("invalid %s name %q: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit", kind, name)
-	}
-	return nil
-}
-
 // paths fills the paths of version/name from the site templates.
 func paths(s *site.Settings, version, name string) *Instance {
 	pg := s.PostgreSQL
@@ -143,7 +126,7 @@ func Find(env *Env, ref string) (*Instance, error) {
 	if !hasVersion {
 		name, version = version, ""
 	}
-	if err := ValidateName(name); err != nil {
+	if err := names.Check("instance", name); err != nil {
 		return nil, err
 	}
 	if version != "" {
@@ -200,7 +183,7 @@ func List(env *Env) ([]*Instance, error) {
 func scan(env *Env) ([]*Instance, error) {
 	tmpl := site.Path(env.Site.Prefix, env.Site.PostgreSQL.Datadir, "{version}", "{name}")
 	glob := strings.NewReplacer("{version}", "*", "{name}", "*").Replace(tmpl)
-	re := regexp.MustCompile("^" + strings.NewReplacer(`\{version\}`, `(?P<version>[0-9]+)`, `\{name\}`, `(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)`).Replace(regexp.QuoteMeta(tmpl)) + "$")
+	re := regexp.MustCompile("^" + strings.NewReplacer(`\{version\}`, `(?P<version>[0-9]+)`, `\{name\}`, `(?P<name>`+names.Pattern+`)`).Replace(regexp.QuoteMeta(tmpl)) + "$")
 	matches, err := filepath.Glob(glob)
 	if err != nil {
 		return nil, err

@@ -7,19 +7,6 @@ import (
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
-func TestValidateName(t *testing.T) {
-	for _, ok := range []string{"pg1", "main", "A-1_b", strings.Repeat("x", 32)} {
-		if err := ValidateName(ok); err != nil {
-			t.Errorf("%q refused: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "../x", "A B", "-x", "_x", "x/y", strings.Repeat("x", 33), "é"} {
-		if err := ValidateName(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestQuote(t *testing.T) {
 	if q := quote(`it's \ here`); q != `'it''s \\ here'` {
 		t.Errorf("quote: %s", q)

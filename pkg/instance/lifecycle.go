@@ -118,17 +118,17 @@ func Stop(ctx context.Context, env *Env, i *Instance) error {
 	if i.PatroniManaged() {
 		return patroniStop(ctx, env, i)
 	}
+	svc := i.Service(env)
 	if i.State() == Stopped {
-		// A postmaster that keeps dying is down between two of its
-		// supervisor's restarts: stop the supervisor too, or it starts
-		// the server again behind the caller's back.
-		if st, err := env.Services.Status(ctx, i.Service(env)); err != nil || !st.Restarting {
+		// A server that died (a failed recovery, a crash) is stopped, but
+		// its supervisor would start it again: stop that too.
+		if st, err := env.Services.Status(ctx, svc); err != nil || !st.Restarting {
 			logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
 			return nil
 		}
 	}
 	logging.From(ctx).Info("stopping PostgreSQL instance " + i.ID())
-	if err := env.Services.Stop(ctx, i.Service(env)); err != nil {
+	if err := env.Services.Stop(ctx, svc); err != nil {
 		return fmt.Errorf("stopping %s: %w", i.ID(), err)
 	}
 	return nil

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/postgres"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/service"
 	"github.com/pgherd/pgherd/pkg/site"
 	"github.com/pgherd/pgherd/pkg/supervise"
@@ -161,11 +163,11 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 // anything is made.
 func checkPatroniRequest(env *Env, req CreateRequest) error {
 	p := req.Patroni
-	if err := validateName("cluster", p.Cluster); err != nil {
+	if err := names.Check("cluster", p.Cluster); err != nil {
 		return err
 	}
 	if p.Node != "" {
-		if err := validateName("member", p.Node); err != nil {
+		if err := names.Check("member", p.Node); err != nil {
 			return err
 		}
 	}
@@ -322,7 +324,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	// pgherd's own superuser connections (instance get, pgconf) read this pgpass.
 	line := fmt.Sprintf("*:*:*:%s:%s\n", env.Site.PostgreSQL.Surole.Name, creds.Superuser.Reveal())
 	u.add(func() { os.Remove(i.PassFile) })
-	if err := writeFile(i.PassFile, []byte(line), 0o600, env.User); err != nil {
+	if err := safefs.WriteOwned(i.PassFile, []byte(line), env.User.FileOwner()); err != nil {
 		return nil, err
 	}
 	// Patroni runs as the sysuser, and a file it cannot open reads as an

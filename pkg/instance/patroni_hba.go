@@ -13,7 +13,7 @@ import (
 	hbaconf "github.com/pgherd/pgherd/pkg/hba"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
-	"github.com/pgherd/pgherd/pkg/safefile"
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // A Patroni cluster's pg_hba has one source: the cluster-wide (dynamic)
@@ -141,7 +141,7 @@ func waitLocalHBA(ctx context.Context, env *Env, cfg *patroni.Config, want []str
 	for _, m := range members {
 		path := filepath.Join(m.DataDir, "pg_hba.conf")
 		for {
-			text, err := safefile.ReadOwned(path, env.User)
+			text, err := safefs.ReadOwned(path, env.User.FileOwner())
 			if err == nil {
 				if f, perr := hbaconf.Parse(text); perr == nil && slices.Equal(f.Lines(), want) {
 					logging.From(ctx).Info("pg_hba.conf of member " + m.ID() + " has the new entries")

@@ -34,10 +34,3 @@ func TestCheckSocketDirs(t *testing.T) {
 		}
 	}
 }
-
-func TestValidateNameKinds(t *testing.T) {
-	err := validateName("cluster", "bad/name")
-	if err == nil || !strings.HasPrefix(err.Error(), `invalid cluster name "bad/name": use 1 to 32 letters`) {
-		t.Errorf("cluster: %v", err)
-	}
-}

@@ -247,7 +247,7 @@ func (c *Config) WriteFile(path string, owner *Owner) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b, 0o600, owner)
+	return writeOwned(path, b, owner)
 }
 
 // ReadFile reads a member's configuration written by WriteFile. Unknown

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,12 +24,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgherd/pgherd/internal/testuser"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
 const (
 	testHost  = "127.0.1.1" // Patroni's validator refuses 127.0.0.1 in connect addresses
-	sysUser   = "pgherd"
 	pgBinDir  = "/usr/lib/postgresql/15/bin"
 	etcdBin   = "/usr/bin/etcd"
 	testScope = "pgherd-test"
@@ -140,14 +139,12 @@ func (h *testHarness) setup() error {
 		return err
 	}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup(sysUser)
+		_, uid, gid, err := testuser.Lookup()
 		if err != nil {
-			return fmt.Errorf("tests run as root and need the system user %s: %w", sysUser, err)
+			return fmt.Errorf("tests run as root and need the system user %s: %w", testuser.Name, err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		h.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		h.owner = &Owner{UID: uid, GID: gid}
+		h.cred = &syscall.Credential{Uid: uid, Gid: gid}
+		h.owner = &Owner{UID: int(uid), GID: int(gid)}
 	}
 	h.creds, err = GenerateCredentials()
 	return err

@@ -76,7 +76,7 @@ func BackupFile(path string, now time.Time) (string, error) {
 		return "", fmt.Errorf("cannot back up the Patroni configuration: %w", err)
 	}
 	dst := path + "." + now.UTC().Format("20060102T150405Z") + ".bak"
-	if err := writeFileAtomic(dst, b, 0o600, ownerOf(path)); err != nil {
+	if err := writeOwned(dst, b, ownerOf(path)); err != nil {
 		return "", err
 	}
 	return dst, nil

@@ -148,7 +148,7 @@ func TestReadFileRefusesWhatRootMustNotUse(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), "a cluster name is up to 63 letters") {
+	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), `scope: invalid cluster name "../../../etc/x": use 1 to 32 letters`) {
 		t.Fatalf("scope %q read back: %v", cfg.Scope, err)
 	}
 	good := New(goldenSpec())

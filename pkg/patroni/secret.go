@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"gopkg.in/yaml.v3"
 
@@ -119,7 +118,7 @@ func WriteCredentials(path string, c Credentials, owner *Owner) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode Patroni credentials: %w", err)
 	}
-	return writeFileAtomic(path, b, 0o600, owner)
+	return writeOwned(path, b, owner)
 }
 
 // LoadOrCreateCredentials reads path, or generates new credentials and writes
@@ -146,40 +145,12 @@ func LoadOrCreateCredentials(path string, owner *Owner) (Credentials, bool, erro
 // (Patroni runs as that user and reads its 0600 files).
 type Owner struct{ UID, GID int }
 
-// writeFileAtomic writes data to a temporary file in path's directory with
-// mode perm (and owner) from the start, syncs it and renames it over path:
-// readers see the old content or the new one, never a partial file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, owner *Owner) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
+// writeOwned writes data as safefs.WriteOwned does (a new 0600 file
+// beside path, synced, renamed over it), given to owner when there is one.
+func writeOwned(path string, data []byte, owner *Owner) error {
+	o := safefs.Owner{Chown: owner != nil}
 	if owner != nil {
-		if err := f.Chown(owner.UID, owner.GID); err != nil {
-			f.Close()
-			return fmt.Errorf("cannot write %s: %w", path, err)
-		}
+		o.UID, o.GID = uint32(owner.UID), uint32(owner.GID)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return nil
+	return safefs.WriteOwned(path, data, o)
 }

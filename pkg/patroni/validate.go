@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/run"
 )
 
@@ -268,12 +268,9 @@ func (c *Config) ValidateBeforeDCS(ctx context.Context, r run.Runner, exe, path 
 	return err
 }
 
-// nameRE is what a cluster (scope) or member name may be: pgherd builds
-// file names from them (the credentials file, the DCS member), so no path
-// separator and no leading dot.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
-// checkNames checks scope and name; with required, an empty one is an
+// checkNames checks scope and name against the one rule for names
+// (pkg/names): pgherd builds file names from them (the credentials file,
+// the DCS member). With required, an empty one is an
 // error too. ReadFile checks them (empty allowed: other checks name what
 // is missing): the YAML sits in a directory Patroni's account can write,
 // and root must not build a path it deletes from whatever that account
@@ -283,8 +280,10 @@ func checkNames(c *Config, required bool) error {
 		switch {
 		case n.v == "" && required:
 			return fmt.Errorf("%s (the %s name) is empty: give a %s name", n.key, n.what, n.what)
-		case n.v != "" && !nameRE.MatchString(n.v):
-			return fmt.Errorf("%s %q: a %s name is up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", n.key, n.v, n.what)
+		case n.v != "":
+			if err := names.Check(n.what, n.v); err != nil {
+				return fmt.Errorf("%s: %w", n.key, err)
+			}
 		}
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgherd/pgherd/internal/testuser"
 	"github.com/pgherd/pgherd/pkg/run"
 )
 
@@ -63,22 +63,20 @@ func server(t *testing.T) *testServer {
 }
 
 func startServer() (*testServer, error) {
-	u, err := user.Lookup("pgherd")
+	_, uid, gid, err := testuser.Lookup()
 	if err != nil {
-		return nil, fmt.Errorf("the tests run PostgreSQL as user pgherd: %w", err)
+		return nil, fmt.Errorf("the tests run PostgreSQL as user %s: %w", testuser.Name, err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	dir, err := os.MkdirTemp("/tmp", "pgconf-test-")
 	if err != nil {
 		return nil, err
 	}
 	s := &testServer{dir: dir, data: filepath.Join(dir, "data"), port: freePort(),
-		runner: run.Exec{Cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}}
+		runner: run.Exec{Cred: &syscall.Credential{Uid: uid, Gid: gid}}}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.Chown(dir, uid, gid); err != nil {
+	if err := os.Chown(dir, int(uid), int(gid)); err != nil {
 		return nil, err
 	}
 	ctx := context.Background()

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pgherd/pgherd/pkg/safefile"
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
@@ -41,7 +41,7 @@ func (p Pgpass) Remove(port int, role string) error { return p.edit(port, role, 
 // edit rewrites the file with line in place of role's line on port
 // (appended when it had none; removed when line is ""). The file belongs to
 // the account, which could make it a link to a file it may not read:
-// package safefile reads and writes it without following links.
+// safefs.ReadOwned and WriteOwned read and write it without following links.
 func (p Pgpass) edit(port int, role, line string) error {
 	prefix := "*:" + strconv.Itoa(port) + ":*:" + pgpassEscape(role) + ":"
 	old, err := p.read()
@@ -75,6 +75,6 @@ func (p Pgpass) edit(port int, role, line string) error {
 	return p.write([]byte(strings.Join(out, "")))
 }
 
-func (p Pgpass) read() (string, error) { return safefile.ReadOwned(p.Path, p.Owner) }
+func (p Pgpass) read() (string, error) { return safefs.ReadOwned(p.Path, p.Owner.FileOwner()) }
 
-func (p Pgpass) write(data []byte) error { return safefile.WriteOwned(p.Path, data, p.Owner) }
+func (p Pgpass) write(data []byte) error { return safefs.WriteOwned(p.Path, data, p.Owner.FileOwner()) }

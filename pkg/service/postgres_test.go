@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgherd/pgherd/internal/testuser"
 	"github.com/pgherd/pgherd/pkg/run"
 )
 
@@ -22,19 +22,11 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 // it through the manager, which switches to that user.
 func testUser(t *testing.T) *User {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to start a service as another user")
-	}
 	if _, err := os.Stat(pgBin + "/postgres"); err != nil {
 		t.Skip("PostgreSQL 15 is not installed (Debian package postgresql-15)")
 	}
-	u, err := user.Lookup("pgherd")
-	if err != nil {
-		t.Skip("no system user pgherd to run PostgreSQL as")
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &User{Name: u.Username, UID: uint32(uid), GID: uint32(gid)}
+	name, uid, gid := testuser.Pgherd(t)
+	return &User{Name: name, UID: uid, GID: gid}
 }
 
 func freePort(t *testing.T) int {

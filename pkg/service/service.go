@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/run"
 	"github.com/pgherd/pgherd/pkg/supervise"
 )
@@ -95,7 +96,7 @@ type State struct {
 	// tries (...)", "unsupervised".
 	Supervision string
 	GaveUp      bool   // the restart policy gave up: the service stays down until started again
-	Restarting  bool   // the daemon died and its next start is due: stopped now, not for good
+	Restarting  bool   // the program died and its supervisor will start it again unless the service is stopped
 	Restarts    int    // restarts after a death, since it was started
 	LastExit    string // how it ended last, when it did
 	Fenced      string // when and how its PostgreSQL was fenced (Patroni)
@@ -225,9 +226,9 @@ func detect(ctx context.Context, sdDir string, r run.Runner) string {
 	return "systemd"
 }
 
-// The length is checked apart: a counted repetition such as {0,99} compiles
-// into that many states, at every start of the program.
-var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// instanceRE is what a unit instance is made of: names (pkg/names) and the
+// version joined by '-', as in "15-pg1", so longer than one name may be.
+var instanceRE = regexp.MustCompile(`^` + names.Pattern + `$`)
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // check validates s and fills its defaults.
@@ -238,7 +239,7 @@ func (s *Service) check() error {
 		return fmt.Errorf("unknown service kind %q: use %s, %s or %s", s.Kind, KindPostgreSQL, KindPatroni, KindDCS)
 	}
 	if len(s.Instance) > 100 || !instanceRE.MatchString(s.Instance) {
-		return fmt.Errorf("invalid service instance name %q: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Instance)
+		return fmt.Errorf("invalid service instance name %q: use up to 100 letters, digits, '_' or '-', starting with a letter or digit", s.Instance)
 	}
 	if len(s.Exec) == 0 || !filepath.IsAbs(s.Exec[0]) {
 		return fmt.Errorf("%s: the program must be an absolute path, got %q", s, s.Exec)

@@ -107,7 +107,7 @@ func TestSuperviseCrashLoop(t *testing.T) {
 	})
 	st, _ = m.Status(ctx, s)
 	want := "given up after 3 tries (exited with status 3)"
-	if st.Running || st.Supervision != want || st.Restarts != 2 {
+	if st.Running || st.Restarting || st.Supervision != want || st.Restarts != 2 {
 		t.Errorf("Status = %+v; want not running, %q, 2 restarts", st, want)
 	}
 	if pm := m.(*processManager); pm.supervisorPID(s) != 0 {

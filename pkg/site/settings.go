@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/service"
 	"github.com/pgherd/pgherd/pkg/supervise"
 )
@@ -254,6 +255,13 @@ func (u SysUser) Service() *service.User {
 		return nil
 	}
 	return &service.User{Name: u.Name, UID: u.UID, GID: u.GID}
+}
+
+// FileOwner is u as the owner of the files pgherd reads and writes in its
+// directories (safefs.ReadOwned, safefs.WriteOwned): handed to u, and
+// checked to be u's, when pgherd switches to u.
+func (u SysUser) FileOwner() safefs.Owner {
+	return safefs.Owner{Name: u.Name, UID: u.UID, GID: u.GID, Chown: u.Switch}
 }
 
 func toSysUser(u *user.User, sw bool) (SysUser, error) {

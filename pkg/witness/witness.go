@@ -19,13 +19,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/voting"
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/names"
 )
 
 // Env is what the lifecycle needs.
@@ -66,16 +66,6 @@ type AddResult struct {
 	Members  []dcs.MemberStatus `json:"members"`
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
-// ValidateName checks a member name.
-func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
-		return fmt.Errorf("member name %q: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
-	}
-	return nil
-}
-
 // Add sets up a witness on this host and joins it to the cluster that
 // Peer belongs to (see AddMember).
 func Add(ctx context.Context, env *Env, req AddRequest) (*AddResult, error) {
@@ -95,7 +85,7 @@ func Add(ctx context.Context, env *Env, req AddRequest) (*AddResult, error) {
 // undoes every step.
 func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error) {
 	log := logging.From(ctx)
-	if err := ValidateName(req.Name); err != nil {
+	if err := names.Check("member", req.Name); err != nil {
 		return nil, err
 	}
 	if req.Role != dcs.RoleData && req.Role != dcs.RoleWitness {
@@ -243,7 +233,7 @@ func defaultListen(req *AddRequest) error {
 // LoadMember reads the configuration of the member called name on this
 // host.
 func (e *Env) LoadMember(name string) (dcs.Config, error) {
-	if err := ValidateName(name); err != nil {
+	if err := names.Check("member", name); err != nil {
 		return dcs.Config{}, err
 	}
 	file := e.Local.ConfigFile(name)

@@ -7,13 +7,12 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pgherd/pgherd/internal/testuser"
 	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/tests/hacluster"
 )
@@ -54,13 +53,8 @@ func needReal(t *testing.T) *syscall.Credential {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	u, err := user.Lookup("pgherd")
-	if err != nil {
-		t.Skip("running as root needs the system user pgherd (make deps creates it)")
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	_, uid, gid := testuser.Pgherd(t)
+	return &syscall.Credential{Uid: uid, Gid: gid}
 }
 
 // baseDir is a working directory the system user can traverse.

@@ -116,6 +116,7 @@ func TestConfigValidation(t *testing.T) {
 		want string
 	}{
 		{dcs.Config{DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, "name is required"},
+		{dcs.Config{Name: "../x", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, `invalid member name "../x": use 1 to 32 letters`},
 		{dcs.Config{Name: "n", Role: "boss", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2"}, `role "boss"`},
 		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "nope", ListenClient: "a:2"}, "listen_peer"},
 		{dcs.Config{Name: "n", DataDir: "/d", ListenPeer: "a:1", ListenClient: "a:2", PeerTLS: dcs.TLSConfig{Cert: "c"}}, "key is required"},

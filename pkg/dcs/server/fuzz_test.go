@@ -240,24 +240,13 @@ func FuzzApplySnapshot(f *testing.F) {
 				t.Fatalf("apply %x panicked", cmd)
 			}
 		}
-		snapshotBytes := func(m *fsm) []byte {
-			snap, err := m.Snapshot()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sink memSink
-			if err := snap.Persist(&sink); err != nil {
-				t.Fatal(err)
-			}
-			return sink.Bytes()
-		}
-		first := snapshotBytes(a)
+		first := persisted(t, a)
 		b := newFSM(0)
 		b.store = mvcc.New(mvcc.Options{Now: clock})
 		if err := b.Restore(io.NopCloser(bytes.NewReader(first))); err != nil {
 			t.Fatalf("restore: %v", err)
 		}
-		if !bytes.Equal(snapshotBytes(b), first) {
+		if !bytes.Equal(persisted(t, b), first) {
 			t.Fatal("the restored state machine differs")
 		}
 	})

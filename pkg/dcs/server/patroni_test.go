@@ -6,13 +6,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgherd/pgherd/internal/testuser"
 )
 
 // patroniNode is one Patroni 3.0.2 process (with its PostgreSQL 15) run as
@@ -57,24 +58,24 @@ postgresql:
     unix_socket_directories: %[5]s
 `
 
-func startPatroni(t *testing.T, dir string, uid, gid int, name, api, pg, hosts string) *patroniNode {
+func startPatroni(t *testing.T, dir string, uid, gid uint32, name, api, pg, hosts string) *patroniNode {
 	t.Helper()
 	nd := filepath.Join(dir, name)
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(nd, uid, gid)
+	os.Chown(nd, int(uid), int(gid))
 	file := filepath.Join(nd, "patroni.yml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(patroniYAML, name, api, hosts, pg, nd)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(file, uid, gid)
+	os.Chown(file, int(uid), int(gid))
 	log, _ := os.Create(filepath.Join(nd, "patroni.log"))
 	cmd := exec.Command("/usr/bin/patroni", file)
 	cmd.Dir = nd
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + nd, "LANG=C.UTF-8"}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +155,7 @@ func TestPatroniOnDCS(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/patroni"); err != nil {
 		t.Skip("patroni is not installed")
 	}
-	u, err := user.Lookup("pgherd")
-	if err != nil || os.Geteuid() != 0 {
-		t.Skip("needs root and the pgherd user to run PostgreSQL unprivileged")
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	_, uid, gid := testuser.Pgherd(t)
 	dir, err := os.MkdirTemp("", "pgherd-dcs-patroni-")
 	if err != nil {
 		t.Fatal(err)

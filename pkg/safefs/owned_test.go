@@ -1,0 +1,98 @@
+package safefs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pgherd/pgherd/internal/testuser"
+)
+
+func TestReadOwnedRefuses(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "shadow")
+	if err := os.WriteFile(secret, []byte("root's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var me Owner
+	if text, err := ReadOwned(filepath.Join(dir, "absent"), me); text != "" || err != nil {
+		t.Errorf("a missing file: %q, %v", text, err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	hard := filepath.Join(dir, "hard")
+	if err := os.Link(secret, hard); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{link: "symbolic link", hard: "hard link", fifo: "not a regular file"} {
+		if text, err := ReadOwned(path, me); err == nil || !strings.Contains(err.Error(), want) || text != "" {
+			t.Errorf("ReadOwned(%s) = %q, %v; want an error saying %q", filepath.Base(path), text, err, want)
+		}
+	}
+	os.Remove(hard)
+	if text, err := ReadOwned(secret, me); text != "root's\n" || err != nil {
+		t.Errorf("a plain file: %q, %v", text, err)
+	}
+
+	name, uid, gid := testuser.Pgherd(t)
+	owner := Owner{Name: name, UID: uid, GID: gid, Chown: true}
+	if _, err := ReadOwned(secret, owner); err == nil || !strings.Contains(err.Error(), "not to "+name) {
+		t.Errorf("root's file read as %s's: %v", name, err)
+	}
+	if err := os.Chown(secret, int(uid), int(gid)); err != nil {
+		t.Fatal(err)
+	}
+	if text, err := ReadOwned(secret, owner); text != "root's\n" || err != nil {
+		t.Errorf("%s's own file: %q, %v", name, text, err)
+	}
+}
+
+func TestWriteOwnedReplacesALink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ".pgpass")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteOwned(path, []byte("new\n"), Owner{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "kept\n" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s is %v, want a regular file 0600", path, fi.Mode())
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new\n" {
+		t.Errorf("content %q", b)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, ".*.*")); len(names) != 0 {
+		t.Errorf("temporary files left: %v", names)
+	}
+
+	name, uid, gid := testuser.Pgherd(t)
+	if err := WriteOwned(path, []byte("theirs\n"), Owner{Name: name, UID: uid, GID: gid, Chown: true}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err = os.Lstat(path); err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != 0o600 {
+		t.Errorf("owned by %d:%d mode %v, want %d:%d 0600", st.Uid, st.Gid, fi.Mode().Perm(), uid, gid)
+	}
+}
