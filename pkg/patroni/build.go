@@ -190,9 +190,14 @@ func pgHBA(listen, su, repl string, peers []string) []string {
 		peers = []string{"samenet"}
 	}
 	sc := "scram-sha-256"
+	// samehost: the superuser over TCP from the member's own host, on
+	// whichever member's host the cluster-wide list is written (a listen
+	// address below covers only the bootstrap member's, and loopback
+	// aliases, which are not interface addresses).
 	rules := []string{
 		"local all " + su + " " + sc,
 		"host all " + su + " 127.0.0.1/32 " + sc,
+		"host all " + su + " samehost " + sc,
 	}
 	for _, h := range strings.Split(listen, ",") {
 		h = strings.TrimSpace(h)

@@ -160,6 +160,7 @@ func TestPgHBA(t *testing.T) {
 	for _, want := range []string{
 		"local all postgres scram-sha-256",
 		"host all postgres 127.0.0.1/32 scram-sha-256",
+		"host all postgres samehost scram-sha-256",
 		"host all postgres 127.0.1.1/32 scram-sha-256",
 		"host replication replicator samenet scram-sha-256",
 		"host postgres rewinder samenet scram-sha-256",
