@@ -119,3 +119,18 @@ func writeMemberBackupFile(env *Env, bi backup.Instance, i *Instance, u *undo) e
 func ErrClusterRestore(cluster string) error {
 	return fmt.Errorf("instance restore does not restore Patroni clusters yet: restore cluster %s by hand as docs/backup.md says (\"Restoring a Patroni cluster\"); nothing was changed", cluster)
 }
+
+// checkMemberArchiving refuses a change to the archiving settings of a
+// member whose cluster pgherd backs up: a member's own value would
+// override the cluster-wide one that archives into the cluster's stanza.
+func checkMemberArchiving(env *Env, i *Instance, scope, name string) error {
+	be := BackupEnv(env)
+	if !be.Enabled() {
+		return nil
+	}
+	bi, err := clusterBackupInstance(env, i, scope)
+	if err != nil {
+		return err
+	}
+	return be.CheckOwned(bi, name)
+}
