@@ -1,5 +1,6 @@
-// Package backup backs up and restores plain PostgreSQL instances with
-// pgBackRest: one stanza per instance, described in a pgBackRest file
+// Package backup backs up and restores PostgreSQL instances with
+// pgBackRest (Patroni clusters: backups only): one stanza per instance or
+// cluster, described in a pgBackRest file
 // that pgherd writes, WAL archived with archive-push, backups listed from
 // `pgbackrest info`, and restores made into a new directory that replaces
 // the old one only once the server has recovered. See DESIGN.md.
