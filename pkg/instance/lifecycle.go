@@ -119,8 +119,12 @@ func Stop(ctx context.Context, env *Env, i *Instance) error {
 		return patroniStop(ctx, env, i)
 	}
 	if i.State() == Stopped {
-		logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
-		return nil
+		// A server that exited may still have a supervisor restarting it:
+		// stopped means that one stops too.
+		if st, err := env.Services.Status(ctx, i.Service(env)); err != nil || !st.Running {
+			logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
+			return nil
+		}
 	}
 	logging.From(ctx).Info("stopping PostgreSQL instance " + i.ID())
 	if err := env.Services.Stop(ctx, i.Service(env)); err != nil {
