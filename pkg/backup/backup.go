@@ -1,5 +1,6 @@
-// Package backup backs up and restores plain PostgreSQL instances with
-// pgBackRest: one stanza per instance, described in a pgBackRest file
+// Package backup backs up and restores PostgreSQL instances with
+// pgBackRest (Patroni clusters: backups only): one stanza per instance or
+// cluster, described in a pgBackRest file
 // that pgherd writes, WAL archived with archive-push, backups listed from
 // `pgbackrest info`, and restores made into a new directory that replaces
 // the old one only once the server has recovered. See DESIGN.md.
@@ -42,10 +43,55 @@ type Instance struct {
 	// Conn reaches the running server as the superuser; pgBackRest uses
 	// its socket directory, port and user.
 	Conn postgres.ConnParams
+	// Cluster is the Patroni scope of a member, "" for a plain instance.
+	// A member's stanza and pgBackRest file are its cluster's.
+	Cluster string
+	// Members are the cluster's members on this host, pg1..pgN of the
+	// cluster's pgBackRest file in this order; nil for a plain instance.
+	Members []Member
 }
 
-// Stanza is the instance's stanza: VERSION-NAME, as in pglift.
-func (i Instance) Stanza() string { return i.Version + "-" + i.Name }
+// Member is one Patroni member on this host, as pgBackRest reaches it.
+type Member struct {
+	Name    string
+	DataDir string
+	Conn    postgres.ConnParams
+}
+
+// Stanza is the instance's stanza: VERSION-NAME, as in pglift; a Patroni
+// member's is its cluster's scope.
+func (i Instance) Stanza() string {
+	if i.Cluster != "" {
+		return i.Cluster
+	}
+	return i.Version + "-" + i.Name
+}
+
+// fileName is the {name} of the site's pgBackRest paths: the instance's,
+// or "cluster.SCOPE" for a member (no instance name has a dot).
+func (i Instance) fileName() string {
+	if i.Cluster != "" {
+		return "cluster." + i.Cluster
+	}
+	return i.Name
+}
+
+// what names the instance, or the member's cluster, in messages.
+func (i Instance) what() string {
+	if i.Cluster != "" {
+		return "Patroni cluster " + i.Cluster
+	}
+	return "instance " + i.ID
+}
+
+// members are the servers of the pgBackRest file: a plain instance's own,
+// or the cluster's members on this host.
+func (i Instance) members() []Member {
+	if i.Cluster != "" {
+		return i.Members
+	}
+	return []Member{{Name: i.Name, DataDir: i.DataDir, Conn: i.Conn}}
+}
 
 // Enabled reports whether the site turns pgBackRest on.
 func (e *Env) Enabled() bool { return e.Site.PgBackRest != nil }
@@ -59,7 +105,7 @@ func (e *Env) settings() (*site.PgBackRest, error) {
 
 // ConfigFile is the instance's pgBackRest file.
 func (e *Env) ConfigFile(i Instance) string {
-	return site.Path(e.Site.Prefix, e.Site.PgBackRest.Configpath, i.Version, i.Name)
+	return site.Path(e.Site.Prefix, e.Site.PgBackRest.Configpath, i.Version, i.fileName())
 }
 
 // ownedSettings are the settings that archive WAL into the repository:
@@ -86,6 +132,25 @@ func (e *Env) ArchiveSettings(i Instance) [][2]string {
 	}
 }
 
+// ClusterArchiveCommand is a Patroni cluster's archive_command, for its
+// cluster-wide configuration: whichever member is primary archives into
+// the cluster's stanza. pgBackRest reads the server's pg_control in
+// pg1-path, and PostgreSQL runs the command in the data directory, so
+// pg1-path is that directory ($PWD): with several members on one host,
+// the file's pg1 is not always the member that archives.
+func (e *Env) ClusterArchiveCommand(i Instance) string {
+	return e.command(i, `--pg1-path="$PWD" archive-push "$PWD/%p"`)
+}
+
+// ReplicaCommands are what a Patroni member given by its data directory
+// runs to be created from the cluster's latest backup (Patroni's
+// create_replica_methods) and to fetch archived WAL (restore_command).
+// Both name the member's own directory as pg1-path.
+func (e *Env) ReplicaCommands(i Instance, dataDir string) (create, restoreCommand string) {
+	pg1 := "--pg1-path=" + dataDir
+	return e.command(i, pg1+" --delta --type=standby restore"), e.command(i, pg1+` archive-get %f "%p"`)
+}
+
 // command is the pgbackrest command line for the stanza, as a shell
 // string (archive_command, restore_command).
 func (e *Env) command(i Instance, verb string) string {
@@ -99,8 +164,8 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 func (e *Env) config(i Instance) string {
 	p := e.Site.PgBackRest
 	global := map[string]string{
-		"repo1-path": site.Path(e.Site.Prefix, p.Repository.Path, i.Version, i.Name),
-		"log-path":   site.Path(e.Site.Prefix, p.Logpath, i.Version, i.Name),
+		"repo1-path": site.Path(e.Site.Prefix, p.Repository.Path, i.Version, i.fileName()),
+		"log-path":   site.Path(e.Site.Prefix, p.Logpath, i.Version, i.fileName()),
 		"lock-path":  e.runDir(),
 		"spool-path": filepath.Join(e.runDir(), "spool"),
 		"start-fast": "y",
@@ -109,15 +174,21 @@ func (e *Env) config(i Instance) string {
 		global[k] = v
 	}
 	var b strings.Builder
-	b.WriteString("# Written by pgherd for instance " + i.ID + "; changes are lost at the next write.\n[global]\n")
+	b.WriteString("# Written by pgherd for " + i.what() + "; changes are lost at the next write.\n[global]\n")
 	writeSorted(&b, global)
 	fmt.Fprintf(&b, "\n[%s]\n", i.Stanza())
-	writeSorted(&b, map[string]string{
-		"pg1-path":        i.DataDir,
-		"pg1-port":        strconv.Itoa(i.Conn.Port),
-		"pg1-socket-path": i.Conn.SocketDir,
-		"pg1-user":        i.Conn.User,
-	})
+	for k, m := range i.members() {
+		n := "pg" + strconv.Itoa(k+1)
+		if i.Cluster != "" {
+			fmt.Fprintf(&b, "# member %s\n", m.Name)
+		}
+		writeSorted(&b, map[string]string{
+			n + "-path":        m.DataDir,
+			n + "-port":        strconv.Itoa(m.Conn.Port),
+			n + "-socket-path": m.Conn.SocketDir,
+			n + "-user":        m.Conn.User,
+		})
+	}
 	return b.String()
 }
 

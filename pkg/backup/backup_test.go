@@ -51,6 +51,50 @@ pg1-user=postgres
 	}
 }
 
+// A Patroni cluster's file is named after the cluster, whatever member
+// writes it, and lists the cluster's members on this host as pg1..pgN;
+// the commands name the member's own directory as pg1-path.
+func TestClusterConfig(t *testing.T) {
+	e := testEnv()
+	m := func(name string, port int) Member {
+		return Member{Name: name, DataDir: "/p/" + name, Conn: postgres.ConnParams{SocketDir: "/r/postgresql", Port: port, User: "postgres"}}
+	}
+	members := []Member{m("pg1", 5433), m("pg2", 5434)}
+	for _, self := range members {
+		i := Instance{ID: "15/" + self.Name, Version: "15", Name: self.Name, DataDir: self.DataDir, Conn: self.Conn, Cluster: "emb", Members: members}
+		if got := e.ConfigFile(i); got != "/p/etc/pgbackrest/15-cluster.emb.conf" {
+			t.Errorf("ConfigFile from %s = %s", self.Name, got)
+		}
+		got := e.config(i)
+		want := `# Written by pgherd for Patroni cluster emb; changes are lost at the next write.`
+		if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, `
+[emb]
+# member pg1
+pg1-path=/p/pg1
+pg1-port=5433
+pg1-socket-path=/r/postgresql
+pg1-user=postgres
+# member pg2
+pg2-path=/p/pg2
+pg2-port=5434
+pg2-socket-path=/r/postgresql
+pg2-user=postgres
+`) {
+			t.Errorf("config from %s:\n%s", self.Name, got)
+		}
+		if got := e.ClusterArchiveCommand(i); got != `/usr/bin/pgbackrest --config=/p/etc/pgbackrest/15-cluster.emb.conf --stanza=emb --pg1-path="$PWD" archive-push "$PWD/%p"` {
+			t.Errorf("archive_command = %s", got)
+		}
+	}
+	create, restore := e.ReplicaCommands(Instance{Version: "15", Cluster: "emb"}, "/p/pg2")
+	if create != "/usr/bin/pgbackrest --config=/p/etc/pgbackrest/15-cluster.emb.conf --stanza=emb --pg1-path=/p/pg2 --delta --type=standby restore" {
+		t.Errorf("create replica command = %s", create)
+	}
+	if restore != `/usr/bin/pgbackrest --config=/p/etc/pgbackrest/15-cluster.emb.conf --stanza=emb --pg1-path=/p/pg2 archive-get %f "%p"` {
+		t.Errorf("restore_command = %s", restore)
+	}
+}
+
 // Archiving is pgherd's on an instance with a pgBackRest file only.
 func TestCheckOwned(t *testing.T) {
 	e := testEnv()

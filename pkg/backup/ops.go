@@ -32,9 +32,9 @@ func (e *Env) Files(i Instance) (Files, error) {
 	if err != nil {
 		return Files{}, err
 	}
-	dirs := []string{site.Path(e.Site.Prefix, p.Logpath, i.Version, i.Name), e.runDir()}
+	dirs := []string{site.Path(e.Site.Prefix, p.Logpath, i.Version, i.fileName()), e.runDir()}
 	if t := p.Repository.Options["repo1-type"]; t == "" || t == "posix" {
-		dirs = append(dirs, site.Path(e.Site.Prefix, p.Repository.Path, i.Version, i.Name))
+		dirs = append(dirs, site.Path(e.Site.Prefix, p.Repository.Path, i.Version, i.fileName()))
 	}
 	return Files{ConfigFile: e.ConfigFile(i), Config: []byte(e.config(i)), Dirs: dirs}, nil
 }
@@ -45,16 +45,25 @@ func (e *Env) Files(i Instance) (Files, error) {
 // name: its backups are in the repository under the same stanza, and
 // pgherd neither deletes nor reuses them.
 func (e *Env) CheckCreate(i Instance) error {
+	if err := e.CheckProgram(); err != nil {
+		return err
+	}
+	p := e.Site.PgBackRest
+	if f := e.ConfigFile(i); fileExists(f) {
+		cmd := fmt.Sprintf("%s --config=%s --stanza=%s", p.Execpath, f, i.Stanza())
+		return fmt.Errorf("%s exists: a dropped %s left its backups in stanza %s; delete them ('%s stop', then '%s stanza-delete', as %s) and the file, or choose another name", f, i.what(), i.Stanza(), cmd, cmd, e.User.Name)
+	}
+	return nil
+}
+
+// CheckProgram refuses backups when the pgbackrest program is missing.
+func (e *Env) CheckProgram() error {
 	p, err := e.settings()
 	if err != nil {
 		return err
 	}
 	if _, err := os.Stat(p.Execpath); err != nil {
 		return fmt.Errorf("site.yaml turns pgBackRest on but %s is missing: install it (apt install pgbackrest) or fix pgbackrest.execpath", p.Execpath)
-	}
-	if f := e.ConfigFile(i); fileExists(f) {
-		cmd := fmt.Sprintf("%s --config=%s --stanza=%s", p.Execpath, f, i.Stanza())
-		return fmt.Errorf("%s exists: a dropped instance %s left its backups in stanza %s; delete them ('%s stop', then '%s stanza-delete', as %s) and the file, or choose another name", f, i.ID, i.Stanza(), cmd, cmd, e.User.Name)
 	}
 	return nil
 }
@@ -69,7 +78,11 @@ func fileExists(p string) bool {
 // (pgBackRest's own check of the system identifier), so that a new
 // instance never archives over an old one's backups.
 func (e *Env) CreateStanza(ctx context.Context, i Instance) error {
-	logging.From(ctx).Info("creating pgBackRest stanza " + i.Stanza())
+	msg := "creating pgBackRest stanza " + i.Stanza()
+	if i.Cluster != "" {
+		msg += " for Patroni cluster " + i.Cluster
+	}
+	logging.From(ctx).Info(msg)
 	if _, err := e.pgbackrest(ctx, i, "stanza-create"); err != nil {
 		return fmt.Errorf("creating the pgBackRest stanza of %s: %w", i.ID, err)
 	}
@@ -83,6 +96,9 @@ var Types = []string{"full", "diff", "incr"}
 type BackupResult struct {
 	Label string
 	Type  string
+	// Primary is the member a Patroni cluster's backup started on ("" for
+	// a plain instance).
+	Primary string
 }
 
 var labelRE = regexp.MustCompile(`new backup label = (\S+)`)
@@ -91,10 +107,24 @@ var labelRE = regexp.MustCompile(`new backup label = (\S+)`)
 // empty: pgBackRest's default, incr, or full when there is none). When the
 // server reports failed archiving, it asks pgBackRest's check first and
 // refuses with its message: a backup whose WAL is not archived cannot be
-// restored.
-func (e *Env) Backup(ctx context.Context, i Instance, typ string) (BackupResult, error) {
+// restored. A Patroni member's backup is its cluster's, taken from the
+// primary, which must be one of the members on this host; fromStandby
+// has pgBackRest copy the files from a standby member instead
+// (backup-standby), the primary still starting and stopping the backup.
+func (e *Env) Backup(ctx context.Context, i Instance, typ string, fromStandby bool) (BackupResult, error) {
 	if _, err := e.settings(); err != nil {
 		return BackupResult{}, err
+	}
+	var primary string
+	if i.Cluster != "" {
+		p, err := localPrimary(ctx, i)
+		if err != nil {
+			return BackupResult{}, err
+		}
+		primary = p.Name
+		i.ID, i.DataDir, i.Conn = "cluster "+i.Cluster+" (primary "+p.Name+")", p.DataDir, p.Conn
+	} else if fromStandby {
+		return BackupResult{}, fmt.Errorf("--backup-standby applies to a Patroni member: %s is a plain instance", i.ID)
 	}
 	if _, ok := postgres.Running(i.DataDir); !ok {
 		return BackupResult{}, fmt.Errorf("instance %s is not running: start it first (pgBackRest backs up a running server)", i.ID)
@@ -106,6 +136,9 @@ func (e *Env) Backup(ctx context.Context, i Instance, typ string) (BackupResult,
 	if typ != "" {
 		args = append(args, "--type="+typ)
 	}
+	if fromStandby {
+		args = append(args, "--backup-standby")
+	}
 	logging.From(ctx).Info(fmt.Sprintf("backing up %s to stanza %s", i.ID, i.Stanza()))
 	out, err := e.pgbackrest(ctx, i, "backup", args...)
 	if err != nil {
@@ -115,7 +148,28 @@ func (e *Env) Backup(ctx context.Context, i Instance, typ string) (BackupResult,
 	if m == nil {
 		return BackupResult{}, fmt.Errorf("backup of %s: pgBackRest did not say the new backup's label", i.ID)
 	}
-	return BackupResult{Label: m[1], Type: typeOfLabel(m[1])}, nil
+	return BackupResult{Label: m[1], Type: typeOfLabel(m[1]), Primary: primary}, nil
+}
+
+// localPrimary returns the member of the cluster on this host that is
+// primary (not in recovery): pgBackRest starts and stops a backup there.
+func localPrimary(ctx context.Context, i Instance) (Member, error) {
+	for _, m := range i.Members {
+		if _, ok := postgres.Running(m.DataDir); !ok {
+			continue
+		}
+		conn, err := postgres.Connect(ctx, m.Conn)
+		if err != nil {
+			continue
+		}
+		var standby bool
+		err = conn.QueryRow(ctx, "select pg_is_in_recovery()").Scan(&standby)
+		conn.Close(context.WithoutCancel(ctx))
+		if err == nil && !standby {
+			return m, nil
+		}
+	}
+	return Member{}, fmt.Errorf("the primary of Patroni cluster %s is not one of its running members on this host: back up on the primary's host ('pgherd patroni list --cluster %s' shows it)", i.Cluster, i.Cluster)
 }
 
 // typeOfLabel reads the type from a label's last letter (F, D, I).

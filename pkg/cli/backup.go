@@ -18,7 +18,8 @@ func newCmdsInstanceBackup(f *Factory) []*cobra.Command {
 }
 
 type backupOptions struct {
-	ref, typ string
+	ref, typ    string
+	fromStandby bool
 }
 
 func newCmdInstanceBackup(f *Factory) *cobra.Command {
@@ -27,7 +28,9 @@ func newCmdInstanceBackup(f *Factory) *cobra.Command {
 		Use:   "backup NAME",
 		Short: "Back up a running instance with pgBackRest",
 		Long: "Back up a running instance with pgBackRest into its stanza (site.yaml pgbackrest:).\n" +
-			"Without --type, pgBackRest takes an incremental backup, or a full one when there is none.",
+			"Without --type, pgBackRest takes an incremental backup, or a full one when there is none.\n" +
+			"Given any member of a Patroni cluster, it backs up the cluster (stanza named after the cluster) from its\n" +
+			"primary, which must run on this host; with --backup-standby the files are copied from a standby member.",
 		Args: exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ref = args[0]
@@ -38,6 +41,7 @@ func newCmdInstanceBackup(f *Factory) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&opts.typ, "type", "", "full, diff or incr (default: incr, or full when there is no backup)")
+	cmd.Flags().BoolVar(&opts.fromStandby, "backup-standby", false, "of a Patroni member: copy the files from a standby member rather than the primary")
 	return cmd
 }
 
@@ -47,11 +51,18 @@ func runInstanceBackup(ctx context.Context, f *Factory, opts *backupOptions) err
 		if err != nil {
 			return err
 		}
-		res, err := instance.BackupEnv(env).Backup(ctx, bi, opts.typ)
+		res, err := instance.BackupEnv(env).Backup(ctx, bi, opts.typ, opts.fromStandby)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(f.IO.Out, "backup %s (%s) of %s done\n", res.Label, res.Type, i.ID())
+		switch {
+		case bi.Cluster == "":
+			fmt.Fprintf(f.IO.Out, "backup %s (%s) of %s done\n", res.Label, res.Type, i.ID())
+		case opts.fromStandby:
+			fmt.Fprintf(f.IO.Out, "backup %s (%s) of Patroni cluster %s done: started on primary %s, files copied from a standby\n", res.Label, res.Type, bi.Cluster, res.Primary)
+		default:
+			fmt.Fprintf(f.IO.Out, "backup %s (%s) of Patroni cluster %s done from primary %s\n", res.Label, res.Type, bi.Cluster, res.Primary)
+		}
 		return nil
 	})
 }
@@ -138,8 +149,12 @@ func newCmdInstanceRestore(f *Factory) *cobra.Command {
 
 func runInstanceRestore(ctx context.Context, f *Factory, opts *restoreOptions) error {
 	return withInstance(f, opts.ref, func(env *instance.Env, i *instance.Instance) error {
-		if _, err := instance.BackupTarget(env, i); err != nil {
+		bi, err := instance.BackupTarget(env, i)
+		if err != nil {
 			return err
+		}
+		if bi.Cluster != "" {
+			return instance.ErrClusterRestore(bi.Cluster)
 		}
 		if i.State() == instance.Started && !opts.yes {
 			if !f.IO.CanPrompt() {

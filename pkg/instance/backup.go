@@ -23,23 +23,29 @@ func BackupEnv(env *Env) *backup.Env {
 // BackupTarget describes the instance for pkg/backup, after rewriting its
 // pgBackRest file when the file no longer says what the site and the
 // instance do (a port changed since, or the repository's options). A
-// Patroni member is refused: pgherd does not set up its cluster's stanza.
+// Patroni member's is its cluster's, with the cluster's members on this
+// host (a member created or dropped since).
 func BackupTarget(env *Env, i *Instance) (backup.Instance, error) {
 	be := BackupEnv(env)
 	if !be.Enabled() {
 		return backup.Instance{}, backup.ErrDisabled
 	}
-	if i.PatroniManaged() {
-		return backup.Instance{}, fmt.Errorf("instance %s is managed by Patroni: pgherd backs up plain instances only (see docs/backup.md)", i.ID())
-	}
 	bi := backupInstance(env, i)
+	what := "instance " + i.ID()
+	if i.PatroniManaged() {
+		var err error
+		if bi, err = memberBackupTarget(env, i); err != nil {
+			return backup.Instance{}, err
+		}
+		what = fmt.Sprintf("Patroni cluster %s (of instance %s)", bi.Cluster, i.ID())
+	}
 	files, err := be.Files(bi)
 	if err != nil {
 		return backup.Instance{}, err
 	}
 	old, err := safefs.ReadFile(files.ConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return backup.Instance{}, fmt.Errorf("instance %s has no pgBackRest stanza (%s is missing): it was created before backups were turned on; see docs/backup.md", i.ID(), files.ConfigFile)
+		return backup.Instance{}, fmt.Errorf("%s has no pgBackRest stanza (%s is missing): it was created before backups were turned on; see docs/backup.md", what, files.ConfigFile)
 	}
 	if err != nil {
 		return backup.Instance{}, err
@@ -95,6 +101,9 @@ func Restore(ctx context.Context, env *Env, i *Instance, t backup.Target) (backu
 	bi, err := BackupTarget(env, i)
 	if err != nil {
 		return backup.RestoreResult{}, err
+	}
+	if bi.Cluster != "" {
+		return backup.RestoreResult{}, ErrClusterRestore(bi.Cluster)
 	}
 	return BackupEnv(env).Restore(ctx, bi, backup.RestoreRequest{
 		Target:    t,

@@ -103,9 +103,6 @@ func Create(ctx context.Context, env *Env, req CreateRequest) (*Instance, error)
 	}
 	i.Port = port
 	if req.Patroni != nil {
-		if env.Site.PgBackRest != nil {
-			logging.From(ctx).Warn("pgBackRest is on, but pgherd does not set up backups of Patroni members (docs/backup.md)")
-		}
 		return createPatroni(ctx, env, i, req)
 	}
 

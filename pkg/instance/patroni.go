@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/backup"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/patroni"
@@ -246,6 +247,14 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	}
 	credFile := credentialsPath(env.Site, pr.Cluster)
 	cfg := patroni.New(patroniSpec(env, i, pr, rest, patroni.Credentials{Superuser: "-", Replication: "-", Rewind: "-", RestAPI: "-"}))
+	backsUp := env.Site.PgBackRest != nil
+	var bi backup.Instance
+	if backsUp {
+		if bi, err = clusterBackupInstance(env, i, cfg.Scope); err != nil {
+			return nil, err
+		}
+		configureMemberBackups(env, bi, i, cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -268,6 +277,11 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	}
 	if _, err := os.Stat(credFile); st.Initialized && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("Patroni cluster %s already exists (leader %q) and its credentials are not on this host: copy %s from a member here first", cfg.Scope, st.Leader, credFile)
+	}
+	if backsUp {
+		if err := checkMemberBackups(env, bi, !st.Initialized); err != nil {
+			return nil, err
+		}
 	}
 	// The validator, run as the sysuser, reads a copy under $TMPDIR.
 	if err := env.User.Service().Reach(filepath.Join(os.TempDir(), "pgherd-patroni-validate.yaml")); err != nil {
@@ -317,6 +331,9 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 		u.add(func() { os.Remove(credFile) })
 	}
 	cfg = patroni.New(patroniSpec(env, i, pr, rest, creds))
+	if backsUp {
+		configureMemberBackups(env, bi, i, cfg)
+	}
 	u.add(func() { os.Remove(i.PatroniConfig) })
 	if err := cfg.WriteFile(i.PatroniConfig, owner); err != nil {
 		return nil, err
@@ -326,6 +343,15 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	u.add(func() { os.Remove(i.PassFile) })
 	if err := safefs.WriteOwned(i.PassFile, []byte(line), env.User.FileOwner()); err != nil {
 		return nil, err
+	}
+	if backsUp {
+		// Again: the member's password file exists now.
+		if bi, err = clusterBackupInstance(env, i, cfg.Scope); err != nil {
+			return nil, err
+		}
+		if err := writeMemberBackupFile(env, bi, i, &u); err != nil {
+			return nil, err
+		}
 	}
 	// Patroni runs as the sysuser, and a file it cannot open reads as an
 	// empty configuration.
@@ -359,6 +385,12 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	u.add(func() { _ = env.Services.Stop(context.WithoutCancel(ctx), svc) })
 	if err := startPatroni(ctx, env, i, cfg, !st.Initialized); err != nil {
 		return nil, err
+	}
+	if backsUp && !st.Initialized {
+		// The member leads now: the stanza is the last thing made.
+		if err := BackupEnv(env).CreateStanza(ctx, bi); err != nil {
+			return nil, err
+		}
 	}
 	ok, memberOK = true, true
 	return i, nil

@@ -80,6 +80,9 @@ func PatroniSetParameters(ctx context.Context, env *Env, i *Instance, changes []
 		if err := CheckOwned(name); err != nil {
 			return nil, &pgconf.RefusedError{Msgs: []string{err.Error() + "; nothing was changed"}}
 		}
+		if err := checkMemberArchiving(env, i, cfg.Scope, name); err != nil {
+			return nil, &pgconf.RefusedError{Msgs: []string{err.Error() + "; nothing was changed"}}
+		}
 		c := PatroniParamChange{Name: name, Path: PathLocal, Effect: "none"}
 		now := cfg.PostgreSQL.Parameters
 		if patroni.IsClusterWide(name) {

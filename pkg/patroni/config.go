@@ -174,6 +174,24 @@ type PostgreSQL struct {
 	// pghba' migrates them).
 	PgHBA         []string `yaml:"pg_hba,omitempty"`
 	UseUnixSocket bool     `yaml:"use_unix_socket"`
+	// CreateReplicaMethods are tried in order to create a replica;
+	// "basebackup" is Patroni's own, "pgbackrest" is PgBackRest. Empty
+	// means basebackup only.
+	CreateReplicaMethods []string       `yaml:"create_replica_methods,omitempty"`
+	PgBackRest           *ReplicaMethod `yaml:"pgbackrest,omitempty"`
+	// RecoveryConf are recovery settings Patroni writes for a replica
+	// (restore_command: Patroni removes it from postgresql.auto.conf).
+	RecoveryConf map[string]string `yaml:"recovery_conf,omitempty"`
+}
+
+// ReplicaMethod is a create_replica_methods entry run as a command. With
+// NoParams, Patroni passes no --scope/--datadir/... arguments; with
+// KeepData, it leaves the data directory for the command (a delta
+// restore) rather than removing it first.
+type ReplicaMethod struct {
+	Command  string `yaml:"command"`
+	NoParams bool   `yaml:"no_params"`
+	KeepData bool   `yaml:"keep_data"`
 }
 
 // Authentication are the three roles Patroni uses: its own connections

@@ -10,13 +10,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// PgBackRest turns on backups with pgBackRest for plain instances. It is
-// nil (off) unless site.yaml has a pgbackrest: section; an empty section
-// turns it on with the defaults below.
+// PgBackRest turns on backups with pgBackRest for instances and Patroni
+// clusters. It is nil (off) unless site.yaml has a pgbackrest: section; an
+// empty section turns it on with the defaults below.
 type PgBackRest struct {
 	// Execpath is the pgbackrest program.
 	Execpath string `yaml:"execpath" json:"execpath"`
-	// Configpath is an instance's pgBackRest configuration file, written by
+	// Configpath is an instance's pgBackRest configuration file ({name} is
+	// cluster.SCOPE for a Patroni cluster's, one per host), written by
 	// pgherd (0600: options may hold an object store's keys).
 	Configpath string `yaml:"configpath" json:"configpath"`
 	// Logpath is the directory of pgBackRest's log files.

@@ -39,7 +39,7 @@ type Settings struct {
 	PostgreSQL PostgreSQL `yaml:"postgresql" json:"postgresql"`
 	// Patroni configures Patroni-managed instances (patroni.go).
 	Patroni Patroni `yaml:"patroni" json:"patroni"`
-	// PgBackRest, when set, backs up plain instances (pgbackrest.go).
+	// PgBackRest, when set, backs up instances and Patroni clusters (pgbackrest.go).
 	PgBackRest *PgBackRest `yaml:"pgbackrest" json:"pgbackrest"`
 }
 
