@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func etcdctlRun(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("etcdctl", args...)
+	cmd.Env = append(cmd.Environ(), "ETCDCTL_API=3")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("etcdctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// kvDump renders every key with its value, revisions and version, and the
+// current revision.
+func kvDump(t *testing.T, cl *clientv3.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cl.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fmt.Sprintf("rev %d:", r.Header.Revision)
+	for _, kv := range r.Kvs {
+		s += fmt.Sprintf(" %s=%s(c%d m%d v%d l%v)", kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease != 0)
+	}
+	return s
+}
+
+// TestEtcdctlSnapshot saves a member's state with Debian's etcdctl 3.4,
+// checks `etcdctl snapshot status` of the file, restores it with
+// `etcdctl snapshot restore` and starts a real etcd on it: that etcd must
+// serve the same keys at the same revisions, leases included.
+func TestEtcdctlSnapshot(t *testing.T) {
+	for _, p := range []string{"etcdctl", "etcd"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skip(p + " is not installed")
+		}
+	}
+	c := newCluster(t, 1, nil)
+	cl := c.client(c.servers[0].ClientURL())
+	ctx := testCtx()
+	for i := range 20 {
+		if _, err := cl.Put(ctx, fmt.Sprintf("/service/pg/k%d", i%7), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Delete(ctx, "/service/pg/k3"); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := cl.Grant(ctx, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Put(ctx, "/service/pg/leader", "m1", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Delete(ctx, "/service/pg/k4"); err != nil { // the last revision is a deletion
+		t.Fatal(err)
+	}
+	want := kvDump(t, cl)
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "snap.db")
+	etcdctlRun(t, "--endpoints", c.servers[0].ClientURL(), "snapshot", "save", file)
+	var st struct {
+		Revision int64 `json:"revision"`
+		TotalKey int   `json:"totalKey"`
+	}
+	out := etcdctlRun(t, "snapshot", "status", file, "-w", "json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("etcdctl snapshot status: %q: %v", out, err)
+	}
+	if rev := c.servers[0].node.fsm.store.Rev(); st.Revision != rev || st.TotalKey < 8 {
+		t.Fatalf("etcdctl snapshot status: revision %d, %d keys; want revision %d and at least 8 keys", st.Revision, st.TotalKey, rev)
+	}
+
+	peer, client := "http://"+freePort(t), "http://"+freePort(t)
+	data := filepath.Join(dir, "etcd")
+	etcdctlRun(t, "snapshot", "restore", file, "--data-dir", data, "--name", "e0",
+		"--initial-cluster", "e0="+peer, "--initial-advertise-peer-urls", peer)
+	cmd := exec.Command("etcd", "--name", "e0", "--data-dir", data, "--listen-peer-urls", peer,
+		"--initial-advertise-peer-urls", peer, "--listen-client-urls", client, "--advertise-client-urls", client,
+		"--log-level", "error", "--logger", "zap")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ecl, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ecl.Close()
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := ecl.Get(ctx, "/none")
+		cancel()
+		if err == nil {
+			got = kvDump(t, ecl)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd restored from the snapshot did not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != want {
+		t.Fatalf("etcd restored from `etcdctl snapshot save` of a member serves\n%s\nwant\n%s", got, want)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Size()%512 != 32 {
+		t.Fatalf("snapshot file: %v, %v; want a database followed by its SHA-256", fi, err)
+	}
+}
