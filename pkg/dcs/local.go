@@ -220,23 +220,33 @@ func (l *Local) Configs() ([]Config, error) {
 // Admin returns an admin client for a local member: the named one, or
 // the only one when name is empty.
 func (l *Local) Admin(name string) (*AdminClient, Config, error) {
-	cfgs, err := l.Configs()
+	c, err := l.Pick(name)
 	if err != nil {
 		return nil, Config{}, err
 	}
+	ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
+	return ac, c, err
+}
+
+// Pick returns the configuration of the local member called name, or of
+// the only one set up here when name is empty.
+func (l *Local) Pick(name string) (Config, error) {
+	cfgs, err := l.Configs()
+	if err != nil {
+		return Config{}, err
+	}
 	for _, c := range cfgs {
 		if name == "" && len(cfgs) == 1 || c.Name == name {
-			ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
-			return ac, c, err
+			return c, nil
 		}
 	}
 	if name == "" && len(cfgs) > 1 {
-		return nil, Config{}, fmt.Errorf("%d members are set up here: name one, or use --peer", len(cfgs))
+		return Config{}, fmt.Errorf("%d members are set up here: name one, or use --peer", len(cfgs))
 	}
 	if name == "" {
-		return nil, Config{}, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
+		return Config{}, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
 	}
-	return nil, Config{}, fmt.Errorf("no dcs member %q is set up here (%s)", name, l.Dir)
+	return Config{}, fmt.Errorf("no dcs member %q is set up here (%s)", name, l.Dir)
 }
 
 // AdminOther returns an admin client for a local member other than name

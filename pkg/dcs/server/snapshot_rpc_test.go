@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 func etcdctlRun(t *testing.T, args ...string) string {
@@ -124,7 +127,49 @@ func TestEtcdctlSnapshot(t *testing.T) {
 	if got != want {
 		t.Fatalf("etcd restored from `etcdctl snapshot save` of a member serves\n%s\nwant\n%s", got, want)
 	}
-	if fi, err := os.Stat(file); err != nil || fi.Size()%512 != 32 {
-		t.Fatalf("snapshot file: %v, %v; want a database followed by its SHA-256", fi, err)
+	if err := dcs.CheckSnapshotFile(file); err != nil {
+		t.Fatalf("etcdctl's snapshot file: %v", err)
+	}
+}
+
+// TestSaveSnapshot fetches a member's snapshot as `pgherd dcs snapshot
+// save` does: the file is 0600, complete (its digest checks), and
+// etcdctl 3.4 reads it at the member's revision; a path that cannot be
+// written leaves nothing behind.
+func TestSaveSnapshot(t *testing.T) {
+	if _, err := exec.LookPath("etcdctl"); err != nil {
+		t.Skip("etcdctl is not installed")
+	}
+	c := newCluster(t, 1, nil)
+	cl := c.client(c.servers[0].ClientURL())
+	for i := range 50 {
+		if _, err := cl.Put(testCtx(), fmt.Sprintf("/k%d", i), strings.Repeat("v", 2000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "dcs.db")
+	info, err := dcs.SaveSnapshot(testCtx(), c.servers[0].ClientURL(), dcs.TLSConfig{}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != info.Bytes || info.Bytes < 100_000 {
+		t.Fatalf("snapshot file %v (%v), info %+v: want 0600 and the size reported", fi, err, info)
+	}
+	if rev := c.servers[0].node.fsm.store.Rev(); info.Revision != rev {
+		t.Fatalf("revision %d reported, want %d", info.Revision, rev)
+	}
+	if err := dcs.CheckSnapshotFile(file); err != nil {
+		t.Fatal(err)
+	}
+	if out := etcdctlRun(t, "snapshot", "status", file, "-w", "json"); !strings.Contains(out, fmt.Sprintf(`"revision":%d`, info.Revision)) {
+		t.Fatalf("etcdctl snapshot status: %s", out)
+	}
+	if _, err := dcs.SaveSnapshot(testCtx(), c.servers[0].ClientURL(), dcs.TLSConfig{}, filepath.Join(dir, "missing", "x.db")); err == nil {
+		t.Fatal("saved into a missing directory")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files in the directory, want only dcs.db", len(ents))
 	}
 }
