@@ -41,7 +41,7 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 		return nil, err
 	}
 	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
-		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes}, nil
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(s.Prefix, s.Patroni.DCS.Embedded.Snapshots)}, nil
 }
 
 type dcsSetupOptions struct {

@@ -65,6 +65,9 @@ type Config struct {
 	// raises etcd's NOSPACE alarm and writes are refused until space is
 	// freed and the alarm disarmed. 0 means DefaultQuotaBytes.
 	QuotaBytes int64 `yaml:"quota_bytes,omitempty"`
+	// Snapshots, when its dir is set, has the member write its state to
+	// that directory periodically (snapshot.go).
+	Snapshots SnapshotSchedule `yaml:"snapshots,omitempty"`
 }
 
 // Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).
@@ -146,7 +149,7 @@ func (c *Config) Validate() error {
 	case c.QuotaBytes < MinQuotaBytes:
 		return fmt.Errorf("quota_bytes %d: want at least %d (8 MiB: the history alone may hold 4 MiB), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
 	}
-	return nil
+	return c.Snapshots.validate()
 }
 
 // Advertise fills the advertised addresses from the bound listeners when

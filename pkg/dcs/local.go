@@ -33,6 +33,9 @@ type Local struct {
 	// QuotaBytes is the space quota of the members Setup makes when their
 	// Config sets none (site.yaml: patroni.dcs.embedded.quota_bytes).
 	QuotaBytes int64
+	// Snapshots is the periodic snapshot schedule of the members Setup
+	// makes when their Config sets none (patroni.dcs.embedded.snapshots).
+	Snapshots SnapshotSchedule
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -73,6 +76,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if cfg.QuotaBytes == 0 {
 		cfg.QuotaBytes = l.QuotaBytes
 	}
+	if cfg.Snapshots.Dir == "" {
+		cfg.Snapshots = l.Snapshots
+	}
 	written := cfg // the file keeps only what was asked; defaults stay implicit
 	if err := cfg.Validate(); err != nil {
 		return mi, err
@@ -108,6 +114,17 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
 	if err := l.own(cfg.DataDir); err != nil {
 		return fail(err)
+	}
+	if d := cfg.Snapshots.Dir; d != "" {
+		if _, err := os.Lstat(d); os.IsNotExist(err) {
+			if err := os.Mkdir(d, 0o750); err != nil {
+				return fail(fmt.Errorf("snapshots dir: %w", err))
+			}
+			undo = append(undo, func() { os.Remove(d) })
+			if err := l.own(d); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	raw, err := yaml.Marshal(written)
 	if err != nil {

@@ -8,13 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/site"
 )
 
 // SnapshotInfo describes a snapshot file written by SaveSnapshot.
@@ -53,6 +55,16 @@ func SaveSnapshot(ctx context.Context, clientURL string, tlsc TLSConfig, path st
 	if err != nil {
 		return info, err
 	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+	if err != nil {
+		return info, fmt.Errorf("write snapshot: %w", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(clientURL, "/")+"/v3/maintenance/snapshot", strings.NewReader("{}"))
 	if err != nil {
 		return info, fmt.Errorf("snapshot from %s: %w", clientURL, err)
@@ -67,21 +79,12 @@ func SaveSnapshot(ctx context.Context, clientURL string, tlsc TLSConfig, path st
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return info, fmt.Errorf("snapshot from %s: %s: %s", clientURL, resp.Status, bytes.TrimSpace(b))
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
-	if err != nil {
-		return info, fmt.Errorf("write snapshot: %w", err)
-	}
-	defer func() {
-		if f != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	h := sha256.New()
-	if info.Revision, info.Bytes, err = copySnapshotStream(resp.Body, f, h); err != nil {
+	if info.Revision, info.Bytes, err = copySnapshotStream(resp.Body, f); err != nil {
 		return info, fmt.Errorf("snapshot from %s: %w", clientURL, err)
 	}
-	info.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if info.SHA256, err = checkSnapshot(f.Name()); err != nil {
+		return info, fmt.Errorf("snapshot from %s: %w", clientURL, err)
+	}
 	if err := f.Sync(); err != nil {
 		return info, fmt.Errorf("write snapshot: %w", err)
 	}
@@ -101,13 +104,11 @@ func SaveSnapshot(ctx context.Context, clientURL string, tlsc TLSConfig, path st
 	return info, nil
 }
 
-// copySnapshotStream writes the gateway's stream of SnapshotResponse
-// messages to w and checks that the last one, the SHA-256 of all the
-// others, matches; h ends holding that digest. It returns the revision
-// in the headers and the bytes written.
-func copySnapshotStream(body io.Reader, w io.Writer, h hash.Hash) (rev, n int64, err error) {
+// copySnapshotStream writes the blobs of the gateway's stream of
+// SnapshotResponse messages to w; it returns the revision in the headers
+// and the bytes written.
+func copySnapshotStream(body io.Reader, w io.Writer) (rev, n int64, err error) {
 	dec := json.NewDecoder(body)
-	var pending []byte // the last chunk, hashed once another follows
 	for {
 		var msg struct {
 			Result *struct {
@@ -121,7 +122,7 @@ func copySnapshotStream(body io.Reader, w io.Writer, h hash.Hash) (rev, n int64,
 			} `json:"error"`
 		}
 		if err := dec.Decode(&msg); err == io.EOF {
-			break
+			return rev, n, nil
 		} else if err != nil {
 			return rev, n, fmt.Errorf("read: %w", err)
 		}
@@ -134,48 +135,90 @@ func copySnapshotStream(body io.Reader, w io.Writer, h hash.Hash) (rev, n int64,
 		if msg.Result.Header != nil && rev == 0 {
 			rev, _ = strconv.ParseInt(msg.Result.Header.Revision, 10, 64)
 		}
-		h.Write(pending)
-		pending = msg.Result.Blob
-		m, err := w.Write(pending)
+		m, err := w.Write(msg.Result.Blob)
 		n += int64(m)
 		if err != nil {
 			return rev, n, err
 		}
 	}
-	if len(pending) != sha256.Size || !bytes.Equal(h.Sum(nil), pending) {
-		return rev, n, fmt.Errorf("the stream ended without the digest of what it sent: %w", ErrBadSnapshot)
+}
+
+// SnapshotSchedule makes a member write its snapshot to Dir every
+// Interval, keeping the newest Keep files (NAME-YYYYMMDDTHHMMSSZ.db);
+// none when Dir is empty.
+type SnapshotSchedule struct {
+	Dir      string        `yaml:"dir,omitempty"`
+	Interval time.Duration `yaml:"interval,omitempty"`
+	Keep     int           `yaml:"keep,omitempty"`
+}
+
+// ScheduleOf is the schedule site.yaml's patroni.dcs.embedded.snapshots
+// gives new members: none without a dir; a relative dir is under prefix.
+func ScheduleOf(prefix string, sn site.DCSSnapshots) SnapshotSchedule {
+	if sn.Dir == "" {
+		return SnapshotSchedule{}
 	}
-	return rev, n, nil
+	dir := sn.Dir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(prefix, dir)
+	}
+	return SnapshotSchedule{Dir: dir, Interval: time.Duration(sn.Interval) * time.Second, Keep: sn.Keep}
+}
+
+// validate checks a schedule and fills its defaults (hourly, 24 kept).
+func (s *SnapshotSchedule) validate() error {
+	if s.Dir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(s.Dir) {
+		return fmt.Errorf("snapshots.dir %q: want an absolute path", s.Dir)
+	}
+	if s.Interval == 0 {
+		s.Interval = time.Hour
+	}
+	if s.Keep == 0 {
+		s.Keep = 24
+	}
+	if s.Interval < time.Second || s.Keep < 1 {
+		return fmt.Errorf("snapshots: interval %s and keep %d: want at least 1s and 1", s.Interval, s.Keep)
+	}
+	return nil
 }
 
 // CheckSnapshotFile verifies that the file at path is complete: a
 // database followed by its SHA-256, as SaveSnapshot and `etcdctl
 // snapshot save` write it. It reads the file once.
 func CheckSnapshotFile(path string) error {
+	_, err := checkSnapshot(path)
+	return err
+}
+
+// checkSnapshot is CheckSnapshotFile; it also returns the digest in hex.
+func checkSnapshot(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return "", err
 	}
 	size := fi.Size()
 	// A bbolt database is whole pages (multiples of 512 bytes), as etcd checks.
 	if !fi.Mode().IsRegular() || size < 512+sha256.Size || size%512 != sha256.Size {
-		return fmt.Errorf("snapshot %s (%d bytes) does not end with the SHA-256 of a database: it is truncated or not a snapshot from `pgherd dcs snapshot save` or `etcdctl snapshot save`: %w", path, size, ErrBadSnapshot)
+		return "", fmt.Errorf("snapshot %s (%d bytes) does not end with the SHA-256 of a database: it is truncated or not a snapshot from `pgherd dcs snapshot save` or `etcdctl snapshot save`: %w", path, size, ErrBadSnapshot)
 	}
 	h := sha256.New()
 	if _, err := io.CopyN(h, f, size-sha256.Size); err != nil {
-		return fmt.Errorf("read snapshot %s: %w", path, err)
+		return "", fmt.Errorf("read snapshot %s: %w", path, err)
 	}
 	sum := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(f, sum); err != nil {
-		return fmt.Errorf("read snapshot %s: %w", path, err)
+		return "", fmt.Errorf("read snapshot %s: %w", path, err)
 	}
 	if !bytes.Equal(sum, h.Sum(nil)) {
-		return fmt.Errorf("snapshot %s does not match the SHA-256 at its end: it is damaged or truncated: %w", path, ErrBadSnapshot)
+		return "", fmt.Errorf("snapshot %s does not match the SHA-256 at its end: it is damaged or truncated: %w", path, ErrBadSnapshot)
 	}
-	return nil
+	return hex.EncodeToString(sum), nil
 }

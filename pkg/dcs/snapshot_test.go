@@ -1,6 +1,7 @@
 package dcs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/site"
 )
 
 func streamOf(chunks ...[]byte) string {
@@ -26,17 +30,16 @@ func TestCopySnapshotStream(t *testing.T) {
 		db[i] = byte(i)
 	}
 	sum := sha256.Sum256(db)
-	rev, n, err := copySnapshotStream(strings.NewReader(streamOf(db[:1000], db[1000:], sum[:])), io.Discard, sha256.New())
-	if err != nil || rev != 7 || n != 4096+32 {
+	var got bytes.Buffer
+	rev, n, err := copySnapshotStream(strings.NewReader(streamOf(db[:1000], db[1000:], sum[:])), &got)
+	if err != nil || rev != 7 || n != 4096+32 || !bytes.Equal(got.Bytes(), append(db, sum[:]...)) {
 		t.Fatalf("complete stream: rev %d, %d bytes, %v", rev, n, err)
 	}
 	for name, stream := range map[string]string{
-		"cut before the digest": streamOf(db[:1000], db[1000:]),
-		"wrong digest":          streamOf(db, make([]byte, 32)),
-		"error":                 streamOf(db) + `{"error":{"message":"etcdserver: request timed out"}}`,
-		"cut mid-message":       streamOf(db, sum[:])[:100],
+		"error":           streamOf(db) + `{"error":{"message":"etcdserver: request timed out"}}`,
+		"cut mid-message": streamOf(db, sum[:])[:100],
 	} {
-		if _, _, err := copySnapshotStream(strings.NewReader(stream), io.Discard, sha256.New()); err == nil {
+		if _, _, err := copySnapshotStream(strings.NewReader(stream), io.Discard); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -63,5 +66,24 @@ func TestCheckSnapshotFile(t *testing.T) {
 		if err := CheckSnapshotFile(p); !errors.Is(err, ErrBadSnapshot) {
 			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)
 		}
+	}
+}
+
+func TestSnapshotSchedule(t *testing.T) {
+	if s := ScheduleOf("/srv", site.DCSSnapshots{Interval: 60, Keep: 2}); s != (SnapshotSchedule{}) {
+		t.Fatalf("no dir: %+v, want none", s)
+	}
+	s := ScheduleOf("/srv", site.DCSSnapshots{Dir: "backup/dcs", Interval: 60, Keep: 2})
+	if s != (SnapshotSchedule{Dir: "/srv/backup/dcs", Interval: time.Minute, Keep: 2}) || s.validate() != nil {
+		t.Fatalf("relative dir: %+v", s)
+	}
+	for _, bad := range []SnapshotSchedule{{Dir: "rel", Interval: time.Hour, Keep: 1}, {Dir: "/x", Interval: time.Millisecond}, {Dir: "/x", Keep: -1}} {
+		if bad.validate() == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	def := SnapshotSchedule{Dir: "/x"}
+	if def.validate() != nil || def.Interval != time.Hour || def.Keep != 24 {
+		t.Fatalf("defaults: %+v", def)
 	}
 }

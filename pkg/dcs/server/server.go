@@ -142,6 +142,7 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 		n.close()
 		return fail(err)
 	}
+	n.startSnapshots()
 	return s, nil
 }
 

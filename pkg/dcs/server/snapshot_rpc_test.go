@@ -173,3 +173,52 @@ func TestSaveSnapshot(t *testing.T) {
 		t.Fatalf("%d files in the directory, want only dcs.db", len(ents))
 	}
 }
+
+// TestPeriodicSnapshots runs a member that writes its snapshot every
+// second and keeps two: after four, the directory holds exactly two complete
+// snapshots of that member, the newest at the latest revision, and a
+// file that is not one of them is left alone.
+func TestPeriodicSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "m0-notes.txt")
+	os.WriteFile(other, []byte("mine"), 0o600)
+	c := newCluster(t, 1, func(cfg *dcs.Config) {
+		cfg.Snapshots = dcs.SnapshotSchedule{Dir: dir, Interval: time.Second, Keep: 2}
+	})
+	cl := c.client(c.servers[0].ClientURL())
+	if _, err := cl.Put(testCtx(), "/a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	snaps := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, "m0-*Z.db"))
+		return m
+	}
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(20 * time.Second); len(seen) < 4; time.Sleep(100 * time.Millisecond) {
+		for _, f := range snaps() {
+			seen[f] = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d snapshots written in 20 s at an interval of 1 s", len(seen))
+		}
+	}
+	c.stop(0) // waits for a snapshot under way and its clean-up
+	got := snaps()
+	if len(got) != 2 {
+		t.Fatalf("snapshots %v, want 2", got)
+	}
+	for _, f := range got {
+		if err := dcs.CheckSnapshotFile(f); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v", f, fi.Mode())
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("a file that is not a snapshot was removed: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Fatalf("%d files in the directory, want the 2 snapshots and the notes", len(ents))
+	}
+}
