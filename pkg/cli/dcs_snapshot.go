@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -89,4 +90,50 @@ func rangeOfArgs(lo, hi int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+type dcsRestoreOptions struct {
+	cfg  dcs.Config
+	from string
+}
+
+func newCmdDcsRestore(f *Factory) *cobra.Command {
+	o := &dcsRestoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "restore --from FILE --name NAME --listen-peer HOST:PORT --listen-client HOST:PORT",
+		Short: "Start a NEW one-member DCS cluster here from a snapshot file; the other members join it again",
+		Long: "Set up member NAME here as the only member of a new DCS cluster whose state is the snapshot FILE\n" +
+			"(from `pgherd dcs snapshot save` or `etcdctl snapshot save`): the same keys at the same revisions,\n" +
+			"leases included, under a new cluster ID. Members of the old cluster cannot join it as they are:\n" +
+			"set each one up again with `pgherd dcs join`. A truncated snapshot, or a file that is not one, is\n" +
+			"refused before anything is created.",
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.from == "" || o.cfg.Name == "" || o.cfg.ListenPeer == "" || o.cfg.ListenClient == "" {
+				return usageError{fmt.Errorf("--from, --name, --listen-peer and --listen-client are required")}
+			}
+			if err := checkFixedPorts(o.cfg.ListenPeer, o.cfg.ListenClient); err != nil {
+				return err
+			}
+			o.cfg.ClientTLS = o.cfg.PeerTLS
+			return runDcsRestore(cmd.Context(), f, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.from, "from", "", "snapshot FILE to restore (required)")
+	addMemberFlags(cmd.Flags(), &o.cfg)
+	return cmd
+}
+
+func runDcsRestore(ctx context.Context, f *Factory, o *dcsRestoreOptions) error {
+	l, err := f.dcsLocal()
+	if err != nil {
+		return err
+	}
+	mi, err := l.Restore(ctx, o.cfg, o.from)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f.IO.Out, "member %s is up with the state of %s: a new cluster %s (term %d); set the other members up again with `pgherd dcs join --peer %s`\n",
+		mi.Name, o.from, mi.ClusterID, mi.Term, cmp.Or(o.cfg.AdvertisePeer, o.cfg.ListenPeer))
+	return nil
 }

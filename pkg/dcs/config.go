@@ -44,9 +44,13 @@ type Config struct {
 	// written by pgherd once the member has bootstrapped or joined. With
 	// it, a member refuses a data directory of another cluster, and one
 	// whose directory is empty refuses to bootstrap a new cluster.
-	ClusterID string    `yaml:"cluster_id,omitempty"`
-	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
-	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
+	ClusterID string `yaml:"cluster_id,omitempty"`
+	// RestoreFrom is a snapshot file (dcs.Restore): used only when the
+	// data directory holds no cluster yet, the member then starts a new
+	// one-member cluster with the snapshot's state.
+	RestoreFrom string    `yaml:"restore_from,omitempty"`
+	PeerTLS     TLSConfig `yaml:"peer_tls,omitempty"`
+	ClientTLS   TLSConfig `yaml:"client_tls,omitempty"`
 
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s

@@ -127,7 +127,12 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 			return fail(err)
 		}
 	}
-	n, err := openNode(ctx, cfg, peerLn, fresh)
+	if fresh && cfg.RestoreFrom != "" {
+		if err := seedFromSnapshot(cfg); err != nil {
+			return fail(err)
+		}
+	}
+	n, err := openNode(ctx, cfg, peerLn, fresh && cfg.RestoreFrom == "")
 	if err != nil {
 		return fail(err)
 	}

@@ -45,18 +45,10 @@ func kvDump(t *testing.T, cl *clientv3.Client) string {
 	return s
 }
 
-// TestEtcdctlSnapshot saves a member's state with Debian's etcdctl 3.4,
-// checks `etcdctl snapshot status` of the file, restores it with
-// `etcdctl snapshot restore` and starts a real etcd on it: that etcd must
-// serve the same keys at the same revisions, leases included.
-func TestEtcdctlSnapshot(t *testing.T) {
-	for _, p := range []string{"etcdctl", "etcd"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skip(p + " is not installed")
-		}
-	}
-	c := newCluster(t, 1, nil)
-	cl := c.client(c.servers[0].ClientURL())
+// fillSample writes keys overwritten and deleted, and a key on a lease,
+// ending with a deletion; it returns the lease.
+func fillSample(t *testing.T, cl *clientv3.Client) clientv3.LeaseID {
+	t.Helper()
 	ctx := testCtx()
 	for i := range 20 {
 		if _, err := cl.Put(ctx, fmt.Sprintf("/service/pg/k%d", i%7), fmt.Sprint(i)); err != nil {
@@ -76,6 +68,22 @@ func TestEtcdctlSnapshot(t *testing.T) {
 	if _, err := cl.Delete(ctx, "/service/pg/k4"); err != nil { // the last revision is a deletion
 		t.Fatal(err)
 	}
+	return lease.ID
+}
+
+// TestEtcdctlSnapshot saves a member's state with Debian's etcdctl 3.4,
+// checks `etcdctl snapshot status` of the file, restores it with
+// `etcdctl snapshot restore` and starts a real etcd on it: that etcd must
+// serve the same keys at the same revisions, leases included.
+func TestEtcdctlSnapshot(t *testing.T) {
+	for _, p := range []string{"etcdctl", "etcd"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skip(p + " is not installed")
+		}
+	}
+	c := newCluster(t, 1, nil)
+	cl := c.client(c.servers[0].ClientURL())
+	fillSample(t, cl)
 	want := kvDump(t, cl)
 
 	dir := t.TempDir()
