@@ -44,13 +44,9 @@ type Config struct {
 	// written by pgherd once the member has bootstrapped or joined. With
 	// it, a member refuses a data directory of another cluster, and one
 	// whose directory is empty refuses to bootstrap a new cluster.
-	ClusterID string `yaml:"cluster_id,omitempty"`
-	// RestoreFrom is a snapshot file (dcs.Restore): used only when the
-	// data directory holds no cluster yet, the member then starts a new
-	// one-member cluster with the snapshot's state.
-	RestoreFrom string    `yaml:"restore_from,omitempty"`
-	PeerTLS     TLSConfig `yaml:"peer_tls,omitempty"`
-	ClientTLS   TLSConfig `yaml:"client_tls,omitempty"`
+	ClusterID string    `yaml:"cluster_id,omitempty"`
+	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
+	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
 
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
@@ -72,6 +68,15 @@ type Config struct {
 	// Snapshots, when its dir is set, has the member write its state to
 	// that directory periodically (snapshot.go).
 	Snapshots SnapshotSchedule `yaml:"snapshots,omitempty"`
+
+	// RestoreFrom is a snapshot file (dcs.Restore): used only when the
+	// data directory holds no cluster yet, the member then starts a new
+	// one-member cluster with the snapshot's state.
+	RestoreFrom string `yaml:"restore_from,omitempty"`
+	// ForceNewCluster (16 hex digits, written by `pgherd dcs recover`)
+	// makes the member rewrite its data directory at start so that it
+	// alone is the cluster, under this new cluster ID.
+	ForceNewCluster string `yaml:"force_new_cluster,omitempty"`
 }
 
 // Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).

@@ -127,6 +127,11 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 			return fail(err)
 		}
 	}
+	if !fresh && cfg.ForceNewCluster != "" {
+		if err := forceNewCluster(cfg); err != nil {
+			return fail(err)
+		}
+	}
 	if fresh && cfg.RestoreFrom != "" {
 		if err := seedFromSnapshot(cfg); err != nil {
 			return fail(err)
