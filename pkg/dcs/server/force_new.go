@@ -21,10 +21,9 @@ import (
 // new cluster ID and a member table of this member alone, so that the
 // dead members, should they come back, are neither in the configuration
 // nor of this cluster: their Raft connections, which announce the old ID,
-// are refused (version.go, foreignCluster), and they cannot elect a
-// leader among themselves without this member's vote if they were a
-// minority... and if they were not, this member would not have been
-// allowed to recover (the command checks that no quorum answers).
+// are refused (version.go, foreignCluster). Among themselves they are a
+// minority of the old configuration (the command refuses to recover while
+// a quorum of it answers), so they cannot elect a leader either.
 
 // forceNewCluster runs the recovery when the configuration asks for it
 // and the data directory is not already in that cluster (a restart of a
