@@ -21,9 +21,10 @@ import (
 // new cluster ID and a member table of this member alone, so that the
 // dead members, should they come back, are neither in the configuration
 // nor of this cluster: their Raft connections, which announce the old ID,
-// are refused (version.go, foreignCluster). Among themselves they are a
-// minority of the old configuration (the command refuses to recover while
-// a quorum of it answers), so they cannot elect a leader either.
+// are refused (version.go, foreignCluster). Members named dead that are
+// in fact alive and a quorum of the old configuration can still elect a
+// leader among themselves, as the old cluster: nothing here can stop that,
+// which is why the command wants them gone for good and wiped.
 
 // forceNewCluster runs the recovery when the configuration asks for it
 // and the data directory is not already in that cluster (a restart of a
