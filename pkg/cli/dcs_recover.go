@@ -11,10 +11,9 @@ import (
 )
 
 type dcsRecoverOptions struct {
-	name   string
-	dead   []string
-	yes    bool
-	format string
+	name string
+	dead []string
+	yes  bool
 }
 
 func newCmdDcsRecover(f *Factory) *cobra.Command {
@@ -29,9 +28,6 @@ func newCmdDcsRecover(f *Factory) *cobra.Command {
 			"for members: wipe them (`pgherd dcs leave NAME`/their data directories) and join them again.",
 		Args: exactArgs(1, "one member NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.format); err != nil {
-				return err
-			}
 			if len(o.dead) == 0 {
 				return usageError{fmt.Errorf("--dead is required: the members gone for good, comma-separated")}
 			}
@@ -41,7 +37,6 @@ func newCmdDcsRecover(f *Factory) *cobra.Command {
 	}
 	cmd.Flags().StringSliceVar(&o.dead, "dead", nil, "the other members, gone for good (comma-separated; required)")
 	cmd.Flags().BoolVar(&o.yes, "yes", false, "recover: restart NAME alone under a new cluster ID")
-	outputFlag(cmd, &o.format)
 	return cmd
 }
 
@@ -61,13 +56,7 @@ func runDcsRecover(ctx context.Context, f *Factory, o *dcsRecoverOptions) error 
 		}
 		rep.ClusterID = mi.ClusterID
 	}
-	if o.format != "" {
-		if err := writeData(f.IO.Out, o.format, rep); err != nil {
-			return err
-		}
-	} else {
-		writeRecoveryReport(f, rep)
-	}
+	writeRecoveryReport(f, rep)
 	if !o.yes {
 		return fmt.Errorf("nothing changed: run again with --yes to restart %s alone under a new cluster ID", o.name)
 	}

@@ -22,7 +22,6 @@ func newCmdDcsSnapshot(f *Factory) *cobra.Command {
 type dcsSnapshotSaveOptions struct {
 	file, name, endpoint string
 	tls                  dcs.TLSConfig
-	format               string
 }
 
 func newCmdDcsSnapshotSave(f *Factory) *cobra.Command {
@@ -36,9 +35,6 @@ func newCmdDcsSnapshotSave(f *Factory) *cobra.Command {
 			"all, mode 0600.",
 		Args: rangeOfArgs(1, 2, "FILE and at most one member NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.format); err != nil {
-				return err
-			}
 			o.file = args[0]
 			if len(args) == 2 {
 				o.name = args[1]
@@ -54,7 +50,6 @@ func newCmdDcsSnapshotSave(f *Factory) *cobra.Command {
 	fl.StringVar(&o.tls.Cert, "cert", "", "PEM client certificate when the etcd API uses TLS")
 	fl.StringVar(&o.tls.Key, "key", "", "its private key")
 	fl.StringVar(&o.tls.CA, "ca", "", "PEM CA of the members")
-	outputFlag(cmd, &o.format)
 	return cmd
 }
 
@@ -74,9 +69,6 @@ func runDcsSnapshotSave(ctx context.Context, f *Factory, o *dcsSnapshotSaveOptio
 	info, err := dcs.SaveSnapshot(ctx, url, tlsc, o.file)
 	if err != nil {
 		return err
-	}
-	if o.format != "" {
-		return writeData(f.IO.Out, o.format, info)
 	}
 	fmt.Fprintf(f.IO.Out, "snapshot saved to %s (%d bytes, revision %d, sha256 %s)\n", info.Path, info.Bytes, info.Revision, info.SHA256)
 	return nil
