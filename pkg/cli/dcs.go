@@ -19,7 +19,7 @@ func newCmdDcs(f *Factory) *cobra.Command {
 		Short: "Run pgherd's embedded DCS: an etcd-v3-compatible store on Raft for Patroni",
 	}
 	cmd.AddCommand(newCmdDcsSetup(f, false), newCmdDcsSetup(f, true), newCmdDcsMembers(f),
-		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsServe(f),
+		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsServe(f), newCmdDcsSnapshot(f), newCmdDcsRestore(f), newCmdDcsRecover(f),
 		newCmdMemberLifecycle(f, "start", "", "Start a member set up here and wait until it follows a leader (nothing to do when it runs)"),
 		newCmdMemberLifecycle(f, "stop", "", "Stop a member set up here, its supervision first (nothing to do when it is stopped)"),
 		newCmdMemberLifecycle(f, "restart", "", "Stop then start a member set up here"))
@@ -41,7 +41,7 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 		return nil, err
 	}
 	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
-		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes}, nil
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(s.Prefix, s.Patroni.DCS.Embedded.Snapshots)}, nil
 }
 
 type dcsSetupOptions struct {
@@ -73,10 +73,8 @@ func newCmdDcsSetup(f *Factory, join bool) *cobra.Command {
 			if o.cfg.Name == "" || o.cfg.ListenPeer == "" || o.cfg.ListenClient == "" {
 				return usageError{fmt.Errorf("--name, --listen-peer and --listen-client are required")}
 			}
-			for _, a := range []string{o.cfg.ListenPeer, o.cfg.ListenClient} {
-				if _, port, err := net.SplitHostPort(a); err != nil || port == "0" {
-					return usageError{fmt.Errorf("%q is not HOST:PORT with a fixed port", a)}
-				}
+			if err := checkFixedPorts(o.cfg.ListenPeer, o.cfg.ListenClient); err != nil {
+				return err
 			}
 			if join {
 				if o.peer == "" {
@@ -107,6 +105,17 @@ func runDcsSetup(ctx context.Context, f *Factory, o *dcsSetupOptions) error {
 		return err
 	}
 	fmt.Fprintf(f.IO.Out, "member %s is up (%s, leader %s, term %d); config %s\n", mi.Name, mi.RaftState, mi.Leader, mi.Term, l.ConfigFile(mi.Name))
+	return nil
+}
+
+// checkFixedPorts refuses an address that is not HOST:PORT with a port
+// other than 0: a member's addresses must survive its restarts.
+func checkFixedPorts(addrs ...string) error {
+	for _, a := range addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "0" {
+			return usageError{fmt.Errorf("%q is not HOST:PORT with a fixed port", a)}
+		}
+	}
 	return nil
 }
 

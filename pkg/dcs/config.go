@@ -67,6 +67,18 @@ type Config struct {
 	// raises etcd's NOSPACE alarm and writes are refused until space is
 	// freed and the alarm disarmed. 0 means DefaultQuotaBytes.
 	QuotaBytes int64 `yaml:"quota_bytes,omitempty"`
+	// Snapshots, when its dir is set, has the member write its state to
+	// that directory periodically (snapshot.go).
+	Snapshots SnapshotSchedule `yaml:"snapshots,omitempty"`
+
+	// RestoreFrom is a snapshot file (dcs.Restore): used only when the
+	// data directory holds no cluster yet, the member then starts a new
+	// one-member cluster with the snapshot's state.
+	RestoreFrom string `yaml:"restore_from,omitempty"`
+	// ForceNewCluster (16 hex digits, written by `pgherd dcs recover`)
+	// makes the member rewrite its data directory at start so that it
+	// alone is the cluster, under this new cluster ID.
+	ForceNewCluster string `yaml:"force_new_cluster,omitempty"`
 }
 
 // Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).
@@ -151,7 +163,7 @@ func (c *Config) Validate() error {
 	case c.QuotaBytes < MinQuotaBytes:
 		return fmt.Errorf("quota_bytes %d: want at least %d (8 MiB: the history alone may hold 4 MiB), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
 	}
-	return nil
+	return c.Snapshots.validate()
 }
 
 // Advertise fills the advertised addresses from the bound listeners when

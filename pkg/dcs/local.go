@@ -33,6 +33,9 @@ type Local struct {
 	// QuotaBytes is the space quota of the members Setup makes when their
 	// Config sets none (site.yaml: patroni.dcs.embedded.quota_bytes).
 	QuotaBytes int64
+	// Snapshots is the periodic snapshot schedule of the members Setup
+	// makes when their Config sets none (patroni.dcs.embedded.snapshots).
+	Snapshots SnapshotSchedule
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -73,6 +76,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if cfg.QuotaBytes == 0 {
 		cfg.QuotaBytes = l.QuotaBytes
 	}
+	if cfg.Snapshots.Dir == "" {
+		cfg.Snapshots = l.Snapshots
+	}
 	written := cfg // the file keeps only what was asked; defaults stay implicit
 	if err := cfg.Validate(); err != nil {
 		return mi, err
@@ -108,6 +114,17 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
 	if err := l.own(cfg.DataDir); err != nil {
 		return fail(err)
+	}
+	if d := cfg.Snapshots.Dir; d != "" {
+		if _, err := os.Lstat(d); os.IsNotExist(err) {
+			if err := os.Mkdir(d, 0o750); err != nil {
+				return fail(fmt.Errorf("snapshots dir: %w", err))
+			}
+			undo = append(undo, func() { os.Remove(d) })
+			if err := l.own(d); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	raw, err := yaml.Marshal(written)
 	if err != nil {
@@ -220,23 +237,33 @@ func (l *Local) Configs() ([]Config, error) {
 // Admin returns an admin client for a local member: the named one, or
 // the only one when name is empty.
 func (l *Local) Admin(name string) (*AdminClient, Config, error) {
-	cfgs, err := l.Configs()
+	c, err := l.Pick(name)
 	if err != nil {
 		return nil, Config{}, err
 	}
+	ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
+	return ac, c, err
+}
+
+// Pick returns the configuration of the local member called name, or of
+// the only one set up here when name is empty.
+func (l *Local) Pick(name string) (Config, error) {
+	cfgs, err := l.Configs()
+	if err != nil {
+		return Config{}, err
+	}
 	for _, c := range cfgs {
 		if name == "" && len(cfgs) == 1 || c.Name == name {
-			ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
-			return ac, c, err
+			return c, nil
 		}
 	}
 	if name == "" && len(cfgs) > 1 {
-		return nil, Config{}, fmt.Errorf("%d members are set up here: name one, or use --peer", len(cfgs))
+		return Config{}, fmt.Errorf("%d members are set up here: name one, or use --peer", len(cfgs))
 	}
 	if name == "" {
-		return nil, Config{}, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
+		return Config{}, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
 	}
-	return nil, Config{}, fmt.Errorf("no dcs member %q is set up here (%s)", name, l.Dir)
+	return Config{}, fmt.Errorf("no dcs member %q is set up here (%s)", name, l.Dir)
 }
 
 // AdminOther returns an admin client for a local member other than name

@@ -66,6 +66,20 @@ type EmbeddedDCS struct {
 	Profile string `yaml:"profile" json:"profile"`
 	// QuotaBytes is each new member's space quota (dcs.Config.QuotaBytes).
 	QuotaBytes int64 `yaml:"quota_bytes" json:"quota_bytes"`
+	// Snapshots has each new member write its state periodically
+	// (dcs.Config.Snapshots); off while Dir is empty.
+	Snapshots DCSSnapshots `yaml:"snapshots" json:"snapshots"`
+}
+
+// DCSSnapshots is patroni.dcs.embedded.snapshots.
+type DCSSnapshots struct {
+	// Dir receives the files (NAME-YYYYMMDDTHHMMSSZ.db), relative to the
+	// prefix unless absolute; "" turns periodic snapshots off.
+	Dir string `yaml:"dir" json:"dir"`
+	// Interval between two snapshots, in seconds.
+	Interval int `yaml:"interval" json:"interval"`
+	// Keep is how many of each member's snapshots are kept.
+	Keep int `yaml:"keep" json:"keep"`
 }
 
 func defaultPatroni() Patroni {
@@ -81,7 +95,8 @@ func defaultPatroni() Patroni {
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
-			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20}},
+			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20,
+				Snapshots: DCSSnapshots{Interval: 3600, Keep: 24}}},
 	}
 }
 
@@ -113,6 +128,9 @@ func (p *Patroni) validate() error {
 	}
 	if q := p.DCS.Embedded.QuotaBytes; q < 8<<20 {
 		return fmt.Errorf("patroni.dcs.embedded.quota_bytes: %d is below 8388608 (8 MiB: the history alone may hold 4 MiB): raise it", q)
+	}
+	if sn := p.DCS.Embedded.Snapshots; sn.Interval < 1 || sn.Keep < 1 {
+		return fmt.Errorf("patroni.dcs.embedded.snapshots: interval %d and keep %d: want at least 1 second and 1 snapshot", sn.Interval, sn.Keep)
 	}
 	switch p.DCS.Protocol {
 	case "http", "https":

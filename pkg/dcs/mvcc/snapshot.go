@@ -24,6 +24,8 @@ type Snapshot interface {
 	// WriteTo writes the snapshot's stable binary encoding (see DESIGN.md); it may run long after
 	// Store.Snapshot returned, concurrently with applies.
 	WriteTo(w io.Writer) (int64, error)
+	// WriteBackend writes it as an etcd 3.4 backend database (backend.go).
+	WriteBackend(path string) error
 }
 
 type snapshot struct {

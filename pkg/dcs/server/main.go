@@ -26,6 +26,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	file := fl.String("config", "", "member configuration file (YAML)")
 	levelName := fl.StringP("log-level", "L", "info", "log level: debug, info, warning or error")
 	quiet := fl.BoolP("quiet", "q", false, "print warnings and errors only")
+	check := fl.String("check-snapshot", "", "check that FILE is a complete snapshot to restore from, then exit")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -35,6 +36,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	usage := func(err error) int {
 		fmt.Fprintf(stderr, "Error: %s; see %s --help\n", err, dcs.DaemonName)
 		return 2
+	}
+	if *check != "" {
+		return checkSnapshotMain(*check, stderr)
 	}
 	if fl.NArg() > 0 {
 		return usage(fmt.Errorf("unexpected argument %q", fl.Arg(0)))

@@ -127,7 +127,17 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 			return fail(err)
 		}
 	}
-	n, err := openNode(ctx, cfg, peerLn, fresh)
+	if !fresh && cfg.ForceNewCluster != "" {
+		if err := forceNewCluster(cfg); err != nil {
+			return fail(err)
+		}
+	}
+	if fresh && cfg.RestoreFrom != "" {
+		if err := seedFromSnapshot(cfg); err != nil {
+			return fail(err)
+		}
+	}
+	n, err := openNode(ctx, cfg, peerLn, fresh && cfg.RestoreFrom == "")
 	if err != nil {
 		return fail(err)
 	}
@@ -142,6 +152,7 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 		n.close()
 		return fail(err)
 	}
+	n.startSnapshots()
 	return s, nil
 }
 
