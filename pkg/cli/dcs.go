@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
@@ -19,7 +20,7 @@ func newCmdDcs(f *Factory) *cobra.Command {
 		Short: "Run pgherd's embedded DCS: an etcd-v3-compatible store on Raft for Patroni",
 	}
 	cmd.AddCommand(newCmdDcsSetup(f, false), newCmdDcsSetup(f, true), newCmdDcsMembers(f),
-		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsServe(f))
+		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsServe(f))
 	return cmd
 }
 
@@ -38,7 +39,7 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 		return nil, err
 	}
 	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
-		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes}, nil
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes, Plain: !s.Patroni.DCS.Embedded.TLS}, nil
 }
 
 type dcsSetupOptions struct {
@@ -108,16 +109,27 @@ func runDcsSetup(ctx context.Context, f *Factory, o *dcsSetupOptions) error {
 }
 
 // dcsAdmin opens an admin client: through --peer, or to a local member.
+// With --peer and no --cert, it presents this host's administrator
+// credential when there is one.
 func dcsAdmin(f *Factory, peer, name string, cert, key, ca string) (*dcs.AdminClient, error) {
-	if peer != "" {
-		return dcs.NewAdminClient(peer, dcs.TLSConfig{Cert: cert, Key: key, CA: ca})
-	}
 	l, err := f.dcsLocal()
 	if err != nil {
 		return nil, err
 	}
+	if peer != "" {
+		return dcs.NewAdminClient(peer, peerCreds(l, cert, key, ca))
+	}
 	ac, _, err := l.Admin(name)
 	return ac, err
+}
+
+func peerCreds(l *dcs.Local, cert, key, ca string) dcs.TLSConfig {
+	if cert == "" {
+		if t, ok := l.AdminTLS(); ok {
+			return t
+		}
+	}
+	return dcs.TLSConfig{Cert: cert, Key: key, CA: ca}
 }
 
 type dcsAdminFlags struct{ peer, cert, key, ca string }
@@ -217,7 +229,7 @@ func newCmdDcsLeave(f *Factory) *cobra.Command {
 			}
 			var ac *dcs.AdminClient
 			if a.peer != "" {
-				ac, err = dcs.NewAdminClient(a.peer, dcs.TLSConfig{Cert: a.cert, Key: a.key, CA: a.ca})
+				ac, err = dcs.NewAdminClient(a.peer, peerCreds(l, a.cert, a.key, a.ca))
 			} else {
 				ac, err = l.AdminOther(args[0])
 			}
@@ -276,3 +288,70 @@ func newCmdDcsServe(f *Factory) *cobra.Command {
 	cmd.Flags().StringVar(&file, "config", "", "member configuration file (YAML)")
 	return cmd
 }
+
+// dcsEnv is what etcdctl needs to reach the cluster as its administrator.
+type dcsEnv struct{ Endpoints, CACert, Cert, Key string }
+
+func newCmdDcsEnv(f *Factory) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "env [NAME]",
+		Short: "Print the ETCDCTL_* variables that let etcdctl reach the DCS as its administrator (eval \"$(pgherd dcs env)\")",
+		Args:  maxArgs(1, "at most one member NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(format); err != nil {
+				return err
+			}
+			l, err := f.dcsLocal()
+			if err != nil {
+				return err
+			}
+			ac, cfg, err := l.Admin(argOrEmpty(args))
+			if err != nil {
+				return err
+			}
+			defer ac.Close()
+			var e dcsEnv
+			if cfg.ClientTLS.Enabled() {
+				t, ok := l.AdminClientTLS()
+				if !ok {
+					return fmt.Errorf("this host holds no administrator credential of the DCS (only data members' hosts do): run pgherd dcs env on one of them")
+				}
+				e.CACert, e.Cert, e.Key = t.CA, t.Cert, t.Key
+			}
+			e.Endpoints = cfg.AdvertiseClient
+			if ms, err := ac.Members(cmd.Context()); err == nil {
+				var urls []string
+				for _, m := range ms {
+					if m.ClientURL != "" {
+						urls = append(urls, m.ClientURL)
+					}
+				}
+				e.Endpoints = strings.Join(urls, ",")
+			}
+			if e.Endpoints == "" {
+				e.Endpoints = cfg.ListenClient
+			}
+			vars := [][2]string{{"ETCDCTL_API", "3"}, {"ETCDCTL_ENDPOINTS", e.Endpoints}, {"ETCDCTL_CACERT", e.CACert}, {"ETCDCTL_CERT", e.Cert}, {"ETCDCTL_KEY", e.Key}}
+			if format != "" {
+				m := map[string]string{}
+				for _, kv := range vars {
+					if kv[1] != "" {
+						m[kv[0]] = kv[1]
+					}
+				}
+				return writeData(f.IO.Out, format, map[string]any{"member": cfg.Name, "variables": m})
+			}
+			for _, kv := range vars {
+				if kv[1] != "" {
+					fmt.Fprintf(f.IO.Out, "export %s=%s\n", kv[0], shellQuote(kv[1]))
+				}
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

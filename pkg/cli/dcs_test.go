@@ -25,7 +25,7 @@ func TestDcsUsageErrors(t *testing.T) {
 		{[]string{"dcs", "leave"}, ExitUsage, "expects one member NAME"},
 		{[]string{"--site", site, "dcs", "members"}, ExitError, "no dcs member is set up here"},
 		{[]string{"--site", site, "dcs", "status", "--peer", "127.0.0.1:1"}, ExitStopped, "connection refused"},
-		{[]string{"--site", site, "dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitError, "cannot reach any member to join through"},
+		{[]string{"--site", site, "dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitError, "holds no CA of the DCS cluster"},
 	} {
 		ios, _, _, errOut := iostreams.Test()
 		if code := Main(t.Context(), ios, c.args); code != c.code || !strings.Contains(errOut.String(), c.err) {

@@ -31,6 +31,10 @@ type Local struct {
 	// QuotaBytes is the space quota of the members Setup makes when their
 	// Config sets none (site.yaml: patroni.dcs.embedded.quota_bytes).
 	QuotaBytes int64
+	// Plain sets members up without TLS (site.yaml:
+	// patroni.dcs.embedded.tls: false). By default Setup gives every
+	// member certificates of the cluster's CA (localtls.go).
+	Plain bool
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -77,29 +81,37 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if _, err := os.Stat(file); err == nil {
 		return mi, fmt.Errorf("member %s is already set up here (%s)", cfg.Name, file)
 	}
-	if len(cfg.Join) > 0 {
-		if err := l.reachable(ctx, cfg); err != nil {
-			return mi, err
-		}
-	}
-	daemon, err := Daemon(l.Exec)
-	if err != nil {
-		return mi, err
-	}
-	if err := l.User.Reach(daemon); err != nil {
-		return mi, fmt.Errorf("%w, or install pgherd where %s can reach it", err, l.User.Name)
-	}
-	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
-		return mi, err
-	} else if !fresh {
-		return mi, fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name)
-	}
 	var undo []func()
 	fail := func(err error) (MemberInfo, error) {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
 		return mi, err
+	}
+	if !l.Plain && !cfg.PeerTLS.Enabled() {
+		undoTLS, err := l.issueCredentials(&cfg)
+		if err != nil {
+			return mi, err
+		}
+		undo = append(undo, undoTLS)
+		written.PeerTLS, written.ClientTLS = cfg.PeerTLS, cfg.ClientTLS
+	}
+	if len(cfg.Join) > 0 {
+		if err := l.reachable(ctx, cfg); err != nil {
+			return fail(err)
+		}
+	}
+	daemon, err := Daemon(l.Exec)
+	if err != nil {
+		return fail(err)
+	}
+	if err := l.User.Reach(daemon); err != nil {
+		return fail(fmt.Errorf("%w, or install pgherd where %s can reach it", err, l.User.Name))
+	}
+	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
+		return fail(err)
+	} else if !fresh {
+		return fail(fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name))
 	}
 	undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
 	if err := l.own(cfg.DataDir); err != nil {
@@ -216,7 +228,7 @@ func (l *Local) Admin(name string) (*AdminClient, Config, error) {
 	}
 	for _, c := range cfgs {
 		if name == "" && len(cfgs) == 1 || c.Name == name {
-			ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
+			ac, err := NewAdminClient(advertisedPeer(c), l.adminOr(c))
 			return ac, c, err
 		}
 	}
@@ -246,7 +258,16 @@ func (l *Local) AdminOther(name string) (*AdminClient, error) {
 			break
 		}
 	}
-	return NewAdminClient(advertisedPeer(pick), pick.PeerTLS)
+	return NewAdminClient(advertisedPeer(pick), l.adminOr(pick))
+}
+
+// adminOr is the administrator's credential when this host holds it, else
+// member c's own.
+func (l *Local) adminOr(c Config) TLSConfig {
+	if t, ok := l.AdminTLS(); ok && c.PeerTLS.Enabled() {
+		return t
+	}
+	return c.PeerTLS
 }
 
 // StopLocal stops and uninstalls the service of a local member after it

@@ -32,7 +32,7 @@ type DCSMemberRequest struct {
 // memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
 func memberEnv(env *Env) *witness.Env {
 	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service(),
-		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes}}
+		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Plain: !env.Site.Patroni.DCS.Embedded.TLS}}
 }
 
 // dcsPlan is the DCS member instance create will add, and the client
@@ -77,7 +77,15 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	if req.Peer == "" {
 		return plan, nil
 	}
-	ac, err := dcs.NewAdminClient(req.Peer, dcs.TLSConfig{})
+	me := memberEnv(env)
+	if env.Site.Patroni.DCS.Embedded.TLS {
+		t, ok := me.Local.AdminClientTLS()
+		if !ok {
+			return nil, fmt.Errorf("%w (%s): create this instance on a host of one of the cluster's data members", dcs.ErrNoCA, me.Local.PKI().Dir)
+		}
+		pr.dcsTLS = t
+	}
+	ac, err := dcs.NewAdminClient(req.Peer, me.Creds())
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +118,14 @@ func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, pla
 	res, err := witness.AddMember(ctx, me, plan.req)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the DCS member of %s: %w", i.ID(), err)
+	}
+	if !me.Local.Plain {
+		t, err := me.Local.IssuePatroni(plan.req.Name)
+		if err != nil {
+			_ = witness.RemoveMember(context.WithoutCancel(ctx), me, plan.req.Name)
+			return nil, err
+		}
+		pr.dcsTLS = t
 	}
 	pr.DCSHosts = nil
 	for _, m := range res.Members {

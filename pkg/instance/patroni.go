@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/postgres"
@@ -36,6 +37,9 @@ type PatroniRequest struct {
 	ReplicationSSLKey  string   //
 	DCSHosts           []string // overrides patroni.dcs.hosts
 	DCS                DCSMemberRequest
+	// dcsTLS is the embedded DCS's client credential for Patroni's
+	// etcd3 section (https, cacert, cert, key); empty on plain TCP.
+	dcsTLS dcs.TLSConfig
 }
 
 // PatroniManaged reports whether Patroni runs this instance.
@@ -104,15 +108,17 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 	if len(req.DCSHosts) > 0 {
 		hosts = req.DCSHosts
 	}
+	etcd := patroni.Etcd3{Hosts: hosts, Protocol: ps.DCS.Protocol, CACert: ps.DCS.CACert, Cert: ps.DCS.Cert, Key: ps.DCS.Key}
+	if t := req.dcsTLS; t.Enabled() {
+		etcd = patroni.Etcd3{Hosts: hosts, Protocol: "https", CACert: t.CA, Cert: t.Cert, Key: t.Key}
+	}
 	return patroni.Spec{
 		Cluster: req.Cluster, Namespace: ps.DCS.Namespace, Node: firstNonEmpty(req.Node, i.Name),
 		RestAPIConnect: restConnect, RestAPIListen: req.RestAPIListen,
 		PGConnectHost: req.PGConnectHost, PGPort: i.Port,
 		DataDir: i.DataDir, BinDir: i.BinDir, SocketDir: i.SocketDir,
 		PgPass: filepath.Join(filepath.Dir(i.PatroniConfig), i.serviceName()+".pgpass"),
-		LogDir: i.patroniLogDir(env.Site),
-		Etcd: patroni.Etcd3{Hosts: hosts, Protocol: ps.DCS.Protocol,
-			CACert: ps.DCS.CACert, Cert: ps.DCS.Cert, Key: ps.DCS.Key},
+		LogDir: i.patroniLogDir(env.Site), Etcd: etcd,
 		Timings:              patroni.Timings{TTL: ps.TTL, LoopWait: ps.LoopWait, RetryTimeout: ps.RetryTimeout},
 		MaximumLagOnFailover: ps.MaximumLagOnFailover,
 		SynchronousMode:      ps.SynchronousMode,

@@ -66,6 +66,10 @@ type EmbeddedDCS struct {
 	Profile string `yaml:"profile" json:"profile"`
 	// QuotaBytes is each new member's space quota (dcs.Config.QuotaBytes).
 	QuotaBytes int64 `yaml:"quota_bytes" json:"quota_bytes"`
+	// TLS gives every new member certificates of the cluster's own CA
+	// and mutual TLS on both ports (the default); false sets members up
+	// on plain TCP, which profile production refuses.
+	TLS bool `yaml:"tls" json:"tls"`
 }
 
 func defaultPatroni() Patroni {
@@ -81,7 +85,7 @@ func defaultPatroni() Patroni {
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
-			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20}},
+			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20, TLS: true}},
 	}
 }
 
@@ -105,6 +109,9 @@ func (p *Patroni) validate() error {
 	case "production", "testing":
 	default:
 		return fmt.Errorf("patroni.dcs.embedded.profile: %q is not production or testing", p.DCS.Embedded.Profile)
+	}
+	if !p.DCS.Embedded.TLS && p.DCS.Embedded.Profile == "production" {
+		return fmt.Errorf("patroni.dcs.embedded.tls: false leaves the DCS open to anyone who reaches its ports, which profile production refuses: remove tls: false, or set profile: testing")
 	}
 	for key, port := range map[string]int{"peer_port": p.DCS.Embedded.PeerPort, "client_port": p.DCS.Embedded.ClientPort} {
 		if port < 1 || port > 65535 {

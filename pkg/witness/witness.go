@@ -30,8 +30,10 @@ import (
 
 // Env is what the lifecycle needs.
 type Env struct {
-	Local   *dcs.Local    // this host's members
-	PeerTLS dcs.TLSConfig // TLS material presented to members' peer ports
+	Local *dcs.Local // this host's members
+	// PeerTLS is the credential presented to members' peer ports; empty
+	// means this host's (Env.Creds).
+	PeerTLS dcs.TLSConfig
 	// SettleTimeout bounds the wait for the leader to settle a new
 	// member's vote; zero means 30 s.
 	SettleTimeout time.Duration
@@ -144,7 +146,7 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, fmt.Errorf("data directory %s is not empty: it may hold another member's data; choose another --data-dir or remove it yourself", dataDir)
 	}
 	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir,
-		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient, PeerTLS: env.PeerTLS}
+		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient}
 	peer := req.ListenPeer
 	if req.Peer != "" {
 		cfg.Join, peer = []string{req.Peer}, req.Peer
@@ -346,7 +348,7 @@ func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
 	if err != nil {
 		return err
 	}
-	kept = append(kept, filepath.Join(e.Local.Dir, name+".log"))
+	kept = append(kept, filepath.Join(e.Local.Dir, name+".log"), e.Local.TLSDir(name))
 	for _, p := range kept {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, p, err)
@@ -380,7 +382,7 @@ func (e *Env) lastVoter(ctx context.Context, peers []string, name string) bool {
 func (e *Env) leave(ctx context.Context, peers []string, name string) error {
 	var errs []error
 	for _, p := range peers {
-		ac, err := dcs.NewAdminClient(p, e.PeerTLS)
+		ac, err := dcs.NewAdminClient(p, e.Creds())
 		if err != nil {
 			return err
 		}

@@ -43,6 +43,11 @@ func stateName(s raft.RaftState) string {
 func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if m != dcs.RPCJoin && m != dcs.RPCRemove {
+		if err := n.admitRPC(ctx, m, dcs.Member{}); err != nil {
+			return nil, err
+		}
+	}
 	switch m {
 	case dcs.RPCForward:
 		if !n.isLeader() {
@@ -88,6 +93,9 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		}
 		if mem.Name == "" || m == dcs.RPCJoin && mem.PeerAddr == "" {
 			return nil, fmt.Errorf("a member needs a name and, to join, a peer address")
+		}
+		if err := n.admitRPC(ctx, m, mem); err != nil {
+			return nil, err
 		}
 		return nil, n.callLeader(ctx, m, mem)
 	case dcs.RPCInfo:

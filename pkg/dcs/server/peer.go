@@ -26,9 +26,12 @@ type peerListener struct {
 	dialTL *tls.Config // client side for Dial
 	raftCh chan net.Conn
 	rpc    func(net.Conn)
-	log    *slog.Logger
-	done   chan struct{}
-	once   sync.Once
+	// admitRaft decides, on a TLS port, whether the certificate's holder
+	// may speak Raft to this member.
+	admitRaft func(dcs.Identity) error
+	log       *slog.Logger
+	done      chan struct{}
+	once      sync.Once
 }
 
 func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
@@ -68,6 +71,13 @@ func (p *peerListener) sort(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	switch b[0] {
 	case dcs.ProtoRaft:
+		if id, ok := connIdentity(c); ok {
+			if err := p.admitRaft(id); err != nil {
+				p.log.Warn("raft connection refused", "from", c.RemoteAddr().String(), "err", err)
+				c.Close()
+				return
+			}
+		}
 		select {
 		case p.raftCh <- c:
 		case <-p.done:
@@ -115,6 +125,9 @@ var peerIdleTimeout = dcs.PeerIdleTimeout
 // does not read its answer within the idle timeout end the connection.
 func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, log *slog.Logger) {
 	defer c.Close()
+	if id, ok := connIdentity(c); ok {
+		ctx = context.WithValue(ctx, identityKey{}, id)
+	}
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
 		c.SetReadDeadline(time.Now().Add(peerIdleTimeout))

@@ -1,0 +1,171 @@
+package dcs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// On a host, the cluster's credentials live under Local.Dir:
+//
+//	ca/       both CAs with their keys (a data member's host only)
+//	admin/    the administrator's credential: peer.{crt,key} for peer
+//	          ports, client.{crt,key} for client ports (etcdctl, pgherd's
+//	          own reads), both CA certificates (a data member's host only)
+//	tls/NAME/ member NAME's own credentials (MemberTLS) and, for a data
+//	          member, Patroni's client certificate patroni.{crt,key}
+//
+// Every file is 0600 and every directory 0700, owned by the members'
+// account.
+
+// PKI returns this host's copy of the cluster's authorities.
+func (l *Local) PKI() PKI { return PKI{Dir: filepath.Join(l.Dir, "ca")} }
+
+// TLSDir is where member name's credentials live.
+func (l *Local) TLSDir(name string) string { return filepath.Join(l.Dir, "tls", name) }
+
+func (l *Local) adminDir() string { return filepath.Join(l.Dir, "admin") }
+
+// AdminTLS is the administrator's credential for peer ports, which only a
+// data member's host holds; ok is false when this host has none.
+func (l *Local) AdminTLS() (TLSConfig, bool) {
+	peer, _ := MemberTLS(l.adminDir())
+	if _, err := os.Stat(peer.Key); err != nil {
+		return TLSConfig{}, false
+	}
+	return peer, true
+}
+
+// AdminClientTLS is the administrator's etcd client credential (what
+// `pgherd dcs env` hands etcdctl): the client CA, a client certificate
+// and its key.
+func (l *Local) AdminClientTLS() (TLSConfig, bool) {
+	d := l.adminDir()
+	t := TLSConfig{Cert: filepath.Join(d, "etcd.crt"), Key: filepath.Join(d, "etcd.key"), CA: filepath.Join(d, ClientCAFile)}
+	if _, err := os.Stat(t.Key); err != nil {
+		return TLSConfig{}, false
+	}
+	return t, true
+}
+
+// PatroniTLS is Patroni's etcd client credential beside member name.
+func (l *Local) PatroniTLS(name string) TLSConfig {
+	d := l.TLSDir(name)
+	return TLSConfig{Cert: filepath.Join(d, "patroni.crt"), Key: filepath.Join(d, "patroni.key"), CA: filepath.Join(d, ClientCAFile)}
+}
+
+// IssuePatroni writes Patroni's client certificate beside data member name.
+func (l *Local) IssuePatroni(name string) (TLSConfig, error) {
+	if err := l.PKI().IssueClient(l.TLSDir(name), "patroni", "patroni-"+name); err != nil {
+		return TLSConfig{}, fmt.Errorf("issue Patroni's DCS client certificate: %w", err)
+	}
+	return l.PatroniTLS(name), l.ownTree(l.TLSDir(name))
+}
+
+// ErrNoCA means this host cannot issue certificates for the cluster.
+var ErrNoCA = errors.New("this host holds no CA of the DCS cluster")
+
+// issueCredentials makes member cfg's certificates, and, for a new
+// cluster, the cluster's CA; a data member's host also gets the
+// administrator's credential. It fills cfg's TLS settings and returns
+// the undo of what it made.
+func (l *Local) issueCredentials(cfg *Config) (func(), error) {
+	var made []string
+	undo := func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.RemoveAll(made[i])
+		}
+	}
+	fail := func(err error) (func(), error) { undo(); return nil, err }
+	for _, d := range []string{l.Dir, filepath.Join(l.Dir, "tls")} {
+		if fresh(d) {
+			made = append(made, d)
+		}
+	}
+	pki := l.PKI()
+	if !pki.Exists() {
+		if len(cfg.Join) > 0 {
+			return fail(fmt.Errorf("%w (%s): run this command on a host of one of its data members", ErrNoCA, pki.Dir))
+		}
+		if fresh(pki.Dir) {
+			made = append(made, pki.Dir)
+		}
+		if err := pki.Create(cfg.Name); err != nil {
+			return fail(fmt.Errorf("create the cluster's CA: %w", err))
+		}
+	}
+	dir := l.TLSDir(cfg.Name)
+	if _, err := os.Stat(dir); err == nil {
+		return fail(fmt.Errorf("%s already exists: remove what is left of an earlier member %s first", dir, cfg.Name))
+	}
+	made = append(made, dir)
+	if err := pki.IssueMember(dir, cfg.Name, cfg.Role, []string{hostOf(advertisedPeer(*cfg))}, []string{clientHostOf(*cfg)}); err != nil {
+		return fail(fmt.Errorf("issue the certificates of member %s: %w", cfg.Name, err))
+	}
+	if _, ok := l.AdminTLS(); !ok && cfg.Role == RoleData {
+		made = append(made, l.adminDir())
+		if err := l.IssueAdmin(); err != nil {
+			return fail(fmt.Errorf("issue the administrator's credential: %w", err))
+		}
+	}
+	for _, d := range []string{pki.Dir, dir, l.adminDir(), filepath.Dir(dir)} {
+		if err := l.ownTree(d); err != nil {
+			return fail(err)
+		}
+	}
+	cfg.PeerTLS, cfg.ClientTLS = MemberTLS(dir)
+	return undo, nil
+}
+
+// IssueAdmin writes the administrator's credential on this host, which
+// must hold the cluster's CA (a data member's host).
+func (l *Local) IssueAdmin() error {
+	pki := l.PKI()
+	pca, err := pki.Load(true)
+	if err != nil {
+		return err
+	}
+	if err := pca.Issue(Leaf{Name: "pgherd-admin", Role: CertAdmin}, l.adminDir(), "peer", PeerCAFile); err != nil {
+		return err
+	}
+	return pki.IssueClient(l.adminDir(), "etcd", "pgherd-admin")
+}
+
+// ownTree hands dir and what it holds to the members' account.
+func (l *Local) ownTree(dir string) error {
+	if l.User == nil {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return l.own(p)
+	})
+}
+
+func fresh(dir string) bool {
+	_, err := os.Stat(dir)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+func hostOf(hostport string) string {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	return h
+}
+
+func clientHostOf(cfg Config) string {
+	if cfg.AdvertiseClient != "" {
+		return hostOfURL(cfg.AdvertiseClient)
+	}
+	return hostOf(cfg.ListenClient)
+}
