@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/spf13/cobra"
@@ -20,7 +21,7 @@ func newCmdDcs(f *Factory) *cobra.Command {
 		Short: "Run pgherd's embedded DCS: an etcd-v3-compatible store on Raft for Patroni",
 	}
 	cmd.AddCommand(newCmdDcsSetup(f, false), newCmdDcsSetup(f, true), newCmdDcsMembers(f),
-		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsServe(f))
+		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsToken(f), newCmdDcsServe(f))
 	return cmd
 }
 
@@ -43,8 +44,9 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 }
 
 type dcsSetupOptions struct {
-	cfg  dcs.Config
-	peer string
+	cfg   dcs.Config
+	peer  string
+	token string
 }
 
 func addMemberFlags(fl *pflag.FlagSet, c *dcs.Config) {
@@ -81,6 +83,12 @@ func newCmdDcsSetup(f *Factory, join bool) *cobra.Command {
 					return usageError{fmt.Errorf("--peer is required: the peer address of any member")}
 				}
 				o.cfg.Join = []string{o.peer}
+				if o.token == "" {
+					o.token = os.Getenv("PGHERD_DCS_TOKEN")
+				}
+				if _, err := dcs.ParseToken(o.token); o.token != "" && err != nil {
+					return usageError{fmt.Errorf("--token: %w", err)}
+				}
 			}
 			o.cfg.ClientTLS = o.cfg.PeerTLS
 			return runDcsSetup(cmd.Context(), f, o)
@@ -90,6 +98,7 @@ func newCmdDcsSetup(f *Factory, join bool) *cobra.Command {
 		cmd.Use = "join"
 		cmd.Short = "Set up a member here and join it to a DCS cluster through any existing member"
 		cmd.Flags().StringVar(&o.peer, "peer", "", "HOST:PORT of any member's peer port (required)")
+		cmd.Flags().StringVar(&o.token, "token", "", "join token from `pgherd dcs token create` on the host of the member --peer names (default $PGHERD_DCS_TOKEN; not needed on a data member's host)")
 	}
 	addMemberFlags(cmd.Flags(), &o.cfg)
 	return cmd
@@ -100,6 +109,7 @@ func runDcsSetup(ctx context.Context, f *Factory, o *dcsSetupOptions) error {
 	if err != nil {
 		return err
 	}
+	l.JoinToken = o.token
 	mi, err := l.Setup(ctx, o.cfg)
 	if err != nil {
 		return err
@@ -188,7 +198,16 @@ func newCmdDcsStatus(f *Factory) *cobra.Command {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			ac, err := dcsAdmin(f, a.peer, argOrEmpty(args), a.cert, a.key, a.ca)
+			var ac *dcs.AdminClient
+			var cfg dcs.Config
+			var err error
+			if a.peer != "" {
+				ac, err = dcsAdmin(f, a.peer, "", a.cert, a.key, a.ca)
+			} else if l, lerr := f.dcsLocal(); lerr != nil {
+				err = lerr
+			} else {
+				ac, cfg, err = l.Admin(argOrEmpty(args))
+			}
 			if err != nil {
 				return err
 			}
@@ -197,11 +216,21 @@ func newCmdDcsStatus(f *Factory) *cobra.Command {
 			if err != nil {
 				return &ExitCodeError{Code: ExitStopped, Err: err}
 			}
+			certs, err := cfg.CertExpiries()
+			if err != nil {
+				return err
+			}
 			if format != "" {
-				return writeData(f.IO.Out, format, mi)
+				return writeData(f.IO.Out, format, struct {
+					dcs.MemberInfo
+					Certificates []dcs.CertExpiry `json:"certificates,omitempty"`
+				}{mi, certs})
 			}
 			fmt.Fprintf(f.IO.Out, "member %s: %s, leader %q, term %d, applied %d, commit %d\n",
 				mi.Name, mi.RaftState, mi.Leader, mi.Term, mi.AppliedIndex, mi.CommitIndex)
+			for _, c := range certs {
+				fmt.Fprintf(f.IO.Out, "%s certificate expires %s (%s)\n", c.Port, c.Expires.Format(time.RFC3339), c.File)
+			}
 			for _, a := range mi.Alarms {
 				fmt.Fprintf(f.IO.Out, "alarm %s: writes are refused; free space (delete keys, etcdctl compaction), then etcdctl alarm disarm\n", a)
 			}
@@ -355,3 +384,48 @@ func newCmdDcsEnv(f *Factory) *cobra.Command {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+type dcsTokenOptions struct {
+	role   string
+	ttl    time.Duration
+	format string
+}
+
+func newCmdDcsToken(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Join tokens: what a host without the cluster's files needs to add a member"}
+	o := &dcsTokenOptions{}
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Print a single-use join token for one new member, pinned to this cluster's CA (dcs join --token)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.format); err != nil {
+				return err
+			}
+			if o.role != dcs.RoleData && o.role != dcs.RoleWitness {
+				return usageError{fmt.Errorf("--role %q: use %s or %s", o.role, dcs.RoleData, dcs.RoleWitness)}
+			}
+			if o.ttl <= 0 || o.ttl > 7*24*time.Hour {
+				return usageError{fmt.Errorf("--ttl %s: want more than 0 and at most 168h", o.ttl)}
+			}
+			l, err := f.dcsLocal()
+			if err != nil {
+				return err
+			}
+			t, exp, err := l.CreateToken(o.role, o.ttl)
+			if err != nil {
+				return err
+			}
+			if o.format != "" {
+				return writeData(f.IO.Out, o.format, map[string]any{"token": t.String(), "role": o.role, "expires": exp.UTC().Format(time.RFC3339)})
+			}
+			fmt.Fprintln(f.IO.Out, t.String())
+			return nil
+		},
+	}
+	create.Flags().StringVar(&o.role, "role", dcs.RoleWitness, "the member it admits: witness, or data (which also receives the cluster's CA)")
+	create.Flags().DurationVar(&o.ttl, "ttl", dcs.DefaultTokenTTL, "how long it is valid (at most 168h)")
+	outputFlag(create, &o.format)
+	cmd.AddCommand(create)
+	return cmd
+}

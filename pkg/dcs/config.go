@@ -33,8 +33,12 @@ type Config struct {
 	// Join lists peer addresses of existing members. It is used only when
 	// the data directory holds no cluster yet; without it the member
 	// bootstraps a new one-member cluster.
-	Join      []string  `yaml:"join,omitempty"`
-	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
+	Join    []string  `yaml:"join,omitempty"`
+	PeerTLS TLSConfig `yaml:"peer_tls,omitempty"`
+	// CADir holds the cluster's CAs with their keys and the join tokens
+	// minted on this host (a data member's host only): a member with it
+	// signs the certificates of newcomers that bring a token.
+	CADir     string    `yaml:"ca_dir,omitempty"`
 	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
 
 	// Tuning; zero values take the defaults.

@@ -35,6 +35,14 @@ type Local struct {
 	// patroni.dcs.embedded.tls: false). By default Setup gives every
 	// member certificates of the cluster's CA (localtls.go).
 	Plain bool
+	// JoinToken is the join token (dcs token create) that Setup presents
+	// when the member joins: the member it joins through signs its
+	// certificates. Without it, a join needs this host to hold the CA.
+	JoinToken string
+	// CheckJoin, when set, runs once the new member holds its
+	// certificates and before it starts (the checks a host without a
+	// credential could not make earlier).
+	CheckJoin func(ctx context.Context, cred TLSConfig) error
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -89,16 +97,21 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		return mi, err
 	}
 	if !l.Plain && !cfg.PeerTLS.Enabled() {
-		undoTLS, err := l.issueCredentials(&cfg)
+		undoTLS, err := l.issueCredentials(ctx, &cfg)
 		if err != nil {
 			return mi, err
 		}
 		undo = append(undo, undoTLS)
-		written.PeerTLS, written.ClientTLS = cfg.PeerTLS, cfg.ClientTLS
+		written.PeerTLS, written.ClientTLS, written.CADir = cfg.PeerTLS, cfg.ClientTLS, cfg.CADir
 	}
 	if len(cfg.Join) > 0 {
 		if err := l.reachable(ctx, cfg); err != nil {
 			return fail(err)
+		}
+		if l.CheckJoin != nil {
+			if err := l.CheckJoin(ctx, cfg.PeerTLS); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	daemon, err := Daemon(l.Exec)
@@ -142,6 +155,11 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if mi, err = l.waitReady(ctx, cfg); err != nil {
 		log, _ := os.ReadFile(svc.LogFile)
 		return fail(fmt.Errorf("member %s did not join a leader: %w%s", cfg.Name, err, lastLines(string(log))))
+	}
+	if t, err := ParseToken(l.JoinToken); err == nil && len(cfg.Join) > 0 {
+		if err := consumeToken(ctx, cfg.Join[0], t, cfg.PeerTLS); err != nil {
+			logging.From(ctx).Warn("the member joined, but its token could not be marked used (it stays usable by this name only until it expires)", "err", err)
+		}
 	}
 	return mi, nil
 }

@@ -1,12 +1,14 @@
 package dcs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // On a host, the cluster's credentials live under Local.Dir:
@@ -20,6 +22,24 @@ import (
 //
 // Every file is 0600 and every directory 0700, owned by the members'
 // account.
+
+// CreateToken mints a join token on this host (dcs/token.go): the host
+// must hold the cluster's CA.
+func (l *Local) CreateToken(role string, ttl time.Duration) (Token, time.Time, error) {
+	pki := l.PKI()
+	if !pki.Exists() {
+		return Token{}, time.Time{}, fmt.Errorf("%w (%s): create tokens on a host of one of its data members", ErrNoCA, pki.Dir)
+	}
+	ca, err := pki.Load(true)
+	if err != nil {
+		return Token{}, time.Time{}, err
+	}
+	t, exp, err := TokenStore{Dir: pki.Dir}.Create(role, ttl, ca.Fingerprint())
+	if err != nil {
+		return t, exp, err
+	}
+	return t, exp, l.ownTree(pki.Dir)
+}
 
 // PKI returns this host's copy of the cluster's authorities.
 func (l *Local) PKI() PKI { return PKI{Dir: filepath.Join(l.Dir, "ca")} }
@@ -72,7 +92,7 @@ var ErrNoCA = errors.New("this host holds no CA of the DCS cluster")
 // cluster, the cluster's CA; a data member's host also gets the
 // administrator's credential. It fills cfg's TLS settings and returns
 // the undo of what it made.
-func (l *Local) issueCredentials(cfg *Config) (func(), error) {
+func (l *Local) issueCredentials(ctx context.Context, cfg *Config) (func(), error) {
 	var made []string
 	undo := func() {
 		for i := len(made) - 1; i >= 0; i-- {
@@ -86,24 +106,48 @@ func (l *Local) issueCredentials(cfg *Config) (func(), error) {
 		}
 	}
 	pki := l.PKI()
-	if !pki.Exists() {
-		if len(cfg.Join) > 0 {
-			return fail(fmt.Errorf("%w (%s): run this command on a host of one of its data members", ErrNoCA, pki.Dir))
-		}
-		if fresh(pki.Dir) {
-			made = append(made, pki.Dir)
-		}
-		if err := pki.Create(cfg.Name); err != nil {
-			return fail(fmt.Errorf("create the cluster's CA: %w", err))
-		}
-	}
 	dir := l.TLSDir(cfg.Name)
 	if _, err := os.Stat(dir); err == nil {
 		return fail(fmt.Errorf("%s already exists: remove what is left of an earlier member %s first", dir, cfg.Name))
 	}
-	made = append(made, dir)
-	if err := pki.IssueMember(dir, cfg.Name, cfg.Role, []string{hostOf(advertisedPeer(*cfg))}, []string{clientHostOf(*cfg)}); err != nil {
-		return fail(fmt.Errorf("issue the certificates of member %s: %w", cfg.Name, err))
+	switch {
+	case len(cfg.Join) > 0 && l.JoinToken != "":
+		// Trust comes from the token, even where this host holds the CA.
+		t, err := ParseToken(l.JoinToken)
+		if err != nil {
+			return fail(err)
+		}
+		made = append(made, dir)
+		resp, err := requestCertificates(ctx, cfg.Join[0], t, *cfg, dir)
+		if err != nil {
+			return fail(err)
+		}
+		if cfg.Role == RoleData && !pki.Exists() {
+			if fresh(pki.Dir) {
+				made = append(made, pki.Dir)
+			}
+			if err := pki.installCA(resp); err != nil {
+				return fail(err)
+			}
+		}
+	case !pki.Exists() && len(cfg.Join) > 0:
+		return fail(fmt.Errorf("%w (%s): give --token (`pgherd dcs token create` on a data member's host prints one), or run this command on a host of one of its data members", ErrNoCA, pki.Dir))
+	default:
+		if !pki.Exists() {
+			if fresh(pki.Dir) {
+				made = append(made, pki.Dir)
+			}
+			if err := pki.Create(cfg.Name); err != nil {
+				return fail(fmt.Errorf("create the cluster's CA: %w", err))
+			}
+		}
+		made = append(made, dir)
+		if err := pki.IssueMember(dir, cfg.Name, cfg.Role, []string{hostOf(advertisedPeer(*cfg))}, []string{clientHostOf(*cfg)}); err != nil {
+			return fail(fmt.Errorf("issue the certificates of member %s: %w", cfg.Name, err))
+		}
+	}
+	if cfg.Role == RoleData && pki.Exists() {
+		cfg.CADir = pki.Dir
 	}
 	if _, ok := l.AdminTLS(); !ok && cfg.Role == RoleData {
 		made = append(made, l.adminDir())

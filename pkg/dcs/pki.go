@@ -166,6 +166,60 @@ func (ca *CA) Issue(l Leaf, dir, base, caFile string) error {
 	if err != nil {
 		return err
 	}
+	der, err := sign(leafTemplate(l), &key.PublicKey, ca.cert, ca.key, leafValidity)
+	if err != nil {
+		return err
+	}
+	if err := MkdirPrivate(dir); err != nil {
+		return err
+	}
+	if err := writePEM(filepath.Join(dir, base+".key"), "EC PRIVATE KEY", mustMarshalKey(key)); err != nil {
+		return err
+	}
+	// The chain holds the CA too: a joiner with a token finds it there
+	// and checks its fingerprint.
+	if err := writeFile0600(filepath.Join(dir, base+".crt"), append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.pem...)); err != nil {
+		return err
+	}
+	return writeFile0600(filepath.Join(dir, caFile), ca.pem)
+}
+
+// SignCSR issues a certificate for l to the key of a certificate request
+// (PEM), which must be signed by that key. It returns the chain (the
+// certificate, then the CA's) as PEM.
+func (ca *CA) SignCSR(csrPEM []byte, l Leaf) ([]byte, error) {
+	b, _ := pem.Decode(csrPEM)
+	if b == nil || b.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("no PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, errors.New("certificate request: want an ECDSA key")
+	}
+	der, err := sign(leafTemplate(l), pub, ca.cert, ca.key, leafValidity)
+	if err != nil {
+		return nil, err
+	}
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.pem...), nil
+}
+
+// PEM is the CA's certificate.
+func (ca *CA) PEM() []byte { return ca.pem }
+
+// KeyPEM is the CA's private key, handed only to a data member that joins
+// with a data token, over the peer port.
+func (ca *CA) KeyPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: mustMarshalKey(ca.key)})
+}
+
+func leafTemplate(l Leaf) *x509.Certificate {
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: l.Name, OrganizationalUnit: []string{l.Role}, Organization: []string{"pgherd"}},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
@@ -179,20 +233,7 @@ func (ca *CA) Issue(l Leaf, dir, base, caFile string) error {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := sign(tmpl, &key.PublicKey, ca.cert, ca.key, leafValidity)
-	if err != nil {
-		return err
-	}
-	if err := MkdirPrivate(dir); err != nil {
-		return err
-	}
-	if err := writePEM(filepath.Join(dir, base+".key"), "EC PRIVATE KEY", mustMarshalKey(key)); err != nil {
-		return err
-	}
-	if err := writePEM(filepath.Join(dir, base+".crt"), "CERTIFICATE", der); err != nil {
-		return err
-	}
-	return writeFile0600(filepath.Join(dir, caFile), ca.pem)
+	return tmpl
 }
 
 func sign(tmpl *x509.Certificate, pub *ecdsa.PublicKey, parent *x509.Certificate, key *ecdsa.PrivateKey, valid time.Duration) ([]byte, error) {
@@ -277,4 +318,35 @@ func (p PKI) IssueClient(dir, base, name string) error {
 		return err
 	}
 	return cca.Issue(Leaf{Name: name, Role: CertClient}, dir, base, ClientCAFile)
+}
+
+// CertExpiry is when one of a member's certificates expires.
+type CertExpiry struct {
+	Port    string    `json:"port"` // peer or client
+	File    string    `json:"file"`
+	Expires time.Time `json:"expires"`
+}
+
+// CertExpiries reads when the member's certificates expire (none on plain
+// TCP).
+func (c Config) CertExpiries() ([]CertExpiry, error) {
+	var out []CertExpiry
+	for _, t := range []struct {
+		port string
+		tls  TLSConfig
+	}{{"peer", c.PeerTLS}, {"client", c.ClientTLS}} {
+		if !t.tls.Enabled() {
+			continue
+		}
+		raw, err := os.ReadFile(t.tls.Cert)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := parseCert(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.tls.Cert, err)
+		}
+		out = append(out, CertExpiry{Port: t.port, File: t.tls.Cert, Expires: cert.NotAfter.UTC()})
+	}
+	return out, nil
 }

@@ -18,9 +18,14 @@ import (
 // members returns the membership as the first member of peers that
 // answers reports it (each member forwards to the leader).
 func (e *Env) members(ctx context.Context, peers []string) ([]dcs.MemberStatus, error) {
+	return e.membersWith(ctx, peers, e.Creds())
+}
+
+// membersWith is members with the credential cred.
+func (e *Env) membersWith(ctx context.Context, peers []string, cred dcs.TLSConfig) ([]dcs.MemberStatus, error) {
 	var errs []error
 	for _, p := range peers {
-		ac, err := dcs.NewAdminClient(p, e.Creds())
+		ac, err := dcs.NewAdminClient(p, cred)
 		if err != nil {
 			return nil, err
 		}

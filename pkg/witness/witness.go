@@ -57,6 +57,9 @@ type AddRequest struct {
 	DataDir      string // default: Layout(Name).DataDir
 	Zone         string
 	Profile      string // production (default) or testing
+	// Token is a join token (`pgherd dcs token create`) for a host that
+	// holds none of the cluster's files.
+	Token string
 }
 
 // AddResult is the membership once the witness has joined, and what the
@@ -116,25 +119,22 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, err
 	}
 	var warnings []string
-	if req.Peer != "" {
-		members, err := env.members(ctx, []string{req.Peer})
-		if err != nil {
+	check := func(ctx context.Context, cred dcs.TLSConfig) (err error) {
+		warnings, err = env.checkJoin(ctx, req, cred)
+		return err
+	}
+	switch cred := env.Creds(); {
+	case req.Peer == "":
+	case req.Token != "" && !cred.Enabled():
+		// No credential here yet: check once the token brought one,
+		// before the member starts.
+		env.Local.CheckJoin = check
+	default:
+		if err := check(ctx, cred); err != nil {
 			return nil, err
-		}
-		for _, m := range members {
-			if m.Name == req.Name {
-				return nil, fmt.Errorf("%w: the cluster already has a %s member named %q (%s): choose another name",
-					ErrNameInUse, m.Role, m.Name, m.PeerURL)
-			}
-		}
-		warnings, err = voting.CheckJoin(votingView(members), voting.Member{Name: req.Name, Role: req.Role, Zone: req.Zone}, req.Profile)
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range warnings {
-			log.Warn(w)
 		}
 	}
+	env.Local.JoinToken = req.Token
 	if err := defaultListen(&req); err != nil {
 		return nil, err
 	}
@@ -171,6 +171,30 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		warnings = []string{}
 	}
 	return &AddResult{Name: req.Name, Warnings: warnings, Members: members}, nil
+}
+
+// checkJoin lists the members through req.Peer with cred and checks that
+// req's name is free and what the voting policy says of its zone; it
+// returns the policy's warnings.
+func (e *Env) checkJoin(ctx context.Context, req AddRequest, cred dcs.TLSConfig) ([]string, error) {
+	members, err := e.membersWith(ctx, []string{req.Peer}, cred)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.Name == req.Name {
+			return nil, fmt.Errorf("%w: the cluster already has a %s member named %q (%s): choose another name",
+				ErrNameInUse, m.Role, m.Name, m.PeerURL)
+		}
+	}
+	warnings, err := voting.CheckJoin(votingView(members), voting.Member{Name: req.Name, Role: req.Role, Zone: req.Zone}, req.Profile)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		logging.From(ctx).Warn(w)
+	}
+	return warnings, nil
 }
 
 // waitSettled waits until name is a healthy member and the leader's

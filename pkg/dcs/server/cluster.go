@@ -100,6 +100,10 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		return nil, n.callLeader(ctx, m, mem)
 	case dcs.RPCInfo:
 		return json.Marshal(n.info())
+	case dcs.RPCTokenSign:
+		return n.signForToken(ctx, p)
+	case dcs.RPCTokenDone:
+		return nil, n.tokenDone(ctx, p)
 	case dcs.RPCMembers:
 		if addr := n.leaderAddr(); !n.isLeader() && addr != "" {
 			// The leader's configuration is the newest; a follower's may lag.

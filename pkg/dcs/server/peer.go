@@ -35,6 +35,14 @@ type peerListener struct {
 }
 
 func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
+	if serverTLS != nil && serverTLS.ClientAuth == tls.RequireAndVerifyClientCert {
+		// A newcomer with a join token has no certificate yet: the
+		// handshake admits it, a certificate it presents is verified,
+		// and admitRaft/admitRPC let a connection without one make the
+		// token call only.
+		serverTLS = serverTLS.Clone()
+		serverTLS.ClientAuth = tls.VerifyClientCertIfGiven
+	}
 	return &peerListener{ln: ln, tls: serverTLS, dialTL: clientTLS, raftCh: make(chan net.Conn, 16), log: log, done: make(chan struct{})}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 
@@ -21,8 +22,12 @@ import (
 //   - Raft's transport (R): a member of the Raft configuration, or any
 //     member certificate while this member has no configuration yet (a
 //     newcomer waiting for the leader's first contact).
+//   - TokenSign: anyone, even without a certificate (the peer port asks
+//     for one but admits a connection without, for this call only): the
+//     token decides (dcs/token.go).
 //   - Info: any certificate of the peer CA (a newcomer polls itself).
-//   - Forward, Read, Members: a current member or the administrator.
+//   - Members: any member certificate (a newcomer checks before it starts).
+//   - Forward, Read: a current member or the administrator.
 //   - Join: the newcomer itself (certificate name and role equal the
 //     member it asks to add), the administrator, or a data member
 //     forwarding a join it has checked the same way. A witness forwards
@@ -84,7 +89,12 @@ func (n *node) admitRaft(id dcs.Identity) error {
 // a join or remove names.
 func (n *node) admitRPC(ctx context.Context, m dcs.RPCMethod, mem dcs.Member) error {
 	id, secured := peerIdentity(ctx)
-	if !secured || m == dcs.RPCInfo || id.Role == dcs.CertAdmin {
+	switch {
+	case !secured || m == dcs.RPCTokenSign:
+		return nil
+	case id.Role == "":
+		return errors.New("permission denied: this member speaks to peers with a certificate of its cluster only (a newcomer brings a join token: `pgherd dcs token create`)")
+	case m == dcs.RPCInfo || id.Role == dcs.CertAdmin:
 		return nil
 	}
 	if id.Role != dcs.RoleData && id.Role != dcs.RoleWitness {
@@ -102,6 +112,11 @@ func (n *node) admitRPC(ctx context.Context, m dcs.RPCMethod, mem dcs.Member) er
 		if id.Name == mem.Name {
 			return nil
 		}
+	case dcs.RPCTokenDone, dcs.RPCMembers:
+		// The token's binding to the name is checked by the store; the
+		// member list is for any holder of a member certificate (a
+		// newcomer checks its name and zone before it starts).
+		return nil
 	}
 	if !n.isMember(id.Name) {
 		return fmt.Errorf("permission denied: %q is not a member of this cluster", id.Name)
