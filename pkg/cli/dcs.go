@@ -21,7 +21,7 @@ func newCmdDcs(f *Factory) *cobra.Command {
 		Short: "Run pgherd's embedded DCS: an etcd-v3-compatible store on Raft for Patroni",
 	}
 	cmd.AddCommand(newCmdDcsSetup(f, false), newCmdDcsSetup(f, true), newCmdDcsMembers(f),
-		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsToken(f), newCmdDcsServe(f))
+		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsToken(f), newCmdDcsCert(f), newCmdDcsServe(f))
 	return cmd
 }
 
@@ -58,7 +58,7 @@ func addMemberFlags(fl *pflag.FlagSet, c *dcs.Config) {
 	fl.StringVar(&c.Role, "role", dcs.RoleData, "data (beside PostgreSQL) or witness")
 	fl.StringVar(&c.AdvertisePeer, "advertise-peer", "", "HOST:PORT other members dial (default: --listen-peer)")
 	fl.StringVar(&c.AdvertiseClient, "advertise-client", "", "URL clients are given (default: http(s)://LISTEN-CLIENT)")
-	fl.StringVar(&c.PeerTLS.Cert, "cert", "", "PEM certificate for both ports (enables TLS)")
+	fl.StringVar(&c.PeerTLS.Cert, "cert", "", "your own PEM certificate for both ports instead of the cluster's CA (CN the member's name, OU its role)")
 	fl.StringVar(&c.PeerTLS.Key, "key", "", "PEM private key of --cert")
 	fl.StringVar(&c.PeerTLS.CA, "ca", "", "PEM CA: verify client and peer certificates against it")
 }
@@ -427,5 +427,40 @@ func newCmdDcsToken(f *Factory) *cobra.Command {
 	create.Flags().DurationVar(&o.ttl, "ttl", dcs.DefaultTokenTTL, "how long it is valid (at most 168h)")
 	outputFlag(create, &o.format)
 	cmd.AddCommand(create)
+	return cmd
+}
+
+func newCmdDcsCert(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{Use: "cert", Short: "The certificates of this host's members"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "renew [NAME]",
+		Short: "Reissue a member's certificates from the cluster's CA and restart it (one member at a time)",
+		Args:  maxArgs(1, "at most one member NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := f.dcsLocal()
+			if err != nil {
+				return err
+			}
+			name := argOrEmpty(args)
+			if name == "" {
+				cfgs, err := l.Configs()
+				if err != nil {
+					return err
+				}
+				if len(cfgs) != 1 {
+					return usageError{fmt.Errorf("%d members are set up here: name one", len(cfgs))}
+				}
+				name = cfgs[0].Name
+			}
+			certs, err := l.RenewCerts(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			for _, c := range certs {
+				fmt.Fprintf(f.IO.Out, "member %s: %s certificate renewed, expires %s; the member was restarted\n", name, c.Port, c.Expires.Format(time.RFC3339))
+			}
+			return nil
+		},
+	})
 	return cmd
 }

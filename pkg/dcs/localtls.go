@@ -213,3 +213,40 @@ func clientHostOf(cfg Config) string {
 	}
 	return hostOf(cfg.ListenClient)
 }
+
+// RenewCerts reissues member name's certificates from this host's CA
+// (same name, role and addresses, a new validity) and restarts the
+// member, which reads its certificates only when it starts: one member at
+// a time, the others keep the quorum. A witness's host holds no CA: renew
+// there by removing the witness and adding it again with a token.
+func (l *Local) RenewCerts(ctx context.Context, name string) ([]CertExpiry, error) {
+	cfg, err := LoadConfig(l.ConfigFile(name))
+	if err != nil {
+		return nil, err
+	}
+	dir := l.TLSDir(name)
+	if own, _ := MemberTLS(dir); cfg.PeerTLS.Cert != own.Cert {
+		return nil, fmt.Errorf("member %s does not use certificates of the cluster's CA (%s): renew its own certificates yourself", name, cfg.PeerTLS.Cert)
+	}
+	pki := l.PKI()
+	if !pki.Exists() {
+		return nil, fmt.Errorf("%w (%s): renew on a data member's host; a witness is renewed by `pgherd witness remove` and `witness add --token`", ErrNoCA, pki.Dir)
+	}
+	if err := pki.IssueMember(dir, name, cfg.Role, []string{hostOf(advertisedPeer(cfg))}, []string{clientHostOf(cfg)}); err != nil {
+		return nil, fmt.Errorf("renew the certificates of member %s: %w", name, err)
+	}
+	if err := l.ownTree(dir); err != nil {
+		return nil, err
+	}
+	svc := l.service(name)
+	if err := l.Services.Stop(ctx, svc); err != nil {
+		return nil, fmt.Errorf("restart %s: %w", svc, err)
+	}
+	if err := l.Services.Start(ctx, svc); err != nil {
+		return nil, fmt.Errorf("restart %s: %w", svc, err)
+	}
+	if _, err := l.waitReady(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("member %s, restarted with its new certificates: %w", name, err)
+	}
+	return cfg.CertExpiries()
+}
