@@ -40,7 +40,7 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 		return nil, err
 	}
 	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
-		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes, Plain: !s.Patroni.DCS.Embedded.TLS}, nil
+		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes, Plain: !s.Patroni.DCS.Embedded.TLS, Credentials: s.PatroniCredentialsGlob()}, nil
 }
 
 type dcsSetupOptions struct {

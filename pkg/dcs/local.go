@@ -39,6 +39,10 @@ type Local struct {
 	// when the member joins: the member it joins through signs its
 	// certificates. Without it, a join needs this host to hold the CA.
 	JoinToken string
+	// Credentials matches this host's Patroni credentials files
+	// (site.Settings.PatroniCredentialsGlob): data members hand them to
+	// data newcomers with a token, which store them there.
+	Credentials string
 	// CheckJoin, when set, runs once the new member holds its
 	// certificates and before it starts (the checks a host without a
 	// credential could not make earlier).
@@ -103,6 +107,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		}
 		undo = append(undo, undoTLS)
 		written.PeerTLS, written.ClientTLS, written.CADir = cfg.PeerTLS, cfg.ClientTLS, cfg.CADir
+		if cfg.Role == RoleData {
+			written.Credentials = l.Credentials
+		}
 	}
 	if len(cfg.Join) > 0 {
 		if err := l.reachable(ctx, cfg); err != nil {

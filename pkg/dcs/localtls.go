@@ -130,6 +130,13 @@ func (l *Local) issueCredentials(ctx context.Context, cfg *Config) (func(), erro
 				return fail(err)
 			}
 		}
+		if cfg.Role == RoleData {
+			files, err := l.installCredentials(resp)
+			made = append(made, files...)
+			if err != nil {
+				return fail(err)
+			}
+		}
 	case !pki.Exists() && len(cfg.Join) > 0:
 		return fail(fmt.Errorf("%w (%s): give --token (`pgherd dcs token create` on a data member's host prints one), or run this command on a host of one of its data members", ErrNoCA, pki.Dir))
 	default:

@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -40,6 +41,73 @@ type TokenSignResponse struct {
 	ClientCA    []byte `json:"client_ca"`
 	PeerCAKey   []byte `json:"peer_ca_key,omitempty"`
 	ClientCAKey []byte `json:"client_ca_key,omitempty"`
+	// Credentials are the Patroni credentials files (base name to
+	// content) of the signing member's host, for a data token only.
+	Credentials map[string][]byte `json:"credentials,omitempty"`
+}
+
+// Bounds of the credentials a member hands over.
+const (
+	maxCredentialFiles = 64
+	maxCredentialBytes = 64 << 10
+)
+
+// ReadCredentials reads the files glob matches, for a data newcomer.
+func ReadCredentials(glob string) (map[string][]byte, error) {
+	if glob == "" {
+		return nil, nil
+	}
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) > maxCredentialFiles {
+		return nil, fmt.Errorf("%d files match %s: at most %d", len(files), glob, maxCredentialFiles)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		fi, err := os.Lstat(f)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxCredentialBytes {
+			continue // never follow a link; credentials are small files
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Base(f)] = b
+	}
+	return out, nil
+}
+
+// installCredentials writes the Patroni credentials a data token brought
+// into the directory of l.Credentials, 0600, never replacing a file
+// already there. It returns the files it wrote.
+func (l *Local) installCredentials(resp *TokenSignResponse) ([]string, error) {
+	if l.Credentials == "" || len(resp.Credentials) == 0 {
+		return nil, nil
+	}
+	dir := filepath.Dir(l.Credentials)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var made []string
+	for name, b := range resp.Credentials {
+		if ok, _ := filepath.Match(filepath.Base(l.Credentials), name); !ok || name != filepath.Base(name) {
+			return made, fmt.Errorf("the member sent a credentials file named %q, which patroni.credentialspath does not name", name)
+		}
+		p := filepath.Join(dir, name)
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		if err := writeFile0600(p, b); err != nil {
+			return made, err
+		}
+		made = append(made, p)
+		if err := l.own(p); err != nil {
+			return made, err
+		}
+	}
+	return made, nil
 }
 
 // ErrFingerprint means the member dialled does not hold the CA the token

@@ -32,7 +32,7 @@ type DCSMemberRequest struct {
 // memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
 func memberEnv(env *Env) *witness.Env {
 	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service(),
-		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Plain: !env.Site.Patroni.DCS.Embedded.TLS}}
+		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Plain: !env.Site.Patroni.DCS.Embedded.TLS, Credentials: env.Site.PatroniCredentialsGlob()}}
 }
 
 // dcsPlan is the DCS member instance create will add, and the client

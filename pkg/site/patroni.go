@@ -136,3 +136,9 @@ func (p *Patroni) validate() error {
 	}
 	return nil
 }
+
+// PatroniCredentialsGlob matches the credentials files of every Patroni
+// cluster (patroni.credentialspath with * for {cluster}).
+func (s *Settings) PatroniCredentialsGlob() string {
+	return Path(s.Prefix, strings.ReplaceAll(s.Patroni.Credentialspath, "{cluster}", "*"), "", "")
+}

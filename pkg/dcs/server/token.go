@@ -51,6 +51,9 @@ func (n *node) signForToken(ctx context.Context, p []byte) ([]byte, error) {
 	}
 	if req.Role == dcs.RoleData {
 		resp.PeerCAKey, resp.ClientCAKey = pca.KeyPEM(), cca.KeyPEM()
+		if resp.Credentials, err = dcs.ReadCredentials(n.cfg.Credentials); err != nil {
+			return nil, fmt.Errorf("read the Patroni credentials for the newcomer: %w", err)
+		}
 	}
 	n.log.Info("signed the certificates of a newcomer with a join token", "name", req.Name, "role", req.Role)
 	return json.Marshal(resp)
