@@ -257,3 +257,55 @@ func (l *Local) RenewCerts(ctx context.Context, name string) ([]CertExpiry, erro
 	}
 	return cfg.CertExpiries()
 }
+
+// FetchTrust makes this host a data member's host with a data token, before
+// its member exists: the member at peer signs certificates for name (kept
+// nowhere: Setup, given the same token, asks again for the same name) and
+// hands over the CA, from which this host issues the administrator's
+// credential, and the Patroni credentials. It returns the undo of what it
+// made. The token is consumed once Setup's join succeeded.
+func (l *Local) FetchTrust(ctx context.Context, peer, name string) (func(), error) {
+	t, err := ParseToken(l.JoinToken)
+	if err != nil {
+		return nil, err
+	}
+	pki := l.PKI()
+	if pki.Exists() {
+		return func() {}, nil
+	}
+	var made []string
+	undo := func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.RemoveAll(made[i])
+		}
+	}
+	fail := func(err error) (func(), error) { undo(); return nil, err }
+	for _, d := range []string{l.Dir, pki.Dir, l.adminDir()} {
+		if fresh(d) {
+			made = append(made, d)
+		}
+	}
+	tmp := filepath.Join(l.Dir, ".join-"+name)
+	defer os.RemoveAll(tmp)
+	resp, err := requestCertificates(ctx, peer, t, Config{Name: name, Role: RoleData, ListenPeer: "127.0.0.1:0", ListenClient: "127.0.0.1:0"}, tmp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pki.installCA(resp); err != nil {
+		return fail(err)
+	}
+	if err := l.IssueAdmin(); err != nil {
+		return fail(err)
+	}
+	files, err := l.installCredentials(resp)
+	made = append(made, files...)
+	if err != nil {
+		return fail(err)
+	}
+	for _, d := range []string{pki.Dir, l.adminDir()} {
+		if err := l.ownTree(d); err != nil {
+			return fail(err)
+		}
+	}
+	return undo, nil
+}

@@ -86,11 +86,22 @@ func (l *Local) installCredentials(resp *TokenSignResponse) ([]string, error) {
 	if l.Credentials == "" || len(resp.Credentials) == 0 {
 		return nil, nil
 	}
+	// The directory is Patroni's too (its configuration): traversable
+	// parents, itself 0700 and the members' (and Patroni's) account's.
 	dir := filepath.Dir(l.Credentials)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	var made []string
+	if fresh(dir) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
+		made = append(made, dir)
+		if err := l.own(dir); err != nil {
+			return made, err
+		}
+	}
 	for name, b := range resp.Credentials {
 		if ok, _ := filepath.Match(filepath.Base(l.Credentials), name); !ok || name != filepath.Base(name) {
 			return made, fmt.Errorf("the member sent a credentials file named %q, which patroni.credentialspath does not name", name)

@@ -27,6 +27,9 @@ type DCSMemberRequest struct {
 	ListenClient string // HOST:PORT; "" means the connect host and patroni.dcs.embedded.client_port
 	Peer         string // HOST:PORT of a member to join through; "" means a member on this host, else a new DCS
 	Zone         string // "" means patroni.dcs.embedded.zone
+	// Token is a data join token (`pgherd dcs token create --role data`)
+	// for a host that holds none of the cluster's files.
+	Token string
 }
 
 // memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
@@ -41,6 +44,9 @@ type dcsPlan struct {
 	req      witness.AddRequest
 	existing []string
 	via      string // the member on this host it joins through, said when it joins
+	// undoTrust takes back what a token brought (CA, administrator's
+	// credential, Patroni credentials) when the instance is not made.
+	undoTrust func()
 }
 
 // planDCSMember decides the instance's DCS member and asks the DCS it will
@@ -78,23 +84,37 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		return plan, nil
 	}
 	me := memberEnv(env)
+	fail := func(err error) (*dcsPlan, error) {
+		if plan.undoTrust != nil {
+			plan.undoTrust()
+		}
+		return nil, err
+	}
+	if env.Site.Patroni.DCS.Embedded.TLS && pr.DCS.Token != "" {
+		me.Local.JoinToken, plan.req.Token = pr.DCS.Token, pr.DCS.Token
+		undo, err := me.Local.FetchTrust(ctx, req.Peer, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		plan.undoTrust = undo
+	}
 	if env.Site.Patroni.DCS.Embedded.TLS {
 		t, ok := me.Local.AdminClientTLS()
 		if !ok {
-			return nil, fmt.Errorf("%w (%s): create this instance on a host of one of the cluster's data members", dcs.ErrNoCA, me.Local.PKI().Dir)
+			return fail(fmt.Errorf("%w (%s): give --dcs-token (`pgherd dcs token create --role data` on a data member's host prints one), or create this instance on a host of one of the cluster's data members", dcs.ErrNoCA, me.Local.PKI().Dir))
 		}
 		pr.dcsTLS = t
 	}
 	ac, err := dcs.NewAdminClient(req.Peer, me.Creds())
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	defer ac.Close()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	members, err := ac.Members(cctx)
 	if err != nil {
-		return nil, fmt.Errorf("no DCS member answers at %s (%v): check --dcs-peer, the peer address of a running member", req.Peer, err)
+		return fail(fmt.Errorf("no DCS member answers at %s (%v): check --dcs-peer, the peer address of a running member", req.Peer, err))
 	}
 	for _, m := range members {
 		if h := clientHost(m.ClientURL); h != "" {

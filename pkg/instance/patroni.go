@@ -221,11 +221,20 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	// Everything that can fail is checked before the member joins the
 	// DCS (which changes its quorum), then files and services follow.
 	var plan *dcsPlan
+	memberOK := true
+	trustKept := false // what a --dcs-token brought stays only with the instance
 	if env.Site.Patroni.DCS.Kind != site.DCSEtcd {
 		if plan, err = planDCSMember(ctx, env, i, pr); err != nil {
 			return nil, err
 		}
 		pr.DCSHosts = append(append([]string{}, plan.existing...), plan.req.ListenClient)
+		if plan.undoTrust != nil {
+			defer func() {
+				if !trustKept {
+					plan.undoTrust()
+				}
+			}()
+		}
 	}
 	credFile := credentialsPath(env.Site, pr.Cluster)
 	cfg := patroni.New(patroniSpec(env, i, pr, rest, patroni.Credentials{Superuser: "-", Replication: "-", Rewind: "-", RestAPI: "-"}))
@@ -260,7 +269,6 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err := cfg.ValidateBeforeDCS(ctx, env.Runner, exe, i.PatroniConfig, owner); err != nil {
 		return nil, err
 	}
-	memberOK := true
 	if plan != nil {
 		undoMember, err := joinDCS(ctx, env, i, pr, plan)
 		if err != nil {
@@ -343,7 +351,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err := startPatroni(ctx, env, i, cfg, !st.Initialized); err != nil {
 		return nil, err
 	}
-	ok, memberOK = true, true
+	ok, memberOK, trustKept = true, true, true
 	return i, nil
 }
 
