@@ -88,6 +88,12 @@ func writePatroniSite(ts *testscript.TestScript, dcs string) {
 	rest, err := pickPort()
 	ts.Check(err)
 	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n  ttl: 20\n  loop_wait: 2\n  retry_timeout: 5\n  dcs:\n    kind: etcd\n    hosts: [%s]\n", rest, dcs)
+	// A DCS that 'pgherd dcs init' made here speaks TLS: Patroni uses the
+	// administrator's client certificate, as `pgherd dcs env` gives it.
+	if admin := filepath.Join(ts.Getenv("WORK"), "prefix", "dcs", "admin"); fileExists(filepath.Join(admin, "etcd.key")) {
+		site += fmt.Sprintf("    protocol: https\n    cacert: %s\n    cert: %s\n    key: %s\n",
+			filepath.Join(admin, "client-ca.crt"), filepath.Join(admin, "etcd.crt"), filepath.Join(admin, "etcd.key"))
+	}
 	f, err := os.OpenFile(filepath.Join(ts.Getenv("WORK"), "site.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	ts.Check(err)
 	_, err = f.WriteString(site)
@@ -124,4 +130,9 @@ func stopPidfiles(dir string, grace time.Duration) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

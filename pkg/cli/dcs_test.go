@@ -21,11 +21,15 @@ func TestDcsUsageErrors(t *testing.T) {
 		{[]string{"dcs", "init", "--name", "a", "--listen-peer", "127.0.0.1:0", "--listen-client", "127.0.0.1:1"}, ExitUsage, "with a fixed port"},
 		{[]string{"dcs", "join", "--name", "a", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitUsage, "--peer is required"},
 		{[]string{"dcs", "serve"}, ExitUsage, "--config is required"},
+		{[]string{"dcs", "token", "create", "--role", "admin"}, ExitUsage, `--role "admin": use data or witness`},
+		{[]string{"dcs", "token", "create", "--ttl", "0s"}, ExitUsage, "--ttl 0s: want more than 0 and at most 168h"},
+		{[]string{"dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--token", "x", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitUsage, "--token: not a pgherd join token"},
+		{[]string{"--site", site, "dcs", "token", "create"}, ExitError, "holds no CA of the DCS cluster"},
 		{[]string{"dcs", "members", "-o", "xml"}, ExitUsage, `unknown output format "xml"`},
 		{[]string{"dcs", "leave"}, ExitUsage, "expects one member NAME"},
 		{[]string{"--site", site, "dcs", "members"}, ExitError, "no dcs member is set up here"},
 		{[]string{"--site", site, "dcs", "status", "--peer", "127.0.0.1:1"}, ExitStopped, "connection refused"},
-		{[]string{"--site", site, "dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitError, "cannot reach any member to join through"},
+		{[]string{"--site", site, "dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitError, "holds no CA of the DCS cluster"},
 	} {
 		ios, _, _, errOut := iostreams.Test()
 		if code := Main(t.Context(), ios, c.args); code != c.code || !strings.Contains(errOut.String(), c.err) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/instance"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/patroni"
@@ -37,6 +39,7 @@ func addPatroniCreateFlags(fl *pflag.FlagSet, o *patroniCreateFlags) {
 	fl.StringVar(&o.req.DCS.ListenClient, "dcs-listen-client", "", "embedded DCS: HOST:PORT of its etcd API (default: the connect host and patroni.dcs.embedded.client_port)")
 	fl.StringVar(&o.req.DCS.Peer, "dcs-peer", "", "embedded DCS: HOST:PORT of a member to join (default: a member on this host, else a new DCS)")
 	fl.StringVar(&o.req.DCS.Zone, "dcs-zone", "", "embedded DCS: this host's failure domain (default: patroni.dcs.embedded.zone)")
+	fl.StringVar(&o.req.DCS.Token, "dcs-token", "", "embedded DCS: a data join token from `pgherd dcs token create --role data`, for a host without the cluster's files (default $PGHERD_DCS_TOKEN)")
 }
 
 // request returns the Patroni request, nil without --patroni-cluster, or a
@@ -56,6 +59,17 @@ func (o *patroniCreateFlags) request(fl *pflag.FlagSet) (*instance.PatroniReques
 	}
 	r := o.req
 	r.DCSHosts = o.dcsHosts
+	if r.DCS.Token == "" {
+		r.DCS.Token = os.Getenv("PGHERD_DCS_TOKEN")
+	}
+	if r.DCS.Token != "" {
+		if _, err := dcs.ParseToken(r.DCS.Token); err != nil {
+			return nil, usageError{fmt.Errorf("--dcs-token: %w", err)}
+		}
+		if r.DCS.Peer == "" {
+			return nil, usageError{fmt.Errorf("--dcs-token needs --dcs-peer: the peer address of the member whose host printed it")}
+		}
+	}
 	return &r, nil
 }
 

@@ -86,6 +86,12 @@ func newCmdWitnessAdd(f *Factory) *cobra.Command {
 			if err := checkOutput(opts.output); err != nil {
 				return err
 			}
+			if opts.req.Token == "" {
+				opts.req.Token = os.Getenv("PGHERD_DCS_TOKEN")
+			}
+			if _, err := dcs.ParseToken(opts.req.Token); opts.req.Token != "" && err != nil {
+				return usageError{fmt.Errorf("--token: %w", err)}
+			}
 			return runWitnessAdd(cmd.Context(), f, opts)
 		},
 	}
@@ -96,6 +102,7 @@ func newCmdWitnessAdd(f *Factory) *cobra.Command {
 	fl.StringVar(&opts.req.DataDir, "data-dir", "", "data directory (default: PREFIX/srv/dcs/NAME)")
 	fl.StringVar(&opts.req.Zone, "zone", "", "failure domain of this host (an availability zone, a rack, a room)")
 	fl.StringVar(&opts.req.Profile, "profile", "production", "production refuses a witness in a data member's zone; testing only warns")
+	fl.StringVar(&opts.req.Token, "token", "", "join token from `pgherd dcs token create` on a data member's host (default $PGHERD_DCS_TOKEN; not needed there)")
 	outputFlag(cmd, &opts.output)
 	return cmd
 }

@@ -8,6 +8,7 @@ package dcs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -16,7 +17,8 @@ import (
 // member's own status, and removing a member. Requests that need the
 // leader are forwarded by the member.
 type AdminClient struct {
-	pc *PeerClient
+	pc    *PeerClient
+	plain bool // no credential: a member on TLS closes the connection
 }
 
 // NewAdminClient returns a client for the member whose peer port is at
@@ -27,7 +29,17 @@ func NewAdminClient(peerAddr string, tls TLSConfig) (*AdminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AdminClient{pc: NewPeerClient(peerAddr, tc)}, nil
+	return &AdminClient{pc: NewPeerClient(peerAddr, tc), plain: tc == nil}, nil
+}
+
+// explain says why a call without a credential lost its connection: the
+// member speaks TLS and wants a certificate of its cluster.
+func (c *AdminClient) explain(err error) error {
+	var lost *LostCallError
+	if c.plain && errors.As(err, &lost) && !lost.Timeout() {
+		return fmt.Errorf("%w: the member closed a connection without a certificate; its cluster speaks TLS: run this on a host of one of its data members (which holds the administrator's credential), or give --cert, --key and --ca", err)
+	}
+	return err
 }
 
 // Members returns every member of the Raft configuration, sorted as the
@@ -36,7 +48,7 @@ func NewAdminClient(peerAddr string, tls TLSConfig) (*AdminClient, error) {
 func (c *AdminClient) Members(ctx context.Context) ([]MemberStatus, error) {
 	b, err := c.pc.Call(ctx, RPCMembers, nil)
 	if err != nil {
-		return nil, fmt.Errorf("list members: %w", err)
+		return nil, fmt.Errorf("list members: %w", c.explain(err))
 	}
 	var out []MemberStatus
 	return out, json.Unmarshal(b, &out)
@@ -47,7 +59,7 @@ func (c *AdminClient) Status(ctx context.Context) (MemberInfo, error) {
 	var mi MemberInfo
 	b, err := c.pc.Call(ctx, RPCInfo, nil)
 	if err != nil {
-		return mi, fmt.Errorf("member status: %w", err)
+		return mi, fmt.Errorf("member status: %w", c.explain(err))
 	}
 	return mi, json.Unmarshal(b, &mi)
 }
@@ -57,7 +69,7 @@ func (c *AdminClient) Status(ctx context.Context) (MemberInfo, error) {
 func (c *AdminClient) Leave(ctx context.Context, name string) error {
 	raw, _ := json.Marshal(Member{Name: name})
 	_, err := c.pc.Call(ctx, RPCRemove, raw)
-	return err
+	return c.explain(err)
 }
 
 // Close releases the client's connections.

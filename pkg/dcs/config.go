@@ -48,7 +48,15 @@ type Config struct {
 	// whose directory is empty refuses to bootstrap a new cluster.
 	ClusterID string    `yaml:"cluster_id,omitempty"`
 	PeerTLS   TLSConfig `yaml:"peer_tls,omitempty"`
-	ClientTLS TLSConfig `yaml:"client_tls,omitempty"`
+	// CADir holds the cluster's CAs with their keys and the join tokens
+	// minted on this host (a data member's host only): a member with it
+	// signs the certificates of newcomers that bring a token.
+	CADir string `yaml:"ca_dir,omitempty"`
+	// Credentials matches the Patroni credentials files of this host
+	// (patroni.credentialspath): a data member hands them to a data member
+	// that joins with a data token.
+	Credentials string    `yaml:"credentials,omitempty"`
+	ClientTLS   TLSConfig `yaml:"client_tls,omitempty"`
 
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s

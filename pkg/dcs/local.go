@@ -36,6 +36,22 @@ type Local struct {
 	// Snapshots is the periodic snapshot schedule of the members Setup
 	// makes when their Config sets none (patroni.dcs.embedded.snapshots).
 	Snapshots SnapshotSchedule
+	// Plain sets members up without TLS (site.yaml:
+	// patroni.dcs.embedded.tls: false). By default Setup gives every
+	// member certificates of the cluster's CA (localtls.go).
+	Plain bool
+	// JoinToken is the join token (dcs token create) that Setup presents
+	// when the member joins: the member it joins through signs its
+	// certificates. Without it, a join needs this host to hold the CA.
+	JoinToken string
+	// Credentials matches this host's Patroni credentials files
+	// (site.Settings.PatroniCredentialsGlob): data members hand them to
+	// data newcomers with a token, which store them there.
+	Credentials string
+	// CheckJoin, when set, runs once the new member holds its
+	// certificates and before it starts (the checks a host without a
+	// credential could not make earlier).
+	CheckJoin func(ctx context.Context, cred TLSConfig) error
 }
 
 // ConfigFile is where member name's configuration lives.
@@ -87,29 +103,45 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if _, err := os.Stat(file); err == nil {
 		return mi, fmt.Errorf("member %s is already set up here (%s)", cfg.Name, file)
 	}
-	if len(cfg.Join) > 0 {
-		if err := l.reachable(ctx, cfg); err != nil {
-			return mi, err
-		}
-	}
-	daemon, err := Daemon(l.Exec)
-	if err != nil {
-		return mi, err
-	}
-	if err := l.User.Reach(daemon); err != nil {
-		return mi, fmt.Errorf("%w, or install pgherd where %s can reach it", err, l.User.Name)
-	}
-	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
-		return mi, err
-	} else if !fresh {
-		return mi, fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name)
-	}
 	var undo []func()
 	fail := func(err error) (MemberInfo, error) {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
 		return mi, err
+	}
+	if !l.Plain && !cfg.PeerTLS.Enabled() {
+		undoTLS, err := l.issueCredentials(ctx, &cfg)
+		if err != nil {
+			return mi, err
+		}
+		undo = append(undo, undoTLS)
+		written.PeerTLS, written.ClientTLS, written.CADir = cfg.PeerTLS, cfg.ClientTLS, cfg.CADir
+		if cfg.Role == RoleData {
+			written.Credentials = l.Credentials
+		}
+	}
+	if len(cfg.Join) > 0 {
+		if err := l.reachable(ctx, cfg); err != nil {
+			return fail(err)
+		}
+		if l.CheckJoin != nil {
+			if err := l.CheckJoin(ctx, cfg.PeerTLS); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	daemon, err := Daemon(l.Exec)
+	if err != nil {
+		return fail(err)
+	}
+	if err := l.User.Reach(daemon); err != nil {
+		return fail(fmt.Errorf("%w, or install pgherd where %s can reach it", err, l.User.Name))
+	}
+	if fresh, err := OpenDataDir(cfg.DataDir, cfg.Name); err != nil {
+		return fail(err)
+	} else if !fresh {
+		return fail(fmt.Errorf("data dir %s already holds member %s: start it with `pgherd dcs serve --config FILE`, or choose another data dir", cfg.DataDir, cfg.Name))
 	}
 	undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
 	if err := l.own(cfg.DataDir); err != nil {
@@ -157,6 +189,11 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	}
 	if err != nil {
 		return fail(fmt.Errorf("record the cluster ID in %s: %w", file, err))
+	}
+	if t, err := ParseToken(l.JoinToken); err == nil && len(cfg.Join) > 0 {
+		if err := consumeToken(ctx, cfg.Join[0], t, cfg.PeerTLS); err != nil {
+			logging.From(ctx).Warn("the member joined, but its token could not be marked used (it stays usable by this name only until it expires)", "err", err)
+		}
 	}
 	return mi, nil
 }
@@ -241,7 +278,7 @@ func (l *Local) Admin(name string) (*AdminClient, Config, error) {
 	if err != nil {
 		return nil, Config{}, err
 	}
-	ac, err := NewAdminClient(advertisedPeer(c), c.PeerTLS)
+	ac, err := NewAdminClient(advertisedPeer(c), l.adminOr(c))
 	return ac, c, err
 }
 
@@ -283,7 +320,16 @@ func (l *Local) AdminOther(name string) (*AdminClient, error) {
 			break
 		}
 	}
-	return NewAdminClient(advertisedPeer(pick), pick.PeerTLS)
+	return NewAdminClient(advertisedPeer(pick), l.adminOr(pick))
+}
+
+// adminOr is the administrator's credential when this host holds it, else
+// member c's own.
+func (l *Local) adminOr(c Config) TLSConfig {
+	if t, ok := l.AdminTLS(); ok && c.PeerTLS.Enabled() {
+		return t
+	}
+	return c.PeerTLS
 }
 
 // StopLocal stops and uninstalls the service of a local member after it

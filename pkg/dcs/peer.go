@@ -64,12 +64,14 @@ type RPCMethod byte
 
 // The cluster RPCs a member answers on its peer port.
 const (
-	RPCForward RPCMethod = iota + 1 // a command for the leader to apply
-	RPCRead                         // a linearizable read for the leader
-	RPCJoin                         // JSON Member: add or update a member (leader)
-	RPCRemove                       // JSON Member: remove by name (leader)
-	RPCInfo                         // this member's raft view
-	RPCMembers                      // the whole membership with each member's view
+	RPCForward   RPCMethod = iota + 1 // a command for the leader to apply
+	RPCRead                           // a linearizable read for the leader
+	RPCJoin                           // JSON Member: add or update a member (leader)
+	RPCRemove                         // JSON Member: remove by name (leader)
+	RPCInfo                           // this member's raft view
+	RPCMembers                        // the whole membership with each member's view
+	RPCTokenSign                      // JSON TokenSignRequest: sign a newcomer's certificates (no certificate needed)
+	RPCTokenDone                      // JSON Token ID: the caller, now a member, used its token
 )
 
 const (

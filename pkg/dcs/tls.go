@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"time"
 )
 
 // TLSConfig names the PEM files that secure a port. An empty Cert means
@@ -35,9 +36,9 @@ func (t TLSConfig) Server(nextProtos ...string) (*tls.Config, error) {
 	if !t.Enabled() {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	cert, err := t.load()
 	if err != nil {
-		return nil, fmt.Errorf("load certificate %s: %w", t.Cert, err)
+		return nil, err
 	}
 	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: nextProtos}
 	if t.CA != "" {
@@ -57,9 +58,9 @@ func (t TLSConfig) Client() (*tls.Config, error) {
 	if !t.Enabled() {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	cert, err := t.load()
 	if err != nil {
-		return nil, fmt.Errorf("load certificate %s: %w", t.Cert, err)
+		return nil, err
 	}
 	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if t.CA != "" {
@@ -70,6 +71,19 @@ func (t TLSConfig) Client() (*tls.Config, error) {
 		c.RootCAs = pool
 	}
 	return c, nil
+}
+
+// load reads the key pair, refusing a certificate that has expired: the
+// other side would refuse it in the handshake with a vaguer error.
+func (t TLSConfig) load() (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return cert, fmt.Errorf("load certificate %s: %w", t.Cert, err)
+	}
+	if cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter) {
+		return cert, fmt.Errorf("certificate %s expired on %s: renew it with `pgherd dcs cert renew` on its member's host", t.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
 }
 
 func loadPool(file string) (*x509.CertPool, error) {

@@ -27,12 +27,16 @@ type DCSMemberRequest struct {
 	ListenClient string // HOST:PORT; "" means the connect host and patroni.dcs.embedded.client_port
 	Peer         string // HOST:PORT of a member to join through; "" means a member on this host, else a new DCS
 	Zone         string // "" means patroni.dcs.embedded.zone
+	// Token is a data join token (`pgherd dcs token create --role data`)
+	// for a host that holds none of the cluster's files.
+	Token string
 }
 
 // memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
 func memberEnv(env *Env) *witness.Env {
 	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service(),
-		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(env.Site.Prefix, env.Site.Patroni.DCS.Embedded.Snapshots)}}
+		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(env.Site.Prefix, env.Site.Patroni.DCS.Embedded.Snapshots),
+		Plain: !env.Site.Patroni.DCS.Embedded.TLS, Credentials: env.Site.PatroniCredentialsGlob()}}
 }
 
 // dcsPlan is the DCS member instance create will add, and the client
@@ -41,6 +45,9 @@ type dcsPlan struct {
 	req      witness.AddRequest
 	existing []string
 	via      string // the member on this host it joins through, said when it joins
+	// undoTrust takes back what a token brought (CA, administrator's
+	// credential, Patroni credentials) when the instance is not made.
+	undoTrust func()
 }
 
 // planDCSMember decides the instance's DCS member and asks the DCS it will
@@ -78,16 +85,38 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	if req.Peer == "" {
 		return plan, nil
 	}
-	ac, err := dcs.NewAdminClient(req.Peer, dcs.TLSConfig{})
-	if err != nil {
+	me := memberEnv(env)
+	fail := func(err error) (*dcsPlan, error) {
+		if plan.undoTrust != nil {
+			plan.undoTrust()
+		}
 		return nil, err
+	}
+	if env.Site.Patroni.DCS.Embedded.TLS && pr.DCS.Token != "" {
+		me.Local.JoinToken, plan.req.Token = pr.DCS.Token, pr.DCS.Token
+		undo, err := me.Local.FetchTrust(ctx, req.Peer, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		plan.undoTrust = undo
+	}
+	if env.Site.Patroni.DCS.Embedded.TLS {
+		t, ok := me.Local.AdminClientTLS()
+		if !ok {
+			return fail(fmt.Errorf("%w (%s): give --dcs-token (`pgherd dcs token create --role data` on a data member's host prints one), or create this instance on a host of one of the cluster's data members", dcs.ErrNoCA, me.Local.PKI().Dir))
+		}
+		pr.dcsTLS = t
+	}
+	ac, err := dcs.NewAdminClient(req.Peer, me.Creds())
+	if err != nil {
+		return fail(err)
 	}
 	defer ac.Close()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	members, err := ac.Members(cctx)
 	if err != nil {
-		return nil, fmt.Errorf("no DCS member answers at %s (%v): check --dcs-peer, the peer address of a running member", req.Peer, err)
+		return fail(fmt.Errorf("no DCS member answers at %s (%v): check --dcs-peer, the peer address of a running member", req.Peer, err))
 	}
 	for _, m := range members {
 		if h := clientHost(m.ClientURL); h != "" {
@@ -111,6 +140,14 @@ func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, pla
 	res, err := witness.AddMember(ctx, me, plan.req)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the DCS member of %s: %w", i.ID(), err)
+	}
+	if !me.Local.Plain {
+		t, err := me.Local.IssuePatroni(plan.req.Name)
+		if err != nil {
+			_ = witness.RemoveMember(context.WithoutCancel(ctx), me, plan.req.Name)
+			return nil, err
+		}
+		pr.dcsTLS = t
 	}
 	pr.DCSHosts = nil
 	for _, m := range res.Members {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/backup"
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/names"
 	"github.com/pgherd/pgherd/pkg/patroni"
@@ -40,6 +41,9 @@ type PatroniRequest struct {
 	ReplicationSSLKey  string   //
 	DCSHosts           []string // overrides patroni.dcs.hosts
 	DCS                DCSMemberRequest
+	// dcsTLS is the embedded DCS's client credential for Patroni's
+	// etcd3 section (https, cacert, cert, key); empty on plain TCP.
+	dcsTLS dcs.TLSConfig
 }
 
 // PatroniManaged reports whether Patroni runs this instance.
@@ -128,15 +132,17 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 	if len(req.DCSHosts) > 0 {
 		hosts = req.DCSHosts
 	}
+	etcd := patroni.Etcd3{Hosts: hosts, Protocol: ps.DCS.Protocol, CACert: ps.DCS.CACert, Cert: ps.DCS.Cert, Key: ps.DCS.Key}
+	if t := req.dcsTLS; t.Enabled() {
+		etcd = patroni.Etcd3{Hosts: hosts, Protocol: "https", CACert: t.CA, Cert: t.Cert, Key: t.Key}
+	}
 	return patroni.Spec{
 		Cluster: req.Cluster, Namespace: ps.DCS.Namespace, Node: firstNonEmpty(req.Node, i.Name),
 		RestAPIConnect: restConnect, RestAPIListen: req.RestAPIListen,
 		PGConnectHost: req.PGConnectHost, PGPort: i.Port,
 		DataDir: i.DataDir, BinDir: i.BinDir, SocketDir: i.SocketDir,
 		PgPass: i.patroniPgPass(),
-		LogDir: i.patroniLogDir(env.Site),
-		Etcd: patroni.Etcd3{Hosts: hosts, Protocol: ps.DCS.Protocol,
-			CACert: ps.DCS.CACert, Cert: ps.DCS.Cert, Key: ps.DCS.Key},
+		LogDir: i.patroniLogDir(env.Site), Etcd: etcd,
 		Timings:              patroni.Timings{TTL: ps.TTL, LoopWait: ps.LoopWait, RetryTimeout: ps.RetryTimeout},
 		MaximumLagOnFailover: ps.MaximumLagOnFailover,
 		SynchronousMode:      ps.SynchronousMode,
@@ -239,11 +245,20 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	// Everything that can fail is checked before the member joins the
 	// DCS (which changes its quorum), then files and services follow.
 	var plan *dcsPlan
+	memberOK := true
+	trustKept := false // what a --dcs-token brought stays only with the instance
 	if env.Site.Patroni.DCS.Kind != site.DCSEtcd {
 		if plan, err = planDCSMember(ctx, env, i, pr); err != nil {
 			return nil, err
 		}
 		pr.DCSHosts = append(append([]string{}, plan.existing...), plan.req.ListenClient)
+		if plan.undoTrust != nil {
+			defer func() {
+				if !trustKept {
+					plan.undoTrust()
+				}
+			}()
+		}
 	}
 	credFile := credentialsPath(env.Site, pr.Cluster)
 	cfg := patroni.New(patroniSpec(env, i, pr, rest, patroni.Credentials{Superuser: "-", Replication: "-", Rewind: "-", RestAPI: "-"}))
@@ -291,7 +306,6 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err := cfg.ValidateBeforeDCS(ctx, env.Runner, exe, i.PatroniConfig, owner); err != nil {
 		return nil, err
 	}
-	memberOK := true
 	if plan != nil {
 		undoMember, err := joinDCS(ctx, env, i, pr, plan)
 		if err != nil {
@@ -392,7 +406,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 			return nil, err
 		}
 	}
-	ok, memberOK = true, true
+	ok, memberOK, trustKept = true, true, true
 	return i, nil
 }
 

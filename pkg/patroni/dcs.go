@@ -87,6 +87,10 @@ func newEtcdGateway(e Etcd3, timeout time.Duration) (*etcdGateway, error) {
 			tc.Certificates = []tls.Certificate{cert}
 		}
 		tr.TLSClientConfig = tc
+		// HTTP/1.1, as Patroni's urllib3: the embedded DCS's client port
+		// serves the gateway over HTTP/2 only without TLS (its gRPC
+		// sniffing answers an HTTP/2 client first).
+		tr.ForceAttemptHTTP2 = false
 	}
 	g := &etcdGateway{http: &http.Client{Transport: tr, Timeout: timeout}}
 	for _, h := range e.Hosts {

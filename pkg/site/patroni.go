@@ -69,6 +69,10 @@ type EmbeddedDCS struct {
 	// Snapshots has each new member write its state periodically
 	// (dcs.Config.Snapshots); off while Dir is empty.
 	Snapshots DCSSnapshots `yaml:"snapshots" json:"snapshots"`
+	// TLS gives every new member certificates of the cluster's own CA
+	// and mutual TLS on both ports (the default); false sets members up
+	// on plain TCP, which profile production refuses.
+	TLS bool `yaml:"tls" json:"tls"`
 }
 
 // DCSSnapshots is patroni.dcs.embedded.snapshots.
@@ -95,7 +99,7 @@ func defaultPatroni() Patroni {
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
-			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20,
+			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20, TLS: true,
 				Snapshots: DCSSnapshots{Interval: 3600, Keep: 24}}},
 	}
 }
@@ -120,6 +124,9 @@ func (p *Patroni) validate() error {
 	case "production", "testing":
 	default:
 		return fmt.Errorf("patroni.dcs.embedded.profile: %q is not production or testing", p.DCS.Embedded.Profile)
+	}
+	if !p.DCS.Embedded.TLS && p.DCS.Embedded.Profile == "production" {
+		return fmt.Errorf("patroni.dcs.embedded.tls: false leaves the DCS open to anyone who reaches its ports, which profile production refuses: remove tls: false, or set profile: testing")
 	}
 	for key, port := range map[string]int{"peer_port": p.DCS.Embedded.PeerPort, "client_port": p.DCS.Embedded.ClientPort} {
 		if port < 1 || port > 65535 {
@@ -146,4 +153,10 @@ func (p *Patroni) validate() error {
 		return fmt.Errorf("patroni.credentialspath: %q must contain {cluster}", p.Credentialspath)
 	}
 	return nil
+}
+
+// PatroniCredentialsGlob matches the credentials files of every Patroni
+// cluster (patroni.credentialspath with * for {cluster}).
+func (s *Settings) PatroniCredentialsGlob() string {
+	return Path(s.Prefix, strings.ReplaceAll(s.Patroni.Credentialspath, "{cluster}", "*"), "", "")
 }

@@ -73,7 +73,9 @@ func Check(ctx context.Context, env *Env, name, namespace string) (*Health, erro
 	}
 	namespace = "/" + strings.Trim(namespace, "/") + "/"
 	endpoint := cfg.AdvertiseClient
-	if endpoint == "" {
+	if endpoint == "" && cfg.ClientTLS.Enabled() {
+		endpoint = "https://" + cfg.ListenClient
+	} else if endpoint == "" {
 		endpoint = "http://" + cfg.ListenClient
 	}
 	// A linearizable read first; without a quorum, what this member holds.

@@ -2,6 +2,7 @@ package witness
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +18,14 @@ import (
 // members returns the membership as the first member of peers that
 // answers reports it (each member forwards to the leader).
 func (e *Env) members(ctx context.Context, peers []string) ([]dcs.MemberStatus, error) {
+	return e.membersWith(ctx, peers, e.Creds())
+}
+
+// membersWith is members with the credential cred.
+func (e *Env) membersWith(ctx context.Context, peers []string, cred dcs.TLSConfig) ([]dcs.MemberStatus, error) {
 	var errs []error
 	for _, p := range peers {
-		ac, err := dcs.NewAdminClient(p, e.PeerTLS)
+		ac, err := dcs.NewAdminClient(p, cred)
 		if err != nil {
 			return nil, err
 		}
@@ -39,22 +45,60 @@ func (e *Env) members(ctx context.Context, peers []string) ([]dcs.MemberStatus, 
 		ErrNoPeer, strings.Join(peers, ", "), errors.Join(errs...))
 }
 
-// etcdHint returns advice when addr answers etcd's HTTP /version: it is an
-// etcd server or a DCS client port, not a peer port.
+// etcdHint returns advice when addr answers etcd's HTTP /version, or
+// offers HTTP/2 over TLS (a client port with TLS, which a peer port never
+// offers): it is an etcd server or a DCS client port, not a peer port.
 func etcdHint(addr string) string {
-	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	resp, err := c.Get("http://" + addr + "/version")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if !strings.Contains(string(b), "etcdserver") {
+	if !answersHTTP(addr) && !offersH2(addr) {
 		return ""
 	}
 	return "this address answers the etcd API: it is an etcd server or a DCS client port, not a pgherd dcs peer port. " +
 		"Give --peer the listen_peer address of a pgherd dcs member; a witness cannot join an external etcd cluster " +
 		"(there, add a third etcd member with `etcdctl member add`, or move Patroni to pgherd's embedded DCS: patroni.dcs.kind: embedded)"
+}
+
+func answersHTTP(addr string) bool {
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := c.Get("http://" + addr + "/version")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return strings.Contains(string(b), "etcdserver")
+}
+
+// offersH2 only looks at the protocol the server picks in the handshake;
+// it neither trusts nor sends anything.
+func offersH2(addr string) bool {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}}) //nolint:gosec // probing only
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	p := c.ConnectionState().NegotiatedProtocol
+	return p == "h2" || p == "http/1.1"
+}
+
+// Creds is the credential presented to members' peer ports: PeerTLS when
+// set, else the administrator's on a data member's host, else the first
+// local member's own (a witness's host).
+func (e *Env) Creds() dcs.TLSConfig {
+	if e.PeerTLS.Enabled() {
+		return e.PeerTLS
+	}
+	if t, ok := e.Local.AdminTLS(); ok {
+		return t
+	}
+	if cfgs, err := e.Local.Configs(); err == nil {
+		for _, c := range cfgs {
+			if c.PeerTLS.Enabled() {
+				return c.PeerTLS
+			}
+		}
+	}
+	return dcs.TLSConfig{}
 }
 
 // votingView turns a member list into the voting policy's view.
@@ -142,7 +186,7 @@ func GetStatus(ctx context.Context, env *Env, name string) (*Status, error) {
 	if sst, err := env.Local.ServiceState(ctx, name); err == nil {
 		st.Service = sst.Words()
 	}
-	ac, err := dcs.NewAdminClient(self, env.PeerTLS)
+	ac, err := dcs.NewAdminClient(self, env.Creds())
 	if err != nil {
 		return nil, err
 	}

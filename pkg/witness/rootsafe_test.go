@@ -18,9 +18,9 @@ import (
 // removal deletes the member's own data.
 func TestRemoveRefusesEditedDataDir(t *testing.T) {
 	ctx := ctxT(t, 2*time.Minute)
-	d1 := dataMember(t, "d1", "z1")
-	dataMember(t, "d2", "z2", d1.PeerAddr())
 	env := testEnv(t)
+	d1 := dataMember(t, env, "d1", "z1")
+	dataMember(t, env, "d2", "z2", d1.PeerAddr())
 	waitZones(t, env, d1.PeerAddr(), 2)
 	if _, err := Add(ctx, env, AddRequest{Name: "w1", Peer: d1.PeerAddr(), ListenPeer: freeAddr(t), ListenClient: freeAddr(t), Zone: "z3"}); err != nil {
 		t.Fatal(err)

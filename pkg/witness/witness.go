@@ -30,8 +30,10 @@ import (
 
 // Env is what the lifecycle needs.
 type Env struct {
-	Local   *dcs.Local    // this host's members
-	PeerTLS dcs.TLSConfig // TLS material presented to members' peer ports
+	Local *dcs.Local // this host's members
+	// PeerTLS is the credential presented to members' peer ports; empty
+	// means this host's (Env.Creds).
+	PeerTLS dcs.TLSConfig
 	// SettleTimeout bounds the wait for the leader to settle a new
 	// member's vote; zero means 30 s.
 	SettleTimeout time.Duration
@@ -56,6 +58,9 @@ type AddRequest struct {
 	Zone         string
 	Profile      string // production (default) or testing
 	Instance     string // data member: the PostgreSQL instance it serves (VERSION/NAME)
+	// Token is a join token (`pgherd dcs token create`) for a host that
+	// holds none of the cluster's files.
+	Token string
 }
 
 // AddResult is the membership once the witness has joined, and what the
@@ -105,25 +110,22 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, err
 	}
 	var warnings []string
-	if req.Peer != "" {
-		members, err := env.members(ctx, []string{req.Peer})
-		if err != nil {
+	check := func(ctx context.Context, cred dcs.TLSConfig) (err error) {
+		warnings, err = env.checkJoin(ctx, req, cred)
+		return err
+	}
+	switch cred := env.Creds(); {
+	case req.Peer == "":
+	case req.Token != "" && !cred.Enabled():
+		// No credential here yet: check once the token brought one,
+		// before the member starts.
+		env.Local.CheckJoin = check
+	default:
+		if err := check(ctx, cred); err != nil {
 			return nil, err
-		}
-		for _, m := range members {
-			if m.Name == req.Name {
-				return nil, fmt.Errorf("%w: the cluster already has a %s member named %q (%s): choose another name",
-					ErrNameInUse, m.Role, m.Name, m.PeerURL)
-			}
-		}
-		warnings, err = voting.CheckJoin(votingView(members), voting.Member{Name: req.Name, Role: req.Role, Zone: req.Zone}, req.Profile)
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range warnings {
-			log.Warn(w)
 		}
 	}
+	env.Local.JoinToken = req.Token
 	if err := defaultListen(&req); err != nil {
 		return nil, err
 	}
@@ -135,7 +137,7 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, fmt.Errorf("data directory %s is not empty: it may hold another member's data; choose another --data-dir or remove it yourself", dataDir)
 	}
 	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir, Instance: req.Instance,
-		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient, PeerTLS: env.PeerTLS}
+		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient}
 	peer := req.ListenPeer
 	if req.Peer != "" {
 		cfg.Join, peer = []string{req.Peer}, req.Peer
@@ -160,6 +162,30 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		warnings = []string{}
 	}
 	return &AddResult{Name: req.Name, Warnings: warnings, Members: members}, nil
+}
+
+// checkJoin lists the members through req.Peer with cred and checks that
+// req's name is free and what the voting policy says of its zone; it
+// returns the policy's warnings.
+func (e *Env) checkJoin(ctx context.Context, req AddRequest, cred dcs.TLSConfig) ([]string, error) {
+	members, err := e.membersWith(ctx, []string{req.Peer}, cred)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.Name == req.Name {
+			return nil, fmt.Errorf("%w: the cluster already has a %s member named %q (%s): choose another name",
+				ErrNameInUse, m.Role, m.Name, m.PeerURL)
+		}
+	}
+	warnings, err := voting.CheckJoin(votingView(members), voting.Member{Name: req.Name, Role: req.Role, Zone: req.Zone}, req.Profile)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		logging.From(ctx).Warn(w)
+	}
+	return warnings, nil
 }
 
 // waitSettled waits until name is a healthy member and the leader's
@@ -360,8 +386,13 @@ func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
 			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, p, err)
 		}
 	}
+	// Its certificates and keys (Local.TLSDir).
+	tlsDir := e.Local.TLSDir(name)
+	if err := os.RemoveAll(tlsDir); err != nil {
+		return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, tlsDir, err)
+	}
 	if !quiet {
-		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile}, " "))
+		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile, tlsDir}, " "))
 	}
 	return nil
 }
@@ -388,7 +419,7 @@ func (e *Env) lastVoter(ctx context.Context, peers []string, name string) bool {
 func (e *Env) leave(ctx context.Context, peers []string, name string) error {
 	var errs []error
 	for _, p := range peers {
-		ac, err := dcs.NewAdminClient(p, e.PeerTLS)
+		ac, err := dcs.NewAdminClient(p, e.Creds())
 		if err != nil {
 			return err
 		}

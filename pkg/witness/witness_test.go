@@ -35,12 +35,28 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// dataMember starts an in-process data member on 127.0.0.1.
-func dataMember(t *testing.T, name, zone string, join ...string) *server.Server {
+// dataMember starts an in-process data member on 127.0.0.1, with
+// certificates of env's cluster CA (made with the first member, as on a
+// data member's host, with the administrator's credential).
+func dataMember(t *testing.T, env *Env, name, zone string, join ...string) *server.Server {
 	t.Helper()
+	pki := env.Local.PKI()
+	if !pki.Exists() {
+		if err := pki.Create(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Local.IssueAdmin(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := env.Local.TLSDir(name)
+	if err := pki.IssueMember(dir, name, dcs.RoleData, []string{"127.0.0.1"}, []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	peer, client := dcs.MemberTLS(dir)
 	s, err := server.Start(context.Background(), dcs.Config{Name: name, Role: dcs.RoleData, Zone: zone,
 		DataDir: filepath.Join(t.TempDir(), name), ListenPeer: "127.0.0.1:0", ListenClient: "127.0.0.1:0",
-		Join: join, HeartbeatTimeout: 500 * time.Millisecond})
+		Join: join, HeartbeatTimeout: 500 * time.Millisecond, PeerTLS: peer, ClientTLS: client})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +100,9 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // changes nothing, and that remove deletes everything.
 func TestWitnessLifecycle(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
-	d1 := dataMember(t, "d1", "z1")
-	d2 := dataMember(t, "d2", "z2", d1.PeerAddr())
 	env := testEnv(t)
+	d1 := dataMember(t, env, "d1", "z1")
+	d2 := dataMember(t, env, "d2", "z2", d1.PeerAddr())
 	waitZones(t, env, d1.PeerAddr(), 2)
 
 	res, err := Add(ctx, env, AddRequest{Name: "w1", Peer: d1.PeerAddr(), ListenPeer: "127.0.0.1:0", ListenClient: "127.0.0.1:0", Zone: "z3"})
@@ -153,7 +169,12 @@ func TestWitnessLifecycle(t *testing.T) {
 	}
 
 	// The witness reads Patroni's keys; here they point at closed ports.
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{d1.ClientURL()}, DialTimeout: 3 * time.Second})
+	admin, _ := env.Local.AdminClientTLS()
+	tc, err := admin.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{d1.ClientURL()}, DialTimeout: 3 * time.Second, TLS: tc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,16 +199,17 @@ func TestWitnessLifecycle(t *testing.T) {
 // TestAddRefusals: every refused add leaves nothing behind.
 func TestAddRefusals(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
-	d1 := dataMember(t, "d1", "z1")
-	dataMember(t, "d2", "", d1.PeerAddr())
 	env := testEnv(t)
+	d1 := dataMember(t, env, "d1", "z1")
+	dataMember(t, env, "d2", "", d1.PeerAddr())
+	before, _ := os.ReadDir(env.Local.Dir)
 	waitZones(t, env, d1.PeerAddr(), 1)
 	cases := []struct {
 		req  AddRequest
 		want string
 	}{
 		{AddRequest{Name: "w", Peer: freeAddr(t)}, "no DCS member reachable"},
-		{AddRequest{Name: "w", Peer: strings.TrimPrefix(d1.ClientURL(), "http://")}, "answers the etcd API"},
+		{AddRequest{Name: "w", Peer: strings.TrimPrefix(d1.ClientURL(), "https://")}, "answers the etcd API"},
 		{AddRequest{Name: "d2", Peer: d1.PeerAddr()}, "already has a data member named \"d2\""},
 		{AddRequest{Name: "w", Peer: d1.PeerAddr(), Zone: "z1"}, "would not add a failure domain"},
 		{AddRequest{Name: "bad/name", Peer: d1.PeerAddr()}, "member name"},
@@ -199,7 +221,7 @@ func TestAddRefusals(t *testing.T) {
 			t.Errorf("%s: want %q, got %v", c.req.Name, c.want, err)
 		}
 	}
-	if ents, _ := os.ReadDir(env.Local.Dir); len(ents) != 0 {
+	if ents, _ := os.ReadDir(env.Local.Dir); len(ents) != len(before) {
 		t.Fatalf("refused adds left %v in the prefix", ents)
 	}
 	// Profile testing: the same zone is a warning, and unset zones too.

@@ -46,6 +46,11 @@ func stateName(s raft.RaftState) string {
 func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if m != dcs.RPCJoin && m != dcs.RPCRemove {
+		if err := n.admitRPC(ctx, m, dcs.Member{}); err != nil {
+			return nil, err
+		}
+	}
 	switch m {
 	case dcs.RPCForward:
 		if !n.isLeader() {
@@ -95,9 +100,16 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		if id := n.fsm.cluster(); req.ClusterID != "" && id != 0 && req.ClusterID != dcs.FormatClusterID(id) {
 			return nil, fmt.Errorf("member %s belongs to cluster %s, and this is cluster %s: join it through a member of its own cluster", req.Name, req.ClusterID, dcs.FormatClusterID(id))
 		}
+		if err := n.admitRPC(ctx, m, req.Member); err != nil {
+			return nil, err
+		}
 		return nil, n.callLeader(ctx, m, req.Member)
 	case dcs.RPCInfo:
 		return json.Marshal(n.info())
+	case dcs.RPCTokenSign:
+		return n.signForToken(ctx, p)
+	case dcs.RPCTokenDone:
+		return nil, n.tokenDone(ctx, p)
 	case dcs.RPCMembers:
 		if addr := n.leaderAddr(); !n.isLeader() && addr != "" {
 			// The leader's configuration is the newest; a follower's may lag.

@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // etcdctlStep is one etcdctl invocation of the conformance script. {LEASE}
@@ -93,7 +97,7 @@ func mask(out string) string {
 	return strings.Join(lines, "\n")
 }
 
-func runScript(t *testing.T, endpoints []string) []string {
+func runScript(t *testing.T, endpoints []string, creds dcs.TLSConfig) []string {
 	t.Helper()
 	var outs []string
 	lease := ""
@@ -102,7 +106,8 @@ func runScript(t *testing.T, endpoints []string) []string {
 		if st.all {
 			eps = endpoints
 		}
-		args := []string{"--endpoints", strings.Join(eps, ","), "--dial-timeout", "3s", "--command-timeout", "5s"}
+		args := []string{"--endpoints", strings.Join(eps, ","), "--dial-timeout", "3s", "--command-timeout", "5s",
+			"--cacert", creds.CA, "--cert", creds.Cert, "--key", creds.Key}
 		for _, a := range st.args {
 			args = append(args, strings.ReplaceAll(a, "{LEASE}", lease))
 		}
@@ -138,9 +143,9 @@ func runScript(t *testing.T, endpoints []string) []string {
 	return outs
 }
 
-func settle(t *testing.T, endpoints []string) {
+func settle(t *testing.T, endpoints []string, tc *tls.Config) {
 	t.Helper()
-	cl, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	cl, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,17 +160,25 @@ func settle(t *testing.T, endpoints []string) {
 }
 
 // TestEtcdctlConformance runs the same etcdctl script against a real
-// 3-member etcd 3.4 and a 3-member pgherd dcs and compares the outputs
-// after masking IDs, ports, terms, indexes, versions and sizes.
+// 3-member etcd 3.4 and a 3-member pgherd dcs, both with mutual TLS on both
+// ports (etcd's --client-cert-auth and --peer-client-cert-auth; ours: the
+// default), and
+// compares the outputs after masking IDs, ports, terms, indexes, versions
+// and sizes.
 func TestEtcdctlConformance(t *testing.T) {
 	if _, err := exec.LookPath("etcdctl"); err != nil {
 		t.Skip("etcdctl is not installed")
 	}
-	ref := startRealEtcd(t, 3)
-	ours := newCluster(t, 3, nil)
-	settle(t, ours.endpoints())
-	want := runScript(t, ref.clientURLs)
-	got := runScript(t, ours.endpoints())
+	p := newTestPKI(t)
+	tc := p.client("etcdctl")
+	creds := dcs.TLSConfig{Cert: filepath.Join(p.dir, "clients", "etcdctl.crt"), Key: filepath.Join(p.dir, "clients", "etcdctl.key"),
+		CA: filepath.Join(p.dir, "clients", dcs.ClientCAFile)}
+	etcdPeer, etcdClient := p.member("etcd", dcs.RoleData)
+	ref := startRealEtcdTLS(t, 3, &etcdPeer, &etcdClient, tc)
+	ours := newCluster(t, 3, p.secure(nil))
+	settle(t, ours.endpoints(), tc)
+	want := runScript(t, ref.clientURLs, creds)
+	got := runScript(t, ours.endpoints(), creds)
 	for i := range want {
 		if want[i] != got[i] {
 			t.Errorf("step %d differs\n--- etcd 3.4:\n%s\n--- pgherd:\n%s", i, want[i], got[i])

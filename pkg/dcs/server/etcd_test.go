@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
 // realEtcd is a 3-member etcd 3.4 cluster from Debian's etcd-server,
@@ -31,7 +34,12 @@ func freePort(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func startRealEtcd(t testing.TB, n int) *realEtcd {
+func startRealEtcd(t testing.TB, n int) *realEtcd { return startRealEtcdTLS(t, n, nil, nil, nil) }
+
+// startRealEtcdTLS starts it with mutual TLS on both ports when peer and
+// client are set (certificates with their CA, as a pgherd member's); tc is
+// the client side.
+func startRealEtcdTLS(t testing.TB, n int, peer, client *dcs.TLSConfig, tc *tls.Config) *realEtcd {
 	t.Helper()
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("etcd (Debian etcd-server) is not installed")
@@ -39,8 +47,12 @@ func startRealEtcd(t testing.TB, n int) *realEtcd {
 	dir := t.TempDir()
 	var peers, clients, initial []string
 	for i := range n {
-		peers = append(peers, "http://"+freePort(t))
-		clients = append(clients, "http://"+freePort(t))
+		scheme := "http://"
+		if client != nil {
+			scheme = "https://"
+		}
+		peers = append(peers, scheme+freePort(t))
+		clients = append(clients, scheme+freePort(t))
 		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
 	}
 	for i := range n {
@@ -50,6 +62,12 @@ func startRealEtcd(t testing.TB, n int) *realEtcd {
 			"--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", "pgherd-test", "--log-level", "error", "--logger", "zap")
+		if client != nil {
+			cmd.Args = append(cmd.Args, "--cert-file", client.Cert, "--key-file", client.Key,
+				"--trusted-ca-file", client.CA, "--client-cert-auth",
+				"--peer-cert-file", peer.Cert, "--peer-key-file", peer.Key,
+				"--peer-trusted-ca-file", peer.CA, "--peer-client-cert-auth")
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -57,7 +75,7 @@ func startRealEtcd(t testing.TB, n int) *realEtcd {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	}
 	e := &realEtcd{clientURLs: clients}
-	cl, err := clientv3.New(clientv3.Config{Endpoints: clients, DialTimeout: 5 * time.Second})
+	cl, err := clientv3.New(clientv3.Config{Endpoints: clients, DialTimeout: 5 * time.Second, TLS: tc})
 	if err != nil {
 		t.Fatal(err)
 	}

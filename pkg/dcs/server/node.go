@@ -92,6 +92,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	n.peer = newPeerListener(ln, stls, ctls, log)
 	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC, log) }
 	n.peer.hello, n.peer.foreign = n.raftHello, n.foreignCluster
+	n.peer.admitRaft = n.admitRaft
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.peer, MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
 	})

@@ -31,6 +31,10 @@ restapi:
   connect_address: %[2]s
 etcd3:
   hosts: %[3]s
+  protocol: https
+  cacert: %[5]s/client-ca.crt
+  cert: %[5]s/etcd.crt
+  key: %[5]s/etcd.key
 bootstrap:
   dcs:
     ttl: 20
@@ -58,13 +62,21 @@ postgresql:
     unix_socket_directories: %[5]s
 `
 
-func startPatroni(t *testing.T, dir string, uid, gid uint32, name, api, pg, hosts string) *patroniNode {
+// startPatroni starts Patroni with its own client certificate of the
+// cluster's client CA (its etcd3 section says https; urllib3 checks the
+// members' host names).
+func startPatroni(t *testing.T, dir string, uid, gid uint32, name, api, pg, hosts string, pki *testPKI) *patroniNode {
 	t.Helper()
 	nd := filepath.Join(dir, name)
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(nd, int(uid), int(gid))
+	if err := pki.pki.IssueClient(nd, "etcd", "patroni-"+name); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{nd, filepath.Join(nd, "etcd.crt"), filepath.Join(nd, "etcd.key"), filepath.Join(nd, "client-ca.crt")} {
+		os.Chown(f, int(uid), int(gid))
+	}
 	file := filepath.Join(nd, "patroni.yml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(patroniYAML, name, api, hosts, pg, nd)), 0o600); err != nil {
 		t.Fatal(err)
@@ -144,8 +156,9 @@ func (p *patroniNode) leaderWithReplica() string {
 	return leader
 }
 
-// TestPatroniOnDCS runs Patroni 3.0.2 (etcd3 section, JSON gateway) on a
-// 3-member pgherd dcs: bootstrap of a 2-member PostgreSQL 15 cluster, a
+// TestPatroniOnDCS runs Patroni 3.0.2 (etcd3 section, JSON gateway over
+// TLS with a client certificate) on a 3-member pgherd dcs with mutual TLS
+// on both ports: bootstrap of a 2-member PostgreSQL 15 cluster, a
 // switchover, and a failover after SIGKILL of the primary's Patroni and
 // PostgreSQL, which needs the dead leader's lease to expire.
 func TestPatroniOnDCS(t *testing.T) {
@@ -163,17 +176,18 @@ func TestPatroniOnDCS(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 
-	c := newCluster(t, 3, nil)
+	p := newTestPKI(t)
+	c := newCluster(t, 3, p.secure(nil))
 	var hosts []string
 	for _, s := range c.servers {
 		hosts = append(hosts, hostPort(s.ClientURL()))
 	}
-	n1 := startPatroni(t, dir, uid, gid, "n1", freeLoopback(t, "127.0.1.1"), freeLoopback(t, "127.0.1.1"), strings.Join(hosts, ","))
+	n1 := startPatroni(t, dir, uid, gid, "n1", freeLoopback(t, "127.0.1.1"), freeLoopback(t, "127.0.1.1"), strings.Join(hosts, ","), p)
 	waitFor(t, 90*time.Second, "n1 to bootstrap as leader", func() bool {
 		c, err := n1.cluster()
 		return err == nil && len(c.Members) == 1 && c.Members[0].Role == "leader" && c.Members[0].State == "running"
 	})
-	n2 := startPatroni(t, dir, uid, gid, "n2", freeLoopback(t, "127.0.1.2"), freeLoopback(t, "127.0.1.2"), strings.Join(hosts, ","))
+	n2 := startPatroni(t, dir, uid, gid, "n2", freeLoopback(t, "127.0.1.2"), freeLoopback(t, "127.0.1.2"), strings.Join(hosts, ","), p)
 	waitFor(t, 90*time.Second, "n2 to stream from n1", func() bool { return n1.leaderWithReplica() == "n1" })
 
 	body := strings.NewReader(`{"leader":"n1","candidate":"n2"}`)

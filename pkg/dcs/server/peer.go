@@ -33,12 +33,23 @@ type peerListener struct {
 	// cluster's (version.go).
 	hello   func() (byte, uint64)
 	foreign func(uint64) bool
-	log     *slog.Logger
-	done    chan struct{}
-	once    sync.Once
+	// admitRaft decides, on a TLS port, whether the certificate's holder
+	// may speak Raft to this member.
+	admitRaft func(dcs.Identity) error
+	log       *slog.Logger
+	done      chan struct{}
+	once      sync.Once
 }
 
 func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
+	if serverTLS != nil && serverTLS.ClientAuth == tls.RequireAndVerifyClientCert {
+		// A newcomer with a join token has no certificate yet: the
+		// handshake admits it, a certificate it presents is verified,
+		// and admitRaft/admitRPC let a connection without one make the
+		// token call only.
+		serverTLS = serverTLS.Clone()
+		serverTLS.ClientAuth = tls.VerifyClientCertIfGiven
+	}
 	return &peerListener{ln: ln, tls: serverTLS, dialTL: clientTLS, raftCh: make(chan net.Conn, 16), log: log, done: make(chan struct{})}
 }
 
@@ -75,6 +86,13 @@ func (p *peerListener) sort(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	switch b[0] {
 	case dcs.ProtoRaft, dcs.ProtoRaftHello:
+		if id, ok := connIdentity(c); ok {
+			if err := p.admitRaft(id); err != nil {
+				p.log.Warn("raft connection refused", "from", c.RemoteAddr().String(), "err", err)
+				c.Close()
+				return
+			}
+		}
 		if b[0] == dcs.ProtoRaftHello && !p.sameCluster(c) {
 			c.Close()
 			return
@@ -150,6 +168,9 @@ var peerIdleTimeout = dcs.PeerIdleTimeout
 // does not read its answer within the idle timeout end the connection.
 func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, log *slog.Logger) {
 	defer c.Close()
+	if id, ok := connIdentity(c); ok {
+		ctx = context.WithValue(ctx, identityKey{}, id)
+	}
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
 		c.SetReadDeadline(time.Now().Add(peerIdleTimeout))

@@ -54,7 +54,11 @@ func Serve(ctx context.Context, cfg dcs.Config) error {
 	if err != nil {
 		return err
 	}
-	logging.From(ctx).Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
+	log := logging.From(ctx)
+	log.Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
+	if !cfg.PeerTLS.Enabled() || !cfg.ClientTLS.Enabled() || cfg.PeerTLS.CA == "" || cfg.ClientTLS.CA == "" {
+		log.Warn("this member's ports are not both mutual TLS: anyone who reaches them can read and write the store, and join or remove members (patroni.dcs.embedded.tls: false)")
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-s.node.fatal:

@@ -1,18 +1,9 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,53 +14,89 @@ import (
 	"github.com/pgherd/pgherd/pkg/dcs"
 )
 
-// writePKI writes a CA and one certificate for 127.0.0.1 (used as both
-// server and client certificate), all 0600.
-func writePKI(t *testing.T) (dcs.TLSConfig, *tls.Config) {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pgherd test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "member"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	files := dcs.TLSConfig{Cert: filepath.Join(dir, "m.crt"), Key: filepath.Join(dir, "m.key"), CA: filepath.Join(dir, "ca.crt")}
-	for f, b := range map[string]*pem.Block{files.Cert: {Type: "CERTIFICATE", Bytes: der},
-		files.Key: {Type: "EC PRIVATE KEY", Bytes: keyDER}, files.CA: {Type: "CERTIFICATE", Bytes: caDER}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cc, err := files.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files, cc
+// testPKI is a cluster's authorities in a temporary directory, as
+// dcs.Local makes them.
+type testPKI struct {
+	t   *testing.T
+	pki dcs.PKI
+	dir string
 }
 
-// TestTLS runs a 2-member cluster with mutual TLS on both ports and
-// checks gRPC, the gateway, and that a client without a certificate is
-// refused.
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	p := &testPKI{t: t, pki: dcs.PKI{Dir: filepath.Join(dir, "ca")}, dir: dir}
+	if err := p.pki.Create("test"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// member issues the credentials of member name with role for 127.0.0.1
+// and returns its peer and client TLS settings.
+func (p *testPKI) member(name, role string) (peer, client dcs.TLSConfig) {
+	p.t.Helper()
+	dir := filepath.Join(p.dir, "tls", name)
+	if err := p.pki.IssueMember(dir, name, role, []string{"127.0.0.1"}, []string{"127.0.0.1"}); err != nil {
+		p.t.Fatal(err)
+	}
+	return dcs.MemberTLS(dir)
+}
+
+// admin issues the administrator's peer credential.
+func (p *testPKI) admin() dcs.TLSConfig {
+	p.t.Helper()
+	ca, err := p.pki.Load(true)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	dir := filepath.Join(p.dir, "admin")
+	if err := ca.Issue(dcs.Leaf{Name: "pgherd-admin", Role: dcs.CertAdmin}, dir, "peer", dcs.PeerCAFile); err != nil {
+		p.t.Fatal(err)
+	}
+	peer, _ := dcs.MemberTLS(dir)
+	return peer
+}
+
+// client issues an etcd client certificate and returns it as a
+// *tls.Config trusting the client CA.
+func (p *testPKI) client(name string) *tls.Config {
+	p.t.Helper()
+	dir := filepath.Join(p.dir, "clients")
+	if err := p.pki.IssueClient(dir, name, name); err != nil {
+		p.t.Fatal(err)
+	}
+	tc, err := dcs.TLSConfig{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), CA: filepath.Join(dir, dcs.ClientCAFile)}.Client()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tc
+}
+
+// secure gives each member of a test cluster its own credentials (role
+// data unless roles names another).
+func (p *testPKI) secure(roles map[string]string) func(*dcs.Config) {
+	return func(cfg *dcs.Config) {
+		role := roles[cfg.Name]
+		if role == "" {
+			role = dcs.RoleData
+		}
+		cfg.Role = role
+		cfg.PeerTLS, cfg.ClientTLS = p.member(cfg.Name, role)
+	}
+}
+
+// TestTLS runs a 2-member cluster with the cluster's own PKI (mutual TLS
+// on both ports) and checks gRPC, the gateway, that a client without a
+// certificate is refused, and that a member's peer certificate is no
+// client credential (each port trusts only its own CA).
 func TestTLS(t *testing.T) {
-	files, clientTLS := writePKI(t)
-	c := newCluster(t, 2, func(cfg *dcs.Config) { cfg.PeerTLS, cfg.ClientTLS = files, files })
+	p := newTestPKI(t)
+	c := newCluster(t, 2, p.secure(nil))
 	if !strings.HasPrefix(c.servers[0].ClientURL(), "https://") {
 		t.Fatalf("client URL %s", c.servers[0].ClientURL())
 	}
+	clientTLS := p.client("patroni")
 	ctx := ctxT(t, 20*time.Second)
 	cl, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints(), TLS: clientTLS, DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -95,7 +122,16 @@ func TestTLS(t *testing.T) {
 	if _, err := hc.Get(c.servers[0].ClientURL() + "/version"); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
-	ac, err := dcs.NewAdminClient(c.servers[0].PeerAddr(), files)
+	peerAsClient, err := c.cfgs[0].PeerTLS.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerAsClient.RootCAs = clientTLS.RootCAs
+	hc = &http.Client{Transport: &http.Transport{TLSClientConfig: peerAsClient}}
+	if _, err := hc.Get(c.servers[0].ClientURL() + "/version"); err == nil {
+		t.Fatal("a member's peer certificate was accepted on the client port")
+	}
+	ac, err := dcs.NewAdminClient(c.servers[0].PeerAddr(), p.admin())
 	if err != nil {
 		t.Fatal(err)
 	}
