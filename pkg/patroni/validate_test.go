@@ -15,10 +15,14 @@ func TestValidateTimings(t *testing.T) {
 	}{
 		{Timings{20, 2, 5}, ""},
 		{Timings{30, 10, 10}, ""},
-		{Timings{10, 1, 3}, "ttl 10 is below Patroni's minimum of 20 seconds: set ttl to 20 or more"},
-		{Timings{20, 0, 5}, "loop_wait 0 is below"},
-		{Timings{20, 2, 2}, "retry_timeout 2 is below"},
-		{Timings{20, 10, 10}, "loop_wait + 2*retry_timeout = 10 + 2*10 = 30 exceeds ttl 20"},
+		{Timings{10, 1, 3}, ""}, // the fast profile: refused by the old 20 s floor
+		{Timings{12, 2, 5}, ""},
+		{Timings{9, 1, 3}, "ttl 9 is below pgherd's minimum of 10 seconds (Patroni's rule loop_wait + 2*retry_timeout <= ttl plus a measured margin): set ttl to 10 or more"},
+		{Timings{20, 0, 5}, "loop_wait 0 is below pgherd's minimum of 1 second"},
+		{Timings{20, 2, 2}, "retry_timeout 2 is below pgherd's minimum of 3 seconds"},
+		{Timings{20, 10, 10}, "loop_wait + 2*retry_timeout = 10 + 2*10 = 30 exceeds ttl 20, breaking Patroni's rule loop_wait + 2*retry_timeout <= ttl"},
+		{Timings{10, 2, 5}, "2 + 2*5 = 12 exceeds ttl 10"},
+		{Timings{5, 3, 3}, "set ttl to 10 or more; loop_wait + 2*retry_timeout = 3 + 2*3 = 9 exceeds ttl 5"},
 	}
 	for _, c := range cases {
 		err := ValidateTimings(c.t)
@@ -27,7 +31,47 @@ func TestValidateTimings(t *testing.T) {
 			t.Errorf("%+v: unexpected error %v", c.t, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%+v: error %v, want %q", c.t, err, c.want)
+		case err != nil && strings.Count(err.Error(), "\n") != 0:
+			t.Errorf("%+v: want one line, got %q", c.t, err)
 		}
+	}
+}
+
+func TestConfigTimings(t *testing.T) {
+	tm, err := ConfigTimings(map[string]any{"ttl": 10.0, "loop_wait": 1.0})
+	if err != nil || tm != (Timings{10, 1, 10}) {
+		t.Errorf("ttl and loop_wait set: %+v, %v; want 10/1/10 (Patroni's default retry_timeout)", tm, err)
+	}
+	if _, err := ConfigTimings(map[string]any{"ttl": "ten"}); err == nil || err.Error() != "ttl ten is not a number of seconds" {
+		t.Errorf("a string: %v", err)
+	}
+	if _, err := ConfigTimings(map[string]any{"loop_wait": 1.5}); err == nil || err.Error() != "loop_wait 1.5 is not a whole number of seconds" {
+		t.Errorf("a fraction: %v", err)
+	}
+}
+
+func TestTimingProfiles(t *testing.T) {
+	for _, name := range TimingProfileNames() {
+		tm, err := TimingProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateTimings(tm); err != nil {
+			t.Errorf("profile %s breaks the timing rules: %v", name, err)
+		}
+		if got := ProfileOf(tm); got != name {
+			t.Errorf("ProfileOf(%+v) = %s, want %s", tm, got, name)
+		}
+	}
+	if tm, _ := TimingProfile(ProfileStandard); tm != DefaultTimings {
+		t.Errorf("standard is %+v, want Patroni's defaults %+v", tm, DefaultTimings)
+	}
+	if got := ProfileOf(Timings{20, 2, 5}); got != ProfileCustom {
+		t.Errorf("ProfileOf(20/2/5) = %s, want custom", got)
+	}
+	_, err := TimingProfile("quick")
+	if err == nil || err.Error() != `timing profile "quick" is unknown: use one of fast, standard` {
+		t.Errorf("unknown profile: %v", err)
 	}
 }
 

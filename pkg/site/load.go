@@ -92,7 +92,12 @@ func Load(explicit string) (*Loaded, error) {
 	if err := applyEnv(&s, flat); err != nil {
 		return nil, err
 	}
-	if err := s.Validate(); err != nil {
+	given := func(key string) bool { return fileKeys[key] || os.Getenv(EnvVar(key)) != "" }
+	err = s.Patroni.applyTiming(given)
+	if err == nil {
+		err = s.Validate()
+	}
+	if err != nil {
 		where := "settings"
 		if file != "" {
 			where = file
@@ -104,7 +109,15 @@ func Load(explicit string) (*Loaded, error) {
 			return nil, err
 		}
 	}
-	return &Loaded{Settings: s, File: file, Origins: origins(flat, fileKeys)}, nil
+	org := origins(flat, fileKeys)
+	if org["patroni.timing"] != FromDefault {
+		for _, k := range timingKeys {
+			if org[k] == FromDefault {
+				org[k] = FromTiming
+			}
+		}
+	}
+	return &Loaded{Settings: s, File: file, Origins: org}, nil
 }
 
 // fallbackRunPrefix is a user's run directory when there is no

@@ -80,6 +80,9 @@ type Cluster struct {
 	Nodes   []*Node
 	Witness *Proc
 	Creds   patroni.Credentials
+	// DCSClients are the client endpoints (HOST:PORT) Patroni uses
+	// (DCSPgherd, DCSEtcd); with DCSPgherd the witness member's is last.
+	DCSClients []string
 
 	r          *runner
 	witnessCmd []string
@@ -126,6 +129,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return c, err
 	}
+	c.DCSClients = hosts
 	for _, n := range c.Nodes {
 		if err := c.writePatroni(n, hosts); err != nil {
 			return c, err
