@@ -77,30 +77,39 @@ func watchLeaderKey(ctx context.Context, w *hacluster.LeaderWatcher, first haclu
 
 func (l *leaderLog) Stop() { close(l.stop); <-l.done }
 
-// pgbench starts pgbench against node n for d with extra arguments; its
-// output goes to a buffer. It is killed when the test ends.
-func pgbench(t *testing.T, c *hacluster.Cluster, n *hacluster.Node, d time.Duration, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+// benchRun is a pgbench running in the background.
+type benchRun struct {
+	out  bytes.Buffer
+	err  error
+	done chan struct{}
+}
+
+// Wait waits for pgbench to end and returns its error.
+func (b *benchRun) Wait() error { <-b.done; return b.err }
+
+// pgbench starts pgbench against node n for d with extra arguments. It is
+// killed when the test ends.
+func pgbench(t *testing.T, c *hacluster.Cluster, n *hacluster.Node, d time.Duration, extra ...string) *benchRun {
 	t.Helper()
 	args := append([]string{"-h", n.Host.Addr, "-p", strconv.Itoa(n.PGPort), "-U", "postgres", "-n",
 		"-T", strconv.Itoa(int(d.Seconds())), "-P", "60"}, extra...)
 	cmd := exec.Command(filepath.Join(hacluster.PGBinDir, "pgbench"), append(args, "postgres")...)
 	cmd.Env = []string{"PGPASSWORD=" + c.Creds.Superuser.Reveal(), "PGCONNECT_TIMEOUT=2"}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	b := &benchRun{done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &b.out, &b.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() { b.err = cmd.Wait(); close(b.done) }()
 	t.Cleanup(func() {
 		select {
-		case <-done:
+		case <-b.done:
 		default:
 			cmd.Process.Kill()
-			<-done
+			<-b.done
 		}
 	})
-	return cmd, &out
+	return b
 }
 
 // TestSoakNoFalseFailover is issue 16's soak: two members and a witness
@@ -158,8 +167,8 @@ func TestSoakNoFalseFailover(t *testing.T) {
 
 	t.Logf("soak: ttl %d / loop_wait %d / retry_timeout %d for %s; primary %s", tm.TTL, tm.LoopWait, tm.RetryTimeout, dur, prim.Name)
 	start := time.Now()
-	pw, pwOut := pgbench(t, c, prim, dur, "-c", "4", "-j", "2")
-	rw, rwOut := pgbench(t, c, rep, dur, "-S", "-c", "2", "-j", "1")
+	pw := pgbench(t, c, prim, dur, "-c", "4", "-j", "2")
+	rw := pgbench(t, c, rep, dur, "-S", "-c", "2", "-j", "1")
 
 	var faults []string
 	tick := time.NewTicker(time.Minute)
@@ -193,8 +202,8 @@ func TestSoakNoFalseFailover(t *testing.T) {
 	close(ll.done)
 
 	t.Logf("faults: %s", strings.Join(faults, "; "))
-	t.Logf("pgbench on the primary (%v):\n%s", perr, tailLines(pwOut.String(), 6))
-	t.Logf("pgbench on the replica (%v):\n%s", rerr, tailLines(rwOut.String(), 6))
+	t.Logf("pgbench on the primary (%v):\n%s", perr, tailLines(pw.out.String(), 6))
+	t.Logf("pgbench on the replica (%v):\n%s", rerr, tailLines(rw.out.String(), 6))
 	t.Logf("leader key read %d times unanswered", ll.errs)
 	if gap, at, n, err := longestLeaderLoop(filepath.Join(prim.Dir, "log", "patroni.log"), start); err != nil {
 		t.Errorf("reading the primary's loop times: %v", err)
