@@ -122,9 +122,15 @@ func ConfigTimings(cfg map[string]any) (Timings, error) {
 // error).
 func ClusterTiming(ctx context.Context, c *Config, client *Client) (TimingInfo, error) {
 	ti, err := client.Timing(ctx)
-	if err != nil {
-		d := c.Bootstrap.DCS
-		return Timings{TTL: d.TTL, LoopWait: d.LoopWait, RetryTimeout: d.RetryTimeout}.Info(TimingFromBootstrap), err
+	if err == nil {
+		return ti, nil
 	}
-	return ti, nil
+	// A timing the YAML leaves out is Patroni's default, as for GET /config.
+	t, d := DefaultTimings, c.Bootstrap.DCS
+	for _, v := range [][2]*int{{&t.TTL, &d.TTL}, {&t.LoopWait, &d.LoopWait}, {&t.RetryTimeout, &d.RetryTimeout}} {
+		if *v[1] > 0 {
+			*v[0] = *v[1]
+		}
+	}
+	return t.Info(TimingFromBootstrap), err
 }
