@@ -28,9 +28,11 @@ import (
 //     1 s of its retry deadline is left after refreshing the lease.
 //   - loop_wait >= 1.
 //   - ttl >= MinTTL: the rule alone allows 7 s (1 + 2*3); MinTTL adds a
-//     3 s margin over it for a loaded host, measured by the soak
-//     (docs/ha-witness.md, "Timing profiles"). It replaces the 20 s floor
-//     of later Patroni documentation, which Patroni 3.0.2 does not need.
+//     3 s margin, twice the longest gap between two lease renewals of a
+//     primary measured in the soak on a loaded 2-core host (1.37 s at
+//     loop_wait 1; docs/ha-witness.md, "Timing profiles"). It replaces the
+//     20 s floor of later Patroni documentation, which Patroni 3.0.2 does
+//     not need.
 //
 // Patroni's watchdog needs ttl - 5 >= loop_wait (safety_margin 5); the
 // rule and MinRetryTimeout imply it.
