@@ -46,6 +46,7 @@ type leaderLog struct {
 	errs    int
 	stop    chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 func watchLeaderKey(ctx context.Context, w *hacluster.LeaderWatcher, first hacluster.LeaderKey) *leaderLog {
@@ -75,7 +76,8 @@ func watchLeaderKey(ctx context.Context, w *hacluster.LeaderWatcher, first haclu
 	return l
 }
 
-func (l *leaderLog) Stop() { close(l.stop); <-l.done }
+// Stop ends the polling; it may be called more than once.
+func (l *leaderLog) Stop() { l.once.Do(func() { close(l.stop) }); <-l.done }
 
 // benchRun is a pgbench running in the background.
 type benchRun struct {
@@ -198,8 +200,6 @@ func TestSoakNoFalseFailover(t *testing.T) {
 	}
 	perr, rerr := pw.Wait(), rw.Wait()
 	ll.Stop()
-	ll.stop, ll.done = make(chan struct{}), make(chan struct{}) // the deferred Stop has nothing left to do
-	close(ll.done)
 
 	t.Logf("faults: %s", strings.Join(faults, "; "))
 	t.Logf("pgbench on the primary (%v):\n%s", perr, tailLines(pw.out.String(), 6))
