@@ -69,9 +69,11 @@ func etcdCmd(ts *testscript.TestScript, neg bool, args []string) {
 // patroniSiteCmd points site.yaml's patroni section at the DCS endpoint
 // given (e.g. a member of pgherd's own store the script starts), and stops
 // Patroni, the servers and pgherd's DCS members at the end of the script.
+// With a PROFILE, the section names that timing profile instead of
+// setting the timings.
 func patroniSiteCmd(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: patronisite HOST:PORT")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: patronisite HOST:PORT [PROFILE]")
 	}
 	work := ts.Getenv("WORK")
 	ts.Defer(func() {
@@ -79,15 +81,20 @@ func patroniSiteCmd(ts *testscript.TestScript, neg bool, args []string) {
 		stopServers(filepath.Join(work, "prefix"))
 		stopPidfiles(filepath.Join(work, "run", "pid", "dcs"), 10*time.Second)
 	})
-	writePatroniSite(ts, args[0])
+	writePatroniSite(ts, args[0], args[1:]...)
 }
 
 // writePatroniSite appends a patroni section using DCS endpoint dcs, with
-// short HA timings and a free REST API port, to the script's site.yaml.
-func writePatroniSite(ts *testscript.TestScript, dcs string) {
+// short HA timings (or the timing profile given) and a free REST API port,
+// to the script's site.yaml.
+func writePatroniSite(ts *testscript.TestScript, dcs string, profile ...string) {
 	rest, err := pickPort()
 	ts.Check(err)
-	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n  ttl: 20\n  loop_wait: 2\n  retry_timeout: 5\n  dcs:\n    kind: etcd\n    hosts: [%s]\n", rest, dcs)
+	timings := "  ttl: 20\n  loop_wait: 2\n  retry_timeout: 5\n"
+	if len(profile) == 1 {
+		timings = "  timing: " + profile[0] + "\n"
+	}
+	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n%s  dcs:\n    kind: etcd\n    hosts: [%s]\n", rest, timings, dcs)
 	// A DCS that 'pgherd dcs init' made here speaks TLS: Patroni uses the
 	// administrator's client certificate, as `pgherd dcs env` gives it.
 	if admin := filepath.Join(ts.Getenv("WORK"), "prefix", "dcs", "admin"); fileExists(filepath.Join(admin, "etcd.key")) {

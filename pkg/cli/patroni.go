@@ -102,6 +102,7 @@ func withPatroni(f *Factory, ref string, fn func(*instance.Instance, *patroni.Co
 type patroniListOutput struct {
 	Cluster string              `json:"cluster"`
 	Paused  bool                `json:"paused"`
+	Timing  patroni.TimingInfo  `json:"timing"`
 	Members []patroni.ListEntry `json:"members"`
 }
 
@@ -132,9 +133,13 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				timing, err := patroni.ClusterTiming(cmd.Context(), cfg, c)
+				if err != nil {
+					return err
+				}
 				rows := cl.List()
 				if format != "" {
-					return writeData(f.IO.Out, format, patroniListOutput{Cluster: cfg.Scope, Paused: cl.Pause, Members: rows})
+					return writeData(f.IO.Out, format, patroniListOutput{Cluster: cfg.Scope, Paused: cl.Pause, Timing: timing, Members: rows})
 				}
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
@@ -153,6 +158,7 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				if cl.Pause {
 					fmt.Fprintf(f.IO.ErrOut, "cluster %s: maintenance mode (paused)\n", cfg.Scope)
 				}
+				fmt.Fprintf(f.IO.Out, "Cluster %s, timing %s\n", cfg.Scope, timing)
 				return writeTable(f.IO, []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}, table)
 			})
 		},

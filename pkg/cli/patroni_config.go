@@ -122,6 +122,9 @@ func runEditConfig(ctx context.Context, f *Factory, o *editConfigOptions, scope 
 		return err
 	}
 	cfg, err := patroni.ParseConfigYAML(edited)
+	if err == nil {
+		err = checkEditedTimings(cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("%w; the configuration of cluster %s is unchanged", err, scope)
 	}
@@ -150,4 +153,14 @@ func runEditConfig(ctx context.Context, f *Factory, o *editConfigOptions, scope 
 	}
 	fmt.Fprintf(f.IO.Out, "cluster %s: configuration changed\n", scope)
 	return nil
+}
+
+// checkEditedTimings refuses edited timings that break the timing rules
+// (patroni.ValidateTimings).
+func checkEditedTimings(cfg map[string]any) error {
+	t, err := patroni.ConfigTimings(cfg)
+	if err != nil {
+		return err
+	}
+	return patroni.ValidateTimings(t)
 }

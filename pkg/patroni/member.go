@@ -101,6 +101,8 @@ type Info struct {
 		ConnectHost string `json:"connect_host"`
 	} `json:"postgresql"`
 	ClusterMembers []ListEntry `json:"cluster_members"`
+	// Timing is the cluster's timing profile (ClusterTiming).
+	Timing TimingInfo `json:"timing"`
 }
 
 // Describe returns c's Info. When the REST API does not answer, the Info
@@ -113,6 +115,7 @@ func Describe(ctx context.Context, c *Config, client *Client) (Info, error) {
 		in.PostgreSQL.ConnectHost = h
 	}
 	in.ClusterMembers = []ListEntry{}
+	in.Timing, _ = ClusterTiming(ctx, c, client) // its error is the one Cluster gives
 	cl, err := client.Cluster(ctx)
 	if err != nil {
 		return in, err

@@ -15,10 +15,29 @@ import (
 	"github.com/pgherd/pgherd/pkg/run"
 )
 
-// Minimum timings. Patroni 3.0.2 enforces none, later versions (3.2 docs) do;
-// pgherd enforces them so a generated file stays valid across versions.
+// Timing bounds. Patroni 3.0.2 checks none of them (its validator only
+// wants integers), but its HA loop on etcd3 needs them:
+//
+//   - loop_wait + 2*retry_timeout <= ttl ("Patroni's rule"): a leader
+//     sleeps loop_wait, reads the cluster (up to retry_timeout: etcd3.py
+//     waits that long for its cache) and refreshes its lease in
+//     update_leader (a Retry with deadline retry_timeout); it demotes only
+//     once that has failed, so its lease must outlive both. Patroni 3.3
+//     enforces the same rule (config.py, _validate_and_adjust_timeouts).
+//   - retry_timeout >= 3: attempt_to_acquire_leader gives up when less than
+//     1 s of its retry deadline is left after refreshing the lease.
+//   - loop_wait >= 1.
+//   - ttl >= MinTTL: the rule alone allows 7 s (1 + 2*3); MinTTL adds a
+//     3 s margin, twice the longest gap between two lease renewals of a
+//     primary measured in the soak on a loaded 2-core host (1.37 s at
+//     loop_wait 1; docs/ha-witness.md, "Timing profiles"). It replaces the
+//     20 s floor of later Patroni documentation, which Patroni 3.0.2 does
+//     not need.
+//
+// Patroni's watchdog needs ttl - 5 >= loop_wait (safety_margin 5); the
+// rule and MinRetryTimeout imply it.
 const (
-	MinTTL          = 20
+	MinTTL          = 10
 	MinLoopWait     = 1
 	MinRetryTimeout = 3
 )
@@ -107,24 +126,27 @@ func (c *Config) Validate() error {
 	return sortedJoin(errs)
 }
 
-// ValidateTimings checks Patroni's timing rules and says which one fails and
-// how to fix it.
+// ValidateTimings checks the timing bounds (see MinTTL) and says, in one
+// line, which ones fail and how to fix them.
 func ValidateTimings(t Timings) error {
-	var errs []error
+	var errs []string
 	if t.TTL < MinTTL {
-		errs = append(errs, fmt.Errorf("ttl %d is below Patroni's minimum of %d seconds: set ttl to %d or more", t.TTL, MinTTL, MinTTL))
+		errs = append(errs, fmt.Sprintf("ttl %d is below pgherd's minimum of %d seconds (Patroni's rule loop_wait + 2*retry_timeout <= ttl plus a measured margin): set ttl to %d or more", t.TTL, MinTTL, MinTTL))
 	}
 	if t.LoopWait < MinLoopWait {
-		errs = append(errs, fmt.Errorf("loop_wait %d is below Patroni's minimum of %d second: set loop_wait to %d or more", t.LoopWait, MinLoopWait, MinLoopWait))
+		errs = append(errs, fmt.Sprintf("loop_wait %d is below pgherd's minimum of %d second: set loop_wait to %d or more", t.LoopWait, MinLoopWait, MinLoopWait))
 	}
 	if t.RetryTimeout < MinRetryTimeout {
-		errs = append(errs, fmt.Errorf("retry_timeout %d is below Patroni's minimum of %d seconds: set retry_timeout to %d or more", t.RetryTimeout, MinRetryTimeout, MinRetryTimeout))
+		errs = append(errs, fmt.Sprintf("retry_timeout %d is below pgherd's minimum of %d seconds (Patroni needs 1 s left after a lease refresh): set retry_timeout to %d or more", t.RetryTimeout, MinRetryTimeout, MinRetryTimeout))
 	}
 	if need := t.LoopWait + 2*t.RetryTimeout; need > t.TTL {
-		errs = append(errs, fmt.Errorf("loop_wait + 2*retry_timeout = %d + 2*%d = %d exceeds ttl %d (a leader could lose its lock before it retries): raise ttl to %d or lower loop_wait or retry_timeout",
+		errs = append(errs, fmt.Sprintf("loop_wait + 2*retry_timeout = %d + 2*%d = %d exceeds ttl %d, breaking Patroni's rule loop_wait + 2*retry_timeout <= ttl (a leader could lose its lock before it retries): raise ttl to %d or lower loop_wait or retry_timeout",
 			t.LoopWait, t.RetryTimeout, need, t.TTL, need))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; "))
 }
 
 // checkAddresses checks a section's connect address and that its listen

@@ -15,10 +15,14 @@ func TestValidateTimings(t *testing.T) {
 	}{
 		{Timings{20, 2, 5}, ""},
 		{Timings{30, 10, 10}, ""},
-		{Timings{10, 1, 3}, "ttl 10 is below Patroni's minimum of 20 seconds: set ttl to 20 or more"},
-		{Timings{20, 0, 5}, "loop_wait 0 is below"},
-		{Timings{20, 2, 2}, "retry_timeout 2 is below"},
-		{Timings{20, 10, 10}, "loop_wait + 2*retry_timeout = 10 + 2*10 = 30 exceeds ttl 20"},
+		{Timings{10, 1, 3}, ""}, // the fast profile: refused by the old 20 s floor
+		{Timings{12, 2, 5}, ""},
+		{Timings{9, 1, 3}, "ttl 9 is below pgherd's minimum of 10 seconds (Patroni's rule loop_wait + 2*retry_timeout <= ttl plus a measured margin): set ttl to 10 or more"},
+		{Timings{20, 0, 5}, "loop_wait 0 is below pgherd's minimum of 1 second"},
+		{Timings{20, 2, 2}, "retry_timeout 2 is below pgherd's minimum of 3 seconds"},
+		{Timings{20, 10, 10}, "loop_wait + 2*retry_timeout = 10 + 2*10 = 30 exceeds ttl 20, breaking Patroni's rule loop_wait + 2*retry_timeout <= ttl"},
+		{Timings{10, 2, 5}, "2 + 2*5 = 12 exceeds ttl 10"},
+		{Timings{5, 3, 3}, "set ttl to 10 or more; loop_wait + 2*retry_timeout = 3 + 2*3 = 9 exceeds ttl 5"},
 	}
 	for _, c := range cases {
 		err := ValidateTimings(c.t)
@@ -27,6 +31,8 @@ func TestValidateTimings(t *testing.T) {
 			t.Errorf("%+v: unexpected error %v", c.t, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%+v: error %v, want %q", c.t, err, c.want)
+		case err != nil && strings.Count(err.Error(), "\n") != 0:
+			t.Errorf("%+v: want one line, got %q", c.t, err)
 		}
 	}
 }

@@ -20,6 +20,9 @@ var NonSettingVars = map[string]string{
 	"PGHERD_TEST_SYSUSER":        "tests: the account PostgreSQL runs as when they run as root",
 	"PGHERD_TEST_LOG":            "tests: log the DCS members of the tests to stderr",
 	"PGHERD_KEEP_TEST_DIR":       "tests: keep the directories of failover tests",
+	"PGHERD_SOAK":                "tests: run the failover suite's 10-minute soak (no false failover)",
+	"PGHERD_SOAK_TIMINGS":        "tests: the soak's TTL/LOOP_WAIT/RETRY_TIMEOUT instead of the fast profile",
+	"PGHERD_SOAK_DURATION":       "tests: how long the soak runs (default 10m)",
 	"PGHERD_BIN":                 "benchmarks: the pgherd binary to measure",
 	"PGHERD_BENCH_MEMBER_CONFIG": "benchmarks: the configuration of a DCS member the benchmark starts",
 }
@@ -32,6 +35,8 @@ const (
 	FromDefault Origin = "default"
 	FromFile    Origin = "file"
 	FromEnv     Origin = "env"
+	// FromTiming is a timing that the profile patroni.timing gave.
+	FromTiming Origin = "patroni.timing"
 )
 
 // checkEnvNames refuses a non-empty PGHERD_* variable that is neither a

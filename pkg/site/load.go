@@ -94,7 +94,12 @@ func Load(explicit string) (*Loaded, error) {
 	if s.PgBackRest == nil {
 		offBackRest(flat)
 	}
-	if err := s.Validate(); err != nil {
+	given := func(key string) bool { return fileKeys[key] || os.Getenv(EnvVar(key)) != "" }
+	err = s.Patroni.applyTiming(given)
+	if err == nil {
+		err = s.Validate()
+	}
+	if err != nil {
 		where := "settings"
 		if file != "" {
 			where = file
@@ -106,7 +111,15 @@ func Load(explicit string) (*Loaded, error) {
 			return nil, err
 		}
 	}
-	return &Loaded{Settings: s, File: file, Origins: origins(flat, fileKeys)}, nil
+	org := origins(flat, fileKeys)
+	if org["patroni.timing"] != FromDefault {
+		for _, k := range timingKeys {
+			if org[k] == FromDefault {
+				org[k] = FromTiming
+			}
+		}
+	}
+	return &Loaded{Settings: s, File: file, Origins: org}, nil
 }
 
 // fallbackRunPrefix is a user's run directory when there is no

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/pgherd/pgherd/pkg/patroni"
 )
 
 // Patroni holds the settings of Patroni-managed instances
@@ -19,6 +21,10 @@ type Patroni struct {
 	Logpath string `yaml:"logpath" json:"logpath"`
 	// RestapiPort is the first REST API port; later members take the next free one.
 	RestapiPort int `yaml:"restapi_port" json:"restapi_port"`
+	// Timing is the timing profile (patroni.TimingProfile): it gives
+	// TTL, LoopWait and RetryTimeout unless the site file or a variable
+	// sets them.
+	Timing string `yaml:"timing" json:"timing"`
 	// Timings and failover policy, written to bootstrap.dcs.
 	TTL                  int   `yaml:"ttl" json:"ttl"`
 	LoopWait             int   `yaml:"loop_wait" json:"loop_wait"`
@@ -86,6 +92,25 @@ type DCSSnapshots struct {
 	Keep int `yaml:"keep" json:"keep"`
 }
 
+// timingKeys are the settings a timing profile gives.
+var timingKeys = []string{"patroni.ttl", "patroni.loop_wait", "patroni.retry_timeout"}
+
+// applyTiming sets, from the profile p.Timing, each of ttl, loop_wait and
+// retry_timeout that set does not report as given (by the site file or a
+// variable). An unknown profile is refused with the list of profiles.
+func (p *Patroni) applyTiming(set func(key string) bool) error {
+	t, err := patroni.TimingProfile(p.Timing)
+	if err != nil {
+		return fmt.Errorf("patroni.timing: %w", err)
+	}
+	for i, v := range []*int{&p.TTL, &p.LoopWait, &p.RetryTimeout} {
+		if !set(timingKeys[i]) {
+			*v = []int{t.TTL, t.LoopWait, t.RetryTimeout}[i]
+		}
+	}
+	return nil
+}
+
 func defaultPatroni() Patroni {
 	return Patroni{
 		Execpath:             "/usr/bin/patroni",
@@ -93,9 +118,10 @@ func defaultPatroni() Patroni {
 		Credentialspath:      "etc/patroni/{cluster}.credentials",
 		Logpath:              "log/patroni/{version}-{name}",
 		RestapiPort:          8008,
-		TTL:                  30,
-		LoopWait:             10,
-		RetryTimeout:         10,
+		Timing:               patroni.ProfileStandard,
+		TTL:                  patroni.DefaultTimings.TTL,
+		LoopWait:             patroni.DefaultTimings.LoopWait,
+		RetryTimeout:         patroni.DefaultTimings.RetryTimeout,
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
@@ -109,6 +135,9 @@ func defaultPatroni() Patroni {
 func (p *Patroni) validate() error {
 	if p.RestapiPort < 1 || p.RestapiPort > 65535 {
 		return fmt.Errorf("patroni.restapi_port: %d is not a TCP port (1-65535)", p.RestapiPort)
+	}
+	if _, err := patroni.TimingProfile(p.Timing); err != nil {
+		return fmt.Errorf("patroni.timing: %w", err)
 	}
 	switch p.Watchdog {
 	case "off", "automatic", "required":

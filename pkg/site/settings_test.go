@@ -161,3 +161,51 @@ func TestRestartPolicy(t *testing.T) {
 		}
 	}
 }
+
+// patroni.timing gives the three timings; each one the file or a variable
+// sets wins over the profile; an unknown profile is refused with the list.
+func TestTimingProfile(t *testing.T) {
+	dir := t.TempDir()
+	load := func(body string) (*Loaded, error) {
+		t.Helper()
+		file := filepath.Join(dir, "site.yaml")
+		if err := os.WriteFile(file, []byte("prefix: "+dir+"\npatroni:\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Load(file)
+	}
+	timings := func(l *Loaded) [3]int { return [3]int{l.Patroni.TTL, l.Patroni.LoopWait, l.Patroni.RetryTimeout} }
+
+	l, err := load("  timing: fast\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := timings(l); got != [3]int{10, 1, 3} {
+		t.Errorf("fast: %v, want 10/1/3", got)
+	}
+	if o := l.Origins["patroni.ttl"]; o != FromTiming {
+		t.Errorf("origin of patroni.ttl = %q, want %q", o, FromTiming)
+	}
+
+	t.Setenv("PGHERD_PATRONI__RETRY_TIMEOUT", "4")
+	if l, err = load("  timing: fast\n  ttl: 12\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := timings(l); got != [3]int{12, 1, 4} {
+		t.Errorf("fast with ttl 12 in the file and retry_timeout 4 in a variable: %v, want 12/1/4", got)
+	}
+	t.Setenv("PGHERD_PATRONI__RETRY_TIMEOUT", "")
+
+	if l, err = load("  loop_wait: 5\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := timings(l); got != [3]int{30, 5, 10} {
+		t.Errorf("standard with loop_wait 5: %v, want 30/5/10", got)
+	}
+
+	_, err = load("  timing: quick\n")
+	want := filepath.Join(dir, "site.yaml") + `: patroni.timing: timing profile "quick" is unknown: use one of fast, standard`
+	if err == nil || err.Error() != want {
+		t.Errorf("unknown profile: %v, want %q", err, want)
+	}
+}

@@ -18,6 +18,7 @@ import (
 func init() {
 	benches = append(benches,
 		bench{name: "failover RTO, pgherd witness vs patroni_raft_controller twin", goal: "≤ 1.00", run: benchRTORaft},
+		bench{name: "failover RTO, pgherd witness at the fast profile vs patroni_raft_controller twin at 20/2/5", goal: "≤ 0.50", run: benchRTOFast},
 		bench{name: "failover RTO, pgherd witness vs one-member etcd that survives", goal: "report", run: benchRTOEtcd},
 		bench{name: "idle witness RSS vs patroni_raft_controller", goal: "≤ 0.65 (≤ 25 MB)", run: benchWitnessRSS},
 	)
@@ -32,19 +33,26 @@ type rtoRuns struct {
 	witnessRSS                   int64
 }
 
-var rtoCache = map[hacluster.DCSKind]*rtoRuns{}
+// rtoSetup is one measured cluster: its DCS kind and its timings.
+type rtoSetup struct {
+	kind    hacluster.DCSKind
+	timings patroni.Timings
+}
 
-// measureRTO runs one cluster of the given kind: after the idle witness's
+var rtoCache = map[rtoSetup]*rtoRuns{}
+
+// measureRTO runs one cluster of the given kind at timings t: after the idle witness's
 // RSS is read, it kills the primary's host (Patroni, postmaster and, with
 // pgherd's DCS, its member) h.runs times, timing the first write on the
 // survivor each time, and brings the host back to rejoin before the next
 // run. Reusing the cluster moves the Raft leader around, so some runs
 // kill it and some do not.
-func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRuns, error) {
-	if r := rtoCache[kind]; r != nil {
+func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind, t patroni.Timings) (*rtoRuns, error) {
+	setup := rtoSetup{kind, t}
+	if r := rtoCache[setup]; r != nil {
 		return r, nil
 	}
-	base := filepath.Join(h.work, "ha-"+string(kind))
+	base := filepath.Join(h.work, fmt.Sprintf("ha-%s-%d-%d-%d", kind, t.TTL, t.LoopWait, t.RetryTimeout))
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
@@ -70,7 +78,7 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRu
 			}
 		}
 	}
-	c, err := hacluster.Start(ctx, hacluster.Options{Base: base, Pgherd: h.pgherd, WitnessPgherd: wexe, Cred: h.cred, DCS: kind, Timings: haTimings})
+	c, err := hacluster.Start(ctx, hacluster.Options{Base: base, Pgherd: h.pgherd, WitnessPgherd: wexe, Cred: h.cred, DCS: kind, Timings: t})
 	if c != nil {
 		defer c.Stop()
 	}
@@ -95,7 +103,7 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRu
 			}
 		}
 		// One full HA loop first, as the anchors did.
-		time.Sleep(time.Duration(haTimings.LoopWait+1) * time.Second)
+		time.Sleep(time.Duration(t.LoopWait+1) * time.Second)
 		f, err := c.MeasureFailover(ctx, 90*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("%s run %d: %w\n%s", kind, i+1, err, c.Logs())
@@ -120,24 +128,25 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind) (*rtoRu
 			return nil, fmt.Errorf("%s run %d: rejoin: %w\n%s", kind, i+1, err, c.Logs())
 		}
 	}
-	rtoCache[kind] = r
+	rtoCache[setup] = r
 	return r, nil
 }
 
-// measurePair measures the pgherd cluster and the reference cluster kind
-// (each once per bench run: measureRTO caches them).
-func measurePair(ctx context.Context, h *harness, kind hacluster.DCSKind) (mine, ref *rtoRuns, err error) {
-	if mine, err = measureRTO(ctx, h, hacluster.DCSPgherd); err != nil {
+// measurePair measures the pgherd cluster at timings mine and the
+// reference cluster kind at haTimings (each once per bench run:
+// measureRTO caches them).
+func measurePair(ctx context.Context, h *harness, t patroni.Timings, kind hacluster.DCSKind) (mine, ref *rtoRuns, err error) {
+	if mine, err = measureRTO(ctx, h, hacluster.DCSPgherd, t); err != nil {
 		return nil, nil, err
 	}
-	if ref, err = measureRTO(ctx, h, kind); err != nil {
+	if ref, err = measureRTO(ctx, h, kind, haTimings); err != nil {
 		return nil, nil, err
 	}
 	return mine, ref, nil
 }
 
 func benchRTORaft(ctx context.Context, h *harness) (result, error) {
-	mine, ref, err := measurePair(ctx, h, hacluster.DCSRaft)
+	mine, ref, err := measurePair(ctx, h, haTimings, hacluster.DCSRaft)
 	if err != nil {
 		return result{}, err
 	}
@@ -147,7 +156,7 @@ func benchRTORaft(ctx context.Context, h *harness) (result, error) {
 }
 
 func benchRTOEtcd(ctx context.Context, h *harness) (result, error) {
-	mine, ref, err := measurePair(ctx, h, hacluster.DCSEtcd)
+	mine, ref, err := measurePair(ctx, h, haTimings, hacluster.DCSEtcd)
 	if err != nil {
 		return result{}, err
 	}
@@ -155,8 +164,24 @@ func benchRTOEtcd(ctx context.Context, h *harness) (result, error) {
 	return result{pgherd: median(mine.all), reference: median(ref.all), runs: h.runs, note: note}, nil
 }
 
+// benchRTOFast is the host-death RTO at pgherd's fast timing profile
+// beside the twin at the anchors' tuned timings.
+func benchRTOFast(ctx context.Context, h *harness) (result, error) {
+	fast, err := patroni.TimingProfile(patroni.ProfileFast)
+	if err != nil {
+		return result{}, err
+	}
+	mine, ref, err := measurePair(ctx, h, fast, hacluster.DCSRaft)
+	if err != nil {
+		return result{}, err
+	}
+	note := fmt.Sprintf("pgherd at ttl %d/loop_wait %d/retry_timeout %d (patroni.timing: fast), twin at 20/2/5; pgherd runs %s, twin runs %s; pgherd runs where the killed DCS member led Raft: %s, where it did not: %s",
+		fast.TTL, fast.LoopWait, fast.RetryTimeout, list(mine.all), list(ref.all), medianOf(mine.leaderDied), medianOf(mine.leaderLived))
+	return result{pgherd: median(mine.all), reference: median(ref.all), runs: h.runs, note: note}, nil
+}
+
 func benchWitnessRSS(ctx context.Context, h *harness) (result, error) {
-	mine, ref, err := measurePair(ctx, h, hacluster.DCSRaft)
+	mine, ref, err := measurePair(ctx, h, haTimings, hacluster.DCSRaft)
 	if err != nil {
 		return result{}, err
 	}

@@ -149,41 +149,7 @@ func TestTwoHostsAndWitness(t *testing.T) {
 	// a) + d) The primary's host dies (Patroni, postmaster and its DCS
 	// member) while a writer commits rows with synchronous_mode on: the
 	// replica is promoted and has every acknowledged row.
-	t.Run("a_d_primary_host_loss", func(t *testing.T) {
-		w, err := c.StartWriter(ctx, 50*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second)
-		f, err := c.MeasureFailover(ctx, 60*time.Second)
-		if err != nil {
-			w.Stop()
-			t.Fatal(err)
-		}
-		t.Logf("failover: %s", f.Describe())
-		time.Sleep(time.Second)
-		w.Stop()
-		if len(w.Acked) == 0 {
-			t.Fatal("the writer had no acknowledged commit")
-		}
-		miss, err := c.Missing(ctx, f.New, w.Acked)
-		if err != nil || len(miss) > 0 {
-			t.Fatalf("after failover %d of %d acknowledged rows are missing on %s: %v %v", len(miss), len(w.Acked), f.New.Name, miss, err)
-		}
-		t.Logf("%d acknowledged rows, all on the new primary (%d failed attempts during failover)", len(w.Acked), w.Fails)
-		// The old primary's host comes back and rejoins as a replica.
-		if err := c.StartHost(f.Old); err != nil {
-			t.Fatal(err)
-		}
-		hctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		if err := c.WaitHealthy(hctx); err != nil {
-			t.Fatalf("old primary did not rejoin: %v", err)
-		}
-		if rec, err := c.InRecovery(ctx, f.Old); err != nil || !rec {
-			t.Fatalf("old primary %s after rejoin: in recovery %v, %v", f.Old.Name, rec, err)
-		}
-	})
+	t.Run("a_d_primary_host_loss", func(t *testing.T) { primaryHostLoss(t, ctx, c, 60*time.Second) })
 	if t.Failed() {
 		return
 	}
@@ -218,4 +184,46 @@ func TestTwoHostsAndWitness(t *testing.T) {
 			t.Fatalf("%s took %d writes again without a quorum", prim.Name, ok)
 		}
 	})
+}
+
+// primaryHostLoss kills the primary's host (Patroni, postmaster and its
+// DCS member) while a writer commits a row every 50 ms, requires the
+// replica's promotion within limit with every acknowledged row, then
+// brings the old primary back as a replica. It returns the failover.
+func primaryHostLoss(t *testing.T, ctx context.Context, c *hacluster.Cluster, limit time.Duration) *hacluster.Failover {
+	t.Helper()
+	w, err := c.StartWriter(ctx, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	f, err := c.MeasureFailover(ctx, limit)
+	if err != nil {
+		w.Stop()
+		t.Fatal(err)
+	}
+	t.Logf("failover: %s", f.Describe())
+	time.Sleep(time.Second)
+	w.Stop()
+	if len(w.Acked) == 0 {
+		t.Fatal("the writer had no acknowledged commit")
+	}
+	miss, err := c.Missing(ctx, f.New, w.Acked)
+	if err != nil || len(miss) > 0 {
+		t.Fatalf("after failover %d of %d acknowledged rows are missing on %s: %v %v", len(miss), len(w.Acked), f.New.Name, miss, err)
+	}
+	t.Logf("%d acknowledged rows, all on the new primary (%d failed attempts during failover)", len(w.Acked), w.Fails)
+	// The old primary's host comes back and rejoins as a replica.
+	if err := c.StartHost(f.Old); err != nil {
+		t.Fatal(err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := c.WaitHealthy(hctx); err != nil {
+		t.Fatalf("old primary did not rejoin: %v", err)
+	}
+	if rec, err := c.InRecovery(ctx, f.Old); err != nil || !rec {
+		t.Fatalf("old primary %s after rejoin: in recovery %v, %v", f.Old.Name, rec, err)
+	}
+	return f
 }

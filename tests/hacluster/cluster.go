@@ -87,6 +87,9 @@ type Cluster struct {
 	Nodes   []*Node
 	Witness *Proc
 	Creds   patroni.Credentials
+	// DCSClients are the client endpoints (HOST:PORT) Patroni uses
+	// (DCSPgherd, DCSEtcd); with DCSPgherd the witness member's is last.
+	DCSClients []string
 
 	r          *runner
 	witnessCmd []string
@@ -136,6 +139,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return c, err
 	}
+	c.DCSClients = hosts
 	for _, n := range c.Nodes {
 		if err := c.writePatroni(n, hosts); err != nil {
 			return c, err

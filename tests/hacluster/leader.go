@@ -1,0 +1,54 @@
+package hacluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// LeaderKey is Patroni's leader key as one DCS member holds it.
+type LeaderKey struct {
+	Holder string // the member's name; "" when the key does not exist
+	// CreateRevision changes each time the key is created again: a new
+	// leadership, even by the same member after its lease expired.
+	CreateRevision int64
+}
+
+// LeaderWatcher reads the leader key through one DCS client endpoint.
+type LeaderWatcher struct {
+	cli *clientv3.Client
+	key string
+}
+
+// WatchLeader opens a client to the last DCS endpoint (the witness member
+// with DCSPgherd, which the soak and host-death tests never disturb).
+func (c *Cluster) WatchLeader() (*LeaderWatcher, error) {
+	if len(c.DCSClients) == 0 {
+		return nil, errors.New("no DCS client endpoint (the leader key is read on pgherd's DCS or etcd)")
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{"http://" + c.DCSClients[len(c.DCSClients)-1]},
+		DialTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &LeaderWatcher{cli: cli, key: "/service/" + c.Opts.Scope + "/leader"}, nil
+}
+
+// Get reads the leader key (a serializable read: the witness's own view,
+// so it answers even while the DCS elects a leader).
+func (w *LeaderWatcher) Get(ctx context.Context) (LeaderKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r, err := w.cli.Get(ctx, w.key, clientv3.WithSerializable())
+	if err != nil || len(r.Kvs) == 0 {
+		return LeaderKey{}, err
+	}
+	return LeaderKey{Holder: string(r.Kvs[0].Value), CreateRevision: r.Kvs[0].CreateRevision}, nil
+}
+
+// Close closes the client.
+func (w *LeaderWatcher) Close() error { return w.cli.Close() }
