@@ -122,7 +122,7 @@ func TestWitnessLifecycle(t *testing.T) {
 	}
 	// The config records the cluster, so that an emptied member cannot
 	// bootstrap another (pkg/dcs/server's TestEmptied* tests).
-	ac, err := dcs.NewAdminClient(d1.PeerAddr(), dcs.TLSConfig{})
+	ac, err := dcs.NewAdminClient(d1.PeerAddr(), env.Creds())
 	if err != nil {
 		t.Fatal(err)
 	}
