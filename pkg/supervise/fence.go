@@ -46,8 +46,11 @@ func (f *Fence) Deadline(died time.Time) time.Time {
 }
 
 // Primary tells whether a postmaster runs in dataDir as a primary: its
-// postmaster.pid names a live process and no standby.signal or
-// recovery.signal is there.
+// postmaster.pid names a live process of the data directory's owner and no
+// standby.signal or recovery.signal is there. The owner check matters: the
+// supervisor may run as root, and the account that owns the data
+// directory writes postmaster.pid; a PID of anyone else's is never taken
+// for the server (and never signalled).
 func Primary(dataDir string) (pid int, ok bool) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
@@ -55,7 +58,7 @@ func Primary(dataDir string) (pid int, ok bool) {
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	pid, err = strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || !Inspect(pid, nil).Alive {
+	if err != nil || pid <= 0 || !Inspect(pid, nil).Alive || !sameOwner(dataDir, pid) {
 		return 0, false
 	}
 	for _, sig := range []string{"standby.signal", "recovery.signal"} {
@@ -298,4 +301,13 @@ func FenceAfterFailure(dataDir, pgCtl, result string, logw io.Writer) error {
 		return fmt.Errorf("PostgreSQL in %s still runs", dataDir)
 	}
 	return nil
+}
+
+// sameOwner tells whether process pid runs as the owner of dir.
+func sameOwner(dir string, pid int) bool {
+	var d, p syscall.Stat_t
+	if syscall.Lstat(dir, &d) != nil || syscall.Stat("/proc/"+strconv.Itoa(pid), &p) != nil {
+		return false
+	}
+	return d.Uid == p.Uid
 }

@@ -47,6 +47,18 @@ func TestPrimary(t *testing.T) {
 		t.Error("standby.signal: a primary")
 	}
 	os.Remove(filepath.Join(dir, "standby.signal"))
+	// The account that owns the data directory writes postmaster.pid: a
+	// PID of another user's (here the test's own, as the directory now
+	// belongs to nobody) is not its server, and a fence never signals it.
+	if os.Geteuid() == 0 {
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := Primary(dir); ok {
+			t.Error("another user's PID in postmaster.pid: a primary")
+		}
+		os.Chown(dir, 0, 0)
+	}
 	os.WriteFile(filepath.Join(dir, "postmaster.pid"), []byte("999999999\n"), 0o600)
 	if _, ok := Primary(dir); ok {
 		t.Error("a dead PID: a primary")
