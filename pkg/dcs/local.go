@@ -149,7 +149,7 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 	}
 	if d := cfg.Snapshots.Dir; d != "" {
 		if _, err := os.Lstat(d); os.IsNotExist(err) {
-			if err := os.Mkdir(d, 0o750); err != nil {
+			if err := os.MkdirAll(d, 0o750); err != nil {
 				return fail(fmt.Errorf("snapshots dir: %w", err))
 			}
 			undo = append(undo, func() { os.Remove(d) })

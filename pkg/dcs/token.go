@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // A join token lets a host that holds none of the cluster's files add a
@@ -90,7 +92,9 @@ func (s TokenStore) file() string { return filepath.Join(s.Dir, "tokens.json") }
 func (s TokenStore) update(f func(map[string]*storedToken) (bool, error)) error {
 	tokenMu.Lock()
 	defer tokenMu.Unlock()
-	lock, err := os.OpenFile(filepath.Join(s.Dir, "tokens.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	// The CA directory may belong to the members' account, and root mints
+	// tokens: never follow a link planted there.
+	lock, err := os.OpenFile(filepath.Join(s.Dir, "tokens.lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
@@ -99,7 +103,7 @@ func (s TokenStore) update(f func(map[string]*storedToken) (bool, error)) error 
 		return err
 	}
 	ts := map[string]*storedToken{}
-	if raw, err := os.ReadFile(s.file()); err == nil {
+	if raw, err := safefs.ReadFile(s.file()); err == nil {
 		if err := json.Unmarshal(raw, &ts); err != nil {
 			return fmt.Errorf("%s: %w", s.file(), err)
 		}

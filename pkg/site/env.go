@@ -15,7 +15,7 @@ const SiteVar = "PGHERD_SITE"
 // mistyped one is an error, as a mistyped key in site.yaml is.
 var NonSettingVars = map[string]string{
 	SiteVar:            "the site file to read (before $XDG_CONFIG_HOME/pgherd/site.yaml and /etc/pgherd/site.yaml)",
-	"PGHERD_DCS_TOKEN": "the join token of dcs join when --token is not given",
+	"PGHERD_DCS_TOKEN": "the join token of dcs join, witness add (--token) and instance create (--dcs-token) when the flag is not given",
 	// pgherd's own tests and benchmarks, which run pgherd with them set.
 	"PGHERD_TEST_SYSUSER":        "tests: the account PostgreSQL runs as when they run as root",
 	"PGHERD_TEST_LOG":            "tests: log the DCS members of the tests to stderr",

@@ -1,6 +1,7 @@
 package site
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -33,8 +34,35 @@ type PgBackRestRepository struct {
 	Path string `yaml:"path" json:"path"`
 	// Options are further pgBackRest options of the [global] section, passed
 	// through as they are (repo1-type: s3, repo1-s3-bucket...,
-	// repo1-retention-full...).
-	Options map[string]string `yaml:"options" json:"options,omitempty"`
+	// repo1-retention-full...). Shown masked where they hold secrets.
+	Options RepoOptions `yaml:"options" json:"options,omitempty"`
+}
+
+// RepoOptions are pgBackRest options; their JSON (site show, -o json)
+// masks the values of the options that hold secrets (repo1-s3-key-secret,
+// repo1-cipher-pass, ...): settings are shown, secrets never.
+type RepoOptions map[string]string
+
+// MarshalJSON implements json.Marshaler.
+func (o RepoOptions) MarshalJSON() ([]byte, error) {
+	shown := make(map[string]string, len(o))
+	for k, v := range o {
+		if secretOption(k) {
+			v = "********"
+		}
+		shown[k] = v
+	}
+	return json.Marshal(shown)
+}
+
+// secretOption tells whether a pgBackRest option holds a secret.
+func secretOption(name string) bool {
+	for _, s := range []string{"-key", "-secret", "-pass", "-token", "-password"} {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultPgBackRest is the pgbackrest: section's defaults.

@@ -1,6 +1,7 @@
 package site
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,23 @@ func TestPgBackRestEnvKeepsFile(t *testing.T) {
 	}
 	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/b" || s.PgBackRest.Repository.Options["repo1-retention-full"] != "2" {
 		t.Errorf("got %+v", s.PgBackRest)
+	}
+}
+
+// TestRepoOptionsMaskSecrets: site show and -o json never print a
+// repository secret, and the value pgherd writes for pgBackRest is intact.
+func TestRepoOptionsMaskSecrets(t *testing.T) {
+	o := RepoOptions{"repo1-s3-key-secret": "SECRET", "repo1-cipher-pass": "PASS", "repo1-s3-key": "KEYID", "repo1-s3-bucket": "b"}
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"SECRET", "PASS", "KEYID"} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s shown: %s", secret, b)
+		}
+	}
+	if !strings.Contains(string(b), `"repo1-s3-bucket":"b"`) || o["repo1-s3-key-secret"] != "SECRET" {
+		t.Errorf("%s / %v", b, o)
 	}
 }

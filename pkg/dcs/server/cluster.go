@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/names"
 )
 
 func (n *node) info() dcs.MemberInfo {
@@ -96,6 +97,9 @@ func (n *node) handleRPC(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte
 		}
 		if req.Name == "" || m == dcs.RPCJoin && req.PeerAddr == "" {
 			return nil, fmt.Errorf("a member needs a name and, to join, a peer address")
+		}
+		if err := names.Check("member", req.Name); m == dcs.RPCJoin && err != nil {
+			return nil, err
 		}
 		if id := n.fsm.cluster(); req.ClusterID != "" && id != 0 && req.ClusterID != dcs.FormatClusterID(id) {
 			return nil, fmt.Errorf("member %s belongs to cluster %s, and this is cluster %s: join it through a member of its own cluster", req.Name, req.ClusterID, dcs.FormatClusterID(id))

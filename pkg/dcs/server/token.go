@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/names"
 )
 
 // signForToken answers a newcomer that brings a join token (dcs/token.go):
@@ -24,8 +24,8 @@ func (n *node) signForToken(ctx context.Context, p []byte) ([]byte, error) {
 	if err := json.Unmarshal(p, &req); err != nil {
 		return nil, fmt.Errorf("token request: %w", err)
 	}
-	if req.Name == "" || len(req.Name) > 63 || strings.ContainsAny(req.Name, "/\x00") {
-		return nil, fmt.Errorf("token request: member name %q is not valid", req.Name)
+	if err := names.Check("member", req.Name); err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
 	}
 	if n.isMember(req.Name) {
 		return nil, fmt.Errorf("a member named %q already exists: choose another name, or remove it first with `pgherd dcs leave %s`", req.Name, req.Name)
