@@ -74,16 +74,6 @@ func runDcsSnapshotSave(ctx context.Context, f *Factory, o *dcsSnapshotSaveOptio
 	return nil
 }
 
-// rangeOfArgs is cobra.RangeArgs with a usage error and a clearer message.
-func rangeOfArgs(lo, hi int, what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) < lo || len(args) > hi {
-			return usageError{fmt.Errorf("%s expects %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
-		}
-		return nil
-	}
-}
-
 type dcsRestoreOptions struct {
 	cfg  dcs.Config
 	from string

@@ -152,22 +152,18 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 	return fmt.Errorf("%s; see '%s --help'", msg, cmd.CommandPath())
 }
 
-// maxArgs is cobra.MaximumNArgs with a usage error and a clearer message.
-func maxArgs(n int, what string) cobra.PositionalArgs {
+// rangeOfArgs is cobra.RangeArgs with a usage error and a clearer message.
+func rangeOfArgs(lo, hi int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) > n {
+		if len(args) < lo || len(args) > hi {
 			return usageError{fmt.Errorf("%s expects %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
 		}
 		return nil
 	}
 }
 
+// maxArgs is cobra.MaximumNArgs with a usage error and a clearer message.
+func maxArgs(n int, what string) cobra.PositionalArgs { return rangeOfArgs(0, n, what) }
+
 // exactArgs is cobra.ExactArgs with a usage error and a clearer message.
-func exactArgs(n int, what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageError{fmt.Errorf("%s expects %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
-		}
-		return nil
-	}
-}
+func exactArgs(n int, what string) cobra.PositionalArgs { return rangeOfArgs(n, n, what) }
