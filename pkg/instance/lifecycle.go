@@ -121,8 +121,9 @@ func Stop(ctx context.Context, env *Env, i *Instance) error {
 	svc := i.Service(env)
 	if i.State() == Stopped {
 		// A server that died (a failed recovery, a crash) is stopped, but
-		// its supervisor would start it again: stop that too.
-		if st, err := env.Services.Status(ctx, svc); err != nil || !st.Restarting {
+		// its supervisor would start it again, even when it has not
+		// noticed the death yet: stop that too.
+		if st, err := env.Services.Status(ctx, svc); err != nil || !st.Active {
 			logging.From(ctx).Info("instance " + i.ID() + " is already stopped")
 			return nil
 		}

@@ -289,9 +289,10 @@ func (m *processManager) Status(ctx context.Context, s Service) (State, error) {
 		// "unsupervised" once the daemon is found running, below
 	case sup.State == supervise.Restarting:
 		st.Supervision = fmt.Sprintf("restarting (try %d of %d: %s)", sup.Tries, m.cfg.Policy.MaxTries, sup.LastExit)
-		st.Restarting = true
+		st.Restarting, st.Active = true, true
 	default:
 		st.Supervision = "supervised"
+		st.Active = true
 	}
 	pid, err := m.readPID(s)
 	if err != nil || pid == 0 {

@@ -373,3 +373,47 @@ func TestSupervisorCost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStatusActiveBeforeTheSupervisorNotices: a daemon that has just died,
+// before its supervisor has noticed (held here with SIGSTOP), is not
+// running but still Active: its supervisor is about to start it again, so
+// a caller that wants it stopped must stop the service (the restore of a
+// plain instance once found its server restarted on the old data
+// directory after "already stopped").
+func TestStatusActiveBeforeTheSupervisorNotices(t *testing.T) {
+	ctx := context.Background()
+	dir := sharedDir(t)
+	m := NewProcess(Config{RunDir: filepath.Join(dir, "run"), Policy: fastPolicy, StopTimeout: 10 * time.Second})
+	s := Service{Kind: KindDCS, Instance: "unnoticed", LogFile: filepath.Join(dir, "unnoticed.log"),
+		Exec: []string{"/bin/sh", "-c", "while :; do sleep 1; done"}}
+	killAtEnd(t, m, s)
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := m.Status(ctx, s)
+	sup := m.(*processManager).supervisorPID(s)
+	if !st.Running || !st.Active || sup == 0 {
+		t.Fatalf("after Start: %+v, supervisor %d", st, sup)
+	}
+	if err := syscall.Kill(sup, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(sup, syscall.SIGCONT)
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the killed daemon still runs", func() bool {
+		now, _ := m.Status(ctx, s)
+		return !now.Running
+	})
+	if now, _ := m.Status(ctx, s); !now.Active || now.Restarting || now.GaveUp {
+		t.Errorf("Status before the supervisor notices = %+v; want Active, neither restarting nor given up", now)
+	}
+	syscall.Kill(sup, syscall.SIGCONT)
+	if err := m.Stop(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := m.Status(ctx, s); now.Running || now.Active {
+		t.Errorf("after Stop: %+v", now)
+	}
+}

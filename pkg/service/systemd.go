@@ -293,6 +293,7 @@ func (m *systemdManager) Status(ctx context.Context, s Service) (State, error) {
 	}
 	switch p["ActiveState"] {
 	case "active", "activating", "reloading", "deactivating":
+		st.Active = true
 		if pid > 0 {
 			st.Running, st.PID = true, pid
 		}
