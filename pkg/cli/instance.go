@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/instance"
 	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/pgherd/pgherd/pkg/service"
 	"github.com/spf13/cobra"
 )
 
@@ -217,6 +218,28 @@ func newCmdInstanceAction(f *Factory, verb, short string, action func(context.Co
 type statusOutput struct {
 	Instance string         `json:"instance"`
 	State    instance.State `json:"state"`
+	Service  *serviceOutput `json:"service"`
+}
+
+// serviceOutput is what the service manager says of the daemon pgherd runs
+// for an instance: its Patroni, or its postmaster.
+type serviceOutput struct {
+	Name        string  `json:"name"`
+	Running     bool    `json:"running"`
+	Supervision string  `json:"supervision"`
+	Restarting  bool    `json:"restarting"`
+	GaveUp      bool    `json:"gave_up"`
+	Restarts    int     `json:"restarts"`
+	LastExit    *string `json:"last_exit"`
+}
+
+func newServiceOutput(name string, st service.State) *serviceOutput {
+	o := &serviceOutput{Name: strings.TrimSuffix(name, " service"), Running: st.Running, Supervision: st.Supervision,
+		Restarting: st.Restarting, GaveUp: st.GaveUp, Restarts: st.Restarts}
+	if st.LastExit != "" {
+		o.LastExit = &st.LastExit
+	}
+	return o
 }
 
 func newCmdInstanceStatus(f *Factory) *cobra.Command {
@@ -231,13 +254,18 @@ func newCmdInstanceStatus(f *Factory) *cobra.Command {
 			}
 			return withInstance(f, args[0], func(env *instance.Env, i *instance.Instance) error {
 				st := i.State()
+				name, sst, serr := instance.ServiceState(cmd.Context(), env, i)
 				if format != "" {
-					if err := writeData(f.IO.Out, format, statusOutput{Instance: i.ID(), State: st}); err != nil {
+					out := statusOutput{Instance: i.ID(), State: st}
+					if serr == nil {
+						out.Service = newServiceOutput(name, sst)
+					}
+					if err := writeData(f.IO.Out, format, out); err != nil {
 						return err
 					}
 				} else {
 					fmt.Fprintf(f.IO.Out, "PostgreSQL %s: %s\n", i.ID(), map[instance.State]string{instance.Started: "running", instance.Stopped: "not running"}[st])
-					if name, sst, err := instance.ServiceState(cmd.Context(), env, i); err == nil {
+					if serr == nil {
 						fmt.Fprintf(f.IO.Out, "%s: %s\n", name, sst.Words())
 					}
 				}
