@@ -95,15 +95,15 @@ type State struct {
 	// "restarting (try 2 of 5: killed by SIGKILL)", "given up after 5
 	// tries (...)", "unsupervised".
 	Supervision string
-	GaveUp      bool   // the restart policy gave up: the service stays down until started again
-	Restarting  bool   // the program died and its supervisor will start it again unless the service is stopped
+	GaveUp      bool // the restart policy gave up: the service stays down until started again
+	Restarting  bool // the program died and its supervisor will start it again unless the service is stopped
 	// Active: the service manager runs the program or will start it
 	// again; true even in the moment between the program's death and its
 	// supervisor noticing it. Stopping the service is what ends that.
-	Active bool
-	Restarts    int    // restarts after a death, since it was started
-	LastExit    string // how it ended last, when it did
-	Fenced      string // when and how its PostgreSQL was fenced (Patroni)
+	Active   bool
+	Restarts int    // restarts after a death, since it was started
+	LastExit string // how it ended last, when it did
+	Fenced   string // when and how its PostgreSQL was fenced (Patroni)
 }
 
 // Words says in a few words how the service runs: "running, supervised",
