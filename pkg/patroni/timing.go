@@ -14,9 +14,9 @@ const (
 	// ProfileStandard is Patroni's own defaults: a host's death costs
 	// about a TTL, 30 s.
 	ProfileStandard = "standard"
-	// ProfileFast is the shortest timings pgherd allows (MinTTL with the
-	// smallest loop_wait and retry_timeout); the soak (tests/ha
-	// TestSoakNoFalseFailover) found no false failover at them.
+	// ProfileFast, pgherd's default, is the shortest timings pgherd allows
+	// (MinTTL with the smallest loop_wait and retry_timeout); the soak
+	// (tests/ha TestSoakNoFalseFailover) found no false failover at them.
 	ProfileFast = "fast"
 	// ProfileCustom names timings that match no profile.
 	ProfileCustom = "custom"

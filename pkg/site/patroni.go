@@ -112,16 +112,17 @@ func (p *Patroni) applyTiming(set func(key string) bool) error {
 }
 
 func defaultPatroni() Patroni {
+	fast, _ := patroni.TimingProfile(patroni.ProfileFast)
 	return Patroni{
 		Execpath:             "/usr/bin/patroni",
 		Configpath:           "etc/patroni/{version}-{name}.yaml",
 		Credentialspath:      "etc/patroni/{cluster}.credentials",
 		Logpath:              "log/patroni/{version}-{name}",
 		RestapiPort:          8008,
-		Timing:               patroni.ProfileStandard,
-		TTL:                  patroni.DefaultTimings.TTL,
-		LoopWait:             patroni.DefaultTimings.LoopWait,
-		RetryTimeout:         patroni.DefaultTimings.RetryTimeout,
+		Timing:               patroni.ProfileFast,
+		TTL:                  fast.TTL,
+		LoopWait:             fast.LoopWait,
+		RetryTimeout:         fast.RetryTimeout,
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",

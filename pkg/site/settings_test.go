@@ -196,11 +196,17 @@ func TestTimingProfile(t *testing.T) {
 	}
 	t.Setenv("PGHERD_PATRONI__RETRY_TIMEOUT", "")
 
-	if l, err = load("  loop_wait: 5\n"); err != nil {
+	if l, err = load("  timing: standard\n  loop_wait: 5\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got := timings(l); got != [3]int{30, 5, 10} {
 		t.Errorf("standard with loop_wait 5: %v, want 30/5/10", got)
+	}
+	if l, err = load("  retry_timeout: 4\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := timings(l); got != [3]int{10, 1, 4} {
+		t.Errorf("the default profile (fast) with retry_timeout 4: %v, want 10/1/4", got)
 	}
 
 	_, err = load("  timing: quick\n")
