@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,5 +60,24 @@ func BenchmarkDCSvsEtcd(b *testing.B) {
 			b.Fatal(err)
 		}
 		fmt.Print(r.Markdown())
+	}
+}
+
+// TestRowsNameTLS: a TLS run's rows are told apart from a plain run's in
+// the one table they share.
+func TestRowsNameTLS(t *testing.T) {
+	f := Figures{P50: time.Millisecond, P99: 2 * time.Millisecond, Throughput: 1000, IdleRSS: 20e6, AfterLoadRSS: 30e6}
+	plain := (&Result{Opts: Options{Clients: 16}, Etcd: f, Pgherd: f}).Markdown()
+	secure := (&Result{Opts: Options{Clients: 16, TLS: true}, Etcd: f, Pgherd: f}).Rows()
+	if strings.Contains(plain, "TLS") || !strings.Contains(plain, "| sequential put p50 | 1ms | 1ms | 1.00× |") {
+		t.Errorf("plain table:\n%s", plain)
+	}
+	for _, row := range []string{"| sequential put p50, TLS |", "| sequential put p99, TLS |", "| puts/s, 16 clients, TLS |", "| idle RSS per member, TLS |", "| RSS after the load, TLS |"} {
+		if !strings.Contains(secure, row) {
+			t.Errorf("TLS rows lack %q:\n%s", row, secure)
+		}
+	}
+	if strings.Contains(secure, "|---|") {
+		t.Errorf("Rows repeats the table's header:\n%s", secure)
 	}
 }
