@@ -279,7 +279,7 @@ func (s *Server) startClient(ctx context.Context) error {
 	httpL := s.cmux.Match(cmux.Any())
 	go s.grpc.Serve(grpcL)
 	go s.grpc.Serve(s.mem)
-	go s.http.Serve(httpL)
+	go s.http.Serve(ackFilterListener{httpL})
 	go s.cmux.Serve()
 	return nil
 }
