@@ -15,9 +15,10 @@ type readerConn struct {
 
 func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// TestAckFilterConn: only the first empty SETTINGS acknowledgement after
-// an HTTP/2 preface is removed, whatever the reads' sizes; other frames,
-// later acknowledgements and HTTP/1 bytes pass unchanged.
+// TestAckFilterConn: as many SETTINGS acknowledgements as cmux wrote
+// SETTINGS frames (one per client SETTINGS frame before the first header
+// block ends) are removed, the first ones, whatever the reads' sizes;
+// other frames, later acknowledgements and HTTP/1 bytes pass unchanged.
 func TestAckFilterConn(t *testing.T) {
 	frame := func(typ, flags byte, payload string) string {
 		n := len(payload)
@@ -25,11 +26,16 @@ func TestAckFilterConn(t *testing.T) {
 	}
 	settings := frame(frameSettings, 0, "\x00\x03\x00\x00\x00\x64")
 	ack := frame(frameSettings, flagAck, "")
-	// A HEADERS frame whose payload holds bytes that look like an ack.
-	headers := frame(0x1, 0x4, ack+"xyz")
+	window := frame(0x8, 0, "\x00\x00\x01\x00")
+	// A header block whose payload holds bytes that look like an ack.
+	headers := frame(frameHeaders, flagEndHeaders, ack+"xyz")
+	split := frame(frameHeaders, 0, "ab") + frame(frameContinue, flagEndHeaders, "cd")
 	for _, tc := range []struct{ name, in, want string }{
-		{"h2", http2Preface + settings + headers + ack + frame(0x8, 0, "\x00\x00\x01\x00") + ack, http2Preface + settings + headers + frame(0x8, 0, "\x00\x00\x01\x00") + ack},
-		{"h2 without ack", http2Preface + settings + headers, http2Preface + settings + headers},
+		{"one settings", http2Preface + settings + headers + ack + window + ack, http2Preface + settings + headers + window + ack},
+		{"two settings", http2Preface + settings + window + settings + headers + ack + ack + ack, http2Preface + settings + window + settings + headers + ack},
+		{"settings after the headers", http2Preface + settings + headers + settings + ack + ack + ack, http2Preface + settings + headers + settings + ack + ack},
+		{"ack before the headers", http2Preface + settings + ack + split + ack, http2Preface + settings + split + ack},
+		{"no ack yet", http2Preface + settings + headers, http2Preface + settings + headers},
 		{"http1", "POST /v3/kv/range HTTP/1.1\r\n\r\n" + ack, "POST /v3/kv/range HTTP/1.1\r\n\r\n" + ack},
 		{"short", "PRI", "PRI"},
 	} {
