@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestGatewayHTTP2 reaches the JSON gateway with HTTP/2, as curl does by
@@ -55,4 +58,19 @@ func TestGatewayHTTP2(t *testing.T) {
 		protos.SetUnencryptedHTTP2(true)
 		range1(t, &http.Client{Transport: &http.Transport{Protocols: &protos}}, c.servers[0].ClientURL())
 	})
+}
+
+// TestGRPCContentSubtype: a gRPC client whose first request names its
+// codec (content-type application/grpc+proto, as the gRPC spec allows) is
+// served by gRPC, not by the gateway.
+func TestGRPCContentSubtype(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	conn, err := grpc.NewClient(strings.TrimPrefix(c.servers[0].ClientURL(), "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := pb.NewKVClient(conn).Range(ctxT(t, 10*time.Second), rangeReq("/h2"), grpc.CallContentSubtype("proto")); err != nil {
+		t.Fatalf("application/grpc+proto: %v", err)
+	}
 }
