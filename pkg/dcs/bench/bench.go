@@ -1,10 +1,12 @@
 // Package bench measures the embedded DCS against a real etcd 3.4, side
 // by side in one run: both as 3-member clusters of separate processes on
-// loopback with fsync on, driven by etcd's own Go client.
+// loopback with fsync on, driven by etcd's own Go client. Both run on
+// plain TCP, or both on TLS with client certificates on both ports.
 package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -34,6 +36,11 @@ type Options struct {
 	ValueSize     int
 	Idle          time.Duration // wait before reading RSS
 	Rounds        int           // alternating rounds the puts are split into
+	// TLS runs both systems with TLS on their client and peer ports, each
+	// port demanding a client certificate (etcd's --client-cert-auth and
+	// --peer-client-cert-auth, pgherd's peer_tls and client_tls with a CA),
+	// from certificates made for the run in Dir.
+	TLS bool
 }
 
 // Figures are one system's numbers.
@@ -80,6 +87,13 @@ func freeAddr() (string, error) {
 // every process it started.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &Result{Opts: o}
+	var certs *benchPKI
+	if o.TLS {
+		var err error
+		if certs, err = newBenchPKI(filepath.Join(o.Dir, "pki")); err != nil {
+			return nil, err
+		}
+	}
 	var all []proc
 	defer func() {
 		for _, p := range all {
@@ -87,13 +101,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}()
 	var sides [2]*side
-	for i, start := range []func(context.Context, Options) ([]proc, []string, error){startEtcd, startPgherd} {
-		procs, eps, err := start(ctx, o)
+	for i, start := range []func(context.Context, Options, *benchPKI) ([]proc, []string, error){startEtcd, startPgherd} {
+		procs, eps, err := start(ctx, o, certs)
 		all = append(all, procs...)
 		if err != nil {
 			return nil, err
 		}
-		if sides[i], err = newSide(procs, eps, o.Clients); err != nil {
+		if sides[i], err = newSide(procs, eps, o.Clients, certs.clientTLS()); err != nil {
 			return nil, err
 		}
 		defer sides[i].close()
@@ -123,7 +137,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return r, nil
 }
 
-func startEtcd(ctx context.Context, o Options) ([]proc, []string, error) {
+func startEtcd(ctx context.Context, o Options, certs *benchPKI) ([]proc, []string, error) {
+	scheme := "http://"
+	if certs != nil {
+		scheme = "https://"
+	}
 	var peers, clients, initial []string
 	for i := range 3 {
 		p, err := freeAddr()
@@ -134,26 +152,41 @@ func startEtcd(ctx context.Context, o Options) ([]proc, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		peers, clients = append(peers, "http://"+p), append(clients, "http://"+c)
+		peers, clients = append(peers, scheme+p), append(clients, scheme+c)
 		initial = append(initial, fmt.Sprintf("e%d=%s", i, peers[i]))
 	}
 	var procs []proc
 	for i := range 3 {
-		cmd := exec.Command("etcd", "--name", fmt.Sprintf("e%d", i),
+		name := fmt.Sprintf("e%d", i)
+		args := []string{"--name", name,
 			"--data-dir", filepath.Join(o.Dir, fmt.Sprintf("etcd%d", i)),
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
 			"--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
-			"--log-level", "error", "--logger", "zap")
+			"--log-level", "error", "--logger", "zap"}
+		if certs != nil {
+			peer, client, err := certs.member(name)
+			if err != nil {
+				return procs, nil, err
+			}
+			args = append(args,
+				"--cert-file", client.Cert, "--key-file", client.Key, "--client-cert-auth", "--trusted-ca-file", client.CA,
+				"--peer-cert-file", peer.Cert, "--peer-key-file", peer.Key, "--peer-client-cert-auth", "--peer-trusted-ca-file", peer.CA)
+		}
+		cmd := exec.Command("etcd", args...)
 		if err := cmd.Start(); err != nil {
 			return procs, nil, fmt.Errorf("start etcd: %w", err)
 		}
 		procs = append(procs, proc{cmd})
 	}
-	return procs, clients, waitReady(ctx, clients)
+	return procs, clients, waitReady(ctx, clients, certs.clientTLS())
 }
 
-func startPgherd(ctx context.Context, o Options) ([]proc, []string, error) {
+func startPgherd(ctx context.Context, o Options, certs *benchPKI) ([]proc, []string, error) {
+	scheme := "http://"
+	if certs != nil {
+		scheme = "https://"
+	}
 	var procs []proc
 	var eps []string
 	var first string
@@ -173,6 +206,11 @@ func startPgherd(ctx context.Context, o Options) ([]proc, []string, error) {
 		} else {
 			first = peer
 		}
+		if certs != nil {
+			if cfg.PeerTLS, cfg.ClientTLS, err = certs.member(cfg.Name); err != nil {
+				return procs, nil, err
+			}
+		}
 		raw, _ := yaml.Marshal(cfg)
 		file := filepath.Join(o.Dir, cfg.Name+".yaml")
 		if err := os.WriteFile(file, raw, 0o600); err != nil {
@@ -183,16 +221,16 @@ func startPgherd(ctx context.Context, o Options) ([]proc, []string, error) {
 			return procs, nil, fmt.Errorf("start pgherd member: %w", err)
 		}
 		procs = append(procs, proc{cmd})
-		eps = append(eps, "http://"+client)
-		if err := waitReady(ctx, eps); err != nil {
+		eps = append(eps, scheme+client)
+		if err := waitReady(ctx, eps, certs.clientTLS()); err != nil {
 			return procs, nil, err
 		}
 	}
-	return procs, eps, waitVoters(ctx, eps)
+	return procs, eps, waitVoters(ctx, eps, certs.clientTLS())
 }
 
-func waitReady(ctx context.Context, eps []string) error {
-	cl, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+func waitReady(ctx context.Context, eps []string, tc *tls.Config) error {
+	cl, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, TLS: tc})
 	if err != nil {
 		return err
 	}
@@ -212,8 +250,8 @@ func waitReady(ctx context.Context, eps []string) error {
 	}
 }
 
-func waitVoters(ctx context.Context, eps []string) error {
-	cl, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+func waitVoters(ctx context.Context, eps []string, tc *tls.Config) error {
+	cl, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, TLS: tc})
 	if err != nil {
 		return err
 	}
@@ -248,9 +286,9 @@ type side struct {
 	putTime time.Duration
 }
 
-func newSide(procs []proc, eps []string, clients int) (*side, error) {
+func newSide(procs []proc, eps []string, clients int, tc *tls.Config) (*side, error) {
 	s := &side{procs: procs}
-	cfg := clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second}
+	cfg := clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, TLS: tc}
 	var err error
 	if s.seq, err = clientv3.New(cfg); err != nil {
 		return nil, err
@@ -334,16 +372,27 @@ func meanRSS(procs []proc) int64 {
 	return sum / int64(len(procs))
 }
 
-// Markdown renders the figures and the ratios pgherd/etcd.
+// Markdown renders the figures and the ratios pgherd/etcd as a table.
 func (r *Result) Markdown() string {
+	return "| figure | etcd 3.4 | pgherd dcs | pgherd / etcd |\n|---|---|---|---|\n" + r.Rows()
+}
+
+// Rows renders the table's rows alone, so that a TLS run's rows can follow
+// a plain run's in one table; a TLS run's figures are named so.
+func (r *Result) Rows() string {
 	var b strings.Builder
+	name := func(figure string) string {
+		if r.Opts.TLS {
+			return figure + ", TLS"
+		}
+		return figure
+	}
 	mb := func(v int64) string { return fmt.Sprintf("%.1f MB", float64(v)/1e6) }
 	ratio := func(a, b float64) string { return fmt.Sprintf("%.2f×", a/b) }
-	fmt.Fprintf(&b, "| figure | etcd 3.4 | pgherd dcs | pgherd / etcd |\n|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| sequential put p50 | %s | %s | %s |\n", r.Etcd.P50.Round(time.Microsecond), r.Pgherd.P50.Round(time.Microsecond), ratio(float64(r.Pgherd.P50), float64(r.Etcd.P50)))
-	fmt.Fprintf(&b, "| sequential put p99 | %s | %s | %s |\n", r.Etcd.P99.Round(time.Microsecond), r.Pgherd.P99.Round(time.Microsecond), ratio(float64(r.Pgherd.P99), float64(r.Etcd.P99)))
-	fmt.Fprintf(&b, "| puts/s, %d clients | %.0f | %.0f | %s |\n", r.Opts.Clients, r.Etcd.Throughput, r.Pgherd.Throughput, ratio(r.Pgherd.Throughput, r.Etcd.Throughput))
-	fmt.Fprintf(&b, "| idle RSS per member | %s | %s | %s |\n", mb(r.Etcd.IdleRSS), mb(r.Pgherd.IdleRSS), ratio(float64(r.Pgherd.IdleRSS), float64(r.Etcd.IdleRSS)))
-	fmt.Fprintf(&b, "| RSS after the load | %s | %s | %s |\n", mb(r.Etcd.AfterLoadRSS), mb(r.Pgherd.AfterLoadRSS), ratio(float64(r.Pgherd.AfterLoadRSS), float64(r.Etcd.AfterLoadRSS)))
+	fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name("sequential put p50"), r.Etcd.P50.Round(time.Microsecond), r.Pgherd.P50.Round(time.Microsecond), ratio(float64(r.Pgherd.P50), float64(r.Etcd.P50)))
+	fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name("sequential put p99"), r.Etcd.P99.Round(time.Microsecond), r.Pgherd.P99.Round(time.Microsecond), ratio(float64(r.Pgherd.P99), float64(r.Etcd.P99)))
+	fmt.Fprintf(&b, "| %s | %.0f | %.0f | %s |\n", name(fmt.Sprintf("puts/s, %d clients", r.Opts.Clients)), r.Etcd.Throughput, r.Pgherd.Throughput, ratio(r.Pgherd.Throughput, r.Etcd.Throughput))
+	fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name("idle RSS per member"), mb(r.Etcd.IdleRSS), mb(r.Pgherd.IdleRSS), ratio(float64(r.Pgherd.IdleRSS), float64(r.Etcd.IdleRSS)))
+	fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name("RSS after the load"), mb(r.Etcd.AfterLoadRSS), mb(r.Pgherd.AfterLoadRSS), ratio(float64(r.Pgherd.AfterLoadRSS), float64(r.Etcd.AfterLoadRSS)))
 	return b.String()
 }

@@ -275,11 +275,12 @@ func (s *Server) startClient(ctx context.Context) error {
 	s.http = &http.Server{Handler: recoverHTTP(s.node.log, s.httpHandler(gwh)), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
 
 	s.cmux = cmux.New(ln)
-	grpcL := s.cmux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+	// gRPC's content-type may name the codec (application/grpc+proto).
+	grpcL := s.cmux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
 	httpL := s.cmux.Match(cmux.Any())
 	go s.grpc.Serve(grpcL)
 	go s.grpc.Serve(s.mem)
-	go s.http.Serve(httpL)
+	go s.http.Serve(ackFilterListener{httpL})
 	go s.cmux.Serve()
 	return nil
 }
