@@ -233,7 +233,7 @@ func TestSystemdManagerCommands(t *testing.T) {
 
 	f.show = "ActiveState=active\nMainPID=4242\n"
 	st, err := m.Status(ctx, pg1)
-	if err != nil || st != (State{Running: true, PID: 4242, Supervision: "supervised by systemd"}) {
+	if err != nil || st != (State{Running: true, PID: 4242, Supervision: "supervised by systemd", Active: true}) {
 		t.Errorf("Status = %+v, %v; want running with PID 4242", st, err)
 	}
 	if err := m.Start(ctx, pg1); !errors.Is(err, ErrAlreadyRunning) {
@@ -250,11 +250,11 @@ func TestSystemdManagerCommands(t *testing.T) {
 	}
 
 	f.show = "ActiveState=activating\nSubState=auto-restart\nMainPID=0\nNRestarts=2\nResult=signal\n" // waiting for an automatic restart
-	if st, _ := m.Status(ctx, pg1); st.Running || !st.Restarting || st.Restarts != 2 || st.Supervision != "restarting (systemd: signal)" {
+	if st, _ := m.Status(ctx, pg1); st.Running || !st.Restarting || !st.Active || st.Restarts != 2 || st.Supervision != "restarting (systemd: signal)" {
 		t.Errorf("a unit waiting to be restarted: %+v", st)
 	}
 	f.show = "ActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=5\nResult=start-limit-hit\n"
-	if st, _ := m.Status(ctx, pg1); st.Running || st.Restarting || !st.GaveUp || st.Supervision != "given up by systemd (start-limit-hit)" {
+	if st, _ := m.Status(ctx, pg1); st.Running || st.Restarting || st.Active || !st.GaveUp || st.Supervision != "given up by systemd (start-limit-hit)" {
 		t.Errorf("a unit whose start limit was hit: %+v", st)
 	}
 	if err := m.Uninstall(ctx, pg1); err != nil {
