@@ -70,3 +70,24 @@ func TestCheckSpace(t *testing.T) {
 		t.Errorf("an exabyte: %v", err)
 	}
 }
+
+// A Patroni member's WAL is in its data directory: only that moves.
+func TestSwapWALInside(t *testing.T) {
+	root := t.TempDir()
+	e := &Env{Runner: run.Exec{}}
+	d := dirs{data: filepath.Join(root, "data"), fs: e.fsAs(context.Background())}
+	mkdir(t, d.data, "old")
+	mkdir(t, d.fresh(d.data), "new")
+	if err := d.swap(); err != nil {
+		t.Fatal(err)
+	}
+	if !has(d.data, "new") || !has(d.previous(d.data), "old") {
+		t.Fatal("swap did not move the data directory")
+	}
+	if err := d.unswap(); err != nil {
+		t.Fatal(err)
+	}
+	if !has(d.data, "old") || has(d.previous(d.data), "old") {
+		t.Fatal("unswap did not put the previous data directory back")
+	}
+}
