@@ -128,7 +128,7 @@ func (e *Env) PlanRestore(ctx context.Context, i Instance, t Target, running boo
 	if err != nil {
 		return RestorePlan{}, err
 	}
-	if err := checkSpace(i, b.Size); err != nil {
+	if err := CheckSpace(i, b.Size); err != nil {
 		return RestorePlan{}, err
 	}
 	return RestorePlan{Backup: b, Recovery: to, args: args}, nil
@@ -308,10 +308,11 @@ func promoted(ctx context.Context, i Instance) (bool, error) {
 	return err == nil && !rec, err
 }
 
-// checkSpace refuses a restore that would not fit beside the current data
-// directory (both exist until the restored one has recovered), nor leave
-// recovery room for WAL where the WAL directory is.
-func checkSpace(i Instance, size int64) error {
+// CheckSpace refuses a restore of size bytes that would not fit beside
+// the instance's current data directory (both exist until the restored
+// one has recovered), nor leave recovery room for WAL where the WAL
+// directory is.
+func CheckSpace(i Instance, size int64) error {
 	data, err := statfs(filepath.Dir(i.DataDir))
 	if err != nil {
 		return err

@@ -63,10 +63,10 @@ func TestSwap(t *testing.T) {
 func TestCheckSpace(t *testing.T) {
 	root := t.TempDir()
 	i := Instance{ID: "15/pg1", DataDir: filepath.Join(root, "data"), WALDir: filepath.Join(root, "wal")}
-	if err := checkSpace(i, 1<<20); err != nil {
+	if err := CheckSpace(i, 1<<20); err != nil {
 		t.Errorf("1 MiB: %v", err)
 	}
-	if err := checkSpace(i, 1<<60); err == nil || !strings.Contains(err.Error(), "restore of 15/pg1 needs 1024.0PB free in "+root) {
+	if err := CheckSpace(i, 1<<60); err == nil || !strings.Contains(err.Error(), "restore of 15/pg1 needs 1024.0PB free in "+root) {
 		t.Errorf("an exabyte: %v", err)
 	}
 }

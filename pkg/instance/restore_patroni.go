@@ -132,6 +132,15 @@ func RestoreCluster(ctx context.Context, env *Env, i *Instance, t backup.Target)
 		return res, err
 	}
 	res.Backup, res.Recovery = p.Backup, p.Recovery
+	// Each other member is re-created beside its previous data, from a
+	// backup about the size of the one restored.
+	for _, m := range members {
+		if m.ID() != i.ID() {
+			if err := backup.CheckSpace(backupInstance(env, m), p.Backup.Size); err != nil {
+				return res, fmt.Errorf("%w; nothing was changed", err)
+			}
+		}
+	}
 
 	running, err := stopMembers(ctx, env, members, local[st.Leader])
 	res.Stopped = Names(running)
