@@ -1,9 +1,10 @@
-// Package backup backs up and restores PostgreSQL instances with
-// pgBackRest (Patroni clusters: backups only): one stanza per instance or
-// cluster, described in a pgBackRest file
-// that pgherd writes, WAL archived with archive-push, backups listed from
-// `pgbackrest info`, and restores made into a new directory that replaces
-// the old one only once the server has recovered. See DESIGN.md.
+// Package backup backs up and restores PostgreSQL instances and Patroni
+// clusters with pgBackRest: one stanza per instance or cluster, described
+// in a pgBackRest file that pgherd writes, WAL archived with archive-push,
+// backups listed from `pgbackrest info`, and restores made into a new
+// directory that replaces the old one only once the server has recovered
+// (pkg/instance orchestrates a cluster's restore from these phases). See
+// DESIGN.md.
 package backup
 
 import (

@@ -63,10 +63,31 @@ func TestSwap(t *testing.T) {
 func TestCheckSpace(t *testing.T) {
 	root := t.TempDir()
 	i := Instance{ID: "15/pg1", DataDir: filepath.Join(root, "data"), WALDir: filepath.Join(root, "wal")}
-	if err := checkSpace(i, 1<<20); err != nil {
+	if err := CheckSpace(i, 1<<20); err != nil {
 		t.Errorf("1 MiB: %v", err)
 	}
-	if err := checkSpace(i, 1<<60); err == nil || !strings.Contains(err.Error(), "restore of 15/pg1 needs 1024.0PB free in "+root) {
+	if err := CheckSpace(i, 1<<60); err == nil || !strings.Contains(err.Error(), "restore of 15/pg1 needs 1024.0PB free in "+root) {
 		t.Errorf("an exabyte: %v", err)
+	}
+}
+
+// A Patroni member's WAL is in its data directory: only that moves.
+func TestSwapWALInside(t *testing.T) {
+	root := t.TempDir()
+	e := &Env{Runner: run.Exec{}}
+	d := dirs{data: filepath.Join(root, "data"), fs: e.fsAs(context.Background())}
+	mkdir(t, d.data, "old")
+	mkdir(t, d.fresh(d.data), "new")
+	if err := d.swap(); err != nil {
+		t.Fatal(err)
+	}
+	if !has(d.data, "new") || !has(d.previous(d.data), "old") {
+		t.Fatal("swap did not move the data directory")
+	}
+	if err := d.unswap(); err != nil {
+		t.Fatal(err)
+	}
+	if !has(d.data, "old") || has(d.previous(d.data), "old") {
+		t.Fatal("unswap did not put the previous data directory back")
 	}
 }

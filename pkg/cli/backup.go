@@ -116,7 +116,10 @@ func newCmdInstanceRestore(f *Factory) *cobra.Command {
 		Short: "Restore an instance from a pgBackRest backup, to a backup, a point in time or the end of the archive",
 		Long: "Restore an instance from its pgBackRest stanza. The instance is stopped, the backup restored into a new\n" +
 			"directory that replaces the data directory once PostgreSQL has recovered to the target and promoted; on any\n" +
-			"failure the previous data directory stays (or is put back) and the instance is started again if it ran.",
+			"failure the previous data directory stays (or is put back) and the instance is started again if it ran.\n" +
+			"Given a Patroni member, it restores the whole cluster: every member on this host is stopped, the cluster's\n" +
+			"keys are removed from the DCS (its configuration stays), the member is restored and recovered, then leads\n" +
+			"the cluster; a full backup of the new timeline is taken and the other members are re-created from it.",
 		Args: exactArgs(1, "one instance NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ref = args[0]
@@ -143,7 +146,7 @@ func newCmdInstanceRestore(f *Factory) *cobra.Command {
 	fl.StringVar(&opts.target.Label, "label", "", "restore this backup, recovered to its end")
 	fl.StringVar(&opts.date, "date", "", "recover to this time (YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM]], RFC 3339; local time without offset)")
 	fl.BoolVar(&opts.target.Latest, "latest", false, "restore the latest backup and replay all archived WAL")
-	fl.BoolVarP(&opts.yes, "yes", "y", false, "stop a running instance without asking")
+	fl.BoolVarP(&opts.yes, "yes", "y", false, "stop a running instance (a Patroni member: its whole cluster) without asking")
 	return cmd
 }
 
@@ -154,7 +157,7 @@ func runInstanceRestore(ctx context.Context, f *Factory, opts *restoreOptions) e
 			return err
 		}
 		if bi.Cluster != "" {
-			return instance.ErrClusterRestore(bi.Cluster)
+			return runClusterRestore(ctx, f, opts, env, i)
 		}
 		if i.State() == instance.Started && !opts.yes {
 			if !f.IO.CanPrompt() {
@@ -171,6 +174,51 @@ func runInstanceRestore(ctx context.Context, f *Factory, opts *restoreOptions) e
 		fmt.Fprintf(f.IO.Out, "instance %s restored from backup %s, recovered to %s\n", i.ID(), res.Backup.Label, res.Recovery)
 		return nil
 	})
+}
+
+// runClusterRestore restores the Patroni cluster of member i, which
+// always needs --yes or a question answered: every member's data is
+// replaced, running or not.
+func runClusterRestore(ctx context.Context, f *Factory, opts *restoreOptions, env *instance.Env, i *instance.Instance) error {
+	scope, members, err := instance.ClusterMembersHere(env, i)
+	if err != nil {
+		return err
+	}
+	var others []string
+	for _, m := range members {
+		if m.ID() != i.ID() {
+			others = append(others, m.Name)
+		}
+	}
+	what := fmt.Sprintf("restores its whole Patroni cluster %s: every member on this host (%s) is stopped, the cluster's keys are removed from the DCS, %s is restored and becomes the leader", scope, strings.Join(instance.Names(members), ", "), i.Name)
+	if len(others) > 0 {
+		what += fmt.Sprintf(", and %s re-created from a new full backup", strings.Join(others, ", "))
+	}
+	if !opts.yes {
+		if !f.IO.CanPrompt() {
+			return fmt.Errorf("restore of member %s %s; add --yes", i.Name, what)
+		}
+		if !confirm(f.IO, fmt.Sprintf("Restore of member %s %s. Continue?", i.Name, what)) {
+			return fmt.Errorf("not restored: Patroni cluster %s is unchanged", scope)
+		}
+	}
+	res, err := instance.RestoreCluster(ctx, env, i, opts.target)
+	if err != nil {
+		return err
+	}
+	out := f.IO.Out
+	fmt.Fprintf(out, "Patroni cluster %s restored from backup %s, recovered to %s\n", res.Cluster, res.Backup.Label, res.Recovery)
+	if len(res.Stopped) > 0 {
+		fmt.Fprintf(out, "  stopped: %s\n", strings.Join(res.Stopped, ", "))
+	}
+	fmt.Fprintf(out, "  leader: %s (timeline %d), accepting writes\n", res.Leader, res.Timeline)
+	if res.NewBackup != "" {
+		fmt.Fprintf(out, "  full backup of the new timeline: %s\n", res.NewBackup)
+	}
+	for _, m := range res.Rebuilt {
+		fmt.Fprintf(out, "  re-created from it: %s\n", m)
+	}
+	return nil
 }
 
 var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", "2006-01-02 15:04:05.999999999"}

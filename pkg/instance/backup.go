@@ -95,15 +95,16 @@ func setupBackups(ctx context.Context, env *Env, i *Instance, u *undo) error {
 	return be.CreateStanza(ctx, bi)
 }
 
-// Restore restores the instance from its stanza (pkg/backup.Restore),
-// stopping and starting it through its service.
+// Restore restores a plain instance from its stanza (pkg/backup.Restore),
+// stopping and starting it through its service. A Patroni member is
+// restored with its whole cluster: RestoreCluster.
 func Restore(ctx context.Context, env *Env, i *Instance, t backup.Target) (backup.RestoreResult, error) {
 	bi, err := BackupTarget(env, i)
 	if err != nil {
 		return backup.RestoreResult{}, err
 	}
 	if bi.Cluster != "" {
-		return backup.RestoreResult{}, ErrClusterRestore(bi.Cluster)
+		return backup.RestoreResult{}, fmt.Errorf("instance %s is a member of Patroni cluster %s, which is restored as a whole (RestoreCluster); nothing was changed", i.ID(), bi.Cluster)
 	}
 	return BackupEnv(env).Restore(ctx, bi, backup.RestoreRequest{
 		Target:    t,
@@ -135,7 +136,12 @@ func lastFatal(i *Instance) string {
 	if err != nil {
 		return ""
 	}
-	lines := strings.Split(string(b), "\n")
+	return lastFatalIn(string(b))
+}
+
+// lastFatalIn returns the last FATAL message of a server log.
+func lastFatalIn(log string) string {
+	lines := strings.Split(log, "\n")
 	for k := len(lines) - 1; k >= 0; k-- {
 		if _, msg, ok := strings.Cut(lines[k], "FATAL:"); ok {
 			return strings.TrimSpace(msg)

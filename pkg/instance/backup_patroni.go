@@ -3,7 +3,6 @@ package instance
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -111,13 +110,6 @@ func writeMemberBackupFile(env *Env, bi backup.Instance, i *Instance, u *undo) e
 		return nil
 	}
 	return safefs.WriteOwned(files.ConfigFile, files.Config, env.User.FileOwner())
-}
-
-// ErrClusterRestore is the refusal to restore a Patroni member: a member
-// cannot be restored alone (Patroni would make it follow the leader
-// again), and pgherd does not restore whole clusters yet.
-func ErrClusterRestore(cluster string) error {
-	return fmt.Errorf("instance restore does not restore Patroni clusters yet: restore cluster %s by hand as docs/backup.md says (\"Restoring a Patroni cluster\"); nothing was changed", cluster)
 }
 
 // checkMemberArchiving refuses a change to the archiving settings of a

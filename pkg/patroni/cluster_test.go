@@ -364,6 +364,35 @@ func TestDCSStateAndPurge(t *testing.T) {
 		t.Errorf("the running cluster lost its keys: %+v %v", st, err)
 	}
 
+	// Reset keeps the cluster's configuration only.
+	other.Scope = "reset-me"
+	for _, k := range []string{"initialize", "leader", "members/x", "history", "status", "config"} {
+		etcdPut(t, h, clusterPrefix("", other.Scope)+k, `{"ttl":30}`)
+	}
+	if n, err := ResetDCS(ctx, &other); err != nil || n != 5 {
+		t.Fatalf("reset %d: %v", n, err)
+	}
+	g, _ := newEtcdGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
+	var kept struct {
+		Kvs []struct{ Key, Value string } `json:"kvs"`
+	}
+	p := clusterPrefix("", other.Scope)
+	if err := g.call(ctx, "/v3/kv/range", map[string]string{"key": b64(p), "range_end": b64(prefixEnd(p))}, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept.Kvs) != 1 || kept.Kvs[0].Key != b64(p+"config") || kept.Kvs[0].Value != b64(`{"ttl":30}`) {
+		t.Errorf("after reset: %+v", kept.Kvs)
+	}
+	// Without a configuration, every key goes.
+	etcdPut(t, h, p+"initialize", "1")
+	if _, err := PurgeDCS(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	etcdPut(t, h, p+"initialize", "1")
+	if n, err := ResetDCS(ctx, &other); err != nil || n != 1 {
+		t.Errorf("reset without config: %d %v", n, err)
+	}
+
 	down := *cfg
 	port, _ := freePort("127.0.0.1")
 	down.Etcd3.Hosts = []string{"127.0.0.1:" + strconv.Itoa(port)}

@@ -219,6 +219,43 @@ func PurgeDCS(ctx context.Context, c *Config) (int64, error) {
 	return n, nil
 }
 
+// ResetDCS deletes every key of c's cluster but its dynamic configuration
+// ("config": the cluster-wide parameters and pg_hba), in one transaction,
+// and returns how many it deleted. Patroni started on a member's data
+// then registers the cluster anew with that data (no "initialize" key),
+// with no leader, member, history or last-known position left from
+// before; it keeps the configuration the cluster had.
+func ResetDCS(ctx context.Context, c *Config) (int64, error) {
+	g, err := newEtcdGateway(c.Etcd3, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	// Every key before "config", then every key after it: one
+	// transaction (etcd refuses a put of a key a delete in the same
+	// transaction covers).
+	p := clusterPrefix(c.Namespace, c.Scope)
+	del := func(from, to string) map[string]any {
+		return map[string]any{"request_delete_range": map[string]string{"key": b64(from), "range_end": b64(to)}}
+	}
+	txn := map[string]any{"success": []any{del(p, p+"config"), del(p+"config\x00", prefixEnd(p))}}
+	var out struct {
+		Responses []struct {
+			DeleteRange struct {
+				Deleted string `json:"deleted"`
+			} `json:"response_delete_range"`
+		} `json:"responses"`
+	}
+	if err := g.call(ctx, "/v3/kv/txn", txn, &out); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, r := range out.Responses {
+		d, _ := strconv.ParseInt(r.DeleteRange.Deleted, 10, 64)
+		n += d
+	}
+	return n, nil
+}
+
 // CheckDCSReachable returns nil once one of c's DCS hosts accepts a TCP
 // connection, trying every 200 ms for up to wait; then an error lists each
 // host's failure: Patroni would only loop waiting for it.
