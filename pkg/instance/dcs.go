@@ -32,11 +32,18 @@ type DCSMemberRequest struct {
 	Token string
 }
 
-// memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
-func memberEnv(env *Env) *witness.Env {
-	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service(),
+// memberEnv is this host's DCS members, where `pgherd dcs` keeps them,
+// run by their own account (patroni.dcs.embedded.sysuser) when pgherd is
+// root.
+func memberEnv(env *Env) (*witness.Env, error) {
+	u, err := env.Site.MemberUser()
+	if err != nil {
+		return nil, err
+	}
+	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services,
+		User: u.Service(), PatroniUser: env.User.Service(),
 		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(env.Site.Prefix, env.Site.Patroni.DCS.Embedded.Snapshots),
-		Plain: !env.Site.Patroni.DCS.Embedded.TLS, Credentials: env.Site.PatroniCredentialsGlob()}}
+		Plain: !env.Site.Patroni.DCS.Embedded.TLS, Credentials: env.Site.PatroniCredentialsGlob()}}, nil
 }
 
 // dcsPlan is the DCS member instance create will add, and the client
@@ -71,8 +78,12 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		}
 	}
 	via := ""
+	me, err := memberEnv(env)
+	if err != nil {
+		return nil, err
+	}
 	if req.Peer == "" {
-		local, err := memberEnv(env).LocalMembers()
+		local, err := me.LocalMembers()
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +96,6 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	if req.Peer == "" {
 		return plan, nil
 	}
-	me := memberEnv(env)
 	fail := func(err error) (*dcsPlan, error) {
 		if plan.undoTrust != nil {
 			plan.undoTrust()
@@ -136,7 +146,10 @@ func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, pla
 	case plan.req.Peer == "":
 		log.Info("no --dcs-peer and no DCS member on this host: starting a new embedded DCS")
 	}
-	me := memberEnv(env)
+	me, err := memberEnv(env)
+	if err != nil {
+		return nil, err
+	}
 	res, err := witness.AddMember(ctx, me, plan.req)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the DCS member of %s: %w", i.ID(), err)
@@ -168,7 +181,13 @@ func clientHost(url string) string {
 // up before members recorded their instance, and never one that records
 // another instance.
 func dcsMemberOf(env *Env, i *Instance, name string) (string, error) {
-	me := memberEnv(env)
+	me, err := memberEnv(env)
+	if err != nil {
+		if ms, _ := filepath.Glob(filepath.Join(env.Site.Prefix, "dcs", "*.yaml")); len(ms) == 0 {
+			return "", nil // no member here: the members' account does not matter
+		}
+		return "", err
+	}
 	local, err := me.LocalMembers()
 	if err != nil {
 		return "", err
@@ -196,5 +215,9 @@ func dropDCSMember(ctx context.Context, env *Env, name string) error {
 	if name == "" {
 		return nil
 	}
-	return witness.RemoveMember(ctx, memberEnv(env), name)
+	me, err := memberEnv(env)
+	if err != nil {
+		return err
+	}
+	return witness.RemoveMember(ctx, me, name)
 }
