@@ -126,8 +126,11 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		}
 		undo = append(undo, undoTLS)
 		written.PeerTLS, written.ClientTLS, written.CADir = cfg.PeerTLS, cfg.ClientTLS, cfg.CADir
-		if cfg.Role == RoleData {
-			written.Credentials = l.Credentials
+		if cfg.Role == RoleData && l.Credentials != "" {
+			written.Credentials = l.sharedCredentials()
+			if err := l.ShareCredentials(); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if len(cfg.Join) > 0 {

@@ -40,6 +40,12 @@ func (l *Local) CreateToken(role string, ttl time.Duration) (Token, time.Time, e
 	if err != nil {
 		return Token{}, time.Time{}, err
 	}
+	if role == RoleData {
+		// A data newcomer receives the credentials from the members' copy.
+		if err := l.ShareCredentials(); err != nil {
+			return Token{}, time.Time{}, err
+		}
+	}
 	t, exp, err := TokenStore{Dir: pki.Dir}.Create(role, ttl, ca.Fingerprint())
 	if err != nil {
 		return t, exp, err

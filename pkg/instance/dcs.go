@@ -171,6 +171,17 @@ func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, pla
 	return func() { _ = witness.RemoveMember(context.WithoutCancel(ctx), me, plan.req.Name) }, nil
 }
 
+// shareDCSCredentials gives this host's DCS members, which run as an
+// account of their own, their copy of the Patroni credentials, which they
+// hand to a data member that joins with a token.
+func shareDCSCredentials(env *Env) error {
+	me, err := memberEnv(env)
+	if err != nil {
+		return err
+	}
+	return me.Local.ShareCredentials()
+}
+
 func clientHost(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 }

@@ -341,6 +341,11 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
+	if plan != nil {
+		if err := shareDCSCredentials(env); err != nil {
+			return nil, err
+		}
+	}
 	if created {
 		u.add(func() { os.Remove(credFile) })
 	}
