@@ -128,6 +128,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		written.PeerTLS, written.ClientTLS, written.CADir = cfg.PeerTLS, cfg.ClientTLS, cfg.CADir
 		if cfg.Role == RoleData && l.Credentials != "" {
 			written.Credentials = l.sharedCredentials()
+			if d := filepath.Dir(written.Credentials); l.User != nil && fresh(d) {
+				undo = append(undo, func() { os.RemoveAll(d) })
+			}
 			if err := l.ShareCredentials(); err != nil {
 				return fail(err)
 			}
