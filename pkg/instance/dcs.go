@@ -72,8 +72,12 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		Zone:         firstNonEmpty(pr.DCS.Zone, emb.Zone), Profile: emb.Profile,
 		Instance: i.ID(),
 	}
+	mu, err := env.Site.MemberUser()
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
-		if err := checkListen(env, l.what, l.addr); err != nil {
+		if err := checkListen(env, mu, "the DCS member", l.what, l.addr); err != nil {
 			return nil, err
 		}
 	}
