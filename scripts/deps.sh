@@ -7,6 +7,10 @@ packages=(postgresql-15 pgbackrest patroni python3-etcd etcd-server etcd-client 
 # The unprivileged account that runs PostgreSQL and Patroni when pgherd (or
 # its tests) run as root: site.yaml's sysuser.
 sysuser=${PGHERD_SYSUSER:-pgherd}
+# The account of its own that DCS members run as when pgherd runs as root:
+# site.yaml's patroni.dcs.embedded.sysuser. A PostgreSQL superuser (COPY ...
+# TO PROGRAM runs as the account above) cannot read the members' keys.
+dcsuser=${PGHERD_DCS_SYSUSER:-pgherd-dcs}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -44,4 +48,8 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! id "$sysuser" >/dev/null 2>&1; then
   echo "creating system user $sysuser"
   useradd --system --create-home --home-dir "/var/lib/$sysuser-home" --shell /bin/bash "$sysuser"
+fi
+if [ "$(id -u)" -eq 0 ] && ! id "$dcsuser" >/dev/null 2>&1; then
+  echo "creating system user $dcsuser"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$dcsuser"
 fi

@@ -73,6 +73,10 @@ func sysuser() string {
 	return "pgherd"
 }
 
+// dcsuser is the account DCS members run as when the tests run as root
+// (site.yaml's default patroni.dcs.embedded.sysuser).
+const dcsuser = "pgherd-dcs"
+
 // setup gives each script its own prefix, runtime directory and free port,
 // and stops every PostgreSQL server the script started, even when it fails.
 func setup(env *testscript.Env) error {
@@ -96,6 +100,7 @@ func setup(env *testscript.Env) error {
 	}
 	env.Setenv("PORT", strconv.Itoa(port))
 	env.Setenv("SYSUSER", sysuser())
+	env.Setenv("DCSUSER", dcsuser)
 	site := fmt.Sprintf("prefix: %s/prefix\nrun_prefix: %s/run\nservice_manager: process\npostgresql:\n  port: %d\n",
 		env.WorkDir, env.WorkDir, port)
 	if os.Geteuid() == 0 {
@@ -103,6 +108,9 @@ func setup(env *testscript.Env) error {
 			return fmt.Errorf("tests run as root need the account %q (run 'make deps'): %w", sysuser(), err)
 		}
 		site += "sysuser: " + sysuser() + "\n"
+		if _, err := user.Lookup(dcsuser); err != nil {
+			return fmt.Errorf("tests run as root need the DCS members' account %q (run 'make deps'): %w", dcsuser, err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(env.WorkDir, "site.yaml"), []byte(site), 0o644); err != nil {
 		return err

@@ -96,10 +96,22 @@ func writePatroniSite(ts *testscript.TestScript, dcs string, profile ...string) 
 	}
 	site := fmt.Sprintf("patroni:\n  restapi_port: %d\n%s  dcs:\n    kind: etcd\n    hosts: [%s]\n", rest, timings, dcs)
 	// A DCS that 'pgherd dcs init' made here speaks TLS: Patroni uses the
-	// administrator's client certificate, as `pgherd dcs env` gives it.
+	// administrator's client certificate, as `pgherd dcs env` gives it,
+	// copied where Patroni's account reads it (docs/dcs.md): as root, the
+	// members' own account owns admin/.
 	if admin := filepath.Join(ts.Getenv("WORK"), "prefix", "dcs", "admin"); fileExists(filepath.Join(admin, "etcd.key")) {
+		dir := filepath.Join(ts.Getenv("WORK"), "patroni-dcs")
+		ts.Check(os.MkdirAll(dir, 0o700))
+		for _, f := range []string{"client-ca.crt", "etcd.crt", "etcd.key"} {
+			b, err := os.ReadFile(filepath.Join(admin, f))
+			ts.Check(err)
+			ts.Check(os.WriteFile(filepath.Join(dir, f), b, 0o600))
+		}
+		if os.Geteuid() == 0 {
+			ts.Check(exec.Command("chown", "-R", sysuser()+":", dir).Run())
+		}
 		site += fmt.Sprintf("    protocol: https\n    cacert: %s\n    cert: %s\n    key: %s\n",
-			filepath.Join(admin, "client-ca.crt"), filepath.Join(admin, "etcd.crt"), filepath.Join(admin, "etcd.key"))
+			filepath.Join(dir, "client-ca.crt"), filepath.Join(dir, "etcd.crt"), filepath.Join(dir, "etcd.key"))
 	}
 	f, err := os.OpenFile(filepath.Join(ts.Getenv("WORK"), "site.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	ts.Check(err)

@@ -39,11 +39,14 @@ func (f *Factory) dcsLocal() (*dcs.Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the pgherd binary for the service: %w", err)
 	}
-	u, err := s.DaemonUser()
+	u, err := s.MemberUser()
 	if err != nil {
 		return nil, err
 	}
-	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(),
+	// PostgreSQL's account owns Patroni's DCS credential; a host with no
+	// sysuser (a witness's, as root) has no Patroni.
+	pg, _ := s.ResolveUser()
+	return &dcs.Local{Dir: filepath.Join(s.Prefix, "dcs"), Exec: exe, Services: f.Services(&s.Settings), User: u.Service(), PatroniUser: pg.Service(),
 		QuotaBytes: s.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(s.Prefix, s.Patroni.DCS.Embedded.Snapshots),
 		Plain: !s.Patroni.DCS.Embedded.TLS, Credentials: s.PatroniCredentialsGlob()}, nil
 }

@@ -44,6 +44,11 @@ func (l *Local) Start(ctx context.Context, name string) (started bool, err error
 	if st.Running && st.Supervision != "unsupervised" {
 		return false, nil
 	}
+	if !st.Running {
+		if err := l.adopt(cfg); err != nil {
+			return false, err
+		}
+	}
 	logging.From(ctx).Info("starting dcs member " + name)
 	if err := l.Services.Start(ctx, svc); err != nil && !errors.Is(err, service.ErrAlreadyRunning) {
 		return false, err

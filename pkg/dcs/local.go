@@ -25,9 +25,15 @@ type Local struct {
 	Dir      string
 	Exec     string // absolute path of the pgherd binary
 	Services service.Manager
-	// User runs the members when pgherd is root (site setting sysuser);
-	// nil runs them as the current user. It owns their data and config.
+	// User runs the members when pgherd is root (site setting
+	// patroni.dcs.embedded.sysuser, an account of their own); nil runs
+	// them as the current user. It owns their data, keys and state, and
+	// reads (group) their root-owned configuration.
 	User *service.User
+	// PatroniUser is PostgreSQL's account (site setting sysuser), which
+	// Patroni runs as: it owns Patroni's DCS client credential
+	// (PatroniDir), and none of the members' files. nil: the current user.
+	PatroniUser *service.User
 	// Ready bounds the wait for a new member to see a leader (default 30s).
 	Ready time.Duration
 	// QuotaBytes is the space quota of the members Setup makes when their
@@ -110,6 +116,9 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		}
 		return mi, err
 	}
+	if err := l.legacyPatroni(); err != nil {
+		return mi, err
+	}
 	if !l.Plain && !cfg.PeerTLS.Enabled() {
 		undoTLS, err := l.issueCredentials(ctx, &cfg)
 		if err != nil {
@@ -117,8 +126,14 @@ func (l *Local) Setup(ctx context.Context, cfg Config) (MemberInfo, error) {
 		}
 		undo = append(undo, undoTLS)
 		written.PeerTLS, written.ClientTLS, written.CADir = cfg.PeerTLS, cfg.ClientTLS, cfg.CADir
-		if cfg.Role == RoleData {
-			written.Credentials = l.Credentials
+		if cfg.Role == RoleData && l.Credentials != "" {
+			written.Credentials = l.sharedCredentials()
+			if d := filepath.Dir(written.Credentials); l.User != nil && fresh(d) {
+				undo = append(undo, func() { os.RemoveAll(d) })
+			}
+			if err := l.ShareCredentials(); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if len(cfg.Join) > 0 {

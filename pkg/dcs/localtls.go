@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
+	"github.com/pgherd/pgherd/pkg/service"
 )
 
 // On a host, the cluster's credentials live under Local.Dir:
@@ -17,11 +20,14 @@ import (
 //	admin/    the administrator's credential: peer.{crt,key} for peer
 //	          ports, client.{crt,key} for client ports (etcdctl, pgherd's
 //	          own reads), both CA certificates (a data member's host only)
-//	tls/NAME/ member NAME's own credentials (MemberTLS) and, for a data
-//	          member, Patroni's client certificate patroni.{crt,key}
+//	tls/NAME/ member NAME's own credentials (MemberTLS)
+//	patroni/NAME/ the etcd client certificate patroni.{crt,key} of the
+//	          Patroni beside data member NAME, with the client CA
 //
-// Every file is 0600 and every directory 0700, owned by the members'
-// account.
+// Every file is 0600 and every directory 0700 (the parents tls/ and
+// patroni/ 0755). What the members use is owned by the members' account;
+// patroni/NAME/ by PostgreSQL's (Local.PatroniUser), which Patroni runs
+// as: it reads its own key and none of the members'.
 
 // CreateToken mints a join token on this host (dcs/token.go): the host
 // must hold the cluster's CA.
@@ -33,6 +39,12 @@ func (l *Local) CreateToken(role string, ttl time.Duration) (Token, time.Time, e
 	ca, err := pki.Load(true)
 	if err != nil {
 		return Token{}, time.Time{}, err
+	}
+	if role == RoleData {
+		// A data newcomer receives the credentials from the members' copy.
+		if err := l.ShareCredentials(); err != nil {
+			return Token{}, time.Time{}, err
+		}
 	}
 	t, exp, err := TokenStore{Dir: pki.Dir}.Create(role, ttl, ca.Fingerprint())
 	if err != nil {
@@ -71,18 +83,23 @@ func (l *Local) AdminClientTLS() (TLSConfig, bool) {
 	return t, true
 }
 
+// PatroniDir is where the etcd client credential of the Patroni beside
+// data member name lives, apart from the member's own keys.
+func (l *Local) PatroniDir(name string) string { return filepath.Join(l.Dir, "patroni", name) }
+
 // PatroniTLS is Patroni's etcd client credential beside member name.
 func (l *Local) PatroniTLS(name string) TLSConfig {
-	d := l.TLSDir(name)
+	d := l.PatroniDir(name)
 	return TLSConfig{Cert: filepath.Join(d, "patroni.crt"), Key: filepath.Join(d, "patroni.key"), CA: filepath.Join(d, ClientCAFile)}
 }
 
-// IssuePatroni writes Patroni's client certificate beside data member name.
+// IssuePatroni writes Patroni's client certificate beside data member
+// name, in PatroniDir, owned by the account Patroni runs as.
 func (l *Local) IssuePatroni(name string) (TLSConfig, error) {
-	if err := l.PKI().IssueClient(l.TLSDir(name), "patroni", "patroni-"+name); err != nil {
+	if err := l.PKI().IssueClient(l.PatroniDir(name), "patroni", "patroni-"+name); err != nil {
 		return TLSConfig{}, fmt.Errorf("issue Patroni's DCS client certificate: %w", err)
 	}
-	return l.PatroniTLS(name), l.ownTree(l.TLSDir(name))
+	return l.PatroniTLS(name), l.handOver(l.PatroniDir(name), l.PatroniUser)
 }
 
 // ErrNoCA means this host cannot issue certificates for the cluster.
@@ -186,19 +203,21 @@ func (l *Local) IssueAdmin() error {
 }
 
 // ownTree hands dir and what it holds to the members' account.
-func (l *Local) ownTree(dir string) error {
-	if l.User == nil {
+func (l *Local) ownTree(dir string) error { return l.handOver(dir, l.User) }
+
+// handOver hands dir and everything under it to u (nil: leave them the
+// current user's) through safefs.Rehome, which follows no link: what root
+// made there, and what the members ran as before they had an account of
+// their own (PostgreSQL's, root's), becomes u's; anything else stops it.
+func (l *Local) handOver(dir string, u *service.User) error {
+	if u == nil {
 		return nil
 	}
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return l.own(p)
-	})
+	from := []uint32{0}
+	if l.PatroniUser != nil {
+		from = append(from, l.PatroniUser.UID)
+	}
+	return safefs.Rehome(dir, from, safefs.Owner{Name: u.Name, UID: u.UID, GID: u.GID, Chown: true})
 }
 
 func fresh(dir string) bool {
@@ -239,15 +258,18 @@ func (l *Local) RenewCerts(ctx context.Context, name string) ([]CertExpiry, erro
 	if !pki.Exists() {
 		return nil, fmt.Errorf("%w (%s): renew on a data member's host; a witness is renewed by `pgherd witness remove` and `witness add --token`", ErrNoCA, pki.Dir)
 	}
+	if err := l.legacyPatroni(); err != nil {
+		return nil, err
+	}
 	if err := pki.IssueMember(dir, name, cfg.Role, []string{hostOf(advertisedPeer(cfg))}, []string{clientHostOf(cfg)}); err != nil {
 		return nil, fmt.Errorf("renew the certificates of member %s: %w", name, err)
-	}
-	if err := l.ownTree(dir); err != nil {
-		return nil, err
 	}
 	svc := l.service(name)
 	if err := l.Services.Stop(ctx, svc); err != nil {
 		return nil, fmt.Errorf("restart %s: %w", svc, err)
+	}
+	if err := l.adopt(cfg); err != nil {
+		return nil, err
 	}
 	if err := l.Services.Start(ctx, svc); err != nil {
 		return nil, fmt.Errorf("restart %s: %w", svc, err)

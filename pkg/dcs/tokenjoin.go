@@ -86,8 +86,9 @@ func (l *Local) installCredentials(resp *TokenSignResponse) ([]string, error) {
 	if l.Credentials == "" || len(resp.Credentials) == 0 {
 		return nil, nil
 	}
-	// The directory is Patroni's too (its configuration): traversable
-	// parents, itself 0700 and the members' (and Patroni's) account's.
+	// The directory is Patroni's (its configuration): traversable
+	// parents, itself 0700 and PostgreSQL's account's; the members get
+	// their copy (ShareCredentials).
 	dir := filepath.Dir(l.Credentials)
 	var made []string
 	if fresh(dir) {
@@ -98,7 +99,7 @@ func (l *Local) installCredentials(resp *TokenSignResponse) ([]string, error) {
 			return nil, err
 		}
 		made = append(made, dir)
-		if err := l.own(dir); err != nil {
+		if err := l.handOver(dir, l.PatroniUser); err != nil {
 			return made, err
 		}
 	}
@@ -114,8 +115,10 @@ func (l *Local) installCredentials(resp *TokenSignResponse) ([]string, error) {
 			return made, err
 		}
 		made = append(made, p)
-		if err := l.own(p); err != nil {
-			return made, err
+		if u := l.PatroniUser; u != nil {
+			if err := os.Lchown(p, int(u.UID), int(u.GID)); err != nil {
+				return made, err
+			}
 		}
 	}
 	return made, nil

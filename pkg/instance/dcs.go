@@ -32,11 +32,18 @@ type DCSMemberRequest struct {
 	Token string
 }
 
-// memberEnv is this host's DCS members, where `pgherd dcs` keeps them.
-func memberEnv(env *Env) *witness.Env {
-	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services, User: env.User.Service(),
+// memberEnv is this host's DCS members, where `pgherd dcs` keeps them,
+// run by their own account (patroni.dcs.embedded.sysuser) when pgherd is
+// root.
+func memberEnv(env *Env) (*witness.Env, error) {
+	u, err := env.Site.MemberUser()
+	if err != nil {
+		return nil, err
+	}
+	return &witness.Env{Local: &dcs.Local{Dir: filepath.Join(env.Site.Prefix, "dcs"), Exec: env.Pgherd, Services: env.Services,
+		User: u.Service(), PatroniUser: env.User.Service(),
 		QuotaBytes: env.Site.Patroni.DCS.Embedded.QuotaBytes, Snapshots: dcs.ScheduleOf(env.Site.Prefix, env.Site.Patroni.DCS.Embedded.Snapshots),
-		Plain: !env.Site.Patroni.DCS.Embedded.TLS, Credentials: env.Site.PatroniCredentialsGlob()}}
+		Plain: !env.Site.Patroni.DCS.Embedded.TLS, Credentials: env.Site.PatroniCredentialsGlob()}}, nil
 }
 
 // dcsPlan is the DCS member instance create will add, and the client
@@ -65,14 +72,22 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		Zone:         firstNonEmpty(pr.DCS.Zone, emb.Zone), Profile: emb.Profile,
 		Instance: i.ID(),
 	}
+	mu, err := env.Site.MemberUser()
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
-		if err := checkListen(env, l.what, l.addr); err != nil {
+		if err := checkListen(env, mu, "the DCS member", l.what, l.addr); err != nil {
 			return nil, err
 		}
 	}
 	via := ""
+	me, err := memberEnv(env)
+	if err != nil {
+		return nil, err
+	}
 	if req.Peer == "" {
-		local, err := memberEnv(env).LocalMembers()
+		local, err := me.LocalMembers()
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +100,6 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	if req.Peer == "" {
 		return plan, nil
 	}
-	me := memberEnv(env)
 	fail := func(err error) (*dcsPlan, error) {
 		if plan.undoTrust != nil {
 			plan.undoTrust()
@@ -136,7 +150,10 @@ func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, pla
 	case plan.req.Peer == "":
 		log.Info("no --dcs-peer and no DCS member on this host: starting a new embedded DCS")
 	}
-	me := memberEnv(env)
+	me, err := memberEnv(env)
+	if err != nil {
+		return nil, err
+	}
 	res, err := witness.AddMember(ctx, me, plan.req)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the DCS member of %s: %w", i.ID(), err)
@@ -158,6 +175,17 @@ func joinDCS(ctx context.Context, env *Env, i *Instance, pr *PatroniRequest, pla
 	return func() { _ = witness.RemoveMember(context.WithoutCancel(ctx), me, plan.req.Name) }, nil
 }
 
+// shareDCSCredentials gives this host's DCS members, which run as an
+// account of their own, their copy of the Patroni credentials, which they
+// hand to a data member that joins with a token.
+func shareDCSCredentials(env *Env) error {
+	me, err := memberEnv(env)
+	if err != nil {
+		return err
+	}
+	return me.Local.ShareCredentials()
+}
+
 func clientHost(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 }
@@ -168,7 +196,13 @@ func clientHost(url string) string {
 // up before members recorded their instance, and never one that records
 // another instance.
 func dcsMemberOf(env *Env, i *Instance, name string) (string, error) {
-	me := memberEnv(env)
+	me, err := memberEnv(env)
+	if err != nil {
+		if ms, _ := filepath.Glob(filepath.Join(env.Site.Prefix, "dcs", "*.yaml")); len(ms) == 0 {
+			return "", nil // no member here: the members' account does not matter
+		}
+		return "", err
+	}
 	local, err := me.LocalMembers()
 	if err != nil {
 		return "", err
@@ -196,5 +230,9 @@ func dropDCSMember(ctx context.Context, env *Env, name string) error {
 	if name == "" {
 		return nil
 	}
-	return witness.RemoveMember(ctx, memberEnv(env), name)
+	me, err := memberEnv(env)
+	if err != nil {
+		return err
+	}
+	return witness.RemoveMember(ctx, me, name)
 }

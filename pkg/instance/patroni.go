@@ -200,13 +200,13 @@ func checkPatroniRequest(env *Env, req CreateRequest) error {
 // PostgreSQL connect host with the first free port from patroni.restapi_port.
 func chooseRestAPI(env *Env, req *PatroniRequest) (string, error) {
 	if req.RestAPIListen != "" {
-		if err := checkListen(env, "--patroni-restapi-listen", req.RestAPIListen); err != nil {
+		if err := checkListen(env, env.User, postgresAccount, "--patroni-restapi-listen", req.RestAPIListen); err != nil {
 			return "", err
 		}
 	}
 	if req.RestAPIConnect != "" {
 		if req.RestAPIListen == "" {
-			return req.RestAPIConnect, checkListen(env, "--patroni-restapi-connect-address", req.RestAPIConnect)
+			return req.RestAPIConnect, checkListen(env, env.User, postgresAccount, "--patroni-restapi-connect-address", req.RestAPIConnect)
 		}
 		return req.RestAPIConnect, nil
 	}
@@ -340,6 +340,11 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	creds, created, err := patroni.LoadOrCreateCredentials(credFile, owner)
 	if err != nil {
 		return nil, err
+	}
+	if plan != nil {
+		if err := shareDCSCredentials(env); err != nil {
+			return nil, err
+		}
 	}
 	if created {
 		u.add(func() { os.Remove(credFile) })

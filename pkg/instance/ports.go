@@ -56,7 +56,7 @@ func checkPort(env *Env, port int, self *Instance) error {
 	if port < 1 || port > 65535 {
 		return fmt.Errorf("port %d is not a TCP port (1-65535)", port)
 	}
-	if err := checkUnprivileged(env.User, port); err != nil {
+	if err := checkUnprivileged(env.User, postgresAccount, port); err != nil {
 		return err
 	}
 	used, err := usedPorts(env, self)
@@ -87,24 +87,27 @@ func portFree(port int) bool {
 }
 
 // checkUnprivileged refuses a port below net.ipv4.ip_unprivileged_port_start
-// when the account PostgreSQL runs as could not listen on it.
-func checkUnprivileged(u site.SysUser, port int) error {
+// when account u, which runs who, could not listen on it.
+func checkUnprivileged(u site.SysUser, who string, port int) error {
 	start := unprivilegedPortStart()
 	if port >= start || !u.Switch && canBindPrivileged() {
 		return nil
 	}
-	return fmt.Errorf("port %d is below %d (net.ipv4.ip_unprivileged_port_start) and account %s, which PostgreSQL, Patroni and the DCS run as, cannot listen on it", port, start, u.Name)
+	return fmt.Errorf("port %d is below %d (net.ipv4.ip_unprivileged_port_start) and account %s, which %s runs as, cannot listen on it", port, start, u.Name, who)
 }
+
+// postgresAccount names what env.User runs, in checkUnprivileged's errors.
+const postgresAccount = "PostgreSQL (and Patroni)"
 
 // checkListen refuses an address a service of the instance could not
 // listen on: not HOST:PORT, a privileged port, not this host's, or in use.
-func checkListen(env *Env, what, addr string) error {
+func checkListen(env *Env, u site.SysUser, who, what, addr string) error {
 	_, p, err := net.SplitHostPort(addr)
 	port, perr := strconv.Atoi(p)
 	if err != nil || perr != nil || port < 1 || port > 65535 {
 		return fmt.Errorf("%s %q: want HOST:PORT", what, addr)
 	}
-	if err := checkUnprivileged(env.User, port); err != nil {
+	if err := checkUnprivileged(u, who, port); err != nil {
 		return fmt.Errorf("%s %s: %w: choose another port", what, addr, err)
 	}
 	l, err := net.Listen("tcp", addr)

@@ -41,7 +41,9 @@ func (f *fakeSystemctl) Run(_ context.Context, c run.Cmd) (run.Result, error) {
 
 // unitCases are services as pgherd's callers build them; pgherd is the path
 // of the pgherd binary in the dcs unit.
-func unitCases(pgherd string, u *User) []Service {
+// unitCases are a unit of each kind: PostgreSQL and Patroni run as u, a
+// DCS member as dcs (its own account).
+func unitCases(pgherd string, u, dcs *User) []Service {
 	return []Service{
 		{
 			Kind: KindPostgreSQL, Instance: "15-pg1", User: u, Notify: true, StopSignal: syscall.SIGINT,
@@ -57,7 +59,7 @@ func unitCases(pgherd string, u *User) []Service {
 				TTL: 30 * time.Second, LoopWait: 10 * time.Second},
 		},
 		{
-			Kind: KindDCS, Instance: "m1", User: u,
+			Kind: KindDCS, Instance: "m1", User: dcs,
 			Exec: []string{pgherd, "dcs", "serve", "--config", "/etc/pgherd/dcs/m1.yaml"},
 		},
 	}
@@ -79,13 +81,14 @@ func installAll(t *testing.T, userMode bool, cases []Service) (string, *fakeSyst
 
 func TestSystemdUnitsGolden(t *testing.T) {
 	pgherd := &User{Name: "pgherd", UID: 999, GID: 995}
+	dcs := &User{Name: "pgherd-dcs", UID: 998, GID: 994}
 	for _, mode := range []struct {
-		name     string
-		userMode bool
-		user     *User
-	}{{"system", false, pgherd}, {"user", true, nil}} {
+		name      string
+		userMode  bool
+		user, dcs *User
+	}{{"system", false, pgherd, dcs}, {"user", true, nil, nil}} {
 		t.Run(mode.name, func(t *testing.T) {
-			dir, _ := installAll(t, mode.userMode, unitCases("/usr/bin/pgherd", mode.user))
+			dir, _ := installAll(t, mode.userMode, unitCases("/usr/bin/pgherd", mode.user, mode.dcs))
 			golden := filepath.Join("testdata", "units", mode.name)
 			got := readTree(t, dir, "@UNITDIR@")
 			sup, _ := supervisorPath("")
@@ -164,13 +167,14 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	}
 	// An ordinary system user: systemd-analyze rightly complains about "nobody".
 	sysuser := &User{Name: "pgherd", UID: 999, GID: 995}
+	dcsuser := &User{Name: "pgherd-dcs", UID: 998, GID: 994}
 	for _, mode := range []struct {
-		name     string
-		userMode bool
-		user     *User
-	}{{"system", false, sysuser}, {"user", true, nil}} {
+		name      string
+		userMode  bool
+		user, dcs *User
+	}{{"system", false, sysuser, dcsuser}, {"user", true, nil, nil}} {
 		t.Run(mode.name, func(t *testing.T) {
-			cases := unitCases(self, mode.user)
+			cases := unitCases(self, mode.user, mode.dcs)
 			dir, _ := installAll(t, mode.userMode, cases)
 			args := []string{"verify"}
 			if mode.userMode {
@@ -214,7 +218,7 @@ func TestSystemdManagerCommands(t *testing.T) {
 	dir := t.TempDir()
 	f := &fakeSystemctl{show: "ActiveState=inactive\nMainPID=0\n"}
 	m := NewSystemd(Config{UnitDir: dir, UserMode: true, Runner: f})
-	pg1, pg2 := unitCases("/usr/bin/pgherd", nil)[0], unitCases("/usr/bin/pgherd", nil)[0]
+	pg1, pg2 := unitCases("/usr/bin/pgherd", nil, nil)[0], unitCases("/usr/bin/pgherd", nil, nil)[0]
 	pg2.Instance = "15-pg2"
 	for _, s := range []Service{pg1, pg2} {
 		if err := m.Install(ctx, s); err != nil {
@@ -297,7 +301,7 @@ func TestSystemdInstallUndo(t *testing.T) {
 	dir := t.TempDir()
 	f := &fakeSystemctl{failOn: "enable"}
 	m := NewSystemd(Config{UnitDir: dir, Runner: f})
-	err := m.Install(context.Background(), unitCases("/usr/bin/pgherd", nil)[1])
+	err := m.Install(context.Background(), unitCases("/usr/bin/pgherd", nil, nil)[1])
 	if err == nil || !strings.Contains(err.Error(), "Failed to enable") {
 		t.Fatalf("Install = %v, want systemctl's error", err)
 	}
@@ -311,7 +315,7 @@ func TestSystemdInstallUndo(t *testing.T) {
 
 func TestSystemdUserUnitForAnotherUser(t *testing.T) {
 	m := NewSystemd(Config{UnitDir: t.TempDir(), UserMode: true, Runner: &fakeSystemctl{}})
-	s := unitCases("/usr/bin/pgherd", &User{Name: "other", UID: uint32(os.Geteuid()) + 1})[2]
+	s := unitCases("/usr/bin/pgherd", nil, &User{Name: "other", UID: uint32(os.Geteuid()) + 1})[2]
 	if err := m.Install(context.Background(), s); err == nil || !strings.Contains(err.Error(), "a user unit cannot run as user other") {
 		t.Fatalf("Install = %v", err)
 	}

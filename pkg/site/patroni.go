@@ -79,6 +79,11 @@ type EmbeddedDCS struct {
 	// and mutual TLS on both ports (the default); false sets members up
 	// on plain TCP, which profile production refuses.
 	TLS bool `yaml:"tls" json:"tls"`
+	// Sysuser is the account this host's members run as, and own their
+	// data, keys and state, when pgherd runs as root: an account of
+	// their own (default pgherd-dcs, made by make deps), so that
+	// PostgreSQL's account (sysuser) cannot read their keys.
+	Sysuser string `yaml:"sysuser" json:"sysuser"`
 }
 
 // DCSSnapshots is patroni.dcs.embedded.snapshots.
@@ -126,7 +131,7 @@ func defaultPatroni() Patroni {
 		MaximumLagOnFailover: 1048576,
 		Watchdog:             "off",
 		DCS: PatroniDCS{Kind: DCSEmbedded, Namespace: "/service", Protocol: "http",
-			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20, TLS: true,
+			Embedded: EmbeddedDCS{PeerPort: 2380, ClientPort: 2379, Profile: "production", QuotaBytes: 32 << 20, TLS: true, Sysuser: "pgherd-dcs",
 				Snapshots: DCSSnapshots{Interval: 3600, Keep: 24}}},
 	}
 }
@@ -157,6 +162,9 @@ func (p *Patroni) validate() error {
 	}
 	if !p.DCS.Embedded.TLS && p.DCS.Embedded.Profile == "production" {
 		return fmt.Errorf("patroni.dcs.embedded.tls: false leaves the DCS open to anyone who reaches its ports, which profile production refuses: remove tls: false, or set profile: testing")
+	}
+	if p.DCS.Embedded.Sysuser == "" {
+		return fmt.Errorf("patroni.dcs.embedded.sysuser is empty: name the account DCS members run as when pgherd runs as root (default pgherd-dcs, which make deps creates)")
 	}
 	for key, port := range map[string]int{"peer_port": p.DCS.Embedded.PeerPort, "client_port": p.DCS.Embedded.ClientPort} {
 		if port < 1 || port > 65535 {

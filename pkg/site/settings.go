@@ -237,15 +237,25 @@ func (s *Settings) ResolveUser() (SysUser, error) {
 	return su, err
 }
 
-// DaemonUser returns the account pgherd's own daemons (DCS members, the
-// witness) run as: sysuser when pgherd runs as root and sysuser is set;
-// otherwise the current user. Unlike PostgreSQL they may run as root, as
-// on a witness host with no PostgreSQL and no sysuser.
-func (s *Settings) DaemonUser() (SysUser, error) {
-	if os.Geteuid() == 0 && s.Sysuser == "" {
-		return SysUser{Name: "root"}, nil
+// MemberUser returns the account this host's DCS members run as:
+// patroni.dcs.embedded.sysuser when pgherd runs as root (an account of
+// their own, not PostgreSQL's: a PostgreSQL superuser can then read none
+// of their keys); otherwise the current user. An account that does not
+// exist, or is root, is refused before anything is made.
+func (s *Settings) MemberUser() (SysUser, error) {
+	if os.Geteuid() != 0 {
+		return s.ResolveUser()
 	}
-	return s.ResolveUser()
+	name := s.Patroni.DCS.Embedded.Sysuser
+	u, err := user.Lookup(name)
+	if err != nil {
+		return SysUser{}, fmt.Errorf("patroni.dcs.embedded.sysuser %q: no such system user: run `make deps` (or `useradd --system --user-group --shell /usr/sbin/nologin %s`), or name another account in site.yaml", name, name)
+	}
+	su, err := toSysUser(u, true)
+	if err == nil && su.UID == 0 {
+		return SysUser{}, fmt.Errorf("patroni.dcs.embedded.sysuser %q is root: DCS members run under an unprivileged account of their own (default pgherd-dcs)", name)
+	}
+	return su, err
 }
 
 // Service is the account a service runs as: u when pgherd switches to it,

@@ -386,13 +386,16 @@ func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
 			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, p, err)
 		}
 	}
-	// Its certificates and keys (Local.TLSDir).
-	tlsDir := e.Local.TLSDir(name)
-	if err := os.RemoveAll(tlsDir); err != nil {
-		return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, tlsDir, err)
+	// Its certificates and keys (Local.TLSDir), and its Patroni's
+	// (Local.PatroniDir).
+	tlsDir, patroniDir := e.Local.TLSDir(name), e.Local.PatroniDir(name)
+	for _, d := range []string{tlsDir, patroniDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("DCS member %s is stopped, but %s could not be removed: %w", name, d, err)
+		}
 	}
 	if !quiet {
-		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile, tlsDir}, " "))
+		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile, tlsDir, patroniDir}, " "))
 	}
 	return nil
 }
