@@ -123,6 +123,11 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
 	}
+	if reissued, err := dcs.EnsureCertHosts(cfg); err != nil {
+		return fail(err)
+	} else if reissued {
+		logging.From(ctx).Info("reissued this member's certificates for the addresses it now serves on", "peer", cfg.AdvertisePeer, "client", cfg.AdvertiseClient)
+	}
 	if fresh && len(cfg.Join) > 0 {
 		if err := checkNotMember(ctx, cfg); err != nil {
 			return fail(err)
