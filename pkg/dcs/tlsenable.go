@@ -122,15 +122,10 @@ func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
 	if len(st.Plain) == 0 {
 		return nil, nil
 	}
-	pki := l.PKI()
-	if !pki.Exists() {
-		if st.WitnessOnly {
-			return nil, fmt.Errorf("%w (%s), and only a witness is set up here: run `pgherd dcs tls enable` on a data member's host first", ErrNoCA, pki.Dir)
-		}
-		if st.Members > len(st.Plain)+len(st.RemotePlain) {
-			return nil, fmt.Errorf("%w (%s), but another host's members already speak TLS: its CA is the cluster's; switch this host's members from there, or join them again with a token (`pgherd dcs token create`)", ErrNoCA, pki.Dir)
-		}
+	if err := l.CheckAcceptTLS(st); err != nil {
+		return nil, err
 	}
+	pki := l.PKI()
 	cfgs := map[string]Config{}
 	for _, name := range st.Plain {
 		c, err := l.Load(name)
@@ -181,6 +176,22 @@ func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
 		done = append(done, name)
 	}
 	return done, nil
+}
+
+// CheckAcceptTLS says whether AcceptTLS can switch this host's plain
+// members: it needs the cluster's CA here, or a data member here and no
+// other host's members on TLS yet (then it makes the CA).
+func (l *Local) CheckAcceptTLS(st TLSState) error {
+	pki := l.PKI()
+	switch {
+	case len(st.Plain) == 0 || pki.Exists():
+		return nil
+	case st.WitnessOnly:
+		return fmt.Errorf("%w (%s), and only a witness is set up here: run `pgherd dcs tls enable` on a data member's host first", ErrNoCA, pki.Dir)
+	case st.Members > len(st.Plain)+len(st.RemotePlain):
+		return fmt.Errorf("%w (%s), but another host's members already speak TLS: its CA is the cluster's; set this host's members up again from a token (`pgherd dcs token create` there)", ErrNoCA, pki.Dir)
+	}
+	return nil
 }
 
 // RefusePlain is step 2 for this host's members that serve both: once

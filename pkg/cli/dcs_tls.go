@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/instance"
+)
+
+func newCmdDcsTLS(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{Use: "tls", Short: "TLS of this host's members"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "enable",
+		Short: "Switch a running plain-TCP DCS and this host's Patroni to mutual TLS, member by member",
+		Long: `Switch a running plain-TCP embedded DCS (set up with patroni.dcs.embedded.tls: false) to
+mutual TLS without stopping it. The Patroni clusters of this host are paused, this host's
+members are restarted one at a time serving TLS beside plain TCP, each local Patroni gets a
+client certificate and protocol: https and is restarted (Patroni 3.0.2 reads its TLS settings
+only when it starts; PostgreSQL keeps running), then, once every member of the cluster serves
+TLS, this host's members are restarted on TLS only, and the clusters are resumed.
+
+The first data member's host to run it makes the cluster's CA. Members on other hosts are
+switched by running it on their hosts; run it again here afterwards to refuse plain TCP.
+Run again after a failure, it goes on from where it stopped.`,
+		Args: maxArgs(0, "no argument"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDcsTLSEnable(cmd.Context(), f)
+		},
+	})
+	return cmd
+}
+
+func runDcsTLSEnable(ctx context.Context, f *Factory) error {
+	l, err := f.dcsLocal()
+	if err != nil {
+		return err
+	}
+	env, err := f.InstanceEnv()
+	if err != nil {
+		return err
+	}
+	res, err := instance.EnableDCSTLS(ctx, env, l)
+	if errors.Is(err, dcs.ErrTLSAlready) {
+		fmt.Fprintln(f.IO.Out, "TLS is already enabled: every member of the DCS speaks TLS only; nothing to do")
+		return nil
+	}
+	if res != nil {
+		printDcsTLS(f, res)
+	}
+	return err
+}
+
+func printDcsTLS(f *Factory, res *instance.DCSTLSResult) {
+	out := f.IO.Out
+	for _, c := range res.Paused {
+		fmt.Fprintf(out, "Patroni cluster %s paused: Patroni 3.0.2 reads its DCS TLS settings only when it starts\n", c)
+	}
+	for _, m := range res.Accepting {
+		fmt.Fprintf(out, "member %s restarted serving TLS beside plain TCP\n", m)
+	}
+	for _, i := range res.Restarted {
+		fmt.Fprintf(out, "Patroni of instance %s restarted on https with its client certificate (PostgreSQL kept running)\n", i)
+	}
+	for _, m := range res.TLSOnly {
+		fmt.Fprintf(out, "member %s restarted on TLS only\n", m)
+	}
+	for _, c := range res.Resumed {
+		fmt.Fprintf(out, "Patroni cluster %s resumed\n", c)
+	}
+	if len(res.RemotePlain) > 0 {
+		fmt.Fprintf(out, "member %s on other hosts still speaks plain TCP: run `pgherd dcs tls enable` on their hosts, then here again (this host's members accept plain TCP until then)\n", strings.Join(res.RemotePlain, ", "))
+	}
+}
