@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,7 +15,8 @@ import (
 
 func newCmdDcsTLS(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "tls", Short: "TLS of this host's members"}
-	cmd.AddCommand(&cobra.Command{
+	o := &dcsTLSEnableOptions{}
+	enable := &cobra.Command{
 		Use:   "enable",
 		Short: "Switch a running plain-TCP DCS and this host's Patroni to mutual TLS, member by member",
 		Long: `Switch a running plain-TCP embedded DCS (set up with patroni.dcs.embedded.tls: false) to
@@ -25,26 +27,44 @@ only when it starts; PostgreSQL keeps running), then, once every member of the c
 TLS, this host's members are restarted on TLS only, and the clusters are resumed.
 
 The first data member's host to run it makes the cluster's CA. Members on other hosts are
-switched by running it on their hosts; run it again here afterwards to refuse plain TCP.
+switched by running it on their hosts (a host without the CA gives --token and --peer); run
+it again here afterwards to refuse plain TCP.
 Run again after a failure, it goes on from where it stopped.`,
 		Args: maxArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDcsTLSEnable(cmd.Context(), f)
+			if o.token == "" {
+				o.token = os.Getenv("PGHERD_DCS_TOKEN")
+			}
+			if _, err := dcs.ParseToken(o.token); o.token != "" && err != nil {
+				return usageError{fmt.Errorf("--token: %w", err)}
+			}
+			if (o.token == "") != (o.peer == "") {
+				return usageError{errors.New("--token and --peer go together: the token of the host that switched first, and the peer address of one of its members")}
+			}
+			return runDcsTLSEnable(cmd.Context(), f, o)
 		},
-	})
+	}
+	enable.Flags().StringVar(&o.token, "token", "", "join token from `pgherd dcs token create` on the host that switched first, for a host without the cluster's CA (default $PGHERD_DCS_TOKEN)")
+	enable.Flags().StringVar(&o.peer, "peer", "", "HOST:PORT, the peer address of a member of the host that printed --token")
+	cmd.AddCommand(enable)
 	return cmd
 }
 
-func runDcsTLSEnable(ctx context.Context, f *Factory) error {
+type dcsTLSEnableOptions struct {
+	token, peer string
+}
+
+func runDcsTLSEnable(ctx context.Context, f *Factory, o *dcsTLSEnableOptions) error {
 	l, err := f.dcsLocal()
 	if err != nil {
 		return err
 	}
+	l.JoinToken = o.token
 	env, err := f.InstanceEnv()
 	if err != nil {
 		return err
 	}
-	res, err := instance.EnableDCSTLS(ctx, env, l)
+	res, err := instance.EnableDCSTLS(ctx, env, l, o.peer)
 	if errors.Is(err, dcs.ErrTLSAlready) {
 		fmt.Fprintln(f.IO.Out, "TLS is already enabled: every member of the DCS speaks TLS only; nothing to do")
 		return nil

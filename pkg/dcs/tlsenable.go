@@ -64,14 +64,17 @@ func (l *Local) TLSState(ctx context.Context) (TLSState, error) {
 	}
 	st.WitnessOnly = true
 	local := map[string]bool{}
+	var plainWitnesses []string
 	for _, c := range cfgs {
 		local[c.Name] = true
 		if c.Role == RoleData {
 			st.WitnessOnly = false
 		}
 		switch {
-		case !c.PeerTLS.Enabled() && !c.ClientTLS.Enabled():
+		case !c.PeerTLS.Enabled() && !c.ClientTLS.Enabled() && c.Role == RoleData:
 			st.Plain = append(st.Plain, c.Name)
+		case !c.PeerTLS.Enabled() && !c.ClientTLS.Enabled():
+			plainWitnesses = append(plainWitnesses, c.Name)
 		case c.AcceptPlain:
 			st.Switching = append(st.Switching, c.Name)
 		case c.PeerTLS.Enabled() && c.ClientTLS.Enabled():
@@ -80,6 +83,9 @@ func (l *Local) TLSState(ctx context.Context) (TLSState, error) {
 			return st, fmt.Errorf("member %s has TLS on one port only (%s): set peer_tls and client_tls alike, or neither, then run this again", c.Name, l.ConfigFile(c.Name))
 		}
 	}
+	// Data members first: with a data token, the first one's certificates
+	// bring the CA that issues the others'.
+	st.Plain = append(st.Plain, plainWitnesses...)
 	ac, err := NewAdminClient(advertisedPeer(cfgs[0]), l.adminOr(cfgs[0]))
 	if err != nil {
 		return st, err
@@ -118,7 +124,12 @@ func (st TLSState) Finished() bool {
 // host, and no other host may have made one: then every member speaks
 // plain TCP), issues each member's certificates and restarts it serving
 // both. It returns the members it switched.
-func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
+//
+// On a host without the CA while another host's members speak TLS, the
+// first member's certificates come from the member at via, signed for
+// l.JoinToken (a data token also brings the CA, which then issues the
+// others'); the token is consumed once that member runs with them.
+func (l *Local) AcceptTLS(ctx context.Context, st TLSState, via string) ([]string, error) {
 	if len(st.Plain) == 0 {
 		return nil, nil
 	}
@@ -134,7 +145,14 @@ func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
 		}
 		cfgs[name] = c
 	}
-	if !pki.Exists() {
+	var tok *Token
+	if !pki.Exists() && l.JoinToken != "" {
+		t, err := ParseToken(l.JoinToken)
+		if err != nil {
+			return nil, err
+		}
+		tok = &t
+	} else if !pki.Exists() {
 		if err := pki.Create(st.Plain[0]); err != nil {
 			return nil, fmt.Errorf("create the cluster's CA: %w", err)
 		}
@@ -143,7 +161,7 @@ func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
 		}
 		logging.From(ctx).Info("created the cluster's CA in " + pki.Dir)
 	}
-	if _, ok := l.AdminTLS(); !ok {
+	if _, ok := l.AdminTLS(); !ok && tok == nil {
 		if err := l.IssueAdmin(); err != nil {
 			return nil, fmt.Errorf("issue the administrator's credential: %w", err)
 		}
@@ -155,7 +173,11 @@ func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
 	for _, name := range st.Plain {
 		c := cfgs[name]
 		dir := l.TLSDir(name)
-		if err := pki.IssueMember(dir, name, c.Role, PeerHosts(c), ClientHosts(c)); err != nil {
+		if tok != nil && len(done) == 0 {
+			if err := l.certsFromToken(ctx, *tok, via, c); err != nil {
+				return done, err
+			}
+		} else if err := pki.IssueMember(dir, name, c.Role, PeerHosts(c), ClientHosts(c)); err != nil {
 			return done, fmt.Errorf("issue the certificates of member %s: %w", name, err)
 		}
 		if err := l.ownTree(l.TLSDir("")); err != nil {
@@ -173,6 +195,11 @@ func (l *Local) AcceptTLS(ctx context.Context, st TLSState) ([]string, error) {
 		if err := l.rewrite(ctx, c, "serving TLS beside plain TCP"); err != nil {
 			return done, err
 		}
+		if tok != nil && len(done) == 0 {
+			if err := consumeToken(ctx, via, *tok, c.PeerTLS); err != nil {
+				logging.From(ctx).Warn("the member runs with its certificates, but its token could not be marked used (it stays usable by this name only until it expires)", "err", err)
+			}
+		}
 		done = append(done, name)
 	}
 	return done, nil
@@ -186,10 +213,39 @@ func (l *Local) CheckAcceptTLS(st TLSState) error {
 	switch {
 	case len(st.Plain) == 0 || pki.Exists():
 		return nil
-	case st.WitnessOnly:
+	case st.Members == len(st.Plain)+len(st.RemotePlain) && st.WitnessOnly:
 		return fmt.Errorf("%w (%s), and only a witness is set up here: run `pgherd dcs tls enable` on a data member's host first", ErrNoCA, pki.Dir)
-	case st.Members > len(st.Plain)+len(st.RemotePlain):
-		return fmt.Errorf("%w (%s), but another host's members already speak TLS: its CA is the cluster's; set this host's members up again from a token (`pgherd dcs token create` there)", ErrNoCA, pki.Dir)
+	case st.Members == len(st.Plain)+len(st.RemotePlain):
+		return nil // the first host to switch: it makes the CA
+	case l.JoinToken == "":
+		return fmt.Errorf("%w (%s), but another host's members already speak TLS with the cluster's CA: give --token (`pgherd dcs token create --role data`, or --role witness for a witness, on that host) and --peer (one of that host's members)", ErrNoCA, pki.Dir)
+	}
+	if len(st.Plain) > 1 && st.WitnessOnly {
+		return fmt.Errorf("a witness token switches one member, and %d witnesses are set up here (%s): switch them from a data member's host, or remove all but one", len(st.Plain), strings.Join(st.Plain, ", "))
+	}
+	return nil
+}
+
+// certsFromToken has member c's certificates signed by the member at via
+// for token t; a data token also brings the cluster's CA, from which this
+// host then issues the administrator's credential and its other members'.
+func (l *Local) certsFromToken(ctx context.Context, t Token, via string, c Config) error {
+	resp, err := requestCertificates(ctx, via, t, c, l.TLSDir(c.Name))
+	if err != nil {
+		return err
+	}
+	if c.Role == RoleData {
+		if err := l.PKI().installCA(resp); err != nil {
+			return err
+		}
+		if err := l.IssueAdmin(); err != nil {
+			return fmt.Errorf("issue the administrator's credential: %w", err)
+		}
+	}
+	for _, d := range []string{l.PKI().Dir, l.adminDir(), l.TLSDir("")} {
+		if err := l.ownTree(d); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -31,9 +31,11 @@ import (
 //  6. the clusters it paused are resumed.
 //
 // Members of other hosts are switched by the same command on their hosts;
-// the result says which are left. Run again after a failure, it goes on
+// the result says which are left. A host without the cluster's CA, once
+// another host's members speak TLS, brings a join token (l.JoinToken) and
+// via, the peer address of a member of the host that printed it. Run again after a failure, it goes on
 // from where it stopped.
-func EnableDCSTLS(ctx context.Context, env *Env, l *dcs.Local) (*DCSTLSResult, error) {
+func EnableDCSTLS(ctx context.Context, env *Env, l *dcs.Local, via string) (*DCSTLSResult, error) {
 	if !env.Site.Patroni.DCS.Embedded.TLS {
 		return nil, errors.New("patroni.dcs.embedded.tls is false in the site settings, so members set up later would speak plain TCP to a TLS cluster: remove `tls: false`, then run this again")
 	}
@@ -69,7 +71,7 @@ func EnableDCSTLS(ctx context.Context, env *Env, l *dcs.Local) (*DCSTLSResult, e
 		}
 		return res, err
 	}
-	if res.Accepting, err = l.AcceptTLS(ctx, st); err != nil {
+	if res.Accepting, err = l.AcceptTLS(ctx, st, via); err != nil {
 		return fail(err)
 	}
 	for _, p := range pats {
