@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // Switching a running plain-TCP cluster to mutual TLS (`pgherd dcs tls
@@ -292,7 +293,7 @@ func (l *Local) rewrite(ctx context.Context, c Config, what string) error {
 // writtenConfig is c as its file holds it: LoadConfig fills defaults that
 // the file leaves implicit, which are taken back out here.
 func (l *Local) writtenConfig(c Config) (Config, error) {
-	raw, err := os.ReadFile(l.ConfigFile(c.Name))
+	raw, err := safefs.ReadFile(l.ConfigFile(c.Name))
 	if err != nil {
 		return c, err
 	}
