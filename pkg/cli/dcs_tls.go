@@ -60,11 +60,18 @@ func runDcsTLSEnable(ctx context.Context, f *Factory, o *dcsTLSEnableOptions) er
 		return err
 	}
 	l.JoinToken = o.token
+	req := instance.DCSTLSRequest{Local: l, Via: o.peer}
 	env, err := f.InstanceEnv()
 	if err != nil {
-		return err
+		// A witness's host may have no PostgreSQL account: only the
+		// instances it would find need one.
+		s, serr := f.Settings()
+		if serr != nil {
+			return serr
+		}
+		env, req.NoUser = &instance.Env{Site: &s.Settings, Services: f.Services(&s.Settings)}, err
 	}
-	res, err := instance.EnableDCSTLS(ctx, env, l, o.peer)
+	res, err := instance.EnableDCSTLS(ctx, env, req)
 	if errors.Is(err, dcs.ErrTLSAlready) {
 		fmt.Fprintln(f.IO.Out, "TLS is already enabled: every member of the DCS speaks TLS only; nothing to do")
 		return nil

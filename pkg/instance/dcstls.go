@@ -32,10 +32,10 @@ import (
 //
 // Members of other hosts are switched by the same command on their hosts;
 // the result says which are left. A host without the cluster's CA, once
-// another host's members speak TLS, brings a join token (l.JoinToken) and
-// via, the peer address of a member of the host that printed it. Run again after a failure, it goes on
+// another host's members speak TLS, brings a join token (Local.JoinToken). Run again after a failure, it goes on
 // from where it stopped.
-func EnableDCSTLS(ctx context.Context, env *Env, l *dcs.Local, via string) (*DCSTLSResult, error) {
+func EnableDCSTLS(ctx context.Context, env *Env, req DCSTLSRequest) (*DCSTLSResult, error) {
+	l, via := req.Local, req.Via
 	if !env.Site.Patroni.DCS.Embedded.TLS {
 		return nil, errors.New("patroni.dcs.embedded.tls is false in the site settings, so members set up later would speak plain TCP to a TLS cluster: remove `tls: false`, then run this again")
 	}
@@ -52,6 +52,9 @@ func EnableDCSTLS(ctx context.Context, env *Env, l *dcs.Local, via string) (*DCS
 	pats, err := localPatroniOnDCS(ctx, env, l)
 	if err != nil {
 		return nil, err
+	}
+	if len(pats) > 0 && req.NoUser != nil {
+		return nil, req.NoUser
 	}
 	res := &DCSTLSResult{}
 	log := logging.From(ctx)
@@ -100,6 +103,18 @@ func EnableDCSTLS(ctx context.Context, env *Env, l *dcs.Local, via string) (*DCS
 		res.Resumed = append(res.Resumed, p.cfg.Scope)
 	}
 	return res, nil
+}
+
+// DCSTLSRequest is what EnableDCSTLS switches.
+type DCSTLSRequest struct {
+	Local *dcs.Local // this host's members
+	// Via is, with Local.JoinToken, the peer address of a member of the
+	// host that printed the token.
+	Via string
+	// NoUser, when set, says why env.User, the account PostgreSQL runs
+	// as, is unknown: no matter on a host without PostgreSQL (a witness's),
+	// the error on a host with Patroni members, whose files it owns.
+	NoUser error
 }
 
 // DCSTLSResult is what EnableDCSTLS did.
