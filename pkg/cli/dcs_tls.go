@@ -100,6 +100,10 @@ func printDcsTLS(f *Factory, res *instance.DCSTLSResult) {
 		fmt.Fprintf(out, "Patroni cluster %s resumed\n", c)
 	}
 	if len(res.RemotePlain) > 0 {
-		fmt.Fprintf(out, "member %s on other hosts still speaks plain TCP: run `pgherd dcs tls enable` on their hosts, then here again (this host's members accept plain TCP until then)\n", strings.Join(res.RemotePlain, ", "))
+		verb := "speaks"
+		if len(res.RemotePlain) > 1 {
+			verb = "speak"
+		}
+		fmt.Fprintf(out, "member %s on other hosts still %s plain TCP: run `pgherd dcs tls enable` on their hosts, then here again (this host's members accept plain TCP until then)\n", strings.Join(res.RemotePlain, ", "), verb)
 	}
 }
