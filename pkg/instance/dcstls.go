@@ -59,7 +59,9 @@ func EnableDCSTLS(ctx context.Context, env *Env, req DCSTLSRequest) (*DCSTLSResu
 	res := &DCSTLSResult{}
 	log := logging.From(ctx)
 	for _, p := range pats {
-		if p.paused || slices.Contains(res.Paused, p.cfg.Scope) {
+		// Only a Patroni that restarts needs its cluster paused: a DCS
+		// member's restart alone is a blip Patroni retries through.
+		if p.paused || p.cfg.Etcd3.Protocol == "https" || slices.Contains(res.Paused, p.cfg.Scope) {
 			continue
 		}
 		log.Info(fmt.Sprintf("pausing Patroni cluster %s: Patroni 3.0.2 reads its DCS TLS settings only when it starts, so each Patroni is restarted", p.cfg.Scope))
