@@ -20,8 +20,8 @@ func newCmdDcsTLS(f *Factory) *cobra.Command {
 		Use:   "enable",
 		Short: "Switch a running plain-TCP DCS and this host's Patroni to mutual TLS, member by member",
 		Long: `Switch a running plain-TCP embedded DCS (set up with patroni.dcs.embedded.tls: false) to
-mutual TLS without stopping it. The Patroni clusters of this host are paused, this host's
-members are restarted one at a time serving TLS beside plain TCP, each local Patroni gets a
+mutual TLS without stopping it. The Patroni clusters of this host's Patroni are paused, this
+host's members are restarted one at a time serving TLS beside plain TCP, each local Patroni gets a
 client certificate and protocol: https and is restarted (Patroni 3.0.2 reads its TLS settings
 only when it starts; PostgreSQL keeps running), then, once every member of the cluster serves
 TLS, this host's members are restarted on TLS only, and the clusters are resumed.

@@ -18,9 +18,9 @@ import (
 //
 //  1. every check first (site settings, every member up, every local
 //     Patroni answering): a refusal changes nothing;
-//  2. each Patroni cluster of this host is paused (maintenance mode:
-//     PostgreSQL keeps running whatever the DCS does, and Patroni leaves
-//     it running when it stops);
+//  2. each Patroni cluster with a local Patroni still on http is paused
+//     (maintenance mode: PostgreSQL keeps running whatever the DCS does,
+//     and Patroni leaves it running when it stops);
 //  3. this host's members serve TLS beside plain TCP (dcs.Local.AcceptTLS,
 //     one restart each);
 //  4. each local Patroni gets a client certificate and `protocol: https`
