@@ -73,7 +73,7 @@ func runDcsTLSEnable(ctx context.Context, f *Factory, o *dcsTLSEnableOptions) er
 	}
 	res, err := instance.EnableDCSTLS(ctx, env, req)
 	if errors.Is(err, dcs.ErrTLSAlready) {
-		fmt.Fprintln(f.IO.Out, "TLS is already enabled: every member of the DCS speaks TLS only; nothing to do")
+		fmt.Fprintln(f.IO.Out, "TLS is already enabled: this host's members speak TLS only and every member of the DCS serves TLS; nothing to do")
 		return nil
 	}
 	if res != nil {

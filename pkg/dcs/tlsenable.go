@@ -1,6 +1,7 @@
 package dcs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,9 +32,11 @@ import (
 // the members of another host are switched by running the command there
 // (TLSState says which members still speak plain TCP).
 
-// ErrTLSAlready means every member of this host, and of the cluster, speaks
-// TLS only: there is nothing to enable.
-var ErrTLSAlready = errors.New("the DCS already speaks TLS only")
+// ErrTLSAlready means this host's members speak TLS only and every member
+// of the cluster serves TLS: there is nothing to do here (another host's
+// members may still accept plain TCP beside it, until the command runs
+// there again).
+var ErrTLSAlready = errors.New("TLS is already enabled")
 
 // TLSState is where a cluster and this host's members stand in the
 // switch to TLS.
@@ -287,7 +290,41 @@ func (l *Local) rewrite(ctx context.Context, c Config, what string) error {
 		return err
 	}
 	logging.From(ctx).Info(fmt.Sprintf("restarting dcs member %s %s", c.Name, what))
-	return l.restartMember(ctx, c)
+	if err := l.restartMember(ctx, c); err != nil {
+		return err
+	}
+	return l.waitPublishedTLS(ctx, c)
+}
+
+// waitPublishedTLS waits until the member table shows member c with https
+// URLs: a member publishes its metadata shortly after it starts, and the
+// next step (another host's run too) decides from that table which
+// members serve TLS.
+func (l *Local) waitPublishedTLS(ctx context.Context, c Config) error {
+	ac, err := NewAdminClient(advertisedPeer(c), l.adminOr(c))
+	if err != nil {
+		return err
+	}
+	defer ac.Close()
+	deadline := time.Now().Add(cmp.Or(l.Ready, 30*time.Second))
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ms, err := ac.Members(cctx)
+		cancel()
+		for _, m := range ms {
+			if m.Name == c.Name && strings.HasPrefix(m.PeerURL, "https://") && strings.HasPrefix(m.ClientURL, "https://") {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("member %s runs, but the member list does not show its https URLs yet (%v): run this again", c.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // writtenConfig is c as its file holds it: LoadConfig fills defaults that
