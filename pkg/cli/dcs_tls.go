@@ -20,9 +20,9 @@ func newCmdDcsTLS(f *Factory) *cobra.Command {
 		Use:   "enable",
 		Short: "Switch a running plain-TCP DCS and this host's Patroni to mutual TLS, member by member",
 		Long: `Switch a running plain-TCP embedded DCS (set up with patroni.dcs.embedded.tls: false) to
-mutual TLS without stopping it. The Patroni clusters of this host's Patroni are paused, this
-host's members are restarted one at a time serving TLS beside plain TCP, each local Patroni gets a
-client certificate and protocol: https and is restarted (Patroni 3.0.2 reads its TLS settings
+mutual TLS without stopping it. The clusters of this host's Patroni members still on http are
+paused, this host's members are restarted one at a time serving TLS beside plain TCP, each
+local Patroni gets a client certificate and protocol: https and is restarted (Patroni 3.0.2 reads its TLS settings
 only when it starts; PostgreSQL keeps running), then, once every member of the cluster serves
 TLS, this host's members are restarted on TLS only, and the clusters are resumed.
 
@@ -32,7 +32,7 @@ it again here afterwards to refuse plain TCP.
 Run again after a failure, it goes on from where it stopped.`,
 		Args: maxArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.token == "" {
+			if o.token == "" && o.peer != "" {
 				o.token = os.Getenv("PGHERD_DCS_TOKEN")
 			}
 			if _, err := dcs.ParseToken(o.token); o.token != "" && err != nil {
@@ -44,7 +44,7 @@ Run again after a failure, it goes on from where it stopped.`,
 			return runDcsTLSEnable(cmd.Context(), f, o)
 		},
 	}
-	enable.Flags().StringVar(&o.token, "token", "", "join token from `pgherd dcs token create` on the host that switched first, for a host without the cluster's CA (default $PGHERD_DCS_TOKEN)")
+	enable.Flags().StringVar(&o.token, "token", "", "join token from `pgherd dcs token create` on the host that switched first, for a host without the cluster's CA (default with --peer: $PGHERD_DCS_TOKEN)")
 	enable.Flags().StringVar(&o.peer, "peer", "", "HOST:PORT, the peer address of a member of the host that printed --token")
 	cmd.AddCommand(enable)
 	return cmd
