@@ -66,7 +66,10 @@ func missingHost(file string, hosts []string) (string, error) {
 
 // EnsureCertHosts checks, as member c starts with its advertised
 // addresses filled in (Config.Advertise), that its certificates name
-// every one of them. When one does not (an address was changed), a data
+// both: the peer host other members dial, the client URL's host that
+// member/list gives clients. (The listened hosts are named when a
+// certificate is issued, but not required here: certificates issued
+// before they were are not refused for it.) When one does not (an address was changed), a data
 // member, whose host holds the cluster's CA (c.CADir), gets new
 // certificates for its name, role and current addresses, written where
 // its configuration says; reissued reports it. Any other member is
@@ -81,7 +84,7 @@ func EnsureCertHosts(c Config) (reissued bool, err error) {
 		port  string
 		file  string
 		hosts []string
-	}{{"peer", c.PeerTLS.Cert, PeerHosts(c)}, {"client", c.ClientTLS.Cert, ClientHosts(c)}} {
+	}{{"peer", c.PeerTLS.Cert, hostSet(hostOf(advertisedPeer(c)))}, {"client", c.ClientTLS.Cert, hostSet(hostOfURL(c.AdvertiseClient))}} {
 		h, err := missingHost(p.file, p.hosts)
 		if err != nil {
 			return false, err

@@ -44,6 +44,14 @@ func TestEnsureCertHosts(t *testing.T) {
 	if re, err := EnsureCertHosts(c); re || err != nil {
 		t.Fatalf("unchanged addresses: reissued %v, %v", re, err)
 	}
+	// Only the advertised hosts are required: a certificate issued before
+	// listened hosts were named still serves.
+	moved := c
+	moved.CADir, moved.ListenClient = "", "127.0.0.9:2379"
+	moved.AdvertiseClient = "https://127.0.0.1:2379"
+	if re, err := EnsureCertHosts(moved); re || err != nil {
+		t.Fatalf("a listener not named, the advertised host named: reissued %v, %v", re, err)
+	}
 	c.AdvertiseClient = "https://db1.example:2379"
 	witness := c
 	witness.CADir, witness.Role = "", RoleWitness
