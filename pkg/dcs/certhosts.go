@@ -64,20 +64,33 @@ func missingHost(file string, hosts []string) (string, error) {
 	return "", nil
 }
 
+// CertHosts is what EnsureCertHosts found.
+type CertHosts struct {
+	// Reissued: the member's certificates were issued anew for its
+	// addresses.
+	Reissued bool
+	// Unnamed, when set, is an advertised host that certificates the
+	// operator provided (not the cluster's own layout) do not name: the
+	// member starts, and says so.
+	Unnamed string
+}
+
 // EnsureCertHosts checks, as member c starts with its advertised
 // addresses filled in (Config.Advertise), that its certificates name
 // both: the peer host other members dial, the client URL's host that
 // member/list gives clients. (The listened hosts are named when a
 // certificate is issued, but not required here: certificates issued
-// before they were are not refused for it.) When one does not (an address was changed), a data
-// member, whose host holds the cluster's CA (c.CADir), gets new
-// certificates for its name, role and current addresses, written where
-// its configuration says; reissued reports it. Any other member is
-// refused with what to run. Certificates that are not the cluster's own
-// layout (MemberTLS) are the operator's: only checked.
-func EnsureCertHosts(c Config) (reissued bool, err error) {
+// before they were are not refused for it.) When one does not (an
+// address was changed), a data member, whose host holds the cluster's CA
+// (c.CADir), gets new certificates for its name, role and current
+// addresses, written where its configuration says. A member with
+// certificates of the cluster's own layout (MemberTLS) and no CA (a
+// witness) is refused with what to run. Certificates the operator
+// provided are only reported: pgherd did not make them and cannot
+// remake them.
+func EnsureCertHosts(c Config) (CertHosts, error) {
 	if !c.PeerTLS.Enabled() || !c.ClientTLS.Enabled() {
-		return false, nil
+		return CertHosts{}, nil
 	}
 	var miss, port string
 	for _, p := range []struct {
@@ -87,7 +100,7 @@ func EnsureCertHosts(c Config) (reissued bool, err error) {
 	}{{"peer", c.PeerTLS.Cert, hostSet(hostOf(advertisedPeer(c)))}, {"client", c.ClientTLS.Cert, hostSet(hostOfURL(c.AdvertiseClient))}} {
 		h, err := missingHost(p.file, p.hosts)
 		if err != nil {
-			return false, err
+			return CertHosts{}, err
 		}
 		if h != "" {
 			miss, port = h, p.port
@@ -95,17 +108,19 @@ func EnsureCertHosts(c Config) (reissued bool, err error) {
 		}
 	}
 	if miss == "" {
-		return false, nil
+		return CertHosts{}, nil
 	}
 	dir := filepath.Dir(c.PeerTLS.Cert)
-	peer, client := MemberTLS(dir)
+	if peer, client := MemberTLS(dir); peer != c.PeerTLS || client != c.ClientTLS {
+		return CertHosts{Unnamed: miss}, nil
+	}
 	pki := PKI{Dir: c.CADir}
-	if c.CADir == "" || !pki.Exists() || peer != c.PeerTLS || client != c.ClientTLS {
-		return false, fmt.Errorf("the %s certificate of member %s (%s) does not name %s, an address it serves on: issue it new certificates (on a data member's host `pgherd dcs cert renew %s`; a witness is removed with `pgherd witness remove` and added again with a token)",
+	if c.CADir == "" || !pki.Exists() {
+		return CertHosts{}, fmt.Errorf("the %s certificate of member %s (%s) does not name %s, an address it serves on: issue it new certificates (on a data member's host `pgherd dcs cert renew %s`; a witness is removed with `pgherd witness remove` and added again with a token)",
 			port, c.Name, map[string]string{"peer": c.PeerTLS.Cert, "client": c.ClientTLS.Cert}[port], miss, c.Name)
 	}
 	if err := pki.IssueMember(dir, c.Name, c.Role, PeerHosts(c), ClientHosts(c)); err != nil {
-		return false, fmt.Errorf("reissue the certificates of member %s for its addresses: %w", c.Name, err)
+		return CertHosts{}, fmt.Errorf("reissue the certificates of member %s for its addresses: %w", c.Name, err)
 	}
-	return true, nil
+	return CertHosts{Reissued: true}, nil
 }

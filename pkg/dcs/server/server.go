@@ -123,10 +123,13 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
 	}
-	if reissued, err := dcs.EnsureCertHosts(cfg); err != nil {
+	switch ch, err := dcs.EnsureCertHosts(cfg); {
+	case err != nil:
 		return fail(err)
-	} else if reissued {
+	case ch.Reissued:
 		logging.From(ctx).Info("reissued this member's certificates for the addresses it now serves on", "peer", cfg.AdvertisePeer, "client", cfg.AdvertiseClient)
+	case ch.Unnamed != "":
+		logging.From(ctx).Warn("this member's certificates do not name "+ch.Unnamed+", an address it advertises: clients that check host names (Patroni) will refuse it", "peer", cfg.AdvertisePeer, "client", cfg.AdvertiseClient)
 	}
 	if fresh && len(cfg.Join) > 0 {
 		if err := checkNotMember(ctx, cfg); err != nil {
