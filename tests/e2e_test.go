@@ -119,7 +119,11 @@ func setup(env *testscript.Env) error {
 	env.Setenv("NO_COLOR", "1")
 	env.Defer(func() {
 		stopSupervisors(filepath.Join(env.WorkDir, "run", "pid"))
-		stopServers(filepath.Join(env.WorkDir, "prefix"))
+		// Scripts play other hosts with other prefixes under $WORK.
+		prefixes, _ := filepath.Glob(filepath.Join(env.WorkDir, "*"))
+		for _, p := range prefixes {
+			stopServers(p)
+		}
 	})
 	return nil
 }

@@ -21,7 +21,7 @@ func newCmdDcs(f *Factory) *cobra.Command {
 		Short: "Run pgherd's embedded DCS: an etcd-v3-compatible store on Raft for Patroni",
 	}
 	cmd.AddCommand(newCmdDcsSetup(f, false), newCmdDcsSetup(f, true), newCmdDcsMembers(f),
-		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsToken(f), newCmdDcsCert(f), newCmdDcsServe(f),
+		newCmdDcsStatus(f), newCmdDcsLeave(f), newCmdDcsEnv(f), newCmdDcsToken(f), newCmdDcsCert(f), newCmdDcsTLS(f), newCmdDcsServe(f),
 		newCmdDcsSnapshot(f), newCmdDcsRestore(f), newCmdDcsRecover(f),
 		newCmdMemberLifecycle(f, "start", "", "Start a member set up here and wait until it follows a leader (nothing to do when it runs)"),
 		newCmdMemberLifecycle(f, "stop", "", "Stop a member set up here, its supervision first (nothing to do when it is stopped)"),

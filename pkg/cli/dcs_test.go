@@ -30,6 +30,10 @@ func TestDcsUsageErrors(t *testing.T) {
 		{[]string{"--site", site, "dcs", "members"}, ExitError, "no dcs member is set up here"},
 		{[]string{"--site", site, "dcs", "status", "--peer", "127.0.0.1:1"}, ExitStopped, "connection refused"},
 		{[]string{"--site", site, "dcs", "join", "--name", "a", "--peer", "127.0.0.1:1", "--listen-peer", "127.0.0.1:1", "--listen-client", "127.0.0.1:2"}, ExitError, "holds no CA of the DCS cluster"},
+		{[]string{"dcs", "tls", "enable", "x"}, ExitUsage, "expects no argument"},
+		{[]string{"dcs", "tls", "enable", "--token", "x", "--peer", "127.0.0.1:1"}, ExitUsage, "--token: not a pgherd join token"},
+		{[]string{"dcs", "tls", "enable", "--peer", "127.0.0.1:1"}, ExitUsage, "--token and --peer go together"},
+		{[]string{"--site", site, "dcs", "tls", "enable"}, ExitError, "no dcs member is set up here"},
 	} {
 		ios, _, _, errOut := iostreams.Test()
 		if code := Main(t.Context(), ios, c.args); code != c.code || !strings.Contains(errOut.String(), c.err) {

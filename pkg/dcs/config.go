@@ -57,6 +57,12 @@ type Config struct {
 	// that joins with a data token.
 	Credentials string    `yaml:"credentials,omitempty"`
 	ClientTLS   TLSConfig `yaml:"client_tls,omitempty"`
+	// AcceptPlain is set by `pgherd dcs tls enable` while it switches a
+	// plain-TCP cluster to TLS, and cleared by it once every member speaks
+	// TLS: both ports then also accept plain TCP (told from a TLS
+	// ClientHello by the first byte), and the member dials its peers with
+	// TLS, falling back to plain TCP for one not switched yet.
+	AcceptPlain bool `yaml:"accept_plain,omitempty"`
 
 	// Tuning; zero values take the defaults.
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout,omitempty"`  // default 1s
@@ -144,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ClientTLS.validate("client"); err != nil {
 		return err
+	}
+	if c.AcceptPlain && (!c.PeerTLS.Enabled() || !c.ClientTLS.Enabled()) {
+		return fmt.Errorf("accept_plain is for a member switching to TLS: it needs peer_tls and client_tls")
 	}
 	if c.ClusterID != "" {
 		if _, err := strconv.ParseUint(c.ClusterID, 16, 64); err != nil || len(c.ClusterID) != 16 {

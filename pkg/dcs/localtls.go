@@ -166,7 +166,7 @@ func (l *Local) issueCredentials(ctx context.Context, cfg *Config) (func(), erro
 			}
 		}
 		made = append(made, dir)
-		if err := pki.IssueMember(dir, cfg.Name, cfg.Role, []string{hostOf(advertisedPeer(*cfg))}, []string{clientHostOf(*cfg)}); err != nil {
+		if err := pki.IssueMember(dir, cfg.Name, cfg.Role, PeerHosts(*cfg), ClientHosts(*cfg)); err != nil {
 			return fail(fmt.Errorf("issue the certificates of member %s: %w", cfg.Name, err))
 		}
 	}
@@ -233,13 +233,6 @@ func hostOf(hostport string) string {
 	return h
 }
 
-func clientHostOf(cfg Config) string {
-	if cfg.AdvertiseClient != "" {
-		return hostOfURL(cfg.AdvertiseClient)
-	}
-	return hostOf(cfg.ListenClient)
-}
-
 // RenewCerts reissues member name's certificates from this host's CA
 // (same name, role and addresses, a new validity) and restarts the
 // member, which reads its certificates only when it starts: one member at
@@ -261,21 +254,11 @@ func (l *Local) RenewCerts(ctx context.Context, name string) ([]CertExpiry, erro
 	if err := l.legacyPatroni(); err != nil {
 		return nil, err
 	}
-	if err := pki.IssueMember(dir, name, cfg.Role, []string{hostOf(advertisedPeer(cfg))}, []string{clientHostOf(cfg)}); err != nil {
+	if err := pki.IssueMember(dir, name, cfg.Role, PeerHosts(cfg), ClientHosts(cfg)); err != nil {
 		return nil, fmt.Errorf("renew the certificates of member %s: %w", name, err)
 	}
-	svc := l.service(name)
-	if err := l.Services.Stop(ctx, svc); err != nil {
-		return nil, fmt.Errorf("restart %s: %w", svc, err)
-	}
-	if err := l.adopt(cfg); err != nil {
-		return nil, err
-	}
-	if err := l.Services.Start(ctx, svc); err != nil {
-		return nil, fmt.Errorf("restart %s: %w", svc, err)
-	}
-	if _, err := l.waitReady(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("member %s, restarted with its new certificates: %w", name, err)
+	if err := l.restartMember(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("%w (with its new certificates)", err)
 	}
 	return cfg.CertExpiries()
 }

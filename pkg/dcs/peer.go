@@ -170,6 +170,9 @@ type PeerClient struct {
 	addr string
 	tls  *tls.Config
 	idle chan *rpcConn
+	// fallback dials plain TCP when the TLS handshake fails (a member
+	// switching to TLS: NewSwitchingPeerClient).
+	fallback bool
 }
 
 type rpcConn struct {
@@ -224,7 +227,11 @@ func NewPeerClient(addr string, tc *tls.Config) *PeerClient {
 func (pc *PeerClient) Call(ctx context.Context, m RPCMethod, p []byte) ([]byte, error) {
 	rc := pc.pooled()
 	if rc == nil {
-		c, err := DialPeer(ctx, pc.addr, pc.tls, ProtoRPC, 3*time.Second)
+		dial := DialPeer
+		if pc.fallback {
+			dial = DialPeerFallback
+		}
+		c, err := dial(ctx, pc.addr, pc.tls, ProtoRPC, 3*time.Second)
 		if err != nil {
 			return nil, DialError{fmt.Errorf("reach member at %s: %w", pc.addr, err)}
 		}

@@ -88,6 +88,14 @@ func (i *Instance) PatroniClient() (*patroni.Config, *patroni.Client, error) {
 	return nil, nil, fmt.Errorf("instance %s is managed by Patroni (%s): %w", i.ID(), i.PatroniConfig, err)
 }
 
+// patroniOwner is the owner of Patroni's files: the account it runs as.
+func patroniOwner(env *Env) *patroni.Owner {
+	if env.User.Switch {
+		return &patroni.Owner{UID: int(env.User.UID), GID: int(env.User.GID)}
+	}
+	return &patroni.Owner{UID: os.Geteuid(), GID: os.Getegid()}
+}
+
 // patroniService describes the instance's Patroni for the service manager.
 func (i *Instance) patroniService(env *Env) service.Service {
 	s := service.Service{
@@ -238,10 +246,7 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
-	owner := &patroni.Owner{UID: os.Geteuid(), GID: os.Getegid()}
-	if env.User.Switch {
-		owner = &patroni.Owner{UID: int(env.User.UID), GID: int(env.User.GID)}
-	}
+	owner := patroniOwner(env)
 	// Everything that can fail is checked before the member joins the
 	// DCS (which changes its quorum), then files and services follow.
 	var plan *dcsPlan

@@ -90,6 +90,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
 	n.peer = newPeerListener(ln, stls, ctls, log)
+	n.peer.acceptPlain = cfg.AcceptPlain
 	n.peer.rpc = func(c net.Conn) { serveRPCConn(context.Background(), c, n.handleRPC, log) }
 	n.peer.hello, n.peer.foreign = n.raftHello, n.foreignCluster
 	n.peer.admitRaft = n.admitRaft
@@ -195,7 +196,7 @@ func (n *node) client(addr string) *peerClient {
 	defer n.mu.Unlock()
 	c, ok := n.clients[addr]
 	if !ok {
-		c = newPeerClient(addr, n.ptls)
+		c = n.peerClient(addr)
 		n.clients[addr] = c
 	}
 	return c

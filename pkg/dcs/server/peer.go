@@ -36,9 +36,12 @@ type peerListener struct {
 	// admitRaft decides, on a TLS port, whether the certificate's holder
 	// may speak Raft to this member.
 	admitRaft func(dcs.Identity) error
-	log       *slog.Logger
-	done      chan struct{}
-	once      sync.Once
+	// acceptPlain serves plain TCP beside TLS and dials with a fallback to
+	// plain TCP, while the cluster switches to TLS (sniff.go).
+	acceptPlain bool
+	log         *slog.Logger
+	done        chan struct{}
+	once        sync.Once
 }
 
 func newPeerListener(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *peerListener {
@@ -74,7 +77,15 @@ func (p *peerListener) serve() {
 }
 
 func (p *peerListener) sort(c net.Conn) {
-	if p.tls != nil {
+	switch {
+	case p.tls != nil && p.acceptPlain:
+		sc, err := sniffTLS(c, p.tls)
+		if err != nil {
+			c.Close()
+			return
+		}
+		c = sc
+	case p.tls != nil:
 		c = tls.Server(c, p.tls)
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -145,7 +156,11 @@ func (p *peerListener) Addr() net.Addr { return p.ln.Addr() }
 // Dial is the other half of raft.StreamLayer.
 func (p *peerListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	proto, id := p.hello()
-	c, err := dcs.DialPeer(context.Background(), string(addr), p.dialTL, proto, timeout)
+	dial := dcs.DialPeer
+	if p.acceptPlain {
+		dial = dcs.DialPeerFallback
+	}
+	c, err := dial(context.Background(), string(addr), p.dialTL, proto, timeout)
 	if err != nil || proto != dcs.ProtoRaftHello {
 		return c, err
 	}
@@ -200,6 +215,15 @@ type peerClient struct{ pc *dcs.PeerClient }
 
 func newPeerClient(addr string, tc *tls.Config) *peerClient {
 	return &peerClient{pc: dcs.NewPeerClient(addr, tc)}
+}
+
+// peerClient returns a client of the member at addr as this member dials
+// its peers: falling back to plain TCP while the cluster switches to TLS.
+func (n *node) peerClient(addr string) *peerClient {
+	if n.cfg.AcceptPlain {
+		return &peerClient{pc: dcs.NewSwitchingPeerClient(addr, n.ptls)}
+	}
+	return newPeerClient(addr, n.ptls)
 }
 
 func (c *peerClient) call(ctx context.Context, m dcs.RPCMethod, p []byte) ([]byte, error) {

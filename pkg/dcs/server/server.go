@@ -56,7 +56,9 @@ func Serve(ctx context.Context, cfg dcs.Config) error {
 	}
 	log := logging.From(ctx)
 	log.Info("dcs member serving", "name", s.cfg.Name, "peer", s.cfg.AdvertisePeer, "client", s.cfg.AdvertiseClient)
-	if !cfg.PeerTLS.Enabled() || !cfg.ClientTLS.Enabled() || cfg.PeerTLS.CA == "" || cfg.ClientTLS.CA == "" {
+	if cfg.AcceptPlain {
+		log.Warn("this member is switching to TLS (accept_plain): its ports accept plain TCP too until `pgherd dcs tls enable` finishes")
+	} else if !cfg.PeerTLS.Enabled() || !cfg.ClientTLS.Enabled() || cfg.PeerTLS.CA == "" || cfg.ClientTLS.CA == "" {
 		log.Warn("this member's ports are not both mutual TLS: anyone who reaches them can read and write the store, and join or remove members (patroni.dcs.embedded.tls: false)")
 	}
 	select {
@@ -121,6 +123,14 @@ func Start(ctx context.Context, cfg dcs.Config) (*Server, error) {
 	if err := cfg.Advertise(peerLn.Addr(), clientLn.Addr()); err != nil {
 		return fail(err)
 	}
+	switch ch, err := dcs.EnsureCertHosts(cfg); {
+	case err != nil:
+		return fail(err)
+	case ch.Reissued:
+		logging.From(ctx).Info("reissued this member's certificates for the addresses it now serves on", "peer", cfg.AdvertisePeer, "client", cfg.AdvertiseClient)
+	case ch.Unnamed != "":
+		logging.From(ctx).Warn("this member's certificates do not name "+ch.Unnamed+", an address it advertises: clients that check host names (Patroni) will refuse it", "peer", cfg.AdvertisePeer, "client", cfg.AdvertiseClient)
+	}
 	if fresh && len(cfg.Join) > 0 {
 		if err := checkNotMember(ctx, cfg); err != nil {
 			return fail(err)
@@ -166,7 +176,7 @@ func (n *node) joinThrough(ctx context.Context, peers []string) error {
 	defer cancel()
 	var errs []error
 	for _, p := range peers {
-		pc := newPeerClient(p, n.ptls)
+		pc := n.peerClient(p)
 		raw, _ := json.Marshal(joinRequest{Member: n.self(), ClusterID: n.cfg.ClusterID})
 		_, err := pc.call(ctx, dcs.RPCJoin, raw)
 		pc.close()
@@ -236,7 +246,10 @@ func (s *Server) startClient(ctx context.Context) error {
 		return err
 	}
 	ln := s.client
-	if tc != nil {
+	switch {
+	case tc != nil && s.cfg.AcceptPlain:
+		ln = newSniffListener(ln, tc)
+	case tc != nil:
 		ln = tls.NewListener(ln, tc)
 	}
 	s.grpc = grpc.NewServer(

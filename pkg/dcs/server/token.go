@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/names"
@@ -27,7 +28,7 @@ func (n *node) signForToken(ctx context.Context, p []byte) ([]byte, error) {
 	if err := names.Check("member", req.Name); err != nil {
 		return nil, fmt.Errorf("token request: %w", err)
 	}
-	if n.isMember(req.Name) {
+	if n.isMember(req.Name) && !n.switchingToTLS(req.Name, req.Role) {
 		return nil, fmt.Errorf("a member named %q already exists: choose another name, or remove it first with `pgherd dcs leave %s`", req.Name, req.Name)
 	}
 	if err := (dcs.TokenStore{Dir: n.cfg.CADir}).Reserve(req.ID, req.Secret, req.Name, req.Role); err != nil {
@@ -57,6 +58,16 @@ func (n *node) signForToken(ctx context.Context, p []byte) ([]byte, error) {
 	}
 	n.log.Info("signed the certificates of a newcomer with a join token", "name", req.Name, "role", req.Role)
 	return json.Marshal(resp)
+}
+
+// switchingToTLS reports whether member name of role is still on plain
+// TCP (its published peer URL is http): `pgherd dcs tls enable --token` on
+// its host asks for its first certificates under its own name. A member
+// that speaks TLS already never gets another certificate this way: its
+// name is bound to the one it has.
+func (n *node) switchingToTLS(name, role string) bool {
+	m, ok := n.fsm.member(name)
+	return ok && m.Role == role && strings.HasPrefix(m.PeerURL, "http://")
 }
 
 // tokenDone consumes the token a newcomer, now holding its certificate,
