@@ -9,12 +9,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 )
 
@@ -249,65 +248,36 @@ func keyLines(root *yaml.Node) map[int]string {
 
 // applyEnv lets PGHERD_* variables override any setting (flat: s's
 // settings by dotted key); any other PGHERD_* variable that is not in
-// NonSettingVars is an error. Every key is registered as a viper default so
-// that AutomaticEnv reaches nested keys. Without any such variable there is
-// nothing to override, and viper is left out (it costs a millisecond at
-// every start).
+// NonSettingVars is an error. A variable of the pgbackrest: section turns
+// it on, with its defaults for the keys no variable sets.
 func applyEnv(s *Settings, flat map[string]any) error {
 	if err := checkEnvNames(os.Environ(), envVars(flat)); err != nil {
 		return err
 	}
-	set, backrest := false, false
+	keys := make([]string, 0, len(flat))
 	for k := range flat {
-		env := EnvVar(k)
-		if raw := os.Getenv(env); raw != "" {
-			if err := checkEnvType(env, raw, flat[k]); err != nil {
-				return err
-			}
-			set = true
-			backrest = backrest || strings.HasPrefix(k, "pgbackrest.")
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first bad variable is the same one every time
+	for _, k := range keys {
+		raw := os.Getenv(EnvVar(k))
+		if raw == "" {
+			continue
+		}
+		if strings.HasPrefix(k, "pgbackrest.") && s.PgBackRest == nil {
+			d := DefaultPgBackRest()
+			s.PgBackRest = &d
+		}
+		if err := setKey(reflect.ValueOf(s).Elem(), k, EnvVar(k), raw); err != nil {
+			return err
 		}
 	}
-	if !set {
-		return nil
-	}
-	if s.PgBackRest == nil && !backrest {
-		offBackRest(flat)
-	}
-	v := viper.New()
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "__"))
-	v.AutomaticEnv()
-	for k, val := range flat {
-		v.SetDefault(k, val)
-	}
-	dc := &mapstructure.DecoderConfig{TagName: "yaml", Result: s, WeaklyTypedInput: true,
-		// A list in a variable is comma-separated: PGHERD_PATRONI__DCS__HOSTS=a:2379,b:2379.
-		DecodeHook: mapstructure.StringToSliceHookFunc(",")}
-	dec, err := mapstructure.NewDecoder(dc)
-	if err != nil {
-		return err
-	}
-	return dec.Decode(v.AllSettings())
+	return nil
 }
 
 // EnvVar returns the environment variable that overrides a dotted key.
 func EnvVar(key string) string {
 	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
-}
-
-func checkEnvType(env, raw string, def any) error {
-	switch def.(type) {
-	case int:
-		if _, err := strconv.Atoi(raw); err != nil {
-			return fmt.Errorf("%s=%q: not an integer", env, raw)
-		}
-	case bool:
-		if _, err := strconv.ParseBool(raw); err != nil {
-			return fmt.Errorf("%s=%q: not a boolean (use true or false)", env, raw)
-		}
-	}
-	return nil
 }
 
 func flatten(prefix string, v reflect.Value, out map[string]any) {

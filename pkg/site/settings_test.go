@@ -209,3 +209,33 @@ func TestTimingProfile(t *testing.T) {
 		t.Errorf("unknown profile: %v, want %q", err, want)
 	}
 }
+
+// TestEnvTypes: a variable is read as its setting's type, and a value of
+// the wrong type, or a setting no variable can hold, is one clear error.
+func TestEnvTypes(t *testing.T) {
+	t.Setenv("PGHERD_RESTART__DELAY", "0.5")
+	t.Setenv("PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER", "123")
+	s := Defaults()
+	if err := applyEnv(&s, settingsKeys(s)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Restart.Delay != 0.5 || s.Patroni.MaximumLagOnFailover != 123 {
+		t.Errorf("delay %v, lag %v", s.Restart.Delay, s.Patroni.MaximumLagOnFailover)
+	}
+	for env, want := range map[string]string{
+		"PGHERD_RESTART__DELAY":                   `PGHERD_RESTART__DELAY="soon": not a number`,
+		"PGHERD_PATRONI__SYNCHRONOUS_MODE":        `PGHERD_PATRONI__SYNCHRONOUS_MODE="soon": not a boolean (use true or false)`,
+		"PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER": `PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER="soon": not an integer`,
+		"PGHERD_PGBACKREST__REPOSITORY__OPTIONS":  "PGHERD_PGBACKREST__REPOSITORY__OPTIONS: pgbackrest.repository.options cannot be set by a variable: set it in the site file",
+	} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv("PGHERD_RESTART__DELAY", "")
+			t.Setenv("PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER", "")
+			t.Setenv(env, "soon")
+			s := Defaults()
+			if err := applyEnv(&s, settingsKeys(s)); err == nil || err.Error() != want {
+				t.Errorf("got %v, want %q", err, want)
+			}
+		})
+	}
+}
