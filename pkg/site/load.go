@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"gopkg.in/yaml.v3"
@@ -154,7 +155,8 @@ func privateDir(dir string, uid int) error {
 	return nil
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+// The regular expressions of errors are compiled only when there is one.
+var lineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): (.*)$`) })
 
 // decodeStrict decodes data over s, refusing unknown keys and wrong types,
 // and turns yaml.v3's messages into "FILE:LINE: KEY: problem".
@@ -180,7 +182,7 @@ func decodeStrict(file string, data []byte, s *Settings) error {
 	keys := keyLines(&root)
 	msgs := make([]string, 0, len(te.Errors))
 	for _, e := range te.Errors {
-		m := lineRE.FindStringSubmatch(e)
+		m := lineRE().FindStringSubmatch(e)
 		if m == nil {
 			msgs = append(msgs, fmt.Sprintf("%s: %s", file, e))
 			continue
@@ -195,10 +197,10 @@ func decodeStrict(file string, data []byte, s *Settings) error {
 	return errors.New(msg)
 }
 
-var unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+var unknownRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^field (\S+) not found in type`) })
 
 func explain(key, problem string) string {
-	if m := unknownRE.FindStringSubmatch(problem); m != nil {
+	if m := unknownRE().FindStringSubmatch(problem); m != nil {
 		if key == "" {
 			key = m[1]
 		}
