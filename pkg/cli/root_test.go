@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pgherd/pgherd/pkg/iostreams"
+	"github.com/spf13/cobra"
 )
 
 // TestUnknownCommandsAreUsageErrors: a mistyped subcommand exits 2 with one
@@ -27,5 +30,50 @@ func TestUnknownCommandsAreUsageErrors(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
 	if code := Main(context.Background(), ios, []string{"instance"}); code != ExitOK || !strings.Contains(out.String(), "Available Commands:") {
 		t.Errorf("a group without a subcommand: exit %d, %q", code, out)
+	}
+}
+
+// TestNounAloneIsTheSameBranch: Main builds only the noun its arguments
+// name; every command of that branch must say and accept exactly what it
+// does in the whole tree (help, flags, global flags, usage errors).
+func TestNounAloneIsTheSameBranch(t *testing.T) {
+	var names []string
+	for _, c := range NewCmdRoot(NewFactory(&iostreams.IOStreams{})).Commands() {
+		if c.Name() != "completion" {
+			names = append(names, c.Name())
+		}
+	}
+	var want []string
+	for _, n := range nouns {
+		want = append(want, n.name)
+	}
+	slices.Sort(want) // Commands() sorts by name
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("the tree's nouns are %q, the table's %q: a noun's name must be its command's", names, want)
+	}
+	run := func(only string, args []string) string {
+		ios, _, out, errOut := iostreams.Test()
+		root := newCmdRoot(NewFactory(ios), only)
+		root.SetArgs(args)
+		root.SetOut(ios.Out)
+		root.SetErr(ios.ErrOut)
+		err := root.Execute()
+		return fmt.Sprintf("%s|%s|%v", out, errOut, err)
+	}
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		for _, args := range [][]string{append(path, "--help"), append(path, "--nosuchflag"), append(path, "nosuchcommand")} {
+			if got, whole := run(path[0], args), run("", args); got != whole {
+				t.Errorf("%v: built alone:\n%s\nin the whole tree:\n%s", args, got, whole)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub, append(append([]string(nil), path...), sub.Name()))
+		}
+	}
+	for _, c := range NewCmdRoot(NewFactory(&iostreams.IOStreams{})).Commands() {
+		if c.Name() != "completion" && c.Name() != "help" {
+			walk(c, []string{c.Name()})
+		}
 	}
 }
