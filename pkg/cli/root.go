@@ -14,6 +14,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/iostreams"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -47,7 +48,7 @@ type usageError struct{ error }
 // that maps errors to exit codes.
 func Main(ctx context.Context, ios *iostreams.IOStreams, args []string) int {
 	f := NewFactory(ios)
-	root := newCmdRoot(f, nounOf(args))
+	root := newCmdRoot(f, args)
 	root.SetArgs(args)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
@@ -96,28 +97,53 @@ var nouns = []noun{
 	{"apply", newCmdApply},
 }
 
-// nounOf returns the noun that args run when their first word names one,
-// else "" (no argument, a flag first, help, completion or a mistake).
-func nounOf(args []string) string {
-	if len(args) > 0 {
-		for _, n := range nouns {
-			if n.name == args[0] {
-				return n.name
+// nounOf returns the noun that args run: their first word after the
+// root's own flags (-q, --site FILE...), when it names a noun; else ""
+// (no argument, help, completion, a mistake, or a flag that cobra alone
+// should read, such as -qL debug).
+func nounOf(root *cobra.Command, args []string) string {
+	flags := root.PersistentFlags()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" {
+			return ""
+		}
+		if !strings.HasPrefix(a, "-") {
+			for _, n := range nouns {
+				if n.name == a {
+					return a
+				}
 			}
+			return ""
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		var fl *pflag.Flag
+		switch {
+		case strings.HasPrefix(a, "--"):
+			fl = flags.Lookup(name)
+		case len(name) == 1:
+			fl = flags.ShorthandLookup(name)
+		}
+		if fl == nil {
+			return ""
+		}
+		if !hasValue && fl.NoOptDefVal == "" {
+			i++ // the flag's value is the next word
 		}
 	}
 	return ""
 }
 
 // NewCmdRoot builds the whole command tree.
-func NewCmdRoot(f *Factory) *cobra.Command { return newCmdRoot(f, "") }
+func NewCmdRoot(f *Factory) *cobra.Command { return newCmdRoot(f, nil) }
 
-// newCmdRoot builds the root and every noun under it, or only the noun
-// named only: a command runs in its own branch, and building the ten others
-// (with the version and the completion command, which only the root's own
-// flags and commands use) took a third of the start of every command. The
-// branch built alone is the same as in the whole tree.
-func newCmdRoot(f *Factory, only string) *cobra.Command {
+// newCmdRoot builds the root and the branch of the noun that args run, or
+// every noun when they run none (nil args: the whole tree). A command runs
+// in its own branch, and building the ten others (with the version and the
+// completion command, which only the root's own flags and commands use)
+// took a third of the start of every command. The branch built alone is
+// the same as in the whole tree.
+func newCmdRoot(f *Factory, args []string) *cobra.Command {
 	var logLevel string
 	var quiet bool
 	root := &cobra.Command{
@@ -142,6 +168,7 @@ func newCmdRoot(f *Factory, only string) *cobra.Command {
 	pf.StringVar(&f.SiteFile, "site", "", "site settings file (default: $PGHERD_SITE, $XDG_CONFIG_HOME/pgherd/site.yaml, /etc/pgherd/site.yaml)")
 	pf.StringVarP(&logLevel, "log-level", "L", "info", "log level: debug, info, warning or error")
 	pf.BoolVarP(&quiet, "quiet", "q", false, "print warnings and errors only")
+	only := nounOf(root, args)
 	for _, n := range nouns {
 		if only == "" || n.name == only {
 			root.AddCommand(n.build(f))

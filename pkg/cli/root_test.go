@@ -51,9 +51,14 @@ func TestNounAloneIsTheSameBranch(t *testing.T) {
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("the tree's nouns are %q, the table's %q: a noun's name must be its command's", names, want)
 	}
-	run := func(only string, args []string) string {
+	run := func(args []string, whole bool) string {
 		ios, _, out, errOut := iostreams.Test()
-		root := newCmdRoot(NewFactory(ios), only)
+		root := newCmdRoot(NewFactory(ios), args)
+		if whole {
+			root = NewCmdRoot(NewFactory(ios))
+		} else if len(root.Commands()) != 1 {
+			t.Fatalf("%v: built %d nouns, want 1", args, len(root.Commands()))
+		}
 		root.SetArgs(args)
 		root.SetOut(ios.Out)
 		root.SetErr(ios.ErrOut)
@@ -62,8 +67,9 @@ func TestNounAloneIsTheSameBranch(t *testing.T) {
 	}
 	var walk func(c *cobra.Command, path []string)
 	walk = func(c *cobra.Command, path []string) {
-		for _, args := range [][]string{append(path, "--help"), append(path, "--nosuchflag"), append(path, "nosuchcommand")} {
-			if got, whole := run(path[0], args), run("", args); got != whole {
+		for _, args := range [][]string{append(path, "--help"), append(path, "--nosuchflag"), append(path, "nosuchcommand"),
+			append([]string{"-q", "--site", "/nonexistent", "-L", "debug", "--log-level=warning"}, path...)} {
+			if got, whole := run(args, false), run(args, true); got != whole {
 				t.Errorf("%v: built alone:\n%s\nin the whole tree:\n%s", args, got, whole)
 			}
 		}
@@ -74,6 +80,31 @@ func TestNounAloneIsTheSameBranch(t *testing.T) {
 	for _, c := range NewCmdRoot(NewFactory(&iostreams.IOStreams{})).Commands() {
 		if c.Name() != "completion" && c.Name() != "help" {
 			walk(c, []string{c.Name()})
+		}
+	}
+}
+
+// TestNounOf: the root's flags before a noun are skipped; anything cobra
+// alone should read builds the whole tree.
+func TestNounOf(t *testing.T) {
+	root := newCmdRoot(NewFactory(&iostreams.IOStreams{}), []string{})
+	for args, want := range map[string]string{
+		"instance get pg1":                  "instance",
+		"-q pgconf -i pg1 set work_mem=8MB": "pgconf",
+		"--site /x -L debug dcs status":     "dcs",
+		"--site=/x --quiet=true role get r": "role",
+		"":                                  "",
+		"help instance":                     "",
+		"completion bash":                   "",
+		"instanc get":                       "",
+		"-qL debug instance get pg1":        "",
+		"-h instance":                       "",
+		"--nosuch instance":                 "",
+		"-- instance":                       "",
+		"--site":                            "",
+	} {
+		if got := nounOf(root, strings.Fields(args)); got != want {
+			t.Errorf("%q: %q, want %q", args, got, want)
 		}
 	}
 }
