@@ -149,7 +149,7 @@ func (l *Local) issueCredentials(ctx context.Context, cfg *Config) (func(), erro
 			}
 		}
 		made = append(made, dir)
-		if err := pki.IssueMember(dir, cfg.Name, cfg.Role, []string{hostOf(advertisedPeer(*cfg))}, []string{clientHostOf(*cfg)}); err != nil {
+		if err := pki.IssueMember(dir, cfg.Name, cfg.Role, []string{hostOf(cfg.PeerAddr())}, []string{clientHostOf(*cfg)}); err != nil {
 			return fail(fmt.Errorf("issue the certificates of member %s: %w", cfg.Name, err))
 		}
 	}
@@ -239,7 +239,7 @@ func (l *Local) RenewCerts(ctx context.Context, name string) ([]CertExpiry, erro
 	if !pki.Exists() {
 		return nil, fmt.Errorf("%w (%s): renew on a data member's host; a witness is renewed by `pgherd witness remove` and `witness add --token`", ErrNoCA, pki.Dir)
 	}
-	if err := pki.IssueMember(dir, name, cfg.Role, []string{hostOf(advertisedPeer(cfg))}, []string{clientHostOf(cfg)}); err != nil {
+	if err := pki.IssueMember(dir, name, cfg.Role, []string{hostOf(cfg.PeerAddr())}, []string{clientHostOf(cfg)}); err != nil {
 		return nil, fmt.Errorf("renew the certificates of member %s: %w", name, err)
 	}
 	if err := l.ownTree(dir); err != nil {

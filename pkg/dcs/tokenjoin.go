@@ -155,7 +155,7 @@ func pinnedTLS(fp string) *tls.Config {
 // It returns the CA keys (PEM) when the token is a data token.
 func requestCertificates(ctx context.Context, peer string, t Token, cfg Config, dir string) (*TokenSignResponse, error) {
 	req := TokenSignRequest{ID: t.ID, Secret: t.Secret, Name: cfg.Name, Role: cfg.Role,
-		PeerHosts: []string{hostOf(advertisedPeer(cfg))}, ClientHosts: []string{clientHostOf(cfg)}}
+		PeerHosts: []string{hostOf(cfg.PeerAddr())}, ClientHosts: []string{clientHostOf(cfg)}}
 	keys := map[string]*ecdsa.PrivateKey{}
 	for _, base := range []string{"peer", "client"} {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

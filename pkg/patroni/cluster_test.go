@@ -377,12 +377,12 @@ func TestDCSStateAndPurge(t *testing.T) {
 
 func etcdPut(t *testing.T, h *testHarness, key, value string) {
 	t.Helper()
-	g, err := newEtcdGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
+	g, err := dcsGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out map[string]any
-	if err := g.call(context.Background(), "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out); err != nil {
+	if err := g.Call(context.Background(), "/v3/kv/put", map[string][]byte{"key": []byte(key), "value": []byte(value)}, &out); err != nil {
 		t.Fatal(err)
 	}
 }
