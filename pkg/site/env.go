@@ -2,7 +2,6 @@ package site
 
 import (
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -69,6 +68,36 @@ func checkEnvNames(environ []string, vars map[string]string) error {
 	return nil
 }
 
+// settingEnv returns the non-empty PGHERD_* variables of environ that name
+// settings of flat, by dotted key, after checkEnvNames. Without any
+// PGHERD_* variable other than NonSettingVars (the usual case) it builds
+// none of the settings' variable names.
+func settingEnv(environ []string, flat map[string]any) (map[string]string, error) {
+	some := false
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if _, other := NonSettingVars[name]; strings.HasPrefix(name, EnvPrefix+"_") && val != "" && !other {
+			some = true
+			break
+		}
+	}
+	if !some {
+		return nil, nil
+	}
+	vars := envVars(flat)
+	if err := checkEnvNames(environ, vars); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if key, ok := vars[name]; ok && val != "" {
+			out[key] = val
+		}
+	}
+	return out, nil
+}
+
 // envVars maps each setting's variable to its dotted key.
 func envVars(flat map[string]any) map[string]string {
 	out := make(map[string]string, len(flat))
@@ -122,13 +151,13 @@ func editDistance(a, b string) int {
 }
 
 // origins returns, for every dotted key of flat, where its value came
-// from: a non-empty variable, else a key of the site file, else the
-// built-in default.
-func origins(flat map[string]any, fileKeys map[string]bool) map[string]Origin {
+// from: a non-empty variable (env, by key), else a key of the site file,
+// else the built-in default.
+func origins(flat map[string]any, fileKeys map[string]bool, env map[string]string) map[string]Origin {
 	out := make(map[string]Origin, len(flat))
 	for k := range flat {
 		switch {
-		case os.Getenv(EnvVar(k)) != "":
+		case env[k] != "":
 			out[k] = FromEnv
 		case fileKeys[k]:
 			out[k] = FromFile
