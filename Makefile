@@ -19,8 +19,15 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/pgherd/pgherd/pkg/cli.version=$(VERSION) -X github.com/pgherd/pgherd/pkg/cli.commit=$(COMMIT)
 
+# The linker writes a binary through mmap, and a binary whose pages came
+# into the page cache that way starts slower than the same bytes written by
+# cp, install or a package manager: `pgherd --version` 3.2 -> 2.3 ms at
+# best, 0.7 ms at the median (300 interleaved runs, same binary, this
+# machine). The binaries are rewritten once, as an install would, so that
+# what runs from bin/ (make bench included) starts as an installed one.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/pgherd ./cmd/pgherd-dcs ./cmd/pgherd-supervise
+	@for b in pgherd pgherd-dcs pgherd-supervise; do cp bin/$$b bin/.$$b.new && mv -f bin/.$$b.new bin/$$b || exit 1; done
 
 # The failover suite (tests/ha) runs alone, after the rest: its clusters
 # measure time-outs of seconds, which two other suites on 2 cores can skew.

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pgherd/pgherd/pkg/postgres"
 	"github.com/pgherd/pgherd/pkg/run"
@@ -238,7 +239,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("pgbackrest %s failed: %s", e.Verb, e.Message)
 }
 
-var logPrefix = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ P\d+ +)?`)
+// Compiled when first used: only a failure or a progress line needs it.
+var logPrefix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ P\d+ +)?`)
+})
 
 // errorLine returns pgBackRest's ERROR message as one line, with its
 // first HINT (the others are generic).
@@ -246,7 +250,7 @@ func errorLine(out string) string {
 	var msg []string
 	in, hinted := false, false
 	for _, l := range strings.Split(out, "\n") {
-		l = logPrefix.ReplaceAllString(l, "")
+		l = logPrefix().ReplaceAllString(l, "")
 		t := strings.TrimSpace(l)
 		switch {
 		case strings.HasPrefix(t, "ERROR:"):

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pgherd/pgherd/pkg/logging"
@@ -101,7 +102,7 @@ type BackupResult struct {
 	Primary string
 }
 
-var labelRE = regexp.MustCompile(`new backup label = (\S+)`)
+var labelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`new backup label = (\S+)`) })
 
 // Backup takes a backup of the running instance (typ: full, diff, incr;
 // empty: pgBackRest's default, incr, or full when there is none). When the
@@ -144,7 +145,7 @@ func (e *Env) Backup(ctx context.Context, i Instance, typ string, fromStandby bo
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup of %s: %w", i.ID, err)
 	}
-	m := labelRE.FindStringSubmatch(out)
+	m := labelRE().FindStringSubmatch(out)
 	if m == nil {
 		return BackupResult{}, fmt.Errorf("backup of %s: pgBackRest did not say the new backup's label", i.ID)
 	}

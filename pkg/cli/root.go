@@ -14,6 +14,7 @@ import (
 	"github.com/pgherd/pgherd/pkg/iostreams"
 	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -47,7 +48,7 @@ type usageError struct{ error }
 // that maps errors to exit codes.
 func Main(ctx context.Context, ios *iostreams.IOStreams, args []string) int {
 	f := NewFactory(ios)
-	root := NewCmdRoot(f)
+	root := newCmdRoot(f, args)
 	root.SetArgs(args)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
@@ -75,8 +76,74 @@ func Main(ctx context.Context, ios *iostreams.IOStreams, args []string) int {
 	return ExitError
 }
 
+// noun is a top-level command and what builds it.
+type noun struct {
+	name  string
+	build func(*Factory) *cobra.Command
+}
+
+// nouns are the top-level commands, in the order they are added.
+var nouns = []noun{
+	{"site", newCmdSite},
+	{"instance", newCmdInstance},
+	{"pgconf", newCmdPgconf},
+	{"patroni", newCmdPatroni},
+	{"dcs", newCmdDcs},
+	{"witness", newCmdWitness},
+	{"schema", newCmdSchema},
+	{"role", newCmdRole},
+	{"database", newCmdDatabase},
+	{"pghba", newCmdPghba},
+	{"apply", newCmdApply},
+}
+
+// nounOf returns the noun that args run: their first word after the
+// root's own flags (-q, --site FILE...), when it names a noun; else ""
+// (no argument, help, completion, a mistake, or a flag that cobra alone
+// should read, such as -qL debug).
+func nounOf(root *cobra.Command, args []string) string {
+	flags := root.PersistentFlags()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" {
+			return ""
+		}
+		if !strings.HasPrefix(a, "-") {
+			for _, n := range nouns {
+				if n.name == a {
+					return a
+				}
+			}
+			return ""
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		var fl *pflag.Flag
+		switch {
+		case strings.HasPrefix(a, "--"):
+			fl = flags.Lookup(name)
+		case len(name) == 1:
+			fl = flags.ShorthandLookup(name)
+		}
+		if fl == nil {
+			return ""
+		}
+		if !hasValue && fl.NoOptDefVal == "" {
+			i++ // the flag's value is the next word
+		}
+	}
+	return ""
+}
+
 // NewCmdRoot builds the whole command tree.
-func NewCmdRoot(f *Factory) *cobra.Command {
+func NewCmdRoot(f *Factory) *cobra.Command { return newCmdRoot(f, nil) }
+
+// newCmdRoot builds the root and the branch of the noun that args run, or
+// every noun when they run none (nil args: the whole tree). A command runs
+// in its own branch, and building the ten others (with the version and the
+// completion command, which only the root's own flags and commands use)
+// took a third of the start of every command. The branch built alone is
+// the same as in the whole tree.
+func newCmdRoot(f *Factory, args []string) *cobra.Command {
 	var logLevel string
 	var quiet bool
 	root := &cobra.Command{
@@ -101,22 +168,19 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	pf.StringVar(&f.SiteFile, "site", "", "site settings file (default: $PGHERD_SITE, $XDG_CONFIG_HOME/pgherd/site.yaml, /etc/pgherd/site.yaml)")
 	pf.StringVarP(&logLevel, "log-level", "L", "info", "log level: debug, info, warning or error")
 	pf.BoolVarP(&quiet, "quiet", "q", false, "print warnings and errors only")
-	root.AddCommand(
-		newCmdSite(f),
-		newCmdInstance(f),
-		newCmdPgconf(f),
-		newCmdPatroni(f),
-		newCmdDcs(f),
-		newCmdWitness(f),
-		newCmdSchema(f),
-		newCmdRole(f),
-		newCmdDatabase(f),
-		newCmdPghba(f),
-		newCmdApply(f),
-	)
-	root.Version = buildVersion()
-	root.SetVersionTemplate("pgherd {{.Version}}\n")
-	root.InitDefaultCompletionCmd()
+	only := nounOf(root, args)
+	for _, n := range nouns {
+		if only == "" || n.name == only {
+			root.AddCommand(n.build(f))
+		}
+	}
+	if only == "" {
+		root.Version = buildVersion()
+		root.SetVersionTemplate("pgherd {{.Version}}\n")
+		root.InitDefaultCompletionCmd()
+	} else {
+		root.CompletionOptions.DisableDefaultCmd = true
+	}
 	requireSubcommands(root)
 	addCompletions(f, root)
 	return root

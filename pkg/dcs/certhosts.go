@@ -20,7 +20,7 @@ import (
 
 // PeerHosts is every host member c's peer certificate must name.
 func PeerHosts(c Config) []string {
-	return hostSet(hostOf(advertisedPeer(c)), hostOf(c.ListenPeer))
+	return hostSet(hostOf(c.PeerAddr()), hostOf(c.ListenPeer))
 }
 
 // ClientHosts is every host member c's client-port certificate must name.
@@ -97,7 +97,7 @@ func EnsureCertHosts(c Config) (CertHosts, error) {
 		port  string
 		file  string
 		hosts []string
-	}{{"peer", c.PeerTLS.Cert, hostSet(hostOf(advertisedPeer(c)))}, {"client", c.ClientTLS.Cert, hostSet(hostOfURL(c.AdvertiseClient))}} {
+	}{{"peer", c.PeerTLS.Cert, hostSet(hostOf(c.PeerAddr()))}, {"client", c.ClientTLS.Cert, hostSet(hostOfURL(c.AdvertiseClient))}} {
 		h, err := missingHost(p.file, p.hosts)
 		if err != nil {
 			return CertHosts{}, err

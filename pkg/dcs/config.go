@@ -209,6 +209,27 @@ func (c *Config) Advertise(peer, client net.Addr) error {
 	return nil
 }
 
+// ClientURL is the URL of a member's etcd API (its advertised one).
+func (c Config) ClientURL() string {
+	if c.AdvertiseClient != "" {
+		return c.AdvertiseClient
+	}
+	scheme := "http"
+	if c.ClientTLS.Enabled() {
+		scheme = "https"
+	}
+	return scheme + "://" + c.ListenClient
+}
+
+// PeerAddr is the host:port other members dial to reach a member's peer
+// port (its advertised one).
+func (c Config) PeerAddr() string {
+	if c.AdvertisePeer != "" {
+		return c.AdvertisePeer
+	}
+	return c.ListenPeer
+}
+
 func hostOfURL(u string) string {
 	for _, p := range []string{"http://", "https://"} {
 		if len(u) > len(p) && u[:len(p)] == p {

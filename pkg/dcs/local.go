@@ -237,7 +237,7 @@ func (l *Local) waitReady(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if ready == 0 {
 		ready = 30 * time.Second
 	}
-	ac, err := NewAdminClient(advertisedPeer(cfg), cfg.PeerTLS)
+	ac, err := NewAdminClient(cfg.PeerAddr(), cfg.PeerTLS)
 	if err != nil {
 		return MemberInfo{}, err
 	}
@@ -264,13 +264,6 @@ func (l *Local) waitReady(ctx context.Context, cfg Config) (MemberInfo, error) {
 	return MemberInfo{}, fmt.Errorf("not ready after %s: %w", ready, last)
 }
 
-func advertisedPeer(cfg Config) string {
-	if cfg.AdvertisePeer != "" {
-		return cfg.AdvertisePeer
-	}
-	return cfg.ListenPeer
-}
-
 // Configs returns the members set up on this host, sorted by name.
 func (l *Local) Configs() ([]Config, error) {
 	files, _ := filepath.Glob(filepath.Join(l.Dir, "*.yaml"))
@@ -293,7 +286,7 @@ func (l *Local) Admin(name string) (*AdminClient, Config, error) {
 	if err != nil {
 		return nil, Config{}, err
 	}
-	ac, err := NewAdminClient(advertisedPeer(c), l.adminOr(c))
+	ac, err := NewAdminClient(c.PeerAddr(), l.adminOr(c))
 	return ac, c, err
 }
 
@@ -335,7 +328,7 @@ func (l *Local) AdminOther(name string) (*AdminClient, error) {
 			break
 		}
 	}
-	return NewAdminClient(advertisedPeer(pick), l.adminOr(pick))
+	return NewAdminClient(pick.PeerAddr(), l.adminOr(pick))
 }
 
 // adminOr is the administrator's credential when this host holds it, else

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/dcs/gateway"
 	"github.com/pgherd/pgherd/pkg/site"
 )
 
@@ -31,17 +31,9 @@ type SnapshotInfo struct {
 // damaged or not a snapshot at all.
 var ErrBadSnapshot = errors.New("not a complete DCS snapshot")
 
-// ClientURL is the URL of a member's etcd API (its advertised one).
-func (c Config) ClientURL() string {
-	if c.AdvertiseClient != "" {
-		return c.AdvertiseClient
-	}
-	scheme := "http"
-	if c.ClientTLS.Enabled() {
-		scheme = "https"
-	}
-	return scheme + "://" + c.ListenClient
-}
+// snapshotTimeout bounds SaveSnapshot's wait for the member's answer, and
+// then for each part of it.
+var snapshotTimeout = 30 * time.Second
 
 // SaveSnapshot fetches the snapshot of the member whose etcd API is at
 // clientURL (etcd's Maintenance.Snapshot, through its JSON gateway) and
@@ -65,21 +57,17 @@ func SaveSnapshot(ctx context.Context, clientURL string, tlsc TLSConfig, path st
 			os.Remove(f.Name())
 		}
 	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(clientURL, "/")+"/v3/maintenance/snapshot", strings.NewReader("{}"))
+	gw, err := gateway.New(gateway.Config{Endpoints: []string{strings.TrimSuffix(clientURL, "/")}, TLS: tc, Timeout: snapshotTimeout, What: "member"})
+	if err != nil {
+		return info, err
+	}
+	defer gw.Close()
+	body, err := gw.Stream(ctx, "/v3/maintenance/snapshot", struct{}{})
 	if err != nil {
 		return info, fmt.Errorf("snapshot from %s: %w", clientURL, err)
 	}
-	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return info, fmt.Errorf("snapshot from %s: %w", clientURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return info, fmt.Errorf("snapshot from %s: %s: %s", clientURL, resp.Status, bytes.TrimSpace(b))
-	}
-	if info.Revision, info.Bytes, err = copySnapshotStream(resp.Body, f); err != nil {
+	defer body.Close()
+	if info.Revision, info.Bytes, err = copySnapshotStream(body, f); err != nil {
 		return info, fmt.Errorf("snapshot from %s: %w", clientURL, err)
 	}
 	if info.SHA256, err = checkSnapshot(f.Name()); err != nil {

@@ -2,14 +2,17 @@ package dcs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,5 +88,76 @@ func TestSnapshotSchedule(t *testing.T) {
 	def := SnapshotSchedule{Dir: "/x"}
 	if def.validate() != nil || def.Interval != time.Hour || def.Keep != 24 {
 		t.Fatalf("defaults: %+v", def)
+	}
+}
+
+// TestSaveSnapshotHungMember: a member that accepts the connection and
+// never answers, or stops in the middle of its answer, is an error within
+// the bound, and no file is left behind.
+func TestSaveSnapshotHungMember(t *testing.T) {
+	defer func(d time.Duration) { snapshotTimeout = d }(snapshotTimeout)
+	snapshotTimeout = 300 * time.Millisecond
+	for _, c := range []struct {
+		name   string
+		answer string // written before the member goes silent
+		want   string
+	}{
+		{"no answer", "", "no answer in 300ms"},
+		{"half an answer", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + streamOf([]byte("part")), "nothing more for 300ms"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var mu sync.Mutex
+			var conns []net.Conn
+			defer func() {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			go func() {
+				for {
+					conn, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					conns = append(conns, conn)
+					mu.Unlock()
+					go func() {
+						buf := make([]byte, 4096)
+						conn.Read(buf) // the request
+						conn.Write([]byte(c.answer))
+					}()
+				}
+			}()
+			dir := t.TempDir()
+			file := filepath.Join(dir, "snap.db")
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() {
+				_, err := SaveSnapshot(context.Background(), "http://"+ln.Addr().String(), TLSConfig{}, file)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("got %v, want an error saying %q", err, c.want)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("the error took %s", d)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("SaveSnapshot still waits for a member that says nothing after 5s")
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("left behind: %v", ents)
+			}
+		})
 	}
 }

@@ -90,7 +90,7 @@ func (l *Local) TLSState(ctx context.Context) (TLSState, error) {
 	// Data members first: with a data token, the first one's certificates
 	// bring the CA that issues the others'.
 	st.Plain = append(st.Plain, plainWitnesses...)
-	ac, err := NewAdminClient(advertisedPeer(cfgs[0]), l.adminOr(cfgs[0]))
+	ac, err := NewAdminClient(cfgs[0].PeerAddr(), l.adminOr(cfgs[0]))
 	if err != nil {
 		return st, err
 	}
@@ -301,7 +301,7 @@ func (l *Local) rewrite(ctx context.Context, c Config, what string) error {
 // next step (another host's run too) decides from that table which
 // members serve TLS.
 func (l *Local) waitPublishedTLS(ctx context.Context, c Config) error {
-	ac, err := NewAdminClient(advertisedPeer(c), l.adminOr(c))
+	ac, err := NewAdminClient(c.PeerAddr(), l.adminOr(c))
 	if err != nil {
 		return err
 	}

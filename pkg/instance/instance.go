@@ -137,14 +137,11 @@ func Find(env *Env, ref string) (*Instance, error) {
 		return load(i)
 	}
 	var found []*Instance
-	all, err := scan(env)
+	all, err := scan(env, name)
 	if err != nil {
 		return nil, err
 	}
 	for _, i := range all {
-		if i.Name != name {
-			continue
-		}
 		if _, err := load(i); err != nil {
 			return nil, err
 		}
@@ -166,7 +163,7 @@ func Find(env *Env, ref string) (*Instance, error) {
 // List returns every instance under the site's data directory template,
 // sorted by version then name.
 func List(env *Env) ([]*Instance, error) {
-	all, err := scan(env)
+	all, err := scan(env, "")
 	if err != nil {
 		return nil, err
 	}
@@ -179,11 +176,18 @@ func List(env *Env) ([]*Instance, error) {
 }
 
 // scan finds the data directories under the site's data directory
-// template, sorted by version then name, without reading their files.
-func scan(env *Env) ([]*Instance, error) {
+// template, sorted by version then name, without reading their files:
+// every instance's, or only those of the instances called name (a valid
+// name: no pattern character), which spares reading the directories of
+// the others.
+func scan(env *Env, name string) ([]*Instance, error) {
 	tmpl := site.Path(env.Site.Prefix, env.Site.PostgreSQL.Datadir, "{version}", "{name}")
-	glob := strings.NewReplacer("{version}", "*", "{name}", "*").Replace(tmpl)
-	re := regexp.MustCompile("^" + strings.NewReplacer(`\{version\}`, `(?P<version>[0-9]+)`, `\{name\}`, `(?P<name>`+names.Pattern+`)`).Replace(regexp.QuoteMeta(tmpl)) + "$")
+	globName, reName := "*", names.Pattern
+	if name != "" {
+		globName, reName = name, regexp.QuoteMeta(name)
+	}
+	glob := strings.NewReplacer("{version}", "*", "{name}", globName).Replace(tmpl)
+	re := regexp.MustCompile("^" + strings.NewReplacer(`\{version\}`, `(?P<version>[0-9]+)`, `\{name\}`, `(?P<name>`+reName+`)`).Replace(regexp.QuoteMeta(tmpl)) + "$")
 	matches, err := filepath.Glob(glob)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 
 	"github.com/pgherd/pgherd/pkg/safefs"
@@ -35,9 +36,12 @@ func walDir(datadir string) (dir string, separate bool) {
 // walNames are the entries a WAL directory holds: segments (possibly
 // .partial), timeline histories, backup labels, archive status, WAL
 // summaries and a segment being created.
-var walNames = regexp.MustCompile(`^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history|[0-9A-F]{24}\.[0-9A-F]{8}\.backup|archive_status|summaries|xlogtemp\.[0-9]+)$`)
+// Compiled when first used: most commands never look into a WAL directory.
+var walNames = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history|[0-9A-F]{24}\.[0-9A-F]{8}\.backup|archive_status|summaries|xlogtemp\.[0-9]+)$`)
+})
 
-var segmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
+var segmentName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-F]{24}$`) })
 
 // systemID reads the database system identifier from datadir's pg_control
 // (its first field). The WAL segments of the same cluster carry it.
@@ -76,10 +80,10 @@ func walCheck(dir string, owner uint32, sysid uint64) func(*os.Root, uint32) err
 		}
 		matched := false
 		for _, n := range names {
-			if !walNames.MatchString(n) {
+			if !walNames().MatchString(n) {
 				return refuse("holds " + n + ", which is not WAL")
 			}
-			if !segmentName.MatchString(n) {
+			if !segmentName().MatchString(n) {
 				continue
 			}
 			id, err := segmentSystemID(r, n)

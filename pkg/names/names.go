@@ -4,10 +4,7 @@
 // of pgherd's, so every package that takes such a name can check it here.
 package names
 
-import (
-	"fmt"
-	"regexp"
-)
+import "fmt"
 
 // Max is the longest name.
 const Max = 32
@@ -20,16 +17,28 @@ const Pattern = `[A-Za-z0-9][A-Za-z0-9_-]*`
 // Rule says the rule as every refusal says it.
 const Rule = "use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit"
 
-// The length is checked apart: a counted repetition such as {0,31}
-// compiles into that many states, at every start of the program.
-var re = regexp.MustCompile(`^` + Pattern + `$`)
-
 // Check returns nil when name follows the rule, else one line naming what
 // is wrong and the rule: `invalid cluster name "a/b": use 1 to 32 ...`.
 // kind is what the name names ("instance", "cluster", "member").
 func Check(kind, name string) error {
-	if len(name) > Max || !re.MatchString(name) {
+	if len(name) > Max || !Valid(name) {
 		return fmt.Errorf("invalid %s name %q: %s", kind, name, Rule)
 	}
 	return nil
+}
+
+// Valid reports whether s matches Pattern, whatever its length. It is
+// Pattern written out by hand: every pgherd command checks a name, and
+// compiling the pattern would cost each of them more than the check.
+func Valid(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

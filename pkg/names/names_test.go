@@ -2,6 +2,7 @@ package names
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -21,4 +22,17 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(%q) = %v, want %s", bad, err, want)
 		}
 	}
+}
+
+// FuzzValid: the hand-written check accepts exactly what Pattern matches.
+func FuzzValid(f *testing.F) {
+	re := regexp.MustCompile(`^` + Pattern + `$`)
+	for _, s := range []string{"", "pg1", "A-1_b", "-a", "_a", "a.b", "a/b", "é", "a b", "0", "a-", "Z_"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := Valid(s), re.MatchString(s); got != want {
+			t.Errorf("Valid(%q) = %v, Pattern says %v", s, got, want)
+		}
+	})
 }

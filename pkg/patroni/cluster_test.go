@@ -372,16 +372,17 @@ func TestDCSStateAndPurge(t *testing.T) {
 	if n, err := ResetDCS(ctx, &other); err != nil || n != 5 {
 		t.Fatalf("reset %d: %v", n, err)
 	}
-	g, _ := newEtcdGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
-	var kept struct {
-		Kvs []struct{ Key, Value string } `json:"kvs"`
-	}
-	p := clusterPrefix("", other.Scope)
-	if err := g.call(ctx, "/v3/kv/range", map[string]string{"key": b64(p), "range_end": b64(prefixEnd(p))}, &kept); err != nil {
+	g, err := dcsGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kept.Kvs) != 1 || kept.Kvs[0].Key != b64(p+"config") || kept.Kvs[0].Value != b64(`{"ttl":30}`) {
-		t.Errorf("after reset: %+v", kept.Kvs)
+	p := clusterPrefix("", other.Scope)
+	kept, err := g.Range(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 || string(kept[0].Key) != p+"config" || string(kept[0].Value) != `{"ttl":30}` {
+		t.Errorf("after reset: %+v", kept)
 	}
 	// Without a configuration, every key goes.
 	etcdPut(t, h, p+"initialize", "1")
@@ -406,12 +407,12 @@ func TestDCSStateAndPurge(t *testing.T) {
 
 func etcdPut(t *testing.T, h *testHarness, key, value string) {
 	t.Helper()
-	g, err := newEtcdGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
+	g, err := dcsGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out map[string]any
-	if err := g.call(context.Background(), "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out); err != nil {
+	if err := g.Call(context.Background(), "/v3/kv/put", map[string][]byte{"key": []byte(key), "value": []byte(value)}, &out); err != nil {
 		t.Fatal(err)
 	}
 }

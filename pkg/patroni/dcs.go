@@ -1,22 +1,20 @@
 package patroni
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgherd/pgherd/pkg/dcs/gateway"
 )
 
 // Patroni keeps a cluster under <namespace>/<scope>/ in the DCS: "initialize"
@@ -56,21 +54,16 @@ func (s DCSState) Active(except string) []string {
 	return out
 }
 
-// etcdGateway is a minimal client of etcd's v3 JSON gateway.
-type etcdGateway struct {
-	urls []string
-	http *http.Client
-}
-
-func newEtcdGateway(e Etcd3, timeout time.Duration) (*etcdGateway, error) {
+// dcsGateway returns a client of the JSON gateway of e's DCS, each
+// request bounded by timeout.
+func dcsGateway(e Etcd3, timeout time.Duration) (*gateway.Client, error) {
 	scheme := e.Protocol
 	if scheme == "" {
 		scheme = "http"
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
+	var tc *tls.Config
 	if scheme == "https" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		if e.CACert != "" {
 			pem, err := os.ReadFile(e.CACert)
 			if err != nil {
@@ -86,67 +79,25 @@ func newEtcdGateway(e Etcd3, timeout time.Duration) (*etcdGateway, error) {
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
-		tr.TLSClientConfig = tc
-		// HTTP/1.1, as Patroni's urllib3: the embedded DCS's client port
-		// serves the gateway over HTTP/2 only without TLS (its gRPC
-		// sniffing answers an HTTP/2 client first).
-		tr.ForceAttemptHTTP2 = false
 	}
-	g := &etcdGateway{http: &http.Client{Transport: tr, Timeout: timeout}}
+	var urls []string
 	for _, h := range e.Hosts {
-		g.urls = append(g.urls, scheme+"://"+h)
+		urls = append(urls, scheme+"://"+h)
 	}
-	if len(g.urls) == 0 {
+	if len(urls) == 0 {
 		return nil, errors.New("no DCS hosts configured: set patroni.dcs.hosts in site.yaml")
 	}
-	return g, nil
+	return gateway.New(gateway.Config{Endpoints: urls, TLS: tc, Timeout: timeout, What: "DCS"})
 }
 
-// call posts in to path on the first endpoint that answers.
-func (g *etcdGateway) call(ctx context.Context, path string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
+// explainDCS adds what to do to an error that no DCS host answered.
+func explainDCS(err error) error {
+	var ue *gateway.UnreachableError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w: start the DCS or fix patroni.dcs.hosts in site.yaml", err)
 	}
-	var errs []string
-	for _, u := range g.urls {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+path, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := g.http.Do(req)
-		if err != nil {
-			errs = append(errs, unwrapURLError(err).Error())
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		resp.Body.Close()
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("DCS %s%s answered %d: %s", u, path, resp.StatusCode, strings.TrimSpace(string(b)))
-		}
-		return json.Unmarshal(b, out)
-	}
-	return fmt.Errorf("no DCS endpoint answers (%s): start the DCS or fix patroni.dcs.hosts in site.yaml", strings.Join(errs, "; "))
+	return err
 }
-
-// prefixEnd is etcd's range end for "every key starting with p".
-func prefixEnd(p string) string {
-	b := []byte(p)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1])
-		}
-	}
-	return "\x00"
-}
-
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // ClusterPrefix is the DCS key prefix of c's cluster, e.g. "/service/main/".
 func ClusterPrefix(c *Config) string { return clusterPrefix(c.Namespace, c.Scope) }
@@ -162,35 +113,29 @@ func clusterPrefix(namespace, scope string) string {
 // tells a first member (bootstrap) from a joining one, and finds a member
 // name already in use.
 func ReadDCSState(ctx context.Context, c *Config) (DCSState, error) {
-	g, err := newEtcdGateway(c.Etcd3, 5*time.Second)
+	g, err := dcsGateway(c.Etcd3, 5*time.Second)
 	if err != nil {
 		return DCSState{}, err
 	}
+	defer g.Close()
 	p := clusterPrefix(c.Namespace, c.Scope)
-	var out struct {
-		Kvs []struct {
-			Key   string `json:"key"`
-			Value string `json:"value"`
-		} `json:"kvs"`
-	}
-	if err := g.call(ctx, "/v3/kv/range", map[string]string{"key": b64(p), "range_end": b64(prefixEnd(p))}, &out); err != nil {
-		return DCSState{}, err
+	kvs, err := g.Range(ctx, p, false)
+	if err != nil {
+		return DCSState{}, explainDCS(err)
 	}
 	var st DCSState
-	for _, kv := range out.Kvs {
-		k, _ := base64.StdEncoding.DecodeString(kv.Key)
-		v, _ := base64.StdEncoding.DecodeString(kv.Value)
-		switch name := strings.TrimPrefix(string(k), p); {
+	for _, kv := range kvs {
+		switch name := strings.TrimPrefix(string(kv.Key), p); {
 		case name == "initialize":
 			st.Initialized = true
 		case name == "leader":
-			st.Leader = string(v)
+			st.Leader = string(kv.Value)
 		case strings.HasPrefix(name, "members/"):
 			m := DCSMember{Name: strings.TrimPrefix(name, "members/")}
 			var data struct {
 				State string `json:"state"`
 			}
-			if json.Unmarshal(v, &data) == nil {
+			if json.Unmarshal(kv.Value, &data) == nil {
 				m.State = data.State
 			}
 			st.Members = append(st.Members, m)
@@ -204,19 +149,13 @@ func ReadDCSState(ctx context.Context, c *Config) (DCSState, error) {
 // drop --purge-cluster` does after the last member is gone) and returns how
 // many it deleted.
 func PurgeDCS(ctx context.Context, c *Config) (int64, error) {
-	g, err := newEtcdGateway(c.Etcd3, 5*time.Second)
+	g, err := dcsGateway(c.Etcd3, 5*time.Second)
 	if err != nil {
 		return 0, err
 	}
-	p := clusterPrefix(c.Namespace, c.Scope)
-	var out struct {
-		Deleted string `json:"deleted"` // int64 as a JSON string
-	}
-	if err := g.call(ctx, "/v3/kv/deleterange", map[string]string{"key": b64(p), "range_end": b64(prefixEnd(p))}, &out); err != nil {
-		return 0, err
-	}
-	n, _ := strconv.ParseInt(out.Deleted, 10, 64)
-	return n, nil
+	defer g.Close()
+	n, err := g.DeletePrefix(ctx, clusterPrefix(c.Namespace, c.Scope))
+	return n, explainDCS(err)
 }
 
 // ResetDCS deletes every key of c's cluster but its dynamic configuration
@@ -226,27 +165,37 @@ func PurgeDCS(ctx context.Context, c *Config) (int64, error) {
 // with no leader, member, history or last-known position left from
 // before; it keeps the configuration the cluster had.
 func ResetDCS(ctx context.Context, c *Config) (int64, error) {
-	g, err := newEtcdGateway(c.Etcd3, 5*time.Second)
+	g, err := dcsGateway(c.Etcd3, 5*time.Second)
 	if err != nil {
 		return 0, err
 	}
+	defer g.Close()
 	// Every key before "config", then every key after it: one
 	// transaction (etcd refuses a put of a key a delete in the same
 	// transaction covers).
-	p := clusterPrefix(c.Namespace, c.Scope)
-	del := func(from, to string) map[string]any {
-		return map[string]any{"request_delete_range": map[string]string{"key": b64(from), "range_end": b64(to)}}
+	type deleteRange struct {
+		Key      []byte `json:"key"`
+		RangeEnd []byte `json:"range_end"`
 	}
-	txn := map[string]any{"success": []any{del(p, p+"config"), del(p+"config\x00", prefixEnd(p))}}
+	type op struct {
+		DeleteRange deleteRange `json:"request_delete_range"`
+	}
+	p := clusterPrefix(c.Namespace, c.Scope)
+	txn := struct {
+		Success []op `json:"success"`
+	}{[]op{
+		{deleteRange{[]byte(p), []byte(p + "config")}},
+		{deleteRange{[]byte(p + "config\x00"), gateway.PrefixEnd([]byte(p))}},
+	}}
 	var out struct {
 		Responses []struct {
 			DeleteRange struct {
-				Deleted string `json:"deleted"`
+				Deleted string `json:"deleted"` // an int64, as a JSON string
 			} `json:"response_delete_range"`
 		} `json:"responses"`
 	}
-	if err := g.call(ctx, "/v3/kv/txn", txn, &out); err != nil {
-		return 0, err
+	if err := g.Call(ctx, "/v3/kv/txn", txn, &out); err != nil {
+		return 0, explainDCS(err)
 	}
 	var n int64
 	for _, r := range out.Responses {

@@ -121,13 +121,13 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func etcdDelete(t *testing.T, h *testHarness, key string) {
-	g, err := newEtcdGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
+	g, err := dcsGateway(Etcd3{Hosts: []string{h.etcdHost}}, 5*time.Second)
 	if err != nil {
 		t.Error(err)
 		return
 	}
 	var out map[string]any
-	if err := g.call(context.Background(), "/v3/kv/deleterange", map[string]string{"key": b64(key)}, &out); err != nil {
+	if err := g.Call(context.Background(), "/v3/kv/deleterange", map[string][]byte{"key": []byte(key)}, &out); err != nil {
 		t.Error(err)
 	}
 }

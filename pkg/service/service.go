@@ -230,10 +230,7 @@ func detect(ctx context.Context, sdDir string, r run.Runner) string {
 	return "systemd"
 }
 
-// instanceRE is what a unit instance is made of: names (pkg/names) and the
-// version joined by '-', as in "15-pg1", so longer than one name may be.
-var instanceRE = regexp.MustCompile(`^` + names.Pattern + `$`)
-var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // check validates s and fills its defaults.
 func (s *Service) check() error {
@@ -242,7 +239,9 @@ func (s *Service) check() error {
 	default:
 		return fmt.Errorf("unknown service kind %q: use %s, %s or %s", s.Kind, KindPostgreSQL, KindPatroni, KindDCS)
 	}
-	if len(s.Instance) > 100 || !instanceRE.MatchString(s.Instance) {
+	// A unit instance is made of names and the version joined by '-', as
+	// in "15-pg1", so it may be longer than one name.
+	if len(s.Instance) > 100 || !names.Valid(s.Instance) {
 		return fmt.Errorf("invalid service instance name %q: use up to 100 letters, digits, '_' or '-', starting with a letter or digit", s.Instance)
 	}
 	if len(s.Exec) == 0 || !filepath.IsAbs(s.Exec[0]) {
@@ -250,7 +249,7 @@ func (s *Service) check() error {
 	}
 	for _, e := range s.Env {
 		k, _, ok := strings.Cut(e, "=")
-		if !ok || !envKeyRE.MatchString(k) {
+		if !ok || !envKeyRE().MatchString(k) {
 			return fmt.Errorf("%s: invalid environment entry %q: use NAME=value", s, k)
 		}
 	}

@@ -2,8 +2,9 @@ package site
 
 import (
 	"fmt"
-	"os"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -67,6 +68,36 @@ func checkEnvNames(environ []string, vars map[string]string) error {
 	return nil
 }
 
+// settingEnv returns the non-empty PGHERD_* variables of environ that name
+// settings of flat, by dotted key, after checkEnvNames. Without any
+// PGHERD_* variable other than NonSettingVars (the usual case) it builds
+// none of the settings' variable names.
+func settingEnv(environ []string, flat map[string]any) (map[string]string, error) {
+	some := false
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if _, other := NonSettingVars[name]; strings.HasPrefix(name, EnvPrefix+"_") && val != "" && !other {
+			some = true
+			break
+		}
+	}
+	if !some {
+		return nil, nil
+	}
+	vars := envVars(flat)
+	if err := checkEnvNames(environ, vars); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if key, ok := vars[name]; ok && val != "" {
+			out[key] = val
+		}
+	}
+	return out, nil
+}
+
 // envVars maps each setting's variable to its dotted key.
 func envVars(flat map[string]any) map[string]string {
 	out := make(map[string]string, len(flat))
@@ -120,13 +151,13 @@ func editDistance(a, b string) int {
 }
 
 // origins returns, for every dotted key of flat, where its value came
-// from: a non-empty variable, else a key of the site file, else the
-// built-in default.
-func origins(flat map[string]any, fileKeys map[string]bool) map[string]Origin {
+// from: a non-empty variable (env, by key), else a key of the site file,
+// else the built-in default.
+func origins(flat map[string]any, fileKeys map[string]bool, env map[string]string) map[string]Origin {
 	out := make(map[string]Origin, len(flat))
 	for k := range flat {
 		switch {
-		case os.Getenv(EnvVar(k)) != "":
+		case env[k] != "":
 			out[k] = FromEnv
 		case fileKeys[k]:
 			out[k] = FromFile
@@ -135,4 +166,65 @@ func origins(flat map[string]any, fileKeys map[string]bool) map[string]Origin {
 		}
 	}
 	return out
+}
+
+// setKey sets the setting at the dotted key below v (a struct, fields
+// named by their yaml tags) to raw, read as the setting's type: a list is
+// comma-separated (PGHERD_PATRONI__DCS__HOSTS=a:2379,b:2379). env names
+// the variable in errors.
+func setKey(v reflect.Value, key, env, raw string) error {
+	for _, name := range strings.Split(key, ".") {
+		if v.Kind() == reflect.Pointer {
+			v = v.Elem()
+		}
+		f, ok := fieldByTag(v, name)
+		if !ok {
+			return fmt.Errorf("%s: no setting %s", env, key)
+		}
+		v = f
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || v.OverflowInt(n) {
+			return fmt.Errorf("%s=%q: not an integer", env, raw)
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("%s=%q: not a number", env, raw)
+		}
+		v.SetFloat(x)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%s=%q: not a boolean (use true or false)", env, raw)
+		}
+		v.SetBool(b)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("%s: %s cannot be set by a variable: set it in the site file", env, key)
+		}
+		v.Set(reflect.ValueOf(strings.Split(raw, ",")).Convert(v.Type()))
+	default:
+		return fmt.Errorf("%s: %s cannot be set by a variable: set it in the site file", env, key)
+	}
+	return nil
+}
+
+// fieldByTag returns the field of struct v whose yaml tag is name.
+func fieldByTag(v reflect.Value, name string) (reflect.Value, bool) {
+	if v.Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == name {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
 }

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 )
 
@@ -77,24 +77,23 @@ func Load(explicit string) (*Loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("site file: %w", err)
 		}
-		if err := decodeStrict(file, data, &s); err != nil {
+		root, err := decodeStrict(file, data, &s)
+		if err != nil {
 			return nil, err
 		}
-		var root yaml.Node
-		if yaml.Unmarshal(data, &root) == nil {
-			for _, k := range keyLines(&root) {
-				fileKeys[k] = true
-			}
+		for _, k := range keyLines(root) {
+			fileKeys[k] = true
 		}
 	}
 	flat := settingsKeys(s)
-	if err := applyEnv(&s, flat); err != nil {
+	env, err := applyEnv(&s, flat)
+	if err != nil {
 		return nil, err
 	}
 	if s.PgBackRest == nil {
 		offBackRest(flat)
 	}
-	given := func(key string) bool { return fileKeys[key] || os.Getenv(EnvVar(key)) != "" }
+	given := func(key string) bool { return fileKeys[key] || env[key] != "" }
 	err = s.Patroni.applyTiming(given)
 	if err == nil {
 		err = s.Validate()
@@ -111,7 +110,7 @@ func Load(explicit string) (*Loaded, error) {
 			return nil, err
 		}
 	}
-	org := origins(flat, fileKeys)
+	org := origins(flat, fileKeys, env)
 	if org["patroni.timing"] != FromDefault {
 		for _, k := range timingKeys {
 			if org[k] == FromDefault {
@@ -155,33 +154,35 @@ func privateDir(dir string, uid int) error {
 	return nil
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+// The regular expressions of errors are compiled only when there is one.
+var lineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): (.*)$`) })
 
 // decodeStrict decodes data over s, refusing unknown keys and wrong types,
-// and turns yaml.v3's messages into "FILE:LINE: KEY: problem".
-func decodeStrict(file string, data []byte, s *Settings) error {
+// and turns yaml.v3's messages into "FILE:LINE: KEY: problem". It returns
+// the document it parsed.
+func decodeStrict(file string, data []byte, s *Settings) (*yaml.Node, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
+		return &root, nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(s)
 	if err == nil {
 		enablePgBackRest(&root, s)
-		return nil
+		return &root, nil
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
-		return fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	keys := keyLines(&root)
 	msgs := make([]string, 0, len(te.Errors))
 	for _, e := range te.Errors {
-		m := lineRE.FindStringSubmatch(e)
+		m := lineRE().FindStringSubmatch(e)
 		if m == nil {
 			msgs = append(msgs, fmt.Sprintf("%s: %s", file, e))
 			continue
@@ -193,13 +194,13 @@ func decodeStrict(file string, data []byte, s *Settings) error {
 	if len(msgs) > 1 {
 		msg += fmt.Sprintf(" (and %d more)", len(msgs)-1)
 	}
-	return errors.New(msg)
+	return nil, errors.New(msg)
 }
 
-var unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+var unknownRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^field (\S+) not found in type`) })
 
 func explain(key, problem string) string {
-	if m := unknownRE.FindStringSubmatch(problem); m != nil {
+	if m := unknownRE().FindStringSubmatch(problem); m != nil {
 		if key == "" {
 			key = m[1]
 		}
@@ -248,66 +249,35 @@ func keyLines(root *yaml.Node) map[int]string {
 }
 
 // applyEnv lets PGHERD_* variables override any setting (flat: s's
-// settings by dotted key); any other PGHERD_* variable that is not in
-// NonSettingVars is an error. Every key is registered as a viper default so
-// that AutomaticEnv reaches nested keys. Without any such variable there is
-// nothing to override, and viper is left out (it costs a millisecond at
-// every start).
-func applyEnv(s *Settings, flat map[string]any) error {
-	if err := checkEnvNames(os.Environ(), envVars(flat)); err != nil {
-		return err
+// settings by dotted key) and returns the values they set, by key; any
+// other PGHERD_* variable that is not in NonSettingVars is an error. A
+// variable of the pgbackrest: section turns it on, with its defaults for
+// the keys no variable sets.
+func applyEnv(s *Settings, flat map[string]any) (map[string]string, error) {
+	env, err := settingEnv(os.Environ(), flat)
+	if err != nil {
+		return nil, err
 	}
-	set, backrest := false, false
-	for k := range flat {
-		env := EnvVar(k)
-		if raw := os.Getenv(env); raw != "" {
-			if err := checkEnvType(env, raw, flat[k]); err != nil {
-				return err
-			}
-			set = true
-			backrest = backrest || strings.HasPrefix(k, "pgbackrest.")
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first bad variable is the same one every time
+	for _, k := range keys {
+		if strings.HasPrefix(k, "pgbackrest.") && s.PgBackRest == nil {
+			d := DefaultPgBackRest()
+			s.PgBackRest = &d
+		}
+		if err := setKey(reflect.ValueOf(s).Elem(), k, EnvVar(k), env[k]); err != nil {
+			return nil, err
 		}
 	}
-	if !set {
-		return nil
-	}
-	if s.PgBackRest == nil && !backrest {
-		offBackRest(flat)
-	}
-	v := viper.New()
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "__"))
-	v.AutomaticEnv()
-	for k, val := range flat {
-		v.SetDefault(k, val)
-	}
-	dc := &mapstructure.DecoderConfig{TagName: "yaml", Result: s, WeaklyTypedInput: true,
-		// A list in a variable is comma-separated: PGHERD_PATRONI__DCS__HOSTS=a:2379,b:2379.
-		DecodeHook: mapstructure.StringToSliceHookFunc(",")}
-	dec, err := mapstructure.NewDecoder(dc)
-	if err != nil {
-		return err
-	}
-	return dec.Decode(v.AllSettings())
+	return env, nil
 }
 
 // EnvVar returns the environment variable that overrides a dotted key.
 func EnvVar(key string) string {
 	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
-}
-
-func checkEnvType(env, raw string, def any) error {
-	switch def.(type) {
-	case int:
-		if _, err := strconv.Atoi(raw); err != nil {
-			return fmt.Errorf("%s=%q: not an integer", env, raw)
-		}
-	case bool:
-		if _, err := strconv.ParseBool(raw); err != nil {
-			return fmt.Errorf("%s=%q: not a boolean (use true or false)", env, raw)
-		}
-	}
-	return nil
 }
 
 func flatten(prefix string, v reflect.Value, out map[string]any) {

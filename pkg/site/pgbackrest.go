@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -93,9 +94,11 @@ func (p *PgBackRest) fillDefaults() {
 // pgherdOptions are the options pgherd sets itself in an instance's
 // pgBackRest file: passing them through would make backups of one instance
 // read another's data directory or log elsewhere than pgherd looks.
-var pgherdOptions = regexp.MustCompile(`^(pg[0-9]+-.*|repo1-path|stanza|config.*|log-path|lock-path|spool-path)$`)
+var pgherdOptions = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(pg[0-9]+-.*|repo1-path|stanza|config.*|log-path|lock-path|spool-path)$`)
+})
 
-var optionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+var optionName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`) })
 
 func (p *PgBackRest) validate() error {
 	if !strings.Contains(p.Configpath, "{name}") || !strings.Contains(p.Configpath, "{version}") {
@@ -108,9 +111,9 @@ func (p *PgBackRest) validate() error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		switch {
-		case !optionName.MatchString(k):
+		case !optionName().MatchString(k):
 			return fmt.Errorf("pgbackrest.repository.options: %q is not a pgBackRest option name (lower-case letters, digits and '-')", k)
-		case pgherdOptions.MatchString(k):
+		case pgherdOptions().MatchString(k):
 			return fmt.Errorf("pgbackrest.repository.options: %s is set by pgherd (use pgbackrest.repository.path for repo1-path): remove it", k)
 		case strings.ContainsAny(p.Repository.Options[k], "\n\r"):
 			return fmt.Errorf("pgbackrest.repository.options: the value of %s holds a line break", k)

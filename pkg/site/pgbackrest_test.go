@@ -14,7 +14,7 @@ func TestPgBackRestSection(t *testing.T) {
 		{"pgbackrest:\n  repository:\n    path: /backups\n", "/backups"},
 	} {
 		s := Defaults()
-		if err := decodeStrict("f.yaml", []byte(c.yaml), &s); err != nil {
+		if _, err := decodeStrict("f.yaml", []byte(c.yaml), &s); err != nil {
 			t.Fatalf("%q: %v", c.yaml, err)
 		}
 		if c.path == "" {
@@ -37,7 +37,7 @@ func TestPgBackRestRefusals(t *testing.T) {
 		{"pgbackrest:\n  configpath: etc/x.conf\n", `pgbackrest.configpath: "etc/x.conf" must contain {version} and {name}`},
 	} {
 		s := Defaults()
-		err := decodeStrict("f.yaml", []byte(c.yaml), &s)
+		_, err := decodeStrict("f.yaml", []byte(c.yaml), &s)
 		if err == nil {
 			err = s.Validate()
 		}
@@ -51,7 +51,7 @@ func TestPgBackRestRefusals(t *testing.T) {
 func TestPgBackRestEnv(t *testing.T) {
 	t.Setenv("PGHERD_POSTGRESQL__PORT", "5433")
 	s := Defaults()
-	if err := applyEnv(&s, settingsKeys(s)); err != nil {
+	if _, err := applyEnv(&s, settingsKeys(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PgBackRest != nil {
@@ -59,7 +59,7 @@ func TestPgBackRestEnv(t *testing.T) {
 	}
 	t.Setenv("PGHERD_PGBACKREST__REPOSITORY__PATH", "/backups")
 	s = Defaults()
-	if err := applyEnv(&s, settingsKeys(s)); err != nil {
+	if _, err := applyEnv(&s, settingsKeys(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/backups" || s.PgBackRest.Execpath != "/usr/bin/pgbackrest" || s.PostgreSQL.Port != 5433 {
@@ -71,10 +71,10 @@ func TestPgBackRestEnv(t *testing.T) {
 func TestPgBackRestEnvKeepsFile(t *testing.T) {
 	t.Setenv("PGHERD_POSTGRESQL__PORT", "5433")
 	s := Defaults()
-	if err := decodeStrict("f.yaml", []byte("pgbackrest:\n  repository:\n    path: /b\n    options:\n      repo1-retention-full: \"2\"\n"), &s); err != nil {
+	if _, err := decodeStrict("f.yaml", []byte("pgbackrest:\n  repository:\n    path: /b\n    options:\n      repo1-retention-full: \"2\"\n"), &s); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyEnv(&s, settingsKeys(s)); err != nil {
+	if _, err := applyEnv(&s, settingsKeys(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PgBackRest == nil || s.PgBackRest.Repository.Path != "/b" || s.PgBackRest.Repository.Options["repo1-retention-full"] != "2" {

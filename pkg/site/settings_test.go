@@ -18,7 +18,7 @@ func TestReferenceSiteFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := Defaults()
-	if err := decodeStrict(ref, data, &got); err != nil {
+	if _, err := decodeStrict(ref, data, &got); err != nil {
 		t.Fatalf("reference site.yaml: %v", err)
 	}
 	if want := Defaults(); !reflect.DeepEqual(got, want) {
@@ -41,7 +41,7 @@ func TestDecodeErrorsNameFileLineAndKey(t *testing.T) {
 		{"prefix: [a\n", `f.yaml: line 1: did not find expected ',' or ']'`},
 	} {
 		s := Defaults()
-		err := decodeStrict("f.yaml", []byte(c.yaml), &s)
+		_, err := decodeStrict("f.yaml", []byte(c.yaml), &s)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%q: got error %v, want prefix %q", c.yaml, err, c.want)
 		}
@@ -62,7 +62,7 @@ func TestEnvOverridesNestedKeys(t *testing.T) {
 	t.Setenv("PGHERD_POSTGRESQL__INITDB__DATA_CHECKSUMS", "false")
 	t.Setenv("PGHERD_SERVICE_MANAGER", "process")
 	s := Defaults()
-	if err := applyEnv(&s, flatOf(s)); err != nil {
+	if _, err := applyEnv(&s, flatOf(s)); err != nil {
 		t.Fatal(err)
 	}
 	if s.PostgreSQL.Initdb.Locale != "fr_FR.UTF-8" || s.PostgreSQL.Initdb.DataChecksums || s.ServiceManager != "process" {
@@ -85,7 +85,7 @@ func TestPathTemplates(t *testing.T) {
 func TestEnvListIsCommaSeparated(t *testing.T) {
 	t.Setenv("PGHERD_PATRONI__DCS__HOSTS", "127.0.1.1:2379,127.0.1.2:2379")
 	s := Defaults()
-	if err := applyEnv(&s, flatOf(s)); err != nil {
+	if _, err := applyEnv(&s, flatOf(s)); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Patroni.DCS.Hosts; len(got) != 2 || got[0] != "127.0.1.1:2379" || got[1] != "127.0.1.2:2379" {
@@ -143,10 +143,10 @@ func TestOrigins(t *testing.T) {
 func TestRestartPolicy(t *testing.T) {
 	t.Setenv("PGHERD_RESTART__MAX_TRIES", "7")
 	s := Defaults()
-	if err := decodeStrict("f.yaml", []byte("restart:\n  delay: 0.25\n  max_delay: 10\n"), &s); err != nil {
+	if _, err := decodeStrict("f.yaml", []byte("restart:\n  delay: 0.25\n  max_delay: 10\n"), &s); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyEnv(&s, flatOf(s)); err != nil {
+	if _, err := applyEnv(&s, flatOf(s)); err != nil {
 		t.Fatal(err)
 	}
 	p := s.Restart.Policy()
@@ -213,5 +213,35 @@ func TestTimingProfile(t *testing.T) {
 	want := filepath.Join(dir, "site.yaml") + `: patroni.timing: timing profile "quick" is unknown: use one of fast, standard`
 	if err == nil || err.Error() != want {
 		t.Errorf("unknown profile: %v, want %q", err, want)
+	}
+}
+
+// TestEnvTypes: a variable is read as its setting's type, and a value of
+// the wrong type, or a setting no variable can hold, is one clear error.
+func TestEnvTypes(t *testing.T) {
+	t.Setenv("PGHERD_RESTART__DELAY", "0.5")
+	t.Setenv("PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER", "123")
+	s := Defaults()
+	if _, err := applyEnv(&s, settingsKeys(s)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Restart.Delay != 0.5 || s.Patroni.MaximumLagOnFailover != 123 {
+		t.Errorf("delay %v, lag %v", s.Restart.Delay, s.Patroni.MaximumLagOnFailover)
+	}
+	for env, want := range map[string]string{
+		"PGHERD_RESTART__DELAY":                   `PGHERD_RESTART__DELAY="soon": not a number`,
+		"PGHERD_PATRONI__SYNCHRONOUS_MODE":        `PGHERD_PATRONI__SYNCHRONOUS_MODE="soon": not a boolean (use true or false)`,
+		"PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER": `PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER="soon": not an integer`,
+		"PGHERD_PGBACKREST__REPOSITORY__OPTIONS":  "PGHERD_PGBACKREST__REPOSITORY__OPTIONS: pgbackrest.repository.options cannot be set by a variable: set it in the site file",
+	} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv("PGHERD_RESTART__DELAY", "")
+			t.Setenv("PGHERD_PATRONI__MAXIMUM_LAG_ON_FAILOVER", "")
+			t.Setenv(env, "soon")
+			s := Defaults()
+			if _, err := applyEnv(&s, settingsKeys(s)); err == nil || err.Error() != want {
+				t.Errorf("got %v, want %q", err, want)
+			}
+		})
 	}
 }

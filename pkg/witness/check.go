@@ -1,20 +1,17 @@
 package witness
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/dcs/gateway"
 	"github.com/pgherd/pgherd/pkg/patroni"
 )
 
@@ -72,16 +69,20 @@ func Check(ctx context.Context, env *Env, name, namespace string) (*Health, erro
 		namespace = patroni.DefaultNamespace
 	}
 	namespace = "/" + strings.Trim(namespace, "/") + "/"
-	endpoint := cfg.AdvertiseClient
-	if endpoint == "" && cfg.ClientTLS.Enabled() {
-		endpoint = "https://" + cfg.ListenClient
-	} else if endpoint == "" {
-		endpoint = "http://" + cfg.ListenClient
-	}
-	// A linearizable read first; without a quorum, what this member holds.
-	kvs, err := rangePrefix(ctx, endpoint, cfg.ClientTLS, namespace, false)
+	endpoint := cfg.ClientURL()
+	tc, err := cfg.ClientTLS.Client()
 	if err != nil {
-		kvs, err = rangePrefix(ctx, endpoint, cfg.ClientTLS, namespace, true)
+		return nil, err
+	}
+	gw, err := gateway.New(gateway.Config{Endpoints: []string{strings.TrimSuffix(endpoint, "/")}, TLS: tc, Timeout: 3 * time.Second, What: "witness"})
+	if err != nil {
+		return nil, err
+	}
+	defer gw.Close()
+	// A linearizable read first; without a quorum, what this member holds.
+	kvs, err := gw.Range(ctx, namespace, false)
+	if err != nil {
+		kvs, err = gw.Range(ctx, namespace, true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read Patroni's keys from witness %s at %s: %w", name, endpoint, err)
@@ -206,64 +207,4 @@ func hostPortOf(connURL string) string {
 		return net.JoinHostPort(u.Hostname(), "5432")
 	}
 	return u.Host
-}
-
-// keyValue is one key of the etcd JSON gateway's range answer; the
-// gateway sends bytes as base64, which encoding/json decodes.
-type keyValue struct {
-	Key   []byte `json:"key"`
-	Value []byte `json:"value"`
-}
-
-// rangePrefix reads every key under prefix through the member's etcd JSON
-// gateway (POST /v3/kv/range), not an etcd client: the gRPC client would
-// slow the start-up of every pgherd command (issues #2 and #3).
-func rangePrefix(ctx context.Context, endpoint string, tc dcs.TLSConfig, prefix string, serializable bool) ([]keyValue, error) {
-	tlsConf, err := tc.Client()
-	if err != nil {
-		return nil, err
-	}
-	body, _ := json.Marshal(struct {
-		Key          []byte `json:"key"`
-		RangeEnd     []byte `json:"range_end"`
-		Serializable bool   `json:"serializable,omitempty"`
-	}{[]byte(prefix), prefixEnd([]byte(prefix)), serializable})
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(endpoint, "/")+"/v3/kv/range", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Kvs     []keyValue `json:"kvs"`
-		Message string     `json:"message"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode range answer (HTTP %d): %w", resp.StatusCode, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Message)
-	}
-	return out.Kvs, nil
-}
-
-// prefixEnd is the range end that covers every key starting with prefix:
-// prefix with its last byte below 0xff incremented.
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return []byte{0} // all keys
 }

@@ -122,7 +122,7 @@ func (e *Env) clusterPeers(peer string) ([]string, error) {
 	}
 	var out []string
 	for _, c := range local {
-		out = append(out, advertisedPeer(c))
+		out = append(out, c.PeerAddr())
 		out = append(out, c.Join...)
 	}
 	if len(out) == 0 {
@@ -165,7 +165,7 @@ func GetStatus(ctx context.Context, env *Env, name string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := advertisedPeer(cfg)
+	self := cfg.PeerAddr()
 	ms, err := env.members(ctx, append([]string{self}, cfg.Join...))
 	if err != nil {
 		return nil, err

@@ -311,7 +311,7 @@ func RemovalWarning(ctx context.Context, env *Env, name string) string {
 	if err != nil {
 		return ""
 	}
-	ms, err := env.members(ctx, append([]string{advertisedPeer(cfg)}, cfg.Join...))
+	ms, err := env.members(ctx, append([]string{cfg.PeerAddr()}, cfg.Join...))
 	if err != nil {
 		return ""
 	}
@@ -348,7 +348,7 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 	if err := dcs.CheckDataDir(cfg.DataDir, name, env.Local.OwnerUID()); err != nil {
 		return err
 	}
-	peers := append([]string{advertisedPeer(cfg)}, cfg.Join...)
+	peers := append([]string{cfg.PeerAddr()}, cfg.Join...)
 	if env.lastVoter(ctx, peers, name) {
 		log.Warn("DCS member " + name + " is the cluster's last voter: the cluster ends with it")
 	} else {
@@ -440,13 +440,6 @@ func (e *Env) leave(ctx context.Context, peers []string, name string) error {
 	}
 	return fmt.Errorf("%w to take %s out of the cluster (tried %s): %v; if that cluster no longer exists, delete the witness with --force",
 		ErrNoPeer, name, strings.Join(peers, ", "), errors.Join(errs...))
-}
-
-func advertisedPeer(cfg dcs.Config) string {
-	if cfg.AdvertisePeer != "" {
-		return cfg.AdvertisePeer
-	}
-	return cfg.ListenPeer
 }
 
 func nonEmptyDir(dir string) bool {
