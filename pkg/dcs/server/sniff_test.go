@@ -72,14 +72,27 @@ func TestSwitchToTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ac.Close()
-	ms, err := ac.Members(ctxT(t, 10*time.Second))
-	if err != nil || len(ms) != 3 {
-		t.Fatalf("members: %+v %v", ms, err)
-	}
-	for _, m := range ms {
-		if !strings.HasPrefix(m.ClientURL, "https://") || !strings.HasPrefix(m.PeerURL, "https://") {
-			t.Fatalf("member %s advertises %s and %s", m.Name, m.PeerURL, m.ClientURL)
+	// Each member publishes its URLs through the log once restarted: wait
+	// for every member's to say https.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ms, err := ac.Members(ctxT(t, 10*time.Second))
+		if err != nil || len(ms) != 3 {
+			t.Fatalf("members: %+v %v", ms, err)
 		}
+		var plainURL string
+		for _, m := range ms {
+			if !strings.HasPrefix(m.ClientURL, "https://") || !strings.HasPrefix(m.PeerURL, "https://") {
+				plainURL = fmt.Sprintf("member %s advertises %s and %s", m.Name, m.PeerURL, m.ClientURL)
+			}
+		}
+		if plainURL == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(plainURL)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// A plain peer connection is refused too.
 	if _, err := dcs.NewPeerClient(c.servers[2].PeerAddr(), nil).Call(ctxT(t, 5*time.Second), dcs.RPCInfo, nil); err == nil {
