@@ -19,6 +19,9 @@ type Member struct {
 	// member's binary speaks; absent (0) from members older than version 2,
 	// which speak version 1.
 	ApplyVersion int `json:"apply_version,omitempty"`
+	// FastFailover is what the member declares for host-aware revocation
+	// (a data member's configuration); zero when off.
+	FastFailover FastFailover `json:"fast_failover,omitzero"`
 }
 
 // MemberID is the stable etcd-style member ID of a name: the same name
@@ -80,4 +83,7 @@ type MemberInfo struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	// ClusterVersion is the replicated cluster version this member applies.
 	ClusterVersion int `json:"cluster_version,omitempty"`
+	// HostAwareRevocations counts the leader-key leases this member revoked
+	// by the host-aware rule (fast_failover) since it started.
+	HostAwareRevocations uint64 `json:"host_aware_revocations"`
 }

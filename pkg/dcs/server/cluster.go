@@ -18,7 +18,8 @@ func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid),
-		Alarms: n.fsm.alarmStrings(), ClusterVersion: n.fsm.clusterVersion()}
+		Alarms: n.fsm.alarmStrings(), ClusterVersion: n.fsm.clusterVersion(),
+		HostAwareRevocations: n.revoked.n.Load()}
 	if id := n.fsm.cluster(); id != 0 {
 		mi.ClusterID = dcs.FormatClusterID(id)
 	}
