@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/witness"
 )
 
@@ -64,6 +65,12 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		ListenClient: firstNonEmpty(pr.DCS.ListenClient, net.JoinHostPort(pr.PGConnectHost, strconv.Itoa(emb.ClientPort))),
 		Zone:         firstNonEmpty(pr.DCS.Zone, emb.Zone), Profile: emb.Profile,
 		Instance: i.ID(),
+	}
+	if d, _ := env.Site.Patroni.FastFailoverDetect(); d > 0 {
+		// The member is named after the Patroni member beside it, which
+		// is how the DCS maps the leader key's holder to its host.
+		req.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey(env.Site.Patroni.DCS.Namespace, pr.Cluster), Node: req.Name,
+			Detect: time.Duration(d) * time.Second, LoopWait: time.Duration(env.Site.Patroni.LoopWait) * time.Second}
 	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
 		if err := checkListen(env, l.what, l.addr); err != nil {

@@ -143,10 +143,11 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 		DataDir: i.DataDir, BinDir: i.BinDir, SocketDir: i.SocketDir,
 		PgPass: i.patroniPgPass(),
 		LogDir: i.patroniLogDir(env.Site), Etcd: etcd,
-		Timings:              patroni.Timings{TTL: ps.TTL, LoopWait: ps.LoopWait, RetryTimeout: ps.RetryTimeout},
-		MaximumLagOnFailover: ps.MaximumLagOnFailover,
-		SynchronousMode:      ps.SynchronousMode,
-		FailsafeMode:         ps.FailsafeMode,
+		Timings:               patroni.Timings{TTL: ps.TTL, LoopWait: ps.LoopWait, RetryTimeout: ps.RetryTimeout},
+		MaximumLagOnFailover:  ps.MaximumLagOnFailover,
+		SynchronousMode:       ps.SynchronousMode,
+		SynchronousModeStrict: ps.SynchronousModeStrict,
+		FailsafeMode:          ps.FailsafeMode,
 		Parameters: map[string]string{
 			// As for any pgherd instance: the server logs to the instance's log directory.
 			"logging_collector": "on",
@@ -193,7 +194,11 @@ func checkPatroniRequest(env *Env, req CreateRequest) error {
 	case req.State == Stopped:
 		return errors.New("--state stopped does not apply to a Patroni member: Patroni creates the data directory when it starts")
 	}
-	return patroni.ValidateTimings(patroni.Timings{TTL: env.Site.Patroni.TTL, LoopWait: env.Site.Patroni.LoopWait, RetryTimeout: env.Site.Patroni.RetryTimeout})
+	if err := patroni.ValidateTimings(patroni.Timings{TTL: env.Site.Patroni.TTL, LoopWait: env.Site.Patroni.LoopWait, RetryTimeout: env.Site.Patroni.RetryTimeout}); err != nil {
+		return err
+	}
+	_, err := env.Site.Patroni.FastFailoverDetect()
+	return err
 }
 
 // chooseRestAPI returns the REST connect address: the requested one, or the
