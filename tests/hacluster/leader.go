@@ -3,9 +3,11 @@ package hacluster
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 // LeaderKey is Patroni's leader key as one DCS member holds it.
@@ -31,6 +33,10 @@ func (c *Cluster) WatchLeader() (*LeaderWatcher, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{"http://" + c.DCSClients[len(c.DCSClients)-1]},
 		DialTimeout: 2 * time.Second,
+		// From inside the witness's host when it has a namespace.
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return c.Opts.Hosts[2].dial(ctx, "tcp", addr)
+		})},
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,189 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgherd/pgherd/pkg/patroni"
+	"github.com/pgherd/pgherd/tests/hacluster"
+)
+
+// revokeBound is the promotion bound docs/ha-witness.md states for a
+// host's death with host-aware revocation: the leader key's lease goes
+// detect after the host's DCS member was last heard from and loop_wait +
+// detect after the lease's last refresh (at most loop_wait before the
+// death); a new DCS leader, when the old one died with the host, counts
+// from its election (up to 2 s); then the replica's Patroni, woken by the
+// key's DELETE (its member key shares the lease, so it asks nobody
+// else), has 5 s to promote on a loaded host.
+func revokeBound(t patroni.Timings, detect time.Duration) time.Duration {
+	return detect + time.Duration(t.LoopWait+2+5)*time.Second
+}
+
+// leaderUnchanged watches the leader key for d and fails the test if its
+// holder or its creation changes: a failover, even back to the same node.
+func leaderUnchanged(t *testing.T, ctx context.Context, c *hacluster.Cluster, want hacluster.LeaderKey, d time.Duration, what string) {
+	t.Helper()
+	w, err := c.WatchLeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if k, err := w.Get(ctx); err == nil && k != want {
+			t.Fatalf("%s: the leader key changed from %+v to %+v", what, want, k)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func currentLeader(t *testing.T, ctx context.Context, c *hacluster.Cluster) hacluster.LeaderKey {
+	t.Helper()
+	w, err := c.WatchLeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	k, err := w.Get(ctx)
+	if err != nil || k.Holder == "" {
+		t.Fatalf("reading the leader key: %+v, %v", k, err)
+	}
+	return k
+}
+
+// revocationsLogged counts the host-aware revocations the DCS members
+// logged.
+func revocationsLogged(c *hacluster.Cluster) int {
+	n := 0
+	for _, f := range c.DCSLogs() {
+		b, _ := os.ReadFile(f)
+		n += strings.Count(string(b), "host-aware revocation: revoked lease")
+	}
+	return n
+}
+
+// TestHostAwareRevocation runs a strict synchronous cluster at the fast
+// profile with host-aware revocation, on three hosts in network
+// namespaces. First the two things that must not fail over: the
+// primary's DCS member alone killed, and the primary's Patroni stopped
+// for loop_wait + detect (its lease stale for longer than the rule's
+// threshold, its host answering). Then the primary's host dies (cut off
+// the bridge, then every process SIGKILLed, so that no peer sees a
+// reset): the replica must be promoted within revokeBound, with every
+// acknowledged row, through one revocation the DCS logged.
+func TestHostAwareRevocation(t *testing.T) {
+	cred := needReal(t)
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	tm, err := patroni.TimingProfile(patroni.ProfileFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detect := time.Duration(patroni.FastFailoverBounds(tm).Default) * time.Second
+	threshold := detect + time.Duration(tm.LoopWait)*time.Second
+	ctx := ctxT(t, 8*time.Minute)
+	nw, err := hacluster.NewNetns(fmt.Sprintf("hr%d", os.Getpid()%100000), []string{"n1", "n2", "w"})
+	t.Cleanup(nw.Close)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts [3]hacluster.Host
+	copy(hosts[:], nw.Hosts)
+	c := startCluster(t, ctx, hacluster.Options{Base: baseDir(t), Pgherd: pgherdBin, Cred: cred, DCS: hacluster.DCSPgherd,
+		Timings: tm, SynchronousMode: true, SynchronousModeStrict: true, FastFailoverDetect: detect, Hosts: hosts})
+	prim, err := c.Primary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := currentLeader(t, ctx, c)
+
+	// The primary's DCS member alone dies: Patroni refreshes its lease
+	// through another member, so the stale-lease half of the rule never
+	// holds.
+	prim.DCS.Kill()
+	leaderUnchanged(t, ctx, c, key, 3*threshold, "the primary's DCS member killed")
+	if err := c.StartDCSMember(prim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitDCSHealthy(ctx, time.Minute); err != nil {
+		t.Fatalf("the DCS after the member's restart: %v", err)
+	}
+
+	// The primary's Patroni stops for the threshold: its lease goes
+	// stale past loop_wait + detect but its host answers.
+	pid := prim.Patroni.PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			syscall.Kill(pid, syscall.SIGCONT)
+			resumed = true
+		}
+	}
+	t.Cleanup(resume)
+	leaderUnchanged(t, ctx, c, key, threshold, "the primary's Patroni stopped")
+	resume()
+	leaderUnchanged(t, ctx, c, key, threshold, "the primary's Patroni resumed")
+	if n := revocationsLogged(c); n != 0 {
+		t.Fatalf("the DCS logged %d host-aware revocations before the host died", n)
+	}
+
+	// The primary's host dies.
+	w, err := c.StartWriter(ctx, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.WaitAcked(wctx, 20); err != nil {
+		w.Stop()
+		t.Fatalf("the writer before the host's death: %v", err)
+	}
+	bound := revokeBound(tm, detect)
+	idx := 0
+	if prim.Name == nw.Hosts[1].Name {
+		idx = 1
+	}
+	f, err := c.MeasurePromotion(ctx, bound, func(*hacluster.Node) error { return nw.Cut(idx) })
+	if err != nil {
+		w.Stop()
+		t.Fatal(err)
+	}
+	t.Logf("host-aware revocation, fast profile, detect %s: %s promoted in %s (bound %s; DCS leader died with the host: %v)",
+		detect, f.New.Name, f.RTO.Round(10*time.Millisecond), bound, f.DCSLeaderDied)
+	w.Stop()
+	if n := revocationsLogged(c); n != 1 {
+		t.Fatalf("the DCS logged %d host-aware revocations, want 1", n)
+	}
+	if len(w.Acked) == 0 {
+		t.Fatal("the writer had no acknowledged commit")
+	}
+	miss, err := c.Missing(ctx, f.New, w.Acked)
+	if err != nil || len(miss) > 0 {
+		t.Fatalf("after failover %d of %d acknowledged rows are missing on %s: %v %v", len(miss), len(w.Acked), f.New.Name, miss, err)
+	}
+
+	// The host comes back and rejoins as a replica.
+	if err := nw.Heal(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartHost(f.Old); err != nil {
+		t.Fatal(err)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer hcancel()
+	if err := c.WaitHealthy(hctx); err != nil {
+		t.Fatalf("old primary did not rejoin: %v", err)
+	}
+	if rec, err := c.InRecovery(ctx, f.Old); err != nil || !rec {
+		t.Fatalf("old primary %s after rejoin: in recovery %v, %v", f.Old.Name, rec, err)
+	}
+}
