@@ -15,14 +15,16 @@ import (
 
 // revokeBound is the promotion bound docs/ha-witness.md states for a
 // host's death with host-aware revocation: the leader key's lease goes
-// detect after the host's DCS member was last heard from and loop_wait +
-// detect after the lease's last refresh (at most loop_wait before the
-// death); a new DCS leader, when the old one died with the host, counts
-// from its election (up to 2 s); then the replica's Patroni, woken by the
-// key's DELETE (its member key shares the lease, so it asks nobody
-// else), has 5 s to promote on a loaded host.
+// detect after the host's DCS member was last heard from (or, when the
+// DCS leader died with the host, detect after the next one's election,
+// about 2 s later) and loop_wait + detect after the lease's last refresh,
+// which came before the death; then the replica's Patroni, woken by the
+// key's DELETE, asks every member of its last view with a leader, the
+// dead primary included (Patroni 3.0.2 gives up after 2 s), and has 5 s
+// to promote on a loaded host. The promotion must also come from a
+// revocation, not the TTL: the test counts the one the DCS logged.
 func revokeBound(t patroni.Timings, detect time.Duration) time.Duration {
-	return detect + time.Duration(t.LoopWait+2+5)*time.Second
+	return detect + time.Duration(max(t.LoopWait, 2)+2+5)*time.Second
 }
 
 // leaderUnchanged watches the leader key for d and fails the test if its

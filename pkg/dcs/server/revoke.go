@@ -83,10 +83,6 @@ func (n *node) revokeDeadHolders(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		if err := n.deleteOthersFirst(ctx, ff, id); err != nil {
-			n.log.Warn("host-aware revocation: delete the lease's other keys", "key", ff.LeaderKey, "lease", id, "err", err)
-			continue
-		}
 		if _, err := n.applyLocal(ctx, encodeInts(opLeaseRevoke, id)); err != nil {
 			if !errors.Is(err, mvcc.ErrLeaseNotFound) {
 				n.log.Warn("host-aware revocation failed", "key", ff.LeaderKey, "holder", ff.Node, "lease", id, "err", err)
@@ -97,43 +93,6 @@ func (n *node) revokeDeadHolders(ctx context.Context) {
 		n.log.Warn(fmt.Sprintf("host-aware revocation: revoked lease %d of %s held by %s beside member %s: %s",
 			id, ff.LeaderKey, ff.Node, m.Name, why))
 	}
-}
-
-// maxOthers bounds the keys deleteOthersFirst deletes in one txn (etcd
-// allows 128 ops); a lease with more is simply revoked.
-const maxOthers = 64
-
-// deleteOthersFirst deletes the lease's keys other than the leader key, in
-// one revision, while the leader key still carries lease id; the revoke
-// then deletes the leader key. The keys go either way; the order is for
-// Patroni 3.0.2: its member key shares the leader key's lease, and a
-// replica woken by the leader key's DELETE before it has processed the
-// member key's asks the dead primary's REST API first, which costs its
-// 2 s timeout on a dead host. Deleted first, the member key is gone from
-// its view when the leader key goes.
-func (n *node) deleteOthersFirst(ctx context.Context, ff dcs.FastFailover, id int64) error {
-	ttl, err := n.fsm.store.LeaseTimeToLive(&pb.LeaseTimeToLiveRequest{ID: id, Keys: true})
-	if err != nil {
-		return err
-	}
-	var ops []*pb.RequestOp
-	for _, k := range ttl.Keys {
-		if string(k) != ff.LeaderKey {
-			ops = append(ops, &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: k}}})
-		}
-	}
-	if len(ops) == 0 || len(ops) > maxOthers {
-		return nil
-	}
-	cmd, err := encodeMsg(opTxn, &pb.TxnRequest{
-		Compare: []*pb.Compare{{Key: []byte(ff.LeaderKey), Target: pb.Compare_LEASE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Lease{Lease: id}}},
-		Success: ops,
-	})
-	if err != nil {
-		return err
-	}
-	_, err = n.applyLocal(ctx, cmd)
-	return err
 }
 
 // heldBy returns the lease of ff's leader key when Node holds it.
