@@ -2,7 +2,6 @@ package ha
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -90,13 +89,7 @@ func TestHostAwareRevocation(t *testing.T) {
 	detect := time.Duration(patroni.FastFailoverBounds(tm).Default) * time.Second
 	threshold := detect + time.Duration(tm.LoopWait)*time.Second
 	ctx := ctxT(t, 8*time.Minute)
-	nw, err := hacluster.NewNetns(fmt.Sprintf("hr%d", os.Getpid()%100000), []string{"n1", "n2", "w"})
-	t.Cleanup(nw.Close)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hosts [3]hacluster.Host
-	copy(hosts[:], nw.Hosts)
+	nw, hosts := threeHosts(t, "hr")
 	c := startCluster(t, ctx, hacluster.Options{Base: baseDir(t), Pgherd: pgherdBin, Cred: cred, DCS: hacluster.DCSPgherd,
 		Timings: tm, SynchronousMode: true, SynchronousModeStrict: true, FastFailoverDetect: detect, Hosts: hosts})
 	prim, err := c.Primary(ctx)
