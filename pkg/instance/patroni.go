@@ -574,7 +574,7 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance, purge bool) (int64,
 }
 
 // describePatroni is the "patroni" object of instance get.
-func describePatroni(ctx context.Context, i *Instance) *patroni.Info {
+func describePatroni(ctx context.Context, env *Env, i *Instance) *patroni.Info {
 	cfg, c, err := i.PatroniClient()
 	if err != nil {
 		return nil
@@ -583,6 +583,7 @@ func describePatroni(ctx context.Context, i *Instance) *patroni.Info {
 	if err != nil {
 		logging.From(ctx).Warn("Patroni's REST API does not answer: " + err.Error())
 	}
+	info.FastFailover = FastFailover(ctx, env, i, cfg, c)
 	return &info
 }
 

@@ -1,6 +1,7 @@
 package patroni
 
 import (
+	"context"
 	"fmt"
 	"path"
 )
@@ -46,4 +47,46 @@ func LeaderKey(namespace, scope string) string {
 		namespace = "/service"
 	}
 	return path.Join("/", namespace, scope, "leader")
+}
+
+// FastFailoverInfo says whether host-aware revocation is armed for a
+// member (`instance get -o json`, `patroni list`): its DCS member declares
+// the rule and the cluster runs strict synchronous mode.
+type FastFailoverInfo struct {
+	Armed bool `json:"armed"`
+	// DetectS is the declared detect in seconds; 0 when none is declared.
+	DetectS int `json:"detect_s"`
+	// Why says what keeps it from being armed; empty when armed.
+	Why string `json:"why,omitempty"`
+}
+
+// String is "armed (detect 6 s)" or "off (why)".
+func (f FastFailoverInfo) String() string {
+	if f.Armed {
+		return fmt.Sprintf("armed (detect %d s)", f.DetectS)
+	}
+	return "off (" + f.Why + ")"
+}
+
+// FastFailoverState is the FastFailoverInfo of a member whose DCS member
+// declares detectS (0: declares nothing), with the cluster's synchronous
+// modes read from the REST API of client or, when it does not answer,
+// from c's bootstrap section.
+func FastFailoverState(ctx context.Context, c *Config, client *Client, detectS int) FastFailoverInfo {
+	in := FastFailoverInfo{DetectS: detectS}
+	if detectS == 0 {
+		in.Why = "its DCS member declares no fast_failover"
+		return in
+	}
+	sync, strict := c.Bootstrap.DCS.SynchronousMode, c.Bootstrap.DCS.SynchronousModeStrict
+	if cfg, err := client.Config(ctx); err == nil {
+		sync, _ = cfg["synchronous_mode"].(bool)
+		strict, _ = cfg["synchronous_mode_strict"].(bool)
+	}
+	if !sync || !strict {
+		in.Why = "the cluster does not run synchronous_mode and synchronous_mode_strict"
+		return in
+	}
+	in.Armed = true
+	return in
 }
