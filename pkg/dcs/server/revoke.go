@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"sync/atomic"
 	"time"
 
@@ -63,7 +65,7 @@ func (n *node) revokeDeadHolders(ctx context.Context) {
 			continue
 		}
 		id, ok := n.heldBy(ff)
-		if !ok {
+		if !ok || !n.strictSync(ff) {
 			continue
 		}
 		refreshed, _ := n.fsm.store.LeaseRefreshed(id)
@@ -93,6 +95,41 @@ func (n *node) revokeDeadHolders(ctx context.Context) {
 		n.log.Warn(fmt.Sprintf("host-aware revocation: revoked lease %d of %s held by %s beside member %s: %s",
 			id, ff.LeaderKey, ff.Node, m.Name, why))
 	}
+}
+
+// strictSync reports whether Patroni's cluster-wide configuration, the
+// key config beside the leader key, has synchronous_mode and
+// synchronous_mode_strict on. pgherd arms the rule only then, but the
+// configuration can change later (patroni edit-config); the leader checks
+// it before every revocation.
+func (n *node) strictSync(ff dcs.FastFailover) bool {
+	resp, err := n.fsm.store.Range(&pb.RangeRequest{Key: []byte(path.Join(path.Dir(ff.LeaderKey), "config"))})
+	if err != nil || len(resp.Kvs) != 1 {
+		return false
+	}
+	return strictIn(resp.Kvs[0].Value)
+}
+
+// strictIn reads Patroni's configuration JSON: both modes must be true
+// (Patroni also takes the strings "on" and "true"; pgherd writes booleans).
+func strictIn(config []byte) bool {
+	var c struct {
+		Sync   any `json:"synchronous_mode"`
+		Strict any `json:"synchronous_mode_strict"`
+	}
+	if json.Unmarshal(config, &c) != nil {
+		return false
+	}
+	on := func(v any) bool {
+		switch v := v.(type) {
+		case bool:
+			return v
+		case string:
+			return v == "true" || v == "on"
+		}
+		return false
+	}
+	return on(c.Sync) && on(c.Strict)
 }
 
 // heldBy returns the lease of ff's leader key when Node holds it.

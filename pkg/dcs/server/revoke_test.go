@@ -79,6 +79,33 @@ func hostAwareCluster(t *testing.T) (*testCluster, *clientv3.Client, dcs.FastFai
 	return c, c.client(c.servers[0].ClientURL(), c.servers[1].ClientURL()), ff
 }
 
+func TestStrictIn(t *testing.T) {
+	for cfg, want := range map[string]bool{
+		`{"synchronous_mode":true,"synchronous_mode_strict":true,"ttl":10}`: true,
+		`{"synchronous_mode":"on","synchronous_mode_strict":"true"}`:        true,
+		`{"synchronous_mode":true,"synchronous_mode_strict":false}`:         false,
+		`{"synchronous_mode":true}`:                                         false,
+		`{"synchronous_mode_strict":true}`:                                  false,
+		`not json`:                                                          false,
+		`{"synchronous_mode":1,"synchronous_mode_strict":1}`:                false,
+	} {
+		if got := strictIn([]byte(cfg)); got != want {
+			t.Errorf("%s: strict %v, want %v", cfg, got, want)
+		}
+	}
+}
+
+// strictConfig writes Patroni's configuration key beside ff's leader key.
+func strictConfig(t *testing.T, cl *clientv3.Client, strict bool) {
+	v := `{"synchronous_mode":true,"synchronous_mode_strict":false}`
+	if strict {
+		v = `{"synchronous_mode":true,"synchronous_mode_strict":true}`
+	}
+	if _, err := cl.Put(ctxT(t, 5*time.Second), "/service/c/config", v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // holdKey puts the leader key for pg2 under a fresh 30 s lease.
 func holdKey(t *testing.T, cl *clientv3.Client, ff dcs.FastFailover) clientv3.LeaseID {
 	g, err := cl.Grant(ctxT(t, 5*time.Second), 30)
@@ -113,6 +140,7 @@ func totalRevocations(c *testCluster) uint64 {
 // the key goes after about detect + loop_wait, far inside its 30 s TTL.
 func TestHostAwareRevocation(t *testing.T) {
 	c, cl, ff := hostAwareCluster(t)
+	strictConfig(t, cl, true)
 	holdKey(t, cl, ff)
 	start := time.Now()
 	c.stop(2)
@@ -129,9 +157,11 @@ func TestHostAwareRevocation(t *testing.T) {
 
 // Either condition alone revokes nothing: a live host whose Patroni does
 // not refresh, and a dead DCS member whose Patroni refreshes through
-// another member.
+// another member. Nor do both once the cluster no longer runs strict
+// synchronous mode.
 func TestNoHostAwareRevocationOnOneCondition(t *testing.T) {
 	c, cl, ff := hostAwareCluster(t)
+	strictConfig(t, cl, true)
 	holdKey(t, cl, ff)
 	watchFor := 2 * (ff.Detect + ff.LoopWait)
 	for end := time.Now().Add(watchFor); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
@@ -147,6 +177,13 @@ func TestNoHostAwareRevocationOnOneCondition(t *testing.T) {
 		}
 		if !keyPresent(t, cl, ff.LeaderKey) {
 			t.Fatal("the key was revoked while its lease is refreshed through another member")
+		}
+	}
+	strictConfig(t, cl, false)
+	holdKey(t, cl, ff)
+	for end := time.Now().Add(watchFor); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if !keyPresent(t, cl, ff.LeaderKey) {
+			t.Fatal("the key was revoked while the cluster runs synchronous_mode_strict: false")
 		}
 	}
 	if n := totalRevocations(c); n != 0 {
