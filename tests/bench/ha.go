@@ -116,6 +116,17 @@ func measureRTO(ctx context.Context, h *harness, setup rtoSetup) (*rtoRuns, erro
 				}
 			}
 		}
+		// In synchronous mode only the synchronous standby is promoted.
+		if setup.revoke {
+			if p, err := c.Primary(ctx); err == nil {
+				wctx, cancel := context.WithTimeout(ctx, time.Minute)
+				err = c.WaitSyncStandby(wctx, c.Other(p))
+				cancel()
+				if err != nil {
+					return nil, fmt.Errorf("%s run %d: %w", kind, i+1, err)
+				}
+			}
+		}
 		// One full HA loop first, as the anchors did.
 		time.Sleep(time.Duration(t.LoopWait+1) * time.Second)
 		var f *hacluster.Failover

@@ -142,6 +142,10 @@ func TestHostAwareRevocation(t *testing.T) {
 		w.Stop()
 		t.Fatalf("the writer before the host's death: %v", err)
 	}
+	if err := c.WaitSyncStandby(wctx, c.Other(prim)); err != nil {
+		w.Stop()
+		t.Fatalf("before the host's death: %v", err)
+	}
 	bound := revokeBound(tm, detect)
 	idx := 0
 	if prim.Name == nw.Hosts[1].Name {
