@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +69,26 @@ func revocationsLogged(c *hacluster.Cluster) int {
 	return n
 }
 
+// startRevokeCluster starts a strict synchronous cluster at the fast
+// profile with host-aware revocation (detect derived, 6 s) on three hosts
+// in network namespaces named after prefix.
+func startRevokeCluster(t *testing.T, ctx context.Context, prefix string) (*hacluster.Cluster, *hacluster.Netns, patroni.Timings, time.Duration) {
+	t.Helper()
+	cred := needReal(t)
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	tm, err := patroni.TimingProfile(patroni.ProfileFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detect := time.Duration(patroni.FastFailoverBounds(tm).Default) * time.Second
+	nw, hosts := threeHosts(t, prefix)
+	c := startCluster(t, ctx, hacluster.Options{Base: baseDir(t), Pgherd: pgherdBin, Cred: cred, DCS: hacluster.DCSPgherd,
+		Timings: tm, SynchronousMode: true, SynchronousModeStrict: true, FastFailoverDetect: detect, Hosts: hosts})
+	return c, nw, tm, detect
+}
+
 // TestHostAwareRevocation runs a strict synchronous cluster at the fast
 // profile with host-aware revocation, on three hosts in network
 // namespaces. First the two things that must not fail over: the
@@ -78,20 +99,9 @@ func revocationsLogged(c *hacluster.Cluster) int {
 // reset): the replica must be promoted within revokeBound, with every
 // acknowledged row, through one revocation the DCS logged.
 func TestHostAwareRevocation(t *testing.T) {
-	cred := needReal(t)
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	tm, err := patroni.TimingProfile(patroni.ProfileFast)
-	if err != nil {
-		t.Fatal(err)
-	}
-	detect := time.Duration(patroni.FastFailoverBounds(tm).Default) * time.Second
-	threshold := detect + time.Duration(tm.LoopWait)*time.Second
 	ctx := ctxT(t, 8*time.Minute)
-	nw, hosts := threeHosts(t, "hr")
-	c := startCluster(t, ctx, hacluster.Options{Base: baseDir(t), Pgherd: pgherdBin, Cred: cred, DCS: hacluster.DCSPgherd,
-		Timings: tm, SynchronousMode: true, SynchronousModeStrict: true, FastFailoverDetect: detect, Hosts: hosts})
+	c, nw, tm, detect := startRevokeCluster(t, ctx, "hr")
+	threshold := detect + time.Duration(tm.LoopWait)*time.Second
 	prim, err := c.Primary(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -184,5 +194,87 @@ func TestHostAwareRevocation(t *testing.T) {
 	}
 	if rec, err := c.InRecovery(ctx, f.Old); err != nil || !rec {
 		t.Fatalf("old primary %s after rejoin: in recovery %v, %v", f.Old.Name, rec, err)
+	}
+}
+
+// TestFrozenPrimaryNeverTakesTheKeyBack freezes the primary's whole host
+// (SIGSTOP of PostgreSQL, Patroni and the DCS member) until the replica has
+// been promoted, which needs the host-aware revocation, then resumes it:
+// for three thresholds it must neither take the leader key back from the
+// new primary nor acknowledge a commit, and it must then rejoin as a
+// replica.
+func TestFrozenPrimaryNeverTakesTheKeyBack(t *testing.T) {
+	ctx := ctxT(t, 8*time.Minute)
+	c, _, tm, detect := startRevokeCluster(t, ctx, "hf")
+	threshold := detect + time.Duration(tm.LoopWait)*time.Second
+	prim, err := c.Primary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := c.Other(prim)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.WaitSyncStandby(wctx, other); err != nil {
+		t.Fatal(err)
+	}
+	resume, err := c.FreezeHost(prim)
+	t.Cleanup(resume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	bound := revokeBound(tm, detect)
+	pctx, pcancel := context.WithTimeout(ctx, bound)
+	defer pcancel()
+	if err := c.WaitPromoted(pctx, other); err != nil {
+		t.Fatalf("%s was not promoted within %s of %s's freeze: %v", other.Name, bound, prim.Name, err)
+	}
+	frozen := time.Since(start)
+	key := currentLeader(t, ctx, c)
+	for end := time.Now().Add(5 * time.Second); key.Holder != other.Name && time.Now().Before(end); key = currentLeader(t, ctx, c) {
+		time.Sleep(100 * time.Millisecond) // the witness applies the new key a commit interval later
+	}
+	if key.Holder != other.Name {
+		t.Fatalf("after the promotion the leader key is %+v, want held by %s", key, other.Name)
+	}
+	if n := revocationsLogged(c); n != 1 {
+		t.Fatalf("the DCS logged %d host-aware revocations, want 1", n)
+	}
+	resume()
+	t.Logf("%s frozen %s, %s promoted meanwhile; resumed", prim.Name, frozen.Round(10*time.Millisecond), other.Name)
+
+	// The resumed host: the key stays with the new primary, and no commit
+	// is acknowledged on the old one.
+	accepted := make(chan int, 1)
+	done := make(chan struct{})
+	stop := sync.OnceFunc(func() { close(done) })
+	defer stop()
+	go func() {
+		n := 0
+		defer func() { accepted <- n }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if c.Writable(ctx, prim) == nil {
+				n++
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	leaderUnchanged(t, ctx, c, key, 3*threshold, "the frozen primary resumed")
+	stop()
+	if n := <-accepted; n > 0 {
+		t.Fatalf("the resumed old primary %s acknowledged %d commits", prim.Name, n)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer hcancel()
+	if err := c.WaitHealthy(hctx); err != nil {
+		t.Fatalf("the old primary did not rejoin: %v", err)
+	}
+	if rec, err := c.InRecovery(ctx, prim); err != nil || !rec {
+		t.Fatalf("old primary %s after rejoin: in recovery %v, %v", prim.Name, rec, err)
 	}
 }
