@@ -32,6 +32,7 @@ const (
 type contacts struct {
 	mu       sync.Mutex
 	elected  time.Time // zero while this member does not lead
+	term     uint64    // the Raft term elected belongs to
 	seen     map[string]time.Time
 	inFlight map[string]bool
 }
@@ -40,13 +41,14 @@ func newContacts() *contacts {
 	return &contacts{seen: map[string]time.Time{}, inFlight: map[string]bool{}}
 }
 
-// lead records that this member leads at now: on the first call after an
-// election, every member counts as last seen now.
-func (c *contacts) lead(now time.Time) {
+// lead records that this member leads in term at now: on the first call
+// in a term (a leadership lost and won again between two calls is a new
+// term), every member counts as last seen now.
+func (c *contacts) lead(now time.Time, term uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.elected.IsZero() {
-		c.elected = now
+	if c.elected.IsZero() || c.term != term {
+		c.elected, c.term = now, term
 		clear(c.seen)
 	}
 }
@@ -121,7 +123,7 @@ func (n *node) heartbeatLoop() {
 			n.contacts.follow()
 			continue
 		}
-		n.contacts.lead(time.Now())
+		n.contacts.lead(time.Now(), n.raft.CurrentTerm())
 		cf := n.raft.GetConfiguration()
 		if cf.Error() != nil {
 			continue

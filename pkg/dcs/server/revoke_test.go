@@ -40,7 +40,7 @@ func TestContactsCountFromElection(t *testing.T) {
 		t.Fatal("a follower reports contact times")
 	}
 	c.done("m1", t0, true) // an answer while not leading counts for nothing
-	c.lead(t0.Add(10 * time.Second))
+	c.lead(t0.Add(10*time.Second), 2)
 	if got := c.lastSeen("m1"); !got.Equal(t0.Add(10 * time.Second)) {
 		t.Fatalf("a new leader counts m1 as seen at %v, want its election", got)
 	}
@@ -49,7 +49,7 @@ func TestContactsCountFromElection(t *testing.T) {
 	}
 	c.done("m1", t0.Add(11*time.Second), true)
 	c.done("m2", t0.Add(12*time.Second), false)
-	c.lead(t0.Add(20 * time.Second)) // still leading: no reset
+	c.lead(t0.Add(20*time.Second), 2) // still leading: no reset
 	if got := c.lastSeen("m1"); !got.Equal(t0.Add(11 * time.Second)) {
 		t.Fatalf("m1 last seen %v, want its answer", got)
 	}
@@ -57,9 +57,14 @@ func TestContactsCountFromElection(t *testing.T) {
 		t.Fatalf("m2, which did not answer, last seen %v, want the election", got)
 	}
 	c.follow()
-	c.lead(t0.Add(30 * time.Second))
+	c.lead(t0.Add(30*time.Second), 3)
 	if got := c.lastSeen("m1"); !got.Equal(t0.Add(30 * time.Second)) {
 		t.Fatalf("after a new election m1 last seen %v, want the election", got)
+	}
+	c.done("m1", t0.Add(31*time.Second), true)
+	c.lead(t0.Add(32*time.Second), 4) // lost and won again between two ticks
+	if got := c.lastSeen("m1"); !got.Equal(t0.Add(32 * time.Second)) {
+		t.Fatalf("after a new term m1 last seen %v, want the new election", got)
 	}
 }
 
