@@ -77,7 +77,7 @@ func (n *node) revokeDeadHolders(ctx context.Context) {
 		if err := n.linearize(ctx); err != nil {
 			return
 		}
-		if id2, ok := n.heldBy(ff); !ok || id2 != id {
+		if id2, ok := n.heldBy(ff); !ok || id2 != id || !n.strictSync(ff) {
 			continue
 		}
 		refreshed, _ = n.fsm.store.LeaseRefreshed(id)
