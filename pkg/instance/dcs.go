@@ -71,6 +71,7 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		// is how the DCS maps the leader key's holder to its host.
 		req.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey(env.Site.Patroni.DCS.Namespace, pr.Cluster), Node: req.Name,
 			Detect: time.Duration(d) * time.Second, LoopWait: time.Duration(env.Site.Patroni.LoopWait) * time.Second}
+		logging.From(ctx).Info(fmt.Sprintf("host-aware revocation: DCS member %s will declare Patroni member %s beside it (detect %d s)", req.Name, req.Name, d))
 	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
 		if err := checkListen(env, l.what, l.addr); err != nil {
