@@ -23,6 +23,21 @@ type FastFailover struct {
 	LoopWait time.Duration `yaml:"loop_wait" json:"loop_wait"`
 }
 
+// FastFailoverDecl is a declaration as `dcs members` shows it.
+type FastFailoverDecl struct {
+	LeaderKey string `json:"leader_key"`
+	Node      string `json:"node"`
+	DetectS   int    `json:"detect_s"`
+}
+
+// Decl returns f as `dcs members` shows it, nil when f declares nothing.
+func (f FastFailover) Decl() *FastFailoverDecl {
+	if !f.Armed() {
+		return nil
+	}
+	return &FastFailoverDecl{LeaderKey: f.LeaderKey, Node: f.Node, DetectS: int(f.Detect.Seconds())}
+}
+
 // Armed reports whether f declares anything.
 func (f FastFailover) Armed() bool { return f.LeaderKey != "" }
 

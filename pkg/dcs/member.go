@@ -49,6 +49,9 @@ type MemberStatus struct {
 	// (millisecond precision): 0 on the leader, nil when unknown.
 	LastContactS *float64 `json:"last_contact_s"`
 	Healthy      bool     `json:"healthy"`
+	// FastFailover is the member's host-aware revocation declaration, nil
+	// when it declares none.
+	FastFailover *FastFailoverDecl `json:"fast_failover,omitempty"`
 	// Service is what this host's service manager says of the member, for
 	// members set up here (Local.Annotate); empty elsewhere.
 	Service string `json:"service,omitempty"`

@@ -292,6 +292,9 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 			return nil, fmt.Errorf("member name %s is already used in Patroni cluster %s: choose another with --patroni-node", cfg.Name, cfg.Scope)
 		}
 	}
+	if err := checkFastFailoverMapped(env, plan, cfg.Scope, st.Active("")); err != nil {
+		return nil, err
+	}
 	if st.Initialized && st.Leader == "" && len(st.Active("")) == 0 {
 		return nil, fmt.Errorf("Patroni cluster %s is initialised in the DCS but has no leader and no running member, so a new member could not clone it: start one of its members, or remove the cluster (drop its last member with --purge-cluster, or delete its keys: etcdctl del --prefix %s)", cfg.Scope, patroni.ClusterPrefix(cfg))
 	}

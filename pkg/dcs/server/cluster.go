@@ -264,7 +264,7 @@ func (n *node) members(ctx context.Context) ([]dcs.MemberStatus, error) {
 	for i, s := range servers {
 		meta, _ := n.fsm.member(string(s.ID))
 		ms := dcs.MemberStatus{Name: string(s.ID), Role: meta.Role, Suffrage: "voter", RaftState: "unknown",
-			PeerURL: meta.PeerURL, ClientURL: meta.ClientURL, Zone: meta.Zone}
+			PeerURL: meta.PeerURL, ClientURL: meta.ClientURL, Zone: meta.Zone, FastFailover: meta.FastFailover.Decl()}
 		if s.Suffrage != raft.Voter {
 			ms.Suffrage = "nonvoter"
 		}
