@@ -248,6 +248,9 @@ func newCmdDcsStatus(f *Factory) *cobra.Command {
 			}
 			fmt.Fprintf(f.IO.Out, "member %s: %s, leader %q, term %d, applied %d, commit %d\n",
 				mi.Name, mi.RaftState, mi.Leader, mi.Term, mi.AppliedIndex, mi.CommitIndex)
+			if mi.HostAwareRevocations > 0 {
+				fmt.Fprintf(f.IO.Out, "host-aware revocations by this member since it started: %d\n", mi.HostAwareRevocations)
+			}
 			for _, c := range certs {
 				fmt.Fprintf(f.IO.Out, "%s certificate expires %s (%s)\n", c.Port, c.Expires.Format(time.RFC3339), c.File)
 			}

@@ -100,10 +100,13 @@ func withPatroni(f *Factory, ref string, fn func(*instance.Instance, *patroni.Co
 
 // patroniListOutput is 'patroni list -o json' (schema pgherd.patroni-members/v1).
 type patroniListOutput struct {
-	Cluster string              `json:"cluster"`
-	Paused  bool                `json:"paused"`
-	Timing  patroni.TimingInfo  `json:"timing"`
-	Members []patroni.ListEntry `json:"members"`
+	Cluster string             `json:"cluster"`
+	Paused  bool               `json:"paused"`
+	Timing  patroni.TimingInfo `json:"timing"`
+	// FastFailover is host-aware revocation for the member the command
+	// asked through (its DCS member's declaration is on its host).
+	FastFailover patroni.FastFailoverInfo `json:"fast_failover"`
+	Members      []patroni.ListEntry      `json:"members"`
 }
 
 func newCmdPatroniList(f *Factory) *cobra.Command {
@@ -128,7 +131,7 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				}
 				args = []string{ref}
 			}
-			return withPatroni(f, args[0], func(_ *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
+			return withPatroni(f, args[0], func(i *instance.Instance, cfg *patroni.Config, c *patroni.Client) error {
 				cl, err := c.Cluster(cmd.Context())
 				if err != nil {
 					return err
@@ -137,9 +140,14 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				env, err := f.InstanceEnv()
+				if err != nil {
+					return err
+				}
+				ff := instance.FastFailover(cmd.Context(), env, i, cfg, c)
 				rows := cl.List()
 				if format != "" {
-					return writeData(f.IO.Out, format, patroniListOutput{Cluster: cfg.Scope, Paused: cl.Pause, Timing: timing, Members: rows})
+					return writeData(f.IO.Out, format, patroniListOutput{Cluster: cfg.Scope, Paused: cl.Pause, Timing: timing, FastFailover: ff, Members: rows})
 				}
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
@@ -158,7 +166,7 @@ func newCmdPatroniList(f *Factory) *cobra.Command {
 				if cl.Pause {
 					fmt.Fprintf(f.IO.ErrOut, "cluster %s: maintenance mode (paused)\n", cfg.Scope)
 				}
-				fmt.Fprintf(f.IO.Out, "Cluster %s, timing %s\n", cfg.Scope, timing)
+				fmt.Fprintf(f.IO.Out, "Cluster %s, timing %s, host-aware revocation for %s %s\n", cfg.Scope, timing, cfg.Name, ff)
 				return writeTable(f.IO, []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}, table)
 			})
 		},

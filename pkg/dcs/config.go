@@ -93,6 +93,9 @@ type Config struct {
 	// makes the member rewrite its data directory at start so that it
 	// alone is the cluster, under this new cluster ID.
 	ForceNewCluster string `yaml:"force_new_cluster,omitempty"`
+	// FastFailover arms host-aware revocation for the Patroni member
+	// beside this one (fastfailover.go); the zero value leaves it off.
+	FastFailover FastFailover `yaml:"fast_failover,omitempty"`
 }
 
 // Space quota bounds (site.yaml: patroni.dcs.embedded.quota_bytes).
@@ -179,6 +182,9 @@ func (c *Config) Validate() error {
 		c.QuotaBytes = DefaultQuotaBytes
 	case c.QuotaBytes < MinQuotaBytes:
 		return fmt.Errorf("quota_bytes %d: want at least %d (8 MiB: the history alone may hold 4 MiB), or 0 for the default (%d)", c.QuotaBytes, MinQuotaBytes, DefaultQuotaBytes)
+	}
+	if err := c.FastFailover.validate(c.Role); err != nil {
+		return err
 	}
 	return c.Snapshots.validate()
 }

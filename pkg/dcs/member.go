@@ -19,6 +19,9 @@ type Member struct {
 	// member's binary speaks; absent (0) from members older than version 2,
 	// which speak version 1.
 	ApplyVersion int `json:"apply_version,omitempty"`
+	// FastFailover is what the member declares for host-aware revocation
+	// (a data member's configuration); zero when off.
+	FastFailover FastFailover `json:"fast_failover,omitzero"`
 }
 
 // MemberID is the stable etcd-style member ID of a name: the same name
@@ -46,6 +49,9 @@ type MemberStatus struct {
 	// (millisecond precision): 0 on the leader, nil when unknown.
 	LastContactS *float64 `json:"last_contact_s"`
 	Healthy      bool     `json:"healthy"`
+	// FastFailover is the member's host-aware revocation declaration, nil
+	// when it declares none.
+	FastFailover *FastFailoverDecl `json:"fast_failover,omitempty"`
 	// Service is what this host's service manager says of the member, for
 	// members set up here (Local.Annotate); empty elsewhere.
 	Service string `json:"service,omitempty"`
@@ -80,4 +86,7 @@ type MemberInfo struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	// ClusterVersion is the replicated cluster version this member applies.
 	ClusterVersion int `json:"cluster_version,omitempty"`
+	// HostAwareRevocations counts the leader-key leases this member revoked
+	// by the host-aware rule (fast_failover) since it started.
+	HostAwareRevocations uint64 `json:"host_aware_revocations"`
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
+	"github.com/pgherd/pgherd/pkg/patroni"
 	"github.com/pgherd/pgherd/pkg/witness"
 )
 
@@ -55,6 +56,9 @@ type dcsPlan struct {
 	// undoTrust takes back what a token brought (CA, administrator's
 	// credential, Patroni credentials) when the instance is not made.
 	undoTrust func()
+	// declared maps the Patroni members the existing data members declare
+	// for host-aware revocation to the leader keys they declare them for.
+	declared map[string]string
 }
 
 // planDCSMember decides the instance's DCS member and asks the DCS it will
@@ -75,6 +79,13 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	mu, err := env.Site.MemberUser()
 	if err != nil {
 		return nil, err
+	}
+	if d, _ := env.Site.Patroni.FastFailoverDetect(); d > 0 {
+		// The member is named after the Patroni member beside it, which
+		// is how the DCS maps the leader key's holder to its host.
+		req.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey(env.Site.Patroni.DCS.Namespace, pr.Cluster), Node: req.Name,
+			Detect: time.Duration(d) * time.Second, LoopWait: time.Duration(env.Site.Patroni.LoopWait) * time.Second}
+		logging.From(ctx).Info(fmt.Sprintf("host-aware revocation: DCS member %s will declare Patroni member %s beside it (detect %d s)", req.Name, req.Name, d))
 	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
 		if err := checkListen(env, mu, "the DCS member", l.what, l.addr); err != nil {
@@ -132,12 +143,33 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	if err != nil {
 		return fail(fmt.Errorf("no DCS member answers at %s (%v): check --dcs-peer, the peer address of a running member", req.Peer, err))
 	}
+	plan.declared = map[string]string{}
 	for _, m := range members {
 		if h := clientHost(m.ClientURL); h != "" {
 			plan.existing = append(plan.existing, h)
 		}
+		if d := m.FastFailover; d != nil && m.Role == dcs.RoleData {
+			plan.declared[d.Node] = d.LeaderKey
+		}
 	}
 	return plan, nil
+}
+
+// checkFastFailoverMapped refuses host-aware revocation for a cluster
+// whose running Patroni members (active) include one that no DCS data
+// member declares for this cluster's leader key: its host's death would
+// wait out the TTL, the rule could not map it to a host.
+func checkFastFailoverMapped(env *Env, plan *dcsPlan, scope string, active []string) error {
+	if d, _ := env.Site.Patroni.FastFailoverDetect(); d == 0 || plan == nil {
+		return nil
+	}
+	key := patroni.LeaderKey(env.Site.Patroni.DCS.Namespace, scope)
+	for _, m := range active {
+		if plan.declared[m] != key {
+			return fmt.Errorf("patroni.dcs.embedded.fast_failover: Patroni member %s of cluster %s cannot be mapped to a DCS member that declares it (it was created without fast_failover, or its DCS member has another name), so its host's death would not be detected: create it again with fast_failover, or set fast_failover.enabled: false", m, scope)
+		}
+	}
+	return nil
 }
 
 // joinDCS creates and starts the planned DCS member and points the

@@ -42,7 +42,7 @@ func Describe(ctx context.Context, env *Env, i *Instance) (*Description, error) 
 		State: i.State(), Settings: map[string]string{},
 	}
 	if i.PatroniManaged() {
-		d.Patroni = describePatroni(ctx, i)
+		d.Patroni = describePatroni(ctx, env, i)
 	}
 	if d.State == Started {
 		return d, describeRunning(ctx, env, i, d)

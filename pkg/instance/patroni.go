@@ -151,10 +151,11 @@ func patroniSpec(env *Env, i *Instance, req *PatroniRequest, restConnect string,
 		DataDir: i.DataDir, BinDir: i.BinDir, SocketDir: i.SocketDir,
 		PgPass: i.patroniPgPass(),
 		LogDir: i.patroniLogDir(env.Site), Etcd: etcd,
-		Timings:              patroni.Timings{TTL: ps.TTL, LoopWait: ps.LoopWait, RetryTimeout: ps.RetryTimeout},
-		MaximumLagOnFailover: ps.MaximumLagOnFailover,
-		SynchronousMode:      ps.SynchronousMode,
-		FailsafeMode:         ps.FailsafeMode,
+		Timings:               patroni.Timings{TTL: ps.TTL, LoopWait: ps.LoopWait, RetryTimeout: ps.RetryTimeout},
+		MaximumLagOnFailover:  ps.MaximumLagOnFailover,
+		SynchronousMode:       ps.SynchronousMode,
+		SynchronousModeStrict: ps.SynchronousModeStrict,
+		FailsafeMode:          ps.FailsafeMode,
 		Parameters: map[string]string{
 			// As for any pgherd instance: the server logs to the instance's log directory.
 			"logging_collector": "on",
@@ -201,7 +202,11 @@ func checkPatroniRequest(env *Env, req CreateRequest) error {
 	case req.State == Stopped:
 		return errors.New("--state stopped does not apply to a Patroni member: Patroni creates the data directory when it starts")
 	}
-	return patroni.ValidateTimings(patroni.Timings{TTL: env.Site.Patroni.TTL, LoopWait: env.Site.Patroni.LoopWait, RetryTimeout: env.Site.Patroni.RetryTimeout})
+	if err := patroni.ValidateTimings(patroni.Timings{TTL: env.Site.Patroni.TTL, LoopWait: env.Site.Patroni.LoopWait, RetryTimeout: env.Site.Patroni.RetryTimeout}); err != nil {
+		return err
+	}
+	_, err := env.Site.Patroni.FastFailoverDetect()
+	return err
 }
 
 // chooseRestAPI returns the REST connect address: the requested one, or the
@@ -291,6 +296,9 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 		if m == cfg.Name {
 			return nil, fmt.Errorf("member name %s is already used in Patroni cluster %s: choose another with --patroni-node", cfg.Name, cfg.Scope)
 		}
+	}
+	if err := checkFastFailoverMapped(env, plan, cfg.Scope, st.Active("")); err != nil {
+		return nil, err
 	}
 	if st.Initialized && st.Leader == "" && len(st.Active("")) == 0 {
 		return nil, fmt.Errorf("Patroni cluster %s is initialised in the DCS but has no leader and no running member, so a new member could not clone it: start one of its members, or remove the cluster (drop its last member with --purge-cluster, or delete its keys: etcdctl del --prefix %s)", cfg.Scope, patroni.ClusterPrefix(cfg))
@@ -579,7 +587,7 @@ func patroniDrop(ctx context.Context, env *Env, i *Instance, purge bool) (int64,
 }
 
 // describePatroni is the "patroni" object of instance get.
-func describePatroni(ctx context.Context, i *Instance) *patroni.Info {
+func describePatroni(ctx context.Context, env *Env, i *Instance) *patroni.Info {
 	cfg, c, err := i.PatroniClient()
 	if err != nil {
 		return nil
@@ -588,6 +596,7 @@ func describePatroni(ctx context.Context, i *Instance) *patroni.Info {
 	if err != nil {
 		logging.From(ctx).Warn("Patroni's REST API does not answer: " + err.Error())
 	}
+	info.FastFailover = FastFailover(ctx, env, i, cfg, c)
 	return &info
 }
 

@@ -41,7 +41,9 @@ type Spec struct {
 	Timings              Timings // zero means DefaultTimings
 	MaximumLagOnFailover int64   // bytes; zero means 1 MiB
 	SynchronousMode      bool
-	FailsafeMode         bool
+	// SynchronousModeStrict requires SynchronousMode.
+	SynchronousModeStrict bool
+	FailsafeMode          bool
 
 	// Parameters for PostgreSQL: the cluster-wide ones (IsClusterWide) go to
 	// bootstrap.dcs, the others to this member's postgresql.parameters.
@@ -150,10 +152,11 @@ func New(s Spec) *Config {
 		Bootstrap: Bootstrap{
 			DCS: DCS{
 				TTL: t.TTL, LoopWait: t.LoopWait, RetryTimeout: t.RetryTimeout,
-				MaximumLagOnFailover: lag,
-				SynchronousMode:      s.SynchronousMode,
-				FailsafeMode:         s.FailsafeMode,
-				PostgreSQL:           DCSPostgreSQL{UsePgRewind: true, UseSlots: true, Parameters: dcsParams, PgHBA: hba},
+				MaximumLagOnFailover:  lag,
+				SynchronousMode:       s.SynchronousMode,
+				SynchronousModeStrict: s.SynchronousModeStrict,
+				FailsafeMode:          s.FailsafeMode,
+				PostgreSQL:            DCSPostgreSQL{UsePgRewind: true, UseSlots: true, Parameters: dcsParams, PgHBA: hba},
 			},
 			InitDB: InitDB{Encoding: enc, Locale: locale, DataChecksums: s.DataChecksums},
 			PgHBA:  hba,

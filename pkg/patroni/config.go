@@ -83,13 +83,17 @@ type Bootstrap struct {
 // DCS is the cluster-wide ("dynamic") configuration Patroni stores in the DCS.
 // Timings are in seconds; MaximumLagOnFailover in bytes.
 type DCS struct {
-	TTL                  int           `yaml:"ttl"`
-	LoopWait             int           `yaml:"loop_wait"`
-	RetryTimeout         int           `yaml:"retry_timeout"`
-	MaximumLagOnFailover int64         `yaml:"maximum_lag_on_failover"`
-	SynchronousMode      bool          `yaml:"synchronous_mode"`
-	FailsafeMode         bool          `yaml:"failsafe_mode,omitempty"`
-	PostgreSQL           DCSPostgreSQL `yaml:"postgresql"`
+	TTL                  int   `yaml:"ttl"`
+	LoopWait             int   `yaml:"loop_wait"`
+	RetryTimeout         int   `yaml:"retry_timeout"`
+	MaximumLagOnFailover int64 `yaml:"maximum_lag_on_failover"`
+	SynchronousMode      bool  `yaml:"synchronous_mode"`
+	// SynchronousModeStrict: with no synchronous standby, commits wait
+	// rather than the primary going asynchronous (Patroni 3.0.2's
+	// synchronous_mode_strict).
+	SynchronousModeStrict bool          `yaml:"synchronous_mode_strict,omitempty"`
+	FailsafeMode          bool          `yaml:"failsafe_mode,omitempty"`
+	PostgreSQL            DCSPostgreSQL `yaml:"postgresql"`
 }
 
 // DCSPostgreSQL holds the parameters every member shares (see

@@ -103,6 +103,9 @@ type Info struct {
 	ClusterMembers []ListEntry `json:"cluster_members"`
 	// Timing is the cluster's timing profile (ClusterTiming).
 	Timing TimingInfo `json:"timing"`
+	// FastFailover says whether host-aware revocation is armed for this
+	// member (set by pkg/instance, which knows its DCS member).
+	FastFailover FastFailoverInfo `json:"fast_failover"`
 }
 
 // Describe returns c's Info. When the REST API does not answer, the Info

@@ -31,7 +31,10 @@ type Patroni struct {
 	RetryTimeout         int   `yaml:"retry_timeout" json:"retry_timeout"`
 	MaximumLagOnFailover int64 `yaml:"maximum_lag_on_failover" json:"maximum_lag_on_failover"`
 	SynchronousMode      bool  `yaml:"synchronous_mode" json:"synchronous_mode"`
-	FailsafeMode         bool  `yaml:"failsafe_mode" json:"failsafe_mode"`
+	// SynchronousModeStrict keeps commits waiting when no synchronous
+	// standby is left, rather than the primary going asynchronous.
+	SynchronousModeStrict bool `yaml:"synchronous_mode_strict" json:"synchronous_mode_strict"`
+	FailsafeMode          bool `yaml:"failsafe_mode" json:"failsafe_mode"`
 	// Watchdog is off, automatic or required.
 	Watchdog string     `yaml:"watchdog" json:"watchdog"`
 	DCS      PatroniDCS `yaml:"dcs" json:"dcs"`
@@ -84,6 +87,17 @@ type EmbeddedDCS struct {
 	// their own (default pgherd-dcs, made by make deps), so that
 	// PostgreSQL's account (sysuser) cannot read their keys.
 	Sysuser string `yaml:"sysuser" json:"sysuser"`
+	// FastFailover arms host-aware revocation (docs/ha-witness.md).
+	FastFailover FastFailover `yaml:"fast_failover" json:"fast_failover"`
+}
+
+// FastFailover is patroni.dcs.embedded.fast_failover.
+type FastFailover struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Detect is how long, in seconds, a primary's host must be out of
+	// contact before its leader key's lease is revoked; 0 derives it from
+	// the timings (patroni.FastFailoverBounds).
+	Detect int `yaml:"detect" json:"detect"`
 }
 
 // DCSSnapshots is patroni.dcs.embedded.snapshots.
@@ -144,6 +158,12 @@ func (p *Patroni) validate() error {
 	}
 	if _, err := patroni.TimingProfile(p.Timing); err != nil {
 		return fmt.Errorf("patroni.timing: %w", err)
+	}
+	if p.SynchronousModeStrict && !p.SynchronousMode {
+		return errStrictWithoutSync
+	}
+	if d := p.DCS.Embedded.FastFailover.Detect; d < 0 {
+		return fmt.Errorf("patroni.dcs.embedded.fast_failover.detect: %d is negative: give seconds, or 0 to derive it from the timings", d)
 	}
 	switch p.Watchdog {
 	case "off", "automatic", "required":

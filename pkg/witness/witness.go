@@ -58,6 +58,9 @@ type AddRequest struct {
 	Zone         string
 	Profile      string // production (default) or testing
 	Instance     string // data member: the PostgreSQL instance it serves (VERSION/NAME)
+	// FastFailover is a data member's host-aware revocation declaration
+	// (zero: off).
+	FastFailover dcs.FastFailover
 	// Token is a join token (`pgherd dcs token create`) for a host that
 	// holds none of the cluster's files.
 	Token string
@@ -137,7 +140,7 @@ func AddMember(ctx context.Context, env *Env, req AddRequest) (*AddResult, error
 		return nil, fmt.Errorf("data directory %s is not empty: it may hold another member's data; choose another --data-dir or remove it yourself", dataDir)
 	}
 	cfg := dcs.Config{Name: req.Name, Role: req.Role, Zone: req.Zone, DataDir: req.DataDir, Instance: req.Instance,
-		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient}
+		ListenPeer: req.ListenPeer, ListenClient: req.ListenClient, FastFailover: req.FastFailover}
 	peer := req.ListenPeer
 	if req.Peer != "" {
 		cfg.Join, peer = []string{req.Peer}, req.Peer

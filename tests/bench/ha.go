@@ -19,6 +19,7 @@ func init() {
 	benches = append(benches,
 		bench{name: "failover RTO, pgherd witness vs patroni_raft_controller twin", goal: "≤ 1.00", run: benchRTORaft},
 		bench{name: "failover RTO, pgherd witness at the fast profile vs patroni_raft_controller twin at 20/2/5", goal: "≤ 0.50", run: benchRTOFast},
+		bench{name: "failover RTO, pgherd witness at the fast profile with host-aware revocation (strict synchronous mode) vs patroni_raft_controller twin at 20/2/5", goal: "≤ 0.35", run: benchRTORevoke},
 		bench{name: "failover RTO, pgherd witness vs one-member etcd that survives", goal: "report", run: benchRTOEtcd},
 		bench{name: "idle witness RSS vs patroni_raft_controller", goal: "≤ 0.65 (≤ 25 MB)", run: benchWitnessRSS},
 	)
@@ -33,26 +34,38 @@ type rtoRuns struct {
 	witnessRSS                   int64
 }
 
-// rtoSetup is one measured cluster: its DCS kind and its timings.
+// rtoSetup is one measured cluster: its DCS kind and its timings, and
+// whether it runs strict synchronous mode with host-aware revocation
+// (detect derived from the timings, as site.yaml's default).
 type rtoSetup struct {
 	kind    hacluster.DCSKind
 	timings patroni.Timings
+	revoke  bool
 }
 
 var rtoCache = map[rtoSetup]*rtoRuns{}
 
-// measureRTO runs one cluster of the given kind at timings t: after the idle witness's
+// measureRTO runs one cluster of the given setup: after the idle witness's
 // RSS is read, it kills the primary's host (Patroni, postmaster and, with
 // pgherd's DCS, its member) h.runs times, timing the first write on the
-// survivor each time, and brings the host back to rejoin before the next
+// survivor each time (with strict synchronous mode, its promotion: a
+// two-node cluster's new primary takes no commit until its synchronous
+// standby is back), and brings the host back to rejoin before the next
 // run. Reusing the cluster moves the Raft leader around, so some runs
 // kill it and some do not.
-func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind, t patroni.Timings) (*rtoRuns, error) {
-	setup := rtoSetup{kind, t}
+func measureRTO(ctx context.Context, h *harness, setup rtoSetup) (*rtoRuns, error) {
 	if r := rtoCache[setup]; r != nil {
 		return r, nil
 	}
-	base := filepath.Join(h.work, fmt.Sprintf("ha-%s-%d-%d-%d", kind, t.TTL, t.LoopWait, t.RetryTimeout))
+	kind, t := setup.kind, setup.timings
+	o := hacluster.Options{DCS: kind, Timings: t}
+	name := fmt.Sprintf("ha-%s-%d-%d-%d", kind, t.TTL, t.LoopWait, t.RetryTimeout)
+	if setup.revoke {
+		o.SynchronousMode, o.SynchronousModeStrict = true, true
+		o.FastFailoverDetect = time.Duration(patroni.FastFailoverBounds(t).Default) * time.Second
+		name += "-revoke"
+	}
+	base := filepath.Join(h.work, name)
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
@@ -78,7 +91,8 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind, t patro
 			}
 		}
 	}
-	c, err := hacluster.Start(ctx, hacluster.Options{Base: base, Pgherd: h.pgherd, WitnessPgherd: wexe, Cred: h.cred, DCS: kind, Timings: t})
+	o.Base, o.Pgherd, o.WitnessPgherd, o.Cred = base, h.pgherd, wexe, h.cred
+	c, err := hacluster.Start(ctx, o)
 	if c != nil {
 		defer c.Stop()
 	}
@@ -102,9 +116,25 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind, t patro
 				}
 			}
 		}
+		// In synchronous mode only the synchronous standby is promoted.
+		if setup.revoke {
+			if p, err := c.Primary(ctx); err == nil {
+				wctx, cancel := context.WithTimeout(ctx, time.Minute)
+				err = c.WaitSyncStandby(wctx, c.Other(p))
+				cancel()
+				if err != nil {
+					return nil, fmt.Errorf("%s run %d: %w", kind, i+1, err)
+				}
+			}
+		}
 		// One full HA loop first, as the anchors did.
 		time.Sleep(time.Duration(t.LoopWait+1) * time.Second)
-		f, err := c.MeasureFailover(ctx, 90*time.Second)
+		var f *hacluster.Failover
+		if setup.revoke {
+			f, err = c.MeasurePromotion(ctx, 90*time.Second, nil)
+		} else {
+			f, err = c.MeasureFailover(ctx, 90*time.Second)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s run %d: %w\n%s", kind, i+1, err, c.Logs())
 		}
@@ -136,10 +166,10 @@ func measureRTO(ctx context.Context, h *harness, kind hacluster.DCSKind, t patro
 // reference cluster kind at haTimings (each once per bench run:
 // measureRTO caches them).
 func measurePair(ctx context.Context, h *harness, t patroni.Timings, kind hacluster.DCSKind) (mine, ref *rtoRuns, err error) {
-	if mine, err = measureRTO(ctx, h, hacluster.DCSPgherd, t); err != nil {
+	if mine, err = measureRTO(ctx, h, rtoSetup{kind: hacluster.DCSPgherd, timings: t}); err != nil {
 		return nil, nil, err
 	}
-	if ref, err = measureRTO(ctx, h, kind, haTimings); err != nil {
+	if ref, err = measureRTO(ctx, h, rtoSetup{kind: kind, timings: haTimings}); err != nil {
 		return nil, nil, err
 	}
 	return mine, ref, nil
@@ -177,6 +207,31 @@ func benchRTOFast(ctx context.Context, h *harness) (result, error) {
 	}
 	note := fmt.Sprintf("pgherd at ttl %d/loop_wait %d/retry_timeout %d (patroni.timing: fast), twin at 20/2/5; pgherd runs %s, twin runs %s; pgherd runs where the killed DCS member led Raft: %s, where it did not: %s",
 		fast.TTL, fast.LoopWait, fast.RetryTimeout, list(mine.all), list(ref.all), medianOf(mine.leaderDied), medianOf(mine.leaderLived))
+	return result{pgherd: median(mine.all), reference: median(ref.all), runs: h.runs, note: note}, nil
+}
+
+// benchRTORevoke is the host-death RTO at the fast profile on a strict
+// synchronous cluster with host-aware revocation (detect 6 s), timed to
+// the survivor's promotion, beside the twin at the anchors' tuned
+// timings, timed to its first write. Every run kills the host as the other
+// rows do (SIGKILL on loopback): the replica's REST call to the dead
+// primary is refused at once, where a host really gone costs Patroni's
+// 2 s timeout (tests/ha TestHostAwareRevocation measures that case).
+func benchRTORevoke(ctx context.Context, h *harness) (result, error) {
+	fast, err := patroni.TimingProfile(patroni.ProfileFast)
+	if err != nil {
+		return result{}, err
+	}
+	mine, err := measureRTO(ctx, h, rtoSetup{kind: hacluster.DCSPgherd, timings: fast, revoke: true})
+	if err != nil {
+		return result{}, err
+	}
+	ref, err := measureRTO(ctx, h, rtoSetup{kind: hacluster.DCSRaft, timings: haTimings})
+	if err != nil {
+		return result{}, err
+	}
+	note := fmt.Sprintf("pgherd at ttl %d/loop_wait %d/retry_timeout %d, synchronous_mode_strict, fast_failover detect %d s (kill → promotion), twin at 20/2/5 (kill → first write); pgherd runs %s, twin runs %s; pgherd runs where the killed DCS member led Raft: %s, where it did not: %s",
+		fast.TTL, fast.LoopWait, fast.RetryTimeout, patroni.FastFailoverBounds(fast).Default, list(mine.all), list(ref.all), medianOf(mine.leaderDied), medianOf(mine.leaderLived))
 	return result{pgherd: median(mine.all), reference: median(ref.all), runs: h.runs, note: note}, nil
 }
 

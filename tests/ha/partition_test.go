@@ -56,6 +56,20 @@ func startChecker(c *hacluster.Cluster) *splitBrainChecker {
 
 func (k *splitBrainChecker) Stop() { close(k.stop); <-k.done }
 
+// threeHosts makes hosts n1, n2 and w in network namespaces named after
+// prefix and this process, deleted when the test ends.
+func threeHosts(t *testing.T, prefix string) (*hacluster.Netns, [3]hacluster.Host) {
+	t.Helper()
+	nw, err := hacluster.NewNetns(fmt.Sprintf("%s%d", prefix, os.Getpid()%100000), []string{"n1", "n2", "w"})
+	t.Cleanup(nw.Close)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts [3]hacluster.Host
+	copy(hosts[:], nw.Hosts)
+	return nw, hosts
+}
+
 // TestPartition is case e: three hosts in network namespaces joined by a
 // bridge; the primary's host is cut off. It demotes, the other node is
 // promoted, and the checker never sees two primaries; once healed the old
@@ -66,13 +80,7 @@ func TestPartition(t *testing.T) {
 		t.Skip("network namespaces need root")
 	}
 	ctx := ctxT(t, 6*time.Minute)
-	nw, err := hacluster.NewNetns(fmt.Sprintf("ph%d", os.Getpid()%100000), []string{"n1", "n2", "w"})
-	t.Cleanup(nw.Close)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hosts [3]hacluster.Host
-	copy(hosts[:], nw.Hosts)
+	nw, hosts := threeHosts(t, "ph")
 	c := startCluster(t, ctx, hacluster.Options{Base: baseDir(t), Pgherd: pgherdBin, Cred: cred, DCS: hacluster.DCSPgherd,
 		Timings: timings, Hosts: hosts})
 

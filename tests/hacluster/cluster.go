@@ -48,6 +48,12 @@ type Options struct {
 	DCS             DCSKind
 	Timings         patroni.Timings
 	SynchronousMode bool
+	// SynchronousModeStrict is Patroni's synchronous_mode_strict.
+	SynchronousModeStrict bool
+	// FastFailoverDetect, with DCSPgherd, arms host-aware revocation:
+	// each data member declares the Patroni member beside it with this
+	// detect (0: off).
+	FastFailoverDetect time.Duration
 	// Hosts are n1, n2 and the witness; zero values mean 127.0.1.1,
 	// 127.0.1.2 and 127.0.1.3 in the current namespace.
 	Hosts [3]Host
@@ -238,6 +244,10 @@ func (c *Cluster) startPgherdDCS(ctx context.Context) ([]string, error) {
 		}
 		cfg := dcs.Config{Name: m.host.Name, Role: m.role, Zone: "zone-" + m.host.Name, DataDir: filepath.Join(m.dir, "data"),
 			ListenPeer: net.JoinHostPort(m.host.Addr, strconv.Itoa(peerPort)), ListenClient: net.JoinHostPort(m.host.Addr, strconv.Itoa(clientPort))}
+		if m.role == dcs.RoleData && c.Opts.FastFailoverDetect > 0 {
+			cfg.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey("", c.Opts.Scope), Node: m.host.Name,
+				Detect: c.Opts.FastFailoverDetect, LoopWait: time.Duration(c.Opts.Timings.LoopWait) * time.Second}
+		}
 		if !m.first {
 			cfg.Join = []string{firstPeer}
 		} else {
@@ -427,12 +437,13 @@ func (c *Cluster) writePatroni(n *Node, etcdHosts []string) error {
 		PGConnectHost:  n.Host.Addr, PGPort: n.PGPort,
 		DataDir: n.DataDir, BinDir: PGBinDir,
 		SocketDir: filepath.Join(n.Dir, "run"), PgPass: filepath.Join(n.Dir, "pgpass"), LogDir: filepath.Join(n.Dir, "log"),
-		Etcd:            patroni.Etcd3{Hosts: etcdHosts},
-		Timings:         c.Opts.Timings,
-		SynchronousMode: c.Opts.SynchronousMode,
-		Parameters:      map[string]string{"shared_buffers": "16MB", "max_connections": "50"},
-		Credentials:     c.Creds,
-		DataChecksums:   true,
+		Etcd:                  patroni.Etcd3{Hosts: etcdHosts},
+		Timings:               c.Opts.Timings,
+		SynchronousMode:       c.Opts.SynchronousMode,
+		SynchronousModeStrict: c.Opts.SynchronousModeStrict,
+		Parameters:            map[string]string{"shared_buffers": "16MB", "max_connections": "50"},
+		Credentials:           c.Creds,
+		DataChecksums:         true,
 	})
 	raw, err := cfg.Marshal()
 	if err != nil {

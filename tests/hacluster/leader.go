@@ -2,10 +2,14 @@ package hacluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 // LeaderKey is Patroni's leader key as one DCS member holds it.
@@ -31,6 +35,10 @@ func (c *Cluster) WatchLeader() (*LeaderWatcher, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{"http://" + c.DCSClients[len(c.DCSClients)-1]},
 		DialTimeout: 2 * time.Second,
+		// From inside the witness's host when it has a namespace.
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return c.Opts.Hosts[2].dial(ctx, "tcp", addr)
+		})},
 	})
 	if err != nil {
 		return nil, err
@@ -52,3 +60,34 @@ func (w *LeaderWatcher) Get(ctx context.Context) (LeaderKey, error) {
 
 // Close closes the client.
 func (w *LeaderWatcher) Close() error { return w.cli.Close() }
+
+// WaitSyncStandby waits until Patroni's sync key names n as the
+// synchronous standby: in synchronous mode only that member may be
+// promoted, and a replica that rejoined becomes it a loop or two after it
+// streams.
+func (c *Cluster) WaitSyncStandby(ctx context.Context, n *Node) error {
+	w, err := c.WatchLeader()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	key := "/service/" + c.Opts.Scope + "/sync"
+	return poll(ctx, 200*time.Millisecond, func() error {
+		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		r, err := w.cli.Get(gctx, key, clientv3.WithSerializable())
+		if err != nil {
+			return err
+		}
+		var s struct {
+			SyncStandby string `json:"sync_standby"`
+		}
+		if len(r.Kvs) == 1 {
+			json.Unmarshal(r.Kvs[0].Value, &s)
+		}
+		if s.SyncStandby != n.Name {
+			return fmt.Errorf("the synchronous standby is %q, not %s", s.SyncStandby, n.Name)
+		}
+		return nil
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -166,6 +167,7 @@ type Writer struct {
 	c     *Cluster
 	Acked []int
 	Fails int
+	acks  atomic.Int64 // len(Acked), safe to read while it runs
 	stop  chan struct{}
 	done  chan struct{}
 }
@@ -226,9 +228,20 @@ func (w *Writer) run(interval time.Duration) {
 			conn = nil
 		} else {
 			w.Acked = append(w.Acked, id)
+			w.acks.Add(1)
 		}
 		cancel()
 	}
+}
+
+// WaitAcked waits until at least n commits were acknowledged.
+func (w *Writer) WaitAcked(ctx context.Context, n int64) error {
+	return poll(ctx, 50*time.Millisecond, func() error {
+		if got := w.acks.Load(); got < n {
+			return fmt.Errorf("%d of %d commits acknowledged", got, n)
+		}
+		return nil
+	})
 }
 
 // Stop ends the writer.

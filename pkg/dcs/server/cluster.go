@@ -18,7 +18,8 @@ func (n *node) info() dcs.MemberInfo {
 	_, lid := n.raft.LeaderWithID()
 	mi := dcs.MemberInfo{Name: n.cfg.Name, RaftState: stateName(n.raft.State()), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), Term: n.raft.CurrentTerm(), Leader: string(lid),
-		Alarms: n.fsm.alarmStrings(), ClusterVersion: n.fsm.clusterVersion()}
+		Alarms: n.fsm.alarmStrings(), ClusterVersion: n.fsm.clusterVersion(),
+		HostAwareRevocations: n.revoked.n.Load()}
 	if id := n.fsm.cluster(); id != 0 {
 		mi.ClusterID = dcs.FormatClusterID(id)
 	}
@@ -263,7 +264,7 @@ func (n *node) members(ctx context.Context) ([]dcs.MemberStatus, error) {
 	for i, s := range servers {
 		meta, _ := n.fsm.member(string(s.ID))
 		ms := dcs.MemberStatus{Name: string(s.ID), Role: meta.Role, Suffrage: "voter", RaftState: "unknown",
-			PeerURL: meta.PeerURL, ClientURL: meta.ClientURL, Zone: meta.Zone}
+			PeerURL: meta.PeerURL, ClientURL: meta.ClientURL, Zone: meta.Zone, FastFailover: meta.FastFailover.Decl()}
 		if s.Suffrage != raft.Voter {
 			ms.Suffrage = "nonvoter"
 		}

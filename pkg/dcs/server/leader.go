@@ -46,6 +46,7 @@ func (n *node) leaderLoop() {
 		n.publishSelf(ctx)
 		if n.isLeader() {
 			n.expireLeases(ctx)
+			n.revokeDeadHolders(ctx)
 			if n.fsm.cluster() == 0 {
 				n.applyLocal(ctx, encodeInts(opClusterInit, randomID()))
 			}
@@ -83,7 +84,8 @@ func (n *node) self() dcs.Member {
 		scheme = "https://"
 	}
 	return dcs.Member{Name: n.cfg.Name, Role: n.cfg.Role, Zone: n.cfg.Zone, PeerAddr: n.cfg.AdvertisePeer,
-		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient, ApplyVersion: applyVersion}
+		PeerURL: scheme + n.cfg.AdvertisePeer, ClientURL: n.cfg.AdvertiseClient, ApplyVersion: applyVersion,
+		FastFailover: n.cfg.FastFailover}
 }
 
 // recordCluster writes the cluster ID into the data directory's

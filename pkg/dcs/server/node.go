@@ -55,6 +55,9 @@ type node struct {
 	// votingMu serialises suffrage changes: the reconcile loop must not
 	// undo a witness promotion made for a removal still under way.
 	votingMu sync.Mutex
+
+	contacts *contacts   // the leader's heartbeats (heartbeat.go)
+	revoked  revocations // host-aware revocations made (revoke.go)
 }
 
 func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) (*node, error) {
@@ -69,7 +72,7 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 	}
 	n := &node{cfg: cfg, log: log, fsm: newFSM(cfg.HistoryLimit), ptls: ctls, id: dcs.MemberID(cfg.Name),
 		closed: make(chan struct{}), clients: map[string]*peerClient{}, joins: make(chan struct{}, maxConcurrentJoins),
-		fatal: make(chan error, 1)}
+		fatal: make(chan error, 1), contacts: newContacts()}
 	n.fsm.log = log
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	// The log and stable store is raft-wal: one fsync per appended batch,
@@ -144,8 +147,9 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 			return nil, fmt.Errorf("bootstrap cluster: %w", err)
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.leaderLoop()
+	go n.heartbeatLoop()
 	return n, nil
 }
 
