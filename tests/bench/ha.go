@@ -18,7 +18,7 @@ import (
 func init() {
 	benches = append(benches,
 		bench{name: "failover RTO, pgherd witness vs patroni_raft_controller twin", goal: "≤ 1.00", run: benchRTORaft},
-		bench{name: "failover RTO, pgherd witness at the fast profile vs patroni_raft_controller twin at 20/2/5", goal: "≤ 0.50", run: benchRTOFast},
+		bench{name: "failover RTO, pgherd witness at the default profile (fast, 10/1/3) vs patroni_raft_controller twin at 20/2/5", goal: "≤ 0.50", run: benchRTOFast},
 		bench{name: "failover RTO, pgherd witness at the fast profile with host-aware revocation (strict synchronous mode) vs patroni_raft_controller twin at 20/2/5", goal: "≤ 0.35", run: benchRTORevoke},
 		bench{name: "failover RTO, pgherd witness vs one-member etcd that survives", goal: "report", run: benchRTOEtcd},
 		bench{name: "idle witness RSS vs patroni_raft_controller", goal: "≤ 0.65 (≤ 25 MB)", run: benchWitnessRSS},
