@@ -300,10 +300,10 @@ func TestPartitionWithRevocation(t *testing.T) {
 	}
 
 	// The cut: the old primary and its writer stay alive, on their side.
-	cut := time.Now()
 	if err := nw.Cut(idx); err != nil {
 		t.Fatal(err)
 	}
+	cut := time.Now() // the link is down
 	bound := revokeBound(tm, detect)
 	pctx, pcancel := context.WithTimeout(ctx, bound)
 	err = c.WaitPromoted(pctx, other)
@@ -395,12 +395,12 @@ func TestPartitionWithRevocation(t *testing.T) {
 			writerAfterCut++
 		}
 	}
-	t.Logf("%s cut off: %s promoted after %s (bound %s), %s found no longer a primary %s after the cut; healed after %s; "+
+	t.Logf("%s cut off: %s promoted after %s (bound %s), %s not a primary when checked next, %s after the cut; healed after %s; "+
 		"the new primary's first accepted commit %s after the heal",
 		prim.Name, other.Name, promoted.Round(10*time.Millisecond), bound, prim.Name, demoted.Round(10*time.Millisecond),
 		heal.Sub(cut).Round(10*time.Millisecond), firstNew.Sub(heal).Round(10*time.Millisecond))
-	t.Logf("writer on %s: %d commits acknowledged (%d after the cut; the old primary's last acknowledgment, writer or checker, %s before it), %d not",
-		prim.Name, len(acked), writerAfterCut, cut.Sub(lastOld).Round(time.Millisecond), w.fails)
+	t.Logf("writer on %s: %d commits acknowledged (%d after the cut; the old primary's last acknowledgment, writer or checker, at cut%+.3fs), %d not",
+		prim.Name, len(acked), writerAfterCut, lastOld.Sub(cut).Seconds(), w.fails)
 	for _, e := range w.errs {
 		t.Logf("  writer error at cut%+.2fs: %s", e.at.Sub(cut).Seconds(), e.msg)
 	}
