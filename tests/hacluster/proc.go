@@ -147,6 +147,14 @@ func freePort(host string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Poll calls f every interval until it returns nil, for at most d (or
+// until ctx ends).
+func Poll(ctx context.Context, d, interval time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return poll(ctx, interval, f)
+}
+
 // poll calls f every interval until it returns nil or ctx ends.
 func poll(ctx context.Context, interval time.Duration, f func() error) error {
 	for {
