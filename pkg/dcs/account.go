@@ -1,6 +1,7 @@
 package dcs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -118,6 +119,22 @@ func (l *Local) ShareCredentials() error {
 		}
 	}
 	return nil
+}
+
+// ForgetCredentials removes the members' copy (ShareCredentials) of
+// Patroni credentials file file, once the cluster it belongs to is purged:
+// its secrets then stay nowhere on this host. The copies' directory is an
+// entry of root's Dir, so what is removed is the copy, or a link the
+// members' account planted in its place, never what a link points at.
+func (l *Local) ForgetCredentials(file string) error {
+	if l.User == nil || l.Credentials == "" {
+		return nil
+	}
+	err := os.Remove(filepath.Join(filepath.Dir(l.sharedCredentials()), filepath.Base(file)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // readCredentials reads a Patroni credentials file as safefs.Open opens

@@ -632,8 +632,19 @@ func PurgePatroniCluster(ctx context.Context, env *Env, cfg *patroni.Config) (in
 	if err != nil {
 		return 0, err
 	}
-	if err := os.Remove(credentialsPath(env.Site, cfg.Scope)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	cred := credentialsPath(env.Site, cfg.Scope)
+	if err := os.Remove(cred); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return n, err
+	}
+	if env.Site.Patroni.DCS.Kind == site.DCSEmbedded {
+		// The DCS members' copy, which they hand to a data newcomer.
+		me, err := memberEnv(env)
+		if err != nil {
+			return n, err
+		}
+		if err := me.Local.ForgetCredentials(cred); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }
