@@ -237,17 +237,28 @@ func (l *Local) waitReady(ctx context.Context, cfg Config) (MemberInfo, error) {
 	if ready == 0 {
 		ready = 30 * time.Second
 	}
-	ac, err := NewAdminClient(cfg.PeerAddr(), cfg.PeerTLS)
-	if err != nil {
-		return MemberInfo{}, err
-	}
-	defer ac.Close()
+	// The member may be reissuing its certificates as it starts
+	// (EnsureCertHosts), writing a new key, then its certificate: a pair
+	// read in between does not match, so loading it is retried too.
+	var ac *AdminClient
+	defer func() {
+		if ac != nil {
+			ac.Close()
+		}
+	}()
 	deadline := time.Now().Add(ready)
 	var last error
 	for time.Now().Before(deadline) {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		mi, err := ac.Status(cctx)
-		cancel()
+		var mi MemberInfo
+		var err error
+		if ac == nil {
+			ac, err = NewAdminClient(cfg.PeerAddr(), cfg.PeerTLS)
+		}
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			mi, err = ac.Status(cctx)
+			cancel()
+		}
 		if err == nil && mi.Leader != "" && mi.ClusterID != "" {
 			return mi, nil
 		}

@@ -1,11 +1,14 @@
 package dcs
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pgherd/pgherd/internal/testuser"
 	"github.com/pgherd/pgherd/pkg/service"
@@ -98,5 +101,54 @@ func TestCheckDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(outside); err != nil {
 		t.Fatalf("a link inside the data dir was followed: %v", err)
+	}
+}
+
+// TestWaitReadyWaitsOutAKeyPairBeingRewritten: a member that starts at a
+// new address reissues its certificates (key, then certificate), while
+// `dcs start` already waits for it with the same files. A pair read in
+// between does not match; waiting treats that as the member not being
+// ready yet, not as a failure (it failed `dcs restart` in a CI run).
+func TestWaitReadyWaitsOutAKeyPairBeingRewritten(t *testing.T) {
+	p := PKI{Dir: filepath.Join(t.TempDir(), "ca")}
+	if err := p.Create("c"); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "m1")
+	if err := p.IssueMember(dir, "m1", RoleData, []string{"127.0.0.1"}, []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	peer, _ := MemberTLS(dir)
+	good, err := os.ReadFile(peer.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half-way through a reissue: a new key beside the old certificate.
+	other := filepath.Join(t.TempDir(), "other")
+	if err := p.IssueMember(other, "m1", RoleData, []string{"127.0.0.1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	otherPeer, _ := MemberTLS(other)
+	half, _ := os.ReadFile(otherPeer.Key)
+	if err := os.WriteFile(peer.Key, half, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.Client(); err == nil || !strings.Contains(err.Error(), "private key does not match public key") {
+		t.Fatalf("a mismatched pair loads: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(300 * time.Millisecond)
+		os.WriteFile(peer.Key, good, 0o600)
+	}()
+	t.Cleanup(func() { <-done })
+
+	// Nothing listens there: once the pair matches, waiting goes on until
+	// its deadline and ends on the member not answering.
+	l := &Local{Ready: 1500 * time.Millisecond}
+	_, err = l.waitReady(context.Background(), Config{Name: "m1", ListenPeer: "127.0.0.1:1", PeerTLS: peer})
+	if err == nil || strings.Contains(err.Error(), "load certificate") || !strings.Contains(err.Error(), "not ready after 1.5s") {
+		t.Fatalf("waiting for a member whose key pair is being rewritten: %v", err)
 	}
 }
