@@ -3,7 +3,6 @@ package dcs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -141,20 +140,12 @@ func (l *Local) ForgetCredentials(file string) error {
 // it (no link, a regular file with one name), owned by root or by
 // PostgreSQL's account: nothing a link or another account planted.
 func (l *Local) readCredentials(file string) ([]byte, error) {
-	f, err := safefs.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	uid := fi.Sys().(*syscall.Stat_t).Uid
-	if uid != 0 && (l.PatroniUser == nil || uid != l.PatroniUser.UID) {
-		return nil, fmt.Errorf("%s belongs to uid %d, neither root nor PostgreSQL's account: not sharing it with the DCS members; fix its owner", file, uid)
-	}
-	return io.ReadAll(io.LimitReader(f, maxCredentialBytes))
+	return safefs.ReadChecked(file, safefs.ReadRule{Max: maxCredentialBytes, Accept: func(st *syscall.Stat_t) error {
+		if st.Uid != 0 && (l.PatroniUser == nil || st.Uid != l.PatroniUser.UID) {
+			return fmt.Errorf("%s belongs to uid %d, neither root nor PostgreSQL's account: not sharing it with the DCS members; fix its owner", file, st.Uid)
+		}
+		return nil
+	}})
 }
 
 // setConfig sets key to value in member name's configuration, keeping

@@ -1,11 +1,12 @@
 package pgconf
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/pgherd/pgherd/pkg/safefs"
 )
 
 // readerFor returns how Load reads configuration files. As root, a file is
@@ -32,23 +33,12 @@ func readerFor(mainPath, dataDir string) func(string) ([]byte, error) {
 		return os.ReadFile
 	}
 	return func(path string) ([]byte, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		st, perm := fi.Sys().(*syscall.Stat_t), fi.Mode().Perm()
-		if !(st.Uid == uid && perm&0o400 != 0 || st.Gid == gid && perm&0o040 != 0 || perm&0o004 != 0) {
-			return nil, fmt.Errorf("%w: it is not readable by uid %d, which owns the configuration, so pgherd (root) does not read it either", os.ErrPermission, uid)
-		}
-		// Sized from the stat, as os.ReadFile does: io.ReadAll would read
-		// a 30 kB postgresql.conf 512 bytes first, growing and copying.
-		b := bytes.NewBuffer(make([]byte, 0, int(fi.Size())+bytes.MinRead))
-		_, err = b.ReadFrom(f)
-		return b.Bytes(), err
+		return safefs.ReadChecked(path, safefs.ReadRule{FollowLink: true, Accept: func(st *syscall.Stat_t) error {
+			perm := st.Mode & 0o777
+			if !(st.Uid == uid && perm&0o400 != 0 || st.Gid == gid && perm&0o040 != 0 || perm&0o004 != 0) {
+				return fmt.Errorf("%w: it is not readable by uid %d, which owns the configuration, so pgherd (root) does not read it either", os.ErrPermission, uid)
+			}
+			return nil
+		}})
 	}
 }

@@ -1,6 +1,7 @@
 package safefs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -27,23 +28,75 @@ type Owner struct {
 // a file it then rewrites, what a link or a foreign file planted by the
 // account points at.
 func ReadOwned(path string, owner Owner) (string, error) {
-	f, err := Open(path)
+	var rule ReadRule
+	if owner.Chown && os.Geteuid() == 0 {
+		rule.Accept = func(st *syscall.Stat_t) error {
+			if st.Uid != owner.UID {
+				return fmt.Errorf("refusing to read %s: it belongs to uid %d, not to %s; move it away", path, st.Uid, owner.Name)
+			}
+			return nil
+		}
+	}
+	b, err := ReadChecked(path, rule)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
+	return string(b), err
+}
+
+// ReadRule says which files ReadChecked reads, and how much of them.
+type ReadRule struct {
+	// Accept judges the file actually opened (its fstat, so a name
+	// swapped after a check is never what is read) and says why root
+	// must not read it; nil accepts any file.
+	Accept func(st *syscall.Stat_t) error
+	// FollowLink opens path as os.Open does, through a symbolic link and
+	// whatever the file's type, instead of as Open does. Only for a caller
+	// whose Accept judges the file reached as that file's own reader
+	// would (pkg/pgconf: what the configuration's owner may read).
+	FollowLink bool
+	// Max bounds the bytes read (the rest is left unread); 0 reads the
+	// whole file.
+	Max int64
+}
+
+// ReadChecked returns the content of path once rule.Accept has approved
+// the file opened. It is the one way root reads a file that another
+// account may have put or named: opened as Open does unless
+// rule.FollowLink, checked on the open descriptor, read from it. A missing
+// file is an error wrapping fs.ErrNotExist.
+func ReadChecked(path string, rule ReadRule) ([]byte, error) {
+	open := Open
+	if rule.FollowLink {
+		open = os.Open
+	}
+	f, err := open(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && owner.Chown && os.Geteuid() == 0 && st.Uid != owner.UID {
-		return "", fmt.Errorf("refusing to read %s: it belongs to uid %d, not to %s; move it away", path, st.Uid, owner.Name)
+	if rule.Accept != nil {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil, fmt.Errorf("cannot tell who owns %s: not reading it", path)
+		}
+		if err := rule.Accept(st); err != nil {
+			return nil, err
+		}
 	}
-	b, err := io.ReadAll(f)
-	return string(b), err
+	// Sized from the stat, as os.ReadFile does: io.ReadAll would read a
+	// 30 kB postgresql.conf 512 bytes first, growing and copying.
+	size, r := fi.Size(), io.Reader(f)
+	if rule.Max > 0 {
+		size, r = min(size, rule.Max), io.LimitReader(f, rule.Max)
+	}
+	b := bytes.NewBuffer(make([]byte, 0, int(size)+bytes.MinRead))
+	_, err = b.ReadFrom(r)
+	return b.Bytes(), err
 }
 
 // WriteOwned replaces path with data, mode 0600, owned by owner when

@@ -1,6 +1,8 @@
 package safefs
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,5 +96,35 @@ func TestWriteOwnedReplacesALink(t *testing.T) {
 	}
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != 0o600 {
 		t.Errorf("owned by %d:%d mode %v, want %d:%d 0600", st.Uid, st.Gid, fi.Mode().Perm(), uid, gid)
+	}
+}
+
+// TestReadCheckedRule: Accept judges the file opened (through a link only
+// with FollowLink), Max bounds what is read, and a missing file is
+// fs.ErrNotExist.
+func TestReadCheckedRule(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("0123456789"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadChecked(link, ReadRule{}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("a link without FollowLink: %v", err)
+	}
+	var seen uint32
+	accept := func(st *syscall.Stat_t) error { seen = st.Mode & 0o777; return nil }
+	if b, err := ReadChecked(link, ReadRule{FollowLink: true, Accept: accept, Max: 4}); string(b) != "0123" || err != nil || seen != 0o640 {
+		t.Errorf("through the link, Max 4: %q, %v; Accept saw mode %o, want the target's 640", b, err, seen)
+	}
+	refuse := func(*syscall.Stat_t) error { return os.ErrPermission }
+	if b, err := ReadChecked(target, ReadRule{Accept: refuse}); b != nil || !errors.Is(err, os.ErrPermission) {
+		t.Errorf("refused: %q, %v", b, err)
+	}
+	if _, err := ReadChecked(filepath.Join(dir, "absent"), ReadRule{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing file: %v", err)
 	}
 }
