@@ -85,55 +85,62 @@ func (l *Local) sharedCredentials() string {
 	return filepath.Join(l.Dir, "credentials", filepath.Base(l.Credentials))
 }
 
-// ShareCredentials copies this host's Patroni credentials files
-// (Local.Credentials, PostgreSQL's account's, which the members' account
-// cannot read) to <Dir>/credentials/, 0600, the members' account's: a
-// data member hands them to a data newcomer with a token. Root reads each
-// file without following a link, only if PostgreSQL's account owns it
-// (safefs.ReadOwned), and replaces each copy atomically. Nothing to do
-// when the members run as the current user.
+// ShareCredentials brings the members' copies of this host's Patroni
+// credentials files (Local.Credentials, PostgreSQL's account's, which the
+// members' account cannot read) in line with those files: each file is
+// copied to <Dir>/credentials/, 0600, the members' account's (a data
+// member hands them to a data newcomer with a token), and a copy whose
+// file is gone (its cluster purged) is removed, so that its secrets stay
+// nowhere on this host. Root reads each file without following a link,
+// only if root or PostgreSQL's account owns it (readCredentials), and
+// replaces each copy atomically. The members' account owns the copies'
+// directory, not the path to it (an entry of root's Dir): a link it
+// plants there is replaced or removed, never followed. Nothing to do when
+// the members run as the current user.
 func (l *Local) ShareCredentials() error {
 	if l.User == nil || l.Credentials == "" {
 		return nil
 	}
 	files, err := filepath.Glob(l.Credentials)
-	if err != nil || len(files) == 0 {
+	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(l.sharedCredentials())
-	if err := MkdirPrivate(dir); err != nil {
-		return err
+	if len(files) > 0 {
+		if err := MkdirPrivate(dir); err != nil {
+			return err
+		}
+		if err := l.own(dir); err != nil {
+			return err
+		}
 	}
-	if err := l.own(dir); err != nil {
-		return err
-	}
+	shared := map[string]bool{}
+	owner := safefs.Owner{Name: l.User.Name, UID: l.User.UID, GID: l.User.GID, Chown: true}
 	for _, f := range files {
 		b, err := l.readCredentials(f)
 		if err != nil {
 			return fmt.Errorf("share the Patroni credentials with the DCS members: %w", err)
 		}
-		owner := safefs.Owner{Name: l.User.Name, UID: l.User.UID, GID: l.User.GID, Chown: true}
 		if err := safefs.WriteOwned(filepath.Join(dir, filepath.Base(f)), b, owner); err != nil {
 			return err
 		}
+		shared[filepath.Base(f)] = true
+	}
+	// filepath.Glob lists a link as a name, and os.Remove removes the
+	// link itself.
+	copies, err := filepath.Glob(l.sharedCredentials())
+	if err != nil {
+		return err
+	}
+	for _, c := range copies {
+		if shared[filepath.Base(c)] {
+			continue
+		}
+		if err := os.Remove(c); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove the DCS members' copy of Patroni credentials that are gone: %w; remove it yourself", err)
+		}
 	}
 	return nil
-}
-
-// ForgetCredentials removes the members' copy (ShareCredentials) of
-// Patroni credentials file file, once the cluster it belongs to is purged:
-// its secrets then stay nowhere on this host. The copies' directory is an
-// entry of root's Dir, so what is removed is the copy, or a link the
-// members' account planted in its place, never what a link points at.
-func (l *Local) ForgetCredentials(file string) error {
-	if l.User == nil || l.Credentials == "" {
-		return nil
-	}
-	err := os.Remove(filepath.Join(filepath.Dir(l.sharedCredentials()), filepath.Base(file)))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
 }
 
 // readCredentials reads a Patroni credentials file as safefs.Open opens

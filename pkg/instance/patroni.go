@@ -637,12 +637,9 @@ func PurgePatroniCluster(ctx context.Context, env *Env, cfg *patroni.Config) (in
 		return n, err
 	}
 	if env.Site.Patroni.DCS.Kind == site.DCSEmbedded {
-		// The DCS members' copy, which they hand to a data newcomer.
-		me, err := memberEnv(env)
-		if err != nil {
-			return n, err
-		}
-		if err := me.Local.ForgetCredentials(cred); err != nil {
+		// The DCS members' copy, which they hand to a data newcomer, goes
+		// with the file.
+		if err := shareDCSCredentials(env); err != nil {
 			return n, err
 		}
 	}
