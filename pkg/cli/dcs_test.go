@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgherd/pgherd/pkg/instance"
 	"github.com/pgherd/pgherd/pkg/iostreams"
 )
 
@@ -33,11 +34,51 @@ func TestDcsUsageErrors(t *testing.T) {
 		{[]string{"dcs", "tls", "enable", "x"}, ExitUsage, "expects no argument"},
 		{[]string{"dcs", "tls", "enable", "--token", "x", "--peer", "127.0.0.1:1"}, ExitUsage, "--token: not a pgherd join token"},
 		{[]string{"dcs", "tls", "enable", "--peer", "127.0.0.1:1"}, ExitUsage, "--token and --peer go together"},
+		{[]string{"dcs", "tls", "enable", "-o", "xml"}, ExitUsage, `unknown output format "xml"`},
 		{[]string{"--site", site, "dcs", "tls", "enable"}, ExitError, "no dcs member is set up here"},
 	} {
 		ios, _, _, errOut := iostreams.Test()
 		if code := Main(t.Context(), ios, c.args); code != c.code || !strings.Contains(errOut.String(), c.err) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), c.code, c.err)
 		}
+	}
+}
+
+// TestDcsTLSJSON: dcs tls enable -o json lists the members restarted in
+// the order they were, with their mode, and keeps every array present.
+func TestDcsTLSJSON(t *testing.T) {
+	var b strings.Builder
+	res := &instance.DCSTLSResult{Paused: []string{"main"}, Accepting: []string{"pg2", "w1"}, Restarted: []string{"15/pg2"}, TLSOnly: []string{"pg2"}}
+	if err := writeData(&b, "json", dcsTLSData(res, true)); err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "paused_clusters": [
+    "main"
+  ],
+  "members_restarted": [
+    {
+      "name": "pg2",
+      "mode": "tls_beside_plain"
+    },
+    {
+      "name": "w1",
+      "mode": "tls_beside_plain"
+    },
+    {
+      "name": "pg2",
+      "mode": "tls_only"
+    }
+  ],
+  "patroni_restarted": [
+    "15/pg2"
+  ],
+  "resumed_clusters": [],
+  "remote_plain": [],
+  "tls_everywhere": true
+}
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }

@@ -32,6 +32,9 @@ it again here afterwards to refuse plain TCP.
 Run again after a failure, it goes on from where it stopped.`,
 		Args: maxArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.format); err != nil {
+				return err
+			}
 			if o.token == "" && o.peer != "" {
 				o.token = os.Getenv("PGHERD_DCS_TOKEN")
 			}
@@ -46,12 +49,14 @@ Run again after a failure, it goes on from where it stopped.`,
 	}
 	enable.Flags().StringVar(&o.token, "token", "", "join token from `pgherd dcs token create` on the host that switched first, for a host without the cluster's CA (default with --peer: $PGHERD_DCS_TOKEN)")
 	enable.Flags().StringVar(&o.peer, "peer", "", "HOST:PORT, the peer address of a member of the host that printed --token")
+	outputFlag(enable, &o.format)
 	cmd.AddCommand(enable)
 	return cmd
 }
 
 type dcsTLSEnableOptions struct {
 	token, peer string
+	format      string
 }
 
 func runDcsTLSEnable(ctx context.Context, f *Factory, o *dcsTLSEnableOptions) error {
@@ -72,14 +77,49 @@ func runDcsTLSEnable(ctx context.Context, f *Factory, o *dcsTLSEnableOptions) er
 		env, req.NoUser = &instance.Env{Site: &s.Settings, Services: f.Services(&s.Settings)}, err
 	}
 	res, err := instance.EnableDCSTLS(ctx, env, req)
-	if errors.Is(err, dcs.ErrTLSAlready) {
-		fmt.Fprintln(f.IO.Out, "TLS is already enabled: this host's members speak TLS only and every member of the DCS serves TLS; nothing to do")
-		return nil
+	already := errors.Is(err, dcs.ErrTLSAlready)
+	if already {
+		res, err = &instance.DCSTLSResult{}, nil
 	}
-	if res != nil {
+	switch {
+	case o.format != "" && res != nil:
+		if werr := writeData(f.IO.Out, o.format, dcsTLSData(res, err == nil && len(res.RemotePlain) == 0)); werr != nil {
+			return werr
+		}
+	case already:
+		fmt.Fprintln(f.IO.Out, "TLS is already enabled: this host's members speak TLS only and every member of the DCS serves TLS; nothing to do")
+	case res != nil:
 		printDcsTLS(f, res)
 	}
 	return err
+}
+
+// dcsTLSOutput is pgherd.dcs-tls-enable/v1 (docs/json.md).
+type dcsTLSOutput struct {
+	Paused        []string          `json:"paused_clusters"`
+	Members       []dcsTLSRestarted `json:"members_restarted"`
+	Patroni       []string          `json:"patroni_restarted"`
+	Resumed       []string          `json:"resumed_clusters"`
+	RemotePlain   []string          `json:"remote_plain"`
+	TLSEverywhere bool              `json:"tls_everywhere"`
+}
+
+type dcsTLSRestarted struct {
+	Name string `json:"name"`
+	Mode string `json:"mode"` // tls_beside_plain or tls_only
+}
+
+// dcsTLSData is res as -o prints it; everywhere: every member serves TLS
+// and this host's speak TLS only.
+func dcsTLSData(res *instance.DCSTLSResult, everywhere bool) dcsTLSOutput {
+	out := dcsTLSOutput{Paused: res.Paused, Patroni: res.Restarted, Resumed: res.Resumed, RemotePlain: res.RemotePlain, TLSEverywhere: everywhere}
+	for _, m := range res.Accepting {
+		out.Members = append(out.Members, dcsTLSRestarted{Name: m, Mode: "tls_beside_plain"})
+	}
+	for _, m := range res.TLSOnly {
+		out.Members = append(out.Members, dcsTLSRestarted{Name: m, Mode: "tls_only"})
+	}
+	return out
 }
 
 func printDcsTLS(f *Factory, res *instance.DCSTLSResult) {
