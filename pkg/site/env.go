@@ -24,7 +24,6 @@ var NonSettingVars = map[string]string{
 	"PGHERD_SOAK":                "tests: run the failover suite's 10-minute soak (no false failover)",
 	"PGHERD_SOAK_TIMINGS":        "tests: the soak's TTL/LOOP_WAIT/RETRY_TIMEOUT instead of the fast profile",
 	"PGHERD_SOAK_DURATION":       "tests: how long the soak runs (default 10m)",
-	"PGHERD_FROZEN_RACE":         "tests: run the failover test that reproduces an open defect (a frozen primary taking the leader key back)",
 	"PGHERD_BIN":                 "benchmarks: the pgherd binary to measure",
 	"PGHERD_BENCH_MEMBER_CONFIG": "benchmarks: the configuration of a DCS member the benchmark starts",
 }

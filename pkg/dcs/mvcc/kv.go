@@ -11,7 +11,8 @@ import (
 
 // Put writes one key in a new revision. With Lease set the key is attached to that lease (which must
 // exist: ErrLeaseNotFound, nothing written); without it the key is detached from any lease. IgnoreValue
-// and IgnoreLease keep the current value or lease and need the key to exist (ErrKeyNotFound).
+// and IgnoreLease keep the current value or lease and need the key to exist (ErrKeyNotFound). A put
+// that would change a held key (Options.Held) under a live lease is refused (ErrHeld).
 func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -40,8 +41,20 @@ func (s *Store) checkPut(req *pb.PutRequest, inTxn bool) error {
 		return ErrLeaseNotFound
 	case missingKey:
 		return ErrKeyNotFound
+	case s.rewritesHeld(req):
+		return ErrHeld
 	}
 	return nil
+}
+
+// rewritesHeld reports whether req would change the value of a held key (Options.Held) that is
+// attached to a live lease. Inside a txn it is checked against the state before the txn.
+func (s *Store) rewritesHeld(req *pb.PutRequest) bool {
+	if s.opts.Held == nil || req.IgnoreValue {
+		return false
+	}
+	cur := s.get(req.Key)
+	return cur != nil && cur.Lease != 0 && s.leases[cur.Lease] != nil && !bytes.Equal(cur.Value, req.Value) && s.opts.Held(req.Key)
 }
 
 // CheckPut checks what etcd checks before a put reaches the log, without looking at the state. The

@@ -177,3 +177,58 @@ func TestLeaseListing(t *testing.T) {
 		t.Fatalf("leases %q", got)
 	}
 }
+
+// TestHeldKeyKeepsItsHolder: a held key attached to a live lease is not
+// rewritten with another value, by a put or inside a txn, and nothing
+// changes; its holder may rewrite it (another lease, the same value), a
+// delete takes it, and once its lease ends anyone may put it. Keys that
+// are not held, or held without a lease, behave as in etcd.
+func TestHeldKeyKeepsItsHolder(t *testing.T) {
+	s := New(Options{Held: func(k []byte) bool { return string(k) == "/s/leader" }})
+	mustGrant(t, s, 10, 20)
+	mustGrant(t, s, 11, 20)
+	leader := func(v string, lease int64) *pb.PutRequest {
+		return &pb.PutRequest{Key: []byte("/s/leader"), Value: []byte(v), Lease: lease}
+	}
+	if _, err := s.Put(leader("n2", 10)); err != nil {
+		t.Fatal(err)
+	}
+	rev := s.Rev()
+	if _, err := s.Put(leader("n1", 11)); err != ErrHeld {
+		t.Fatalf("a put changing the holder of a held key: %v", err)
+	}
+	txn := &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: leader("n1", 0)}}}}
+	if _, err := s.Txn(txn); err != ErrHeld {
+		t.Fatalf("a txn changing the holder of a held key: %v", err)
+	}
+	if got := keysOf(get(t, s, &pb.RangeRequest{Key: []byte("/s/leader")}).Kvs); got != "/s/leader=n2@2/2/1 " || s.Rev() != rev {
+		t.Fatalf("after refused puts: %q at revision %d, want revision %d", got, s.Rev(), rev)
+	}
+	// Its holder moves it to another lease.
+	if _, err := s.Put(leader("n2", 11)); err != nil {
+		t.Fatalf("the holder rewriting its key: %v", err)
+	}
+	// Not held, or without a lease: etcd's rules.
+	put(t, s, "/s/other", "n2")
+	put(t, s, "/s/other", "n1")
+	if _, err := s.Put(leader("n2", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(leader("n1", 10)); err != nil {
+		t.Fatalf("a held key without a lease: %v", err)
+	}
+	// Its lease ends: the key goes with it, and another holder takes it.
+	if _, err := s.LeaseRevoke(10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(leader("n2", 11)); err != nil {
+		t.Fatal(err)
+	}
+	// A delete is never refused.
+	if r, err := s.DeleteRange(&pb.DeleteRangeRequest{Key: []byte("/s/leader")}); err != nil || r.Deleted != 1 {
+		t.Fatalf("deleting a held key: %v, %v", r, err)
+	}
+	if _, err := s.Put(leader("n1", 11)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -73,6 +73,10 @@ var (
 	ErrInvalidSortOption = rpctypes.ErrGRPCInvalidSortOption
 	// ErrLeaseIDZero refuses a grant without an ID: the proposer must choose a non-zero one.
 	ErrLeaseIDZero = status.Error(codes.InvalidArgument, "mvcc: lease grant needs a non-zero ID chosen by the proposer")
+	// ErrHeld refuses a put that would change a held key (Options.Held) while its lease lives.
+	// Aborted, not FailedPrecondition: Patroni 3.0.2 retries FailedPrecondition until its
+	// retry_timeout, and takes any other code as a plain refusal.
+	ErrHeld = status.Error(codes.Aborted, "pgherd: the key is held under a live lease and only its holder may change it: delete it or let its lease end first")
 )
 
 // Options configure a Store.
@@ -87,6 +91,11 @@ type Options struct {
 	HistoryBytes int64
 	// Now is the local monotonic clock used for lease deadlines. Nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Held, when set, names the keys that only their holder may rewrite: while such a key exists
+	// attached to a live lease, a put that would change its value is refused with ErrHeld and
+	// changes nothing (a delete is not refused). It must answer the same on every member at the
+	// same revision: the node derives it from replicated state only.
+	Held func(key []byte) bool
 }
 
 // Store is the MVCC key-value store. The zero value is not usable: call New.

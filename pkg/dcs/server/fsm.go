@@ -45,7 +45,33 @@ type applyResult struct {
 }
 
 func newFSM(historyLimit int) *fsm {
-	return &fsm{store: mvcc.New(mvcc.Options{HistoryLimit: historyLimit}), log: slog.Default(), members: map[string]dcs.Member{}}
+	f := &fsm{log: slog.Default(), members: map[string]dcs.Member{}}
+	f.store = mvcc.New(mvcc.Options{HistoryLimit: historyLimit, Held: f.declaredLeaderKey})
+	return f
+}
+
+// declaredLeaderKey reports whether key is a Patroni leader key that a
+// data member declared for host-aware revocation (dcs.FastFailover), once
+// the cluster runs at versionHeldLeader: the store then refuses a put that
+// changes its holder while the holder's lease lives. Patroni 3.0.2 takes
+// the key with a compare (create_revision 0) and gives it up with a delete
+// or the lease's end; but a Patroni resumed after a freeze, whose cached
+// view still shows it holding the key, rewrites it with a plain put
+// (etcd3.py, _update_leader), which would take it back from the member
+// promoted meanwhile. Both inputs are replicated state, read by the
+// store's apply on the FSM goroutine.
+func (f *fsm) declaredLeaderKey(key []byte) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.version < versionHeldLeader {
+		return false
+	}
+	for _, m := range f.members {
+		if m.Role == dcs.RoleData && m.FastFailover.Armed() && m.FastFailover.LeaderKey == string(key) {
+			return true
+		}
+	}
+	return false
 }
 
 // errApplyPanic answers an entry whose apply panicked.

@@ -1,12 +1,21 @@
 package server
 
 import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pgherd/pgherd/pkg/dcs"
+	"github.com/pgherd/pgherd/pkg/dcs/mvcc"
 )
 
 func TestRevokeVerdict(t *testing.T) {
@@ -193,5 +202,88 @@ func TestNoHostAwareRevocationOnOneCondition(t *testing.T) {
 	}
 	if n := totalRevocations(c); n != 0 {
 		t.Fatalf("members count %d host-aware revocations, want 0", n)
+	}
+}
+
+// TestDeclaredLeaderKeyKeepsItsHolder: once the cluster runs at
+// versionHeldLeader, a plain put that would give a declared leader key to
+// another holder while its holder's lease lives is refused, as Patroni's
+// JSON client reads it: not a 503 (which it would retry), the key
+// unchanged. Patroni's own way to take the key, a compare on
+// create_revision 0, works once the key is gone.
+func TestDeclaredLeaderKeyKeepsItsHolder(t *testing.T) {
+	c, cl, ff := hostAwareCluster(t)
+	for _, s := range c.servers {
+		waitFor(t, 10*time.Second, s.Name()+" at cluster version "+fmt.Sprint(versionHeldLeader), func() bool { return s.node.fsm.allows(versionHeldLeader) })
+	}
+	id := holdKey(t, cl, ff)
+	g, err := cl.Grant(ctxT(t, 5*time.Second), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Put(ctxT(t, 5*time.Second), ff.LeaderKey, "pg1", clientv3.WithLease(g.ID))
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("a plain put taking a held leader key: %v", err)
+	}
+	key := base64.StdEncoding.EncodeToString([]byte(ff.LeaderKey))
+	code, body := gatewayPost(t, c.servers[1], "/v3/kv/put", `{"key":"`+key+`","value":"`+base64.StdEncoding.EncodeToString([]byte("pg1"))+`","lease":"`+fmt.Sprint(int64(g.ID))+`"}`)
+	if code != http.StatusConflict || !strings.Contains(body, `"code":10`) || !strings.Contains(body, "only its holder may change it") {
+		t.Fatalf("the gateway's answer to that put: %d %s", code, body)
+	}
+	r, err := cl.Get(ctxT(t, 5*time.Second), ff.LeaderKey)
+	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != ff.Node || r.Kvs[0].Lease != int64(id) {
+		t.Fatalf("the leader key after refused puts: %v %v", r, err)
+	}
+	// Its holder rewrites it; it is revoked; another holder takes it as
+	// Patroni does.
+	if _, err := cl.Put(ctxT(t, 5*time.Second), ff.LeaderKey, ff.Node, clientv3.WithLease(g.ID)); err != nil {
+		t.Fatalf("the holder rewriting its key: %v", err)
+	}
+	if _, err := cl.Revoke(ctxT(t, 5*time.Second), g.ID); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := cl.Grant(ctxT(t, 5*time.Second), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cl.Txn(ctxT(t, 5*time.Second)).If(clientv3.Compare(clientv3.CreateRevision(ff.LeaderKey), "=", 0)).
+		Then(clientv3.OpPut(ff.LeaderKey, "pg1", clientv3.WithLease(g2.ID))).Commit()
+	if err != nil || !tr.Succeeded {
+		t.Fatalf("taking the key once it is gone: %v %v", tr, err)
+	}
+}
+
+// TestHeldLeaderFromItsClusterVersion: below versionHeldLeader every
+// member applies a put to a declared leader key as etcd does, so that
+// members of two versions never diverge; from it on, all refuse it.
+func TestHeldLeaderFromItsClusterVersion(t *testing.T) {
+	ff := dcs.FastFailover{LeaderKey: "/service/c/leader", Node: "pg2", Detect: 2 * time.Second, LoopWait: time.Second}
+	f := newFSM(100)
+	member, _ := encodeJSON(opMemberSet, dcs.Member{Name: "m2", Role: dcs.RoleData, FastFailover: ff})
+	apply := func(cmd []byte) error {
+		r := f.Apply(&raft.Log{Type: raft.LogCommand, Data: cmd})
+		return r.(*applyResult).err
+	}
+	put := func(v string) error {
+		cmd, _ := encodeMsg(opPut, &pb.PutRequest{Key: []byte(ff.LeaderKey), Value: []byte(v), Lease: 7})
+		return apply(cmd)
+	}
+	grant, _ := encodeMsg(opLeaseGrant, &pb.LeaseGrantRequest{ID: 7, TTL: 30})
+	for _, cmd := range [][]byte{encodeInts(opClusterVersion, versionLimits), member, grant} {
+		if err := apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := put("pg2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("pg1"); err != nil {
+		t.Fatalf("at cluster version %d: %v", versionLimits, err)
+	}
+	if err := apply(encodeInts(opClusterVersion, versionHeldLeader)); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("pg2"); err != mvcc.ErrHeld {
+		t.Fatalf("at cluster version %d: %v", versionHeldLeader, err)
 	}
 }

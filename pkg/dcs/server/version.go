@@ -36,9 +36,13 @@ const (
 	// versionLimits: Apply refuses what checkCommand refuses (validate.go),
 	// and the NOSPACE alarm exists (opAlarm, alarm.go).
 	versionLimits = 3
+	// versionHeldLeader: Apply refuses a put that changes the holder of a
+	// leader key declared for host-aware revocation while its lease lives
+	// (fsm.declaredLeaderKey).
+	versionHeldLeader = 4
 
 	// applyVersion is the newest version this binary applies.
-	applyVersion = versionLimits
+	applyVersion = versionHeldLeader
 )
 
 // clusterVersion is the replicated cluster version at the state machine's
