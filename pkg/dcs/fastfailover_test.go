@@ -14,6 +14,10 @@ func TestFastFailoverValidate(t *testing.T) {
 	if err := (FastFailover{}).validate(RoleWitness); err != nil {
 		t.Fatalf("no declaration on a witness: %v", err)
 	}
+	held := FastFailover{LeaderKey: ok.LeaderKey, Node: ok.Node}
+	if err := held.validate(RoleData); err != nil || !held.Declared() || held.Armed() || !ok.Armed() {
+		t.Fatalf("a declaration without detect: %v (declared %v, armed %v)", err, held.Declared(), held.Armed())
+	}
 	for _, tc := range []struct {
 		edit func(*FastFailover)
 		role string
@@ -23,6 +27,7 @@ func TestFastFailoverValidate(t *testing.T) {
 		{func(f *FastFailover) { f.LeaderKey = "/service/ha/config" }, RoleData, "want Patroni's /NAMESPACE/SCOPE/leader"},
 		{func(f *FastFailover) { f.Node = "" }, RoleData, "node (the Patroni member beside this DCS member) is required"},
 		{func(f *FastFailover) { f.Detect = 0 }, RoleData, "want at least 1s each"},
+		{func(f *FastFailover) { f.LoopWait = 0 }, RoleData, "or neither to only declare the Patroni member"},
 		{func(f *FastFailover) { f.LeaderKey = "" }, RoleData, "leader_key is required"},
 	} {
 		f := ok

@@ -56,8 +56,8 @@ type dcsPlan struct {
 	// undoTrust takes back what a token brought (CA, administrator's
 	// credential, Patroni credentials) when the instance is not made.
 	undoTrust func()
-	// declared maps the Patroni members the existing data members declare
-	// for host-aware revocation to the leader keys they declare them for.
+	// declared maps the Patroni members the existing data members arm
+	// host-aware revocation for to the leader keys they declare them for.
 	declared map[string]string
 }
 
@@ -80,11 +80,13 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 	if err != nil {
 		return nil, err
 	}
+	// The member is named after the Patroni member beside it, and
+	// declares it with its cluster's leader key: the DCS then keeps that
+	// key from changing holder while its holder's lease lives, and, with
+	// fast_failover, maps the key's holder to its host.
+	req.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey(env.Site.Patroni.DCS.Namespace, pr.Cluster), Node: req.Name}
 	if d, _ := env.Site.Patroni.FastFailoverDetect(); d > 0 {
-		// The member is named after the Patroni member beside it, which
-		// is how the DCS maps the leader key's holder to its host.
-		req.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey(env.Site.Patroni.DCS.Namespace, pr.Cluster), Node: req.Name,
-			Detect: time.Duration(d) * time.Second, LoopWait: time.Duration(env.Site.Patroni.LoopWait) * time.Second}
+		req.FastFailover.Detect, req.FastFailover.LoopWait = time.Duration(d)*time.Second, time.Duration(env.Site.Patroni.LoopWait)*time.Second
 		logging.From(ctx).Info(fmt.Sprintf("host-aware revocation: DCS member %s will declare Patroni member %s beside it (detect %d s)", req.Name, req.Name, d))
 	}
 	for _, l := range []struct{ what, addr string }{{"the DCS member's peer address", req.ListenPeer}, {"the DCS member's client address", req.ListenClient}} {
@@ -148,7 +150,7 @@ func planDCSMember(ctx context.Context, env *Env, i *Instance, pr *PatroniReques
 		if h := clientHost(m.ClientURL); h != "" {
 			plan.existing = append(plan.existing, h)
 		}
-		if d := m.FastFailover; d != nil && m.Role == dcs.RoleData {
+		if d := m.FastFailover; d != nil && d.DetectS > 0 && m.Role == dcs.RoleData {
 			plan.declared[d.Node] = d.LeaderKey
 		}
 	}

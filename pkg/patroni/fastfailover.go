@@ -75,7 +75,7 @@ func (f FastFailoverInfo) String() string {
 func FastFailoverState(ctx context.Context, c *Config, client *Client, detectS int) FastFailoverInfo {
 	in := FastFailoverInfo{DetectS: detectS}
 	if detectS == 0 {
-		in.Why = "its DCS member declares no fast_failover"
+		in.Why = "its DCS member was set up without fast_failover"
 		return in
 	}
 	sync, strict := c.Bootstrap.DCS.SynchronousMode, c.Bootstrap.DCS.SynchronousModeStrict

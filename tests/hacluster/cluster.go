@@ -51,8 +51,8 @@ type Options struct {
 	// SynchronousModeStrict is Patroni's synchronous_mode_strict.
 	SynchronousModeStrict bool
 	// FastFailoverDetect, with DCSPgherd, arms host-aware revocation:
-	// each data member declares the Patroni member beside it with this
-	// detect (0: off).
+	// each data member declares the Patroni member beside it (always, as
+	// pgherd does) with this detect (0: off).
 	FastFailoverDetect time.Duration
 	// Hosts are n1, n2 and the witness; zero values mean 127.0.1.1,
 	// 127.0.1.2 and 127.0.1.3 in the current namespace.
@@ -244,9 +244,13 @@ func (c *Cluster) startPgherdDCS(ctx context.Context) ([]string, error) {
 		}
 		cfg := dcs.Config{Name: m.host.Name, Role: m.role, Zone: "zone-" + m.host.Name, DataDir: filepath.Join(m.dir, "data"),
 			ListenPeer: net.JoinHostPort(m.host.Addr, strconv.Itoa(peerPort)), ListenClient: net.JoinHostPort(m.host.Addr, strconv.Itoa(clientPort))}
-		if m.role == dcs.RoleData && c.Opts.FastFailoverDetect > 0 {
-			cfg.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey("", c.Opts.Scope), Node: m.host.Name,
-				Detect: c.Opts.FastFailoverDetect, LoopWait: time.Duration(c.Opts.Timings.LoopWait) * time.Second}
+		if m.role == dcs.RoleData {
+			// As `instance create` does: the Patroni member beside it and
+			// the leader key, held by the DCS; detect arms revocation.
+			cfg.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey("", c.Opts.Scope), Node: m.host.Name}
+			if c.Opts.FastFailoverDetect > 0 {
+				cfg.FastFailover.Detect, cfg.FastFailover.LoopWait = c.Opts.FastFailoverDetect, time.Duration(c.Opts.Timings.LoopWait)*time.Second
+			}
 		}
 		if !m.first {
 			cfg.Join = []string{firstPeer}

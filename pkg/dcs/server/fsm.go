@@ -51,7 +51,7 @@ func newFSM(historyLimit int) *fsm {
 }
 
 // declaredLeaderKey reports whether key is a Patroni leader key that a
-// data member declared for host-aware revocation (dcs.FastFailover), once
+// data member declared beside its Patroni member (dcs.FastFailover), once
 // the cluster runs at versionHeldLeader: the store then refuses a put that
 // changes its holder while the holder's lease lives. Patroni 3.0.2 takes
 // the key with a compare (create_revision 0) and gives it up with a delete
@@ -67,7 +67,7 @@ func (f *fsm) declaredLeaderKey(key []byte) bool {
 		return false
 	}
 	for _, m := range f.members {
-		if m.Role == dcs.RoleData && m.FastFailover.Armed() && m.FastFailover.LeaderKey == string(key) {
+		if m.Role == dcs.RoleData && m.FastFailover.Declared() && m.FastFailover.LeaderKey == string(key) {
 			return true
 		}
 	}
