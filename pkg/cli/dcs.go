@@ -301,7 +301,7 @@ func newCmdDcsLeave(f *Factory) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(f.IO.Out, "its service is stopped and removed; kept %v\n", kept)
-			return nil
+			return l.DropTrust(cmd.Context(), args[0])
 		},
 	}
 	a.add(cmd.Flags())

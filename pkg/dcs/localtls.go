@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/pgherd/pgherd/pkg/logging"
 	"github.com/pgherd/pgherd/pkg/safefs"
 	"github.com/pgherd/pgherd/pkg/service"
 )
@@ -23,6 +25,9 @@ import (
 //	tls/NAME/ member NAME's own credentials (MemberTLS)
 //	patroni/NAME/ the etcd client certificate patroni.{crt,key} of the
 //	          Patroni beside data member NAME, with the client CA
+//
+// ca/, admin/ and credentials/ go with the last data member set up on the
+// host (DropTrust).
 //
 // Every file is 0600 and every directory 0700 (the parents tls/ and
 // patroni/ 0755). What the members use is owned by the members' account;
@@ -200,6 +205,56 @@ func (l *Local) IssueAdmin() error {
 		return err
 	}
 	return pki.IssueClient(l.adminDir(), "etcd", "pgherd-admin")
+}
+
+// DropTrust removes what only a data member's host holds once no data
+// member but gone is set up on this host: the cluster's CAs with their
+// keys and the join tokens (ca/), the administrator's credential (admin/)
+// and the members' copy of the Patroni credentials (credentials/). The CA
+// keys then live only where a data member runs; a witness that remains
+// keeps its own certificates (tls/NAME/), which are all it uses, and a data
+// member that joins this host again with a data token brings the CA back.
+// A configuration that `dcs leave` kept counts as a data member set up
+// here until it is deleted. Each directory is deleted through
+// safefs.RemoveDir: not through a link at its name, nothing outside it
+// whatever links the members' account planted inside, and only if it
+// belongs to an account pgherd gives it to. It logs what it removed.
+func (l *Local) DropTrust(ctx context.Context, gone string) error {
+	cfgs, err := l.Configs()
+	if err != nil {
+		return err
+	}
+	for _, c := range cfgs {
+		if c.Name != gone && c.Role != RoleWitness {
+			return nil
+		}
+	}
+	var removed []string
+	for _, d := range []string{l.PKI().Dir, l.adminDir(), filepath.Join(l.Dir, "credentials")} {
+		if _, err := os.Lstat(d); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := safefs.RemoveDir(d, l.ownedHere(d)); err != nil {
+			return fmt.Errorf("no data member of the DCS is left on this host, but %s could not be removed: %w; remove it yourself", d, err)
+		}
+		removed = append(removed, d)
+	}
+	if len(removed) > 0 {
+		logging.From(ctx).Info("no data member of the DCS is left on this host: removed what only a data member's host holds (the cluster's CA keys, the administrator's credential, the members' copy of the Patroni credentials)", "deleted", strings.Join(removed, " "))
+	}
+	return nil
+}
+
+// ownedHere approves a directory of Local.Dir that belongs to an account
+// pgherd gives the members' files to (handOver): theirs, root's, or
+// PostgreSQL's (members made before they had an account of their own).
+func (l *Local) ownedHere(dir string) func(*os.Root, uint32) error {
+	return func(_ *os.Root, owner uint32) error {
+		if owner == 0 || owner == l.OwnerUID() || l.PatroniUser != nil && owner == l.PatroniUser.UID {
+			return nil
+		}
+		return fmt.Errorf("%s belongs to uid %d, which pgherd gives none of the cluster's files: %w", dir, owner, safefs.ErrNotOurs)
+	}
 }
 
 // ownTree hands dir and what it holds to the members' account.

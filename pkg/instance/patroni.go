@@ -354,13 +354,23 @@ func createPatroni(ctx context.Context, env *Env, i *Instance, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
+	if created {
+		u.add(func() {
+			os.Remove(credFile)
+			if plan == nil {
+				return
+			}
+			// The DCS members' copy goes with the file: no copy of a
+			// cluster that was not made stays on this host.
+			if err := shareDCSCredentials(env); err != nil {
+				log.Warn("the DCS members' copy of the credentials of cluster "+pr.Cluster+", which was not made, could not be taken back", "err", err)
+			}
+		})
+	}
 	if plan != nil {
 		if err := shareDCSCredentials(env); err != nil {
 			return nil, err
 		}
-	}
-	if created {
-		u.add(func() { os.Remove(credFile) })
 	}
 	cfg = patroni.New(patroniSpec(env, i, pr, rest, creds))
 	if backsUp {

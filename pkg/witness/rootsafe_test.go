@@ -78,4 +78,9 @@ func TestRemoveRefusesEditedDataDir(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(unrelated, "sub", "keep")); err != nil {
 		t.Fatalf("the unrelated directory was touched: %v", err)
 	}
+	// No data member is set up on this host (d1 and d2 run in-process):
+	// the CA keys and the administrator's credential went with w1.
+	if _, ok := env.Local.AdminTLS(); ok || env.Local.PKI().Exists() {
+		t.Fatalf("a host with no data member kept the CA or the administrator's credential")
+	}
 }

@@ -364,7 +364,8 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 }
 
 // deleteMember stops member name and deletes its service, configuration,
-// data and log. quiet leaves out the progress line (an undo). The data
+// data and log, and, when it was this host's last data member, what only
+// a data member's host holds (dcs.Local.DropTrust). quiet leaves out the progress line (an undo). The data
 // directory named in the configuration is deleted only if it proves to be
 // the member's (dcs.RemoveDataDir); otherwise nothing is stopped or
 // deleted.
@@ -399,6 +400,10 @@ func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
 	}
 	if !quiet {
 		logging.From(ctx).Info("DCS member removed", "name", name, "deleted", strings.Join([]string{file, cfg.DataDir, logFile, tlsDir, patroniDir}, " "))
+	}
+	// The CA keys stay only where a data member runs.
+	if err := e.Local.DropTrust(ctx, name); err != nil {
+		return fmt.Errorf("DCS member %s is removed, but: %w", name, err)
 	}
 	return nil
 }

@@ -64,6 +64,18 @@ func dataMember(t *testing.T, env *Env, name, zone string, join ...string) *serv
 	return s
 }
 
+// setUpHere writes the configuration of data member s on env's host,
+// which makes it a data member's host, where the CA stays when a witness
+// there is removed (dcs.Local.DropTrust).
+func setUpHere(t *testing.T, env *Env, s *server.Server, name string) {
+	t.Helper()
+	client := s.ClientURL()[strings.Index(s.ClientURL(), "://")+3:]
+	raw := "name: " + name + "\nrole: data\nlisten_peer: " + s.PeerAddr() + "\nlisten_client: " + client + "\ndata_dir: " + filepath.Join(t.TempDir(), name) + "\n"
+	if err := os.WriteFile(env.Local.ConfigFile(name), []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testEnv(t *testing.T) *Env {
 	prefix := t.TempDir()
 	svc := service.NewProcess(service.Config{RunDir: filepath.Join(prefix, "run"), StopTimeout: 10 * time.Second,
@@ -102,6 +114,7 @@ func TestWitnessLifecycle(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
 	env := testEnv(t)
 	d1 := dataMember(t, env, "d1", "z1")
+	setUpHere(t, env, d1, "d1")
 	d2 := dataMember(t, env, "d2", "z2", d1.PeerAddr())
 	waitZones(t, env, d1.PeerAddr(), 2)
 
@@ -152,6 +165,9 @@ func TestWitnessLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(env.Local.DefaultDataDir("w2")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("w2's data dir is still there: %v", err)
+	}
+	if _, ok := env.Local.AdminTLS(); !ok || !env.Local.PKI().Exists() {
+		t.Fatalf("removing a witness took the CA or the administrator's credential from data member d1's host")
 	}
 
 	// d2 down: removing w1 would leave d1 alone of two voters.
