@@ -365,10 +365,10 @@ func RemoveMember(ctx context.Context, env *Env, name string) error {
 
 // deleteMember stops member name and deletes its service, configuration,
 // data and log, and, when it was this host's last data member, what only
-// a data member's host holds (dcs.Local.DropTrust). quiet leaves out the progress line (an undo). The data
-// directory named in the configuration is deleted only if it proves to be
-// the member's (dcs.RemoveDataDir); otherwise nothing is stopped or
-// deleted.
+// a data member's host holds (dcs.Local.DropTrust). quiet leaves out the
+// progress line (an undo). The data directory named in the configuration
+// is deleted only if it proves to be the member's (dcs.RemoveDataDir);
+// otherwise nothing is stopped or deleted.
 func (e *Env) deleteMember(ctx context.Context, name string, quiet bool) error {
 	cfg, err := e.LoadMember(name)
 	if err != nil {
