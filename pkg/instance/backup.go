@@ -139,12 +139,18 @@ func lastFatal(i *Instance) string {
 	return lastFatalIn(string(b))
 }
 
-// lastFatalIn returns the last FATAL message of a server log.
+// lastFatalIn returns the last FATAL message of a server log that is not
+// a refused connection: while the server recovers, pgherd's own probes are
+// refused with FATAL "the database system is in recovery mode" (or
+// starting up, shutting down), which PostgreSQL may log after the startup
+// process's FATAL that says why recovery stopped.
 func lastFatalIn(log string) string {
 	lines := strings.Split(log, "\n")
 	for k := len(lines) - 1; k >= 0; k-- {
 		if _, msg, ok := strings.Cut(lines[k], "FATAL:"); ok {
-			return strings.TrimSpace(msg)
+			if msg = strings.TrimSpace(msg); !strings.HasPrefix(msg, "the database system is ") {
+				return msg
+			}
 		}
 	}
 	return ""
