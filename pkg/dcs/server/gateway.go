@@ -100,6 +100,9 @@ func (s *Server) httpHandler(gateway http.Handler) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		if s.node.turningAway.Load() && needsLeader(r.URL.Path) && turnAway(w, r) {
+			return
+		}
 		if r.URL.Path != "/v3/watch" {
 			// The gateway decodes a whole body before gRPC's own size
 			// limit sees it: bound it first (base64 makes a request of
