@@ -35,9 +35,21 @@ const PGBinDir = "/usr/lib/postgresql/15/bin"
 // Host is one machine of the cluster: an address its services listen on
 // and, optionally, the network namespace they run in.
 type Host struct {
-	Name  string
-	Addr  string
-	Netns string
+	Name string
+	Addr string
+	// PeerAddr, when set, is where the host's DCS member (DCSPgherd)
+	// listens for its peers (Netns.AddPeerNetwork); its client port stays
+	// on Addr. Empty: Addr.
+	PeerAddr string
+	Netns    string
+}
+
+// peerAddr is the address of h's DCS member's peer port.
+func (h Host) peerAddr() string {
+	if h.PeerAddr != "" {
+		return h.PeerAddr
+	}
+	return h.Addr
 }
 
 // Options describe a cluster.
@@ -243,7 +255,7 @@ func (c *Cluster) startPgherdDCS(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		cfg := dcs.Config{Name: m.host.Name, Role: m.role, Zone: "zone-" + m.host.Name, DataDir: filepath.Join(m.dir, "data"),
-			ListenPeer: net.JoinHostPort(m.host.Addr, strconv.Itoa(peerPort)), ListenClient: net.JoinHostPort(m.host.Addr, strconv.Itoa(clientPort))}
+			ListenPeer: net.JoinHostPort(m.host.peerAddr(), strconv.Itoa(peerPort)), ListenClient: net.JoinHostPort(m.host.Addr, strconv.Itoa(clientPort))}
 		if m.role == dcs.RoleData && c.Opts.FastFailoverDetect > 0 {
 			cfg.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey("", c.Opts.Scope), Node: m.host.Name,
 				Detect: c.Opts.FastFailoverDetect, LoopWait: time.Duration(c.Opts.Timings.LoopWait) * time.Second}
