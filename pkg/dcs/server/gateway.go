@@ -100,7 +100,7 @@ func (s *Server) httpHandler(gateway http.Handler) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		if s.node.turningAway.Load() && needsLeader(r.URL.Path) && turnAway(w, r) {
+		if s.node.turnsAway() && needsLeader(r.URL.Path) && turnAway(w, r) {
 			return
 		}
 		if r.URL.Path != "/v3/watch" {

@@ -58,6 +58,11 @@ func (n *node) noteContact(lost, now time.Time) time.Time {
 	return lost
 }
 
+// turnsAway reports whether this member turns away requests that need a
+// leader now: it has been without one for an election timeout and still
+// is (a leader found since the last check is not waited for).
+func (n *node) turnsAway() bool { return n.turningAway.Load() && !n.inContact() }
+
 // needsLeader reports whether a gateway request (its path after the /v3
 // aliases) can only be answered through a leader: the key-value, lease and
 // watch services and alarms. /version, /health, the member list,

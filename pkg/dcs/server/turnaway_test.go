@@ -124,22 +124,26 @@ func TestMemberWithoutLeaderTurnsHTTPClientsAway(t *testing.T) {
 		code, _, err := read()
 		return err == nil && code == http.StatusOK
 	})
-	waitFor(t, 5*time.Second, name+" to log that it answers again", func() bool {
-		return strings.Contains(logs(), "in contact with a leader again")
-	})
-	var away, back int
-	for _, l := range strings.Split(logs()[before:], "\n") {
-		if !strings.Contains(l, "member="+name) {
-			continue
+	// Each switch is logged once by the member cut off, from the cut on.
+	switches := func() (away, back int) {
+		for _, l := range strings.Split(logs()[before:], "\n") {
+			if !strings.Contains(l, "member="+name) {
+				continue
+			}
+			if strings.Contains(l, "closing the HTTP connections") {
+				away++
+			}
+			if strings.Contains(l, "in contact with a leader again") {
+				back++
+			}
 		}
-		if strings.Contains(l, "closing the HTTP connections") {
-			away++
-		}
-		if strings.Contains(l, "in contact with a leader again") {
-			back++
-		}
+		return away, back
 	}
-	if away != 1 || back != 1 {
+	waitFor(t, 5*time.Second, name+" to log that it answers again", func() bool {
+		_, back := switches()
+		return back > 0
+	})
+	if away, back := switches(); away != 1 || back != 1 {
 		t.Errorf("%s logged turning clients away %d times and answering again %d times, want once each:\n%s", name, away, back, logs())
 	}
 }
