@@ -14,13 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/logging"
 )
 
@@ -234,5 +237,50 @@ func (p *peerProxy) serve() {
 			io.Copy(in, out)
 			in.Close()
 		}()
+	}
+}
+
+// TestIsolated: a member without a leader is cut off when another voter
+// hears a leader or when the leaderless voters it reaches are no quorum;
+// a quorum of leaderless voters that answer is an election.
+func TestIsolated(t *testing.T) {
+	ago := func(s float64) *float64 { return &s }
+	follower := func(leader string, last *float64) dcs.MemberInfo {
+		return dcs.MemberInfo{RaftState: "follower", Leader: leader, LastContactS: last}
+	}
+	candidate := dcs.MemberInfo{RaftState: "candidate"}
+	for _, tc := range []struct {
+		what    string
+		voters  int
+		self    bool
+		answers []dcs.MemberInfo
+		want    bool
+	}{
+		{"alone of three", 3, true, nil, true},
+		{"a leader answers", 3, true, []dcs.MemberInfo{{RaftState: "leader"}}, true},
+		{"a follower in contact", 3, true, []dcs.MemberInfo{follower("m0", ago(0.1))}, true},
+		{"a follower out of contact too", 3, true, []dcs.MemberInfo{follower("m0", ago(1.5))}, false},
+		{"electing with one other of three", 3, true, []dcs.MemberInfo{candidate}, false},
+		{"two of five", 5, true, []dcs.MemberInfo{candidate}, true},
+		{"three of five", 5, true, []dcs.MemberInfo{candidate, follower("", nil)}, false},
+		{"a nonvoter with one of three", 3, false, []dcs.MemberInfo{candidate}, true},
+		{"a member shutting down", 3, true, []dcs.MemberInfo{{RaftState: "unknown"}}, true},
+		{"one voter: itself", 1, true, nil, false},
+	} {
+		if got := isolated(tc.voters, tc.self, tc.answers, time.Second); got != tc.want {
+			t.Errorf("%s: isolated %v, want %v", tc.what, got, tc.want)
+		}
+	}
+}
+
+// TestStreamErrorAsEtcd34: the error that ends a gateway stream has etcd
+// 3.4's shape, from which Patroni reads the gRPC code (Unavailable, which
+// it retries); any other shape is an Unknown error to it.
+func TestStreamErrorAsEtcd34(t *testing.T) {
+	m := compactJSON{&runtime.JSONPb{}}
+	b, err := m.Marshal(map[string]proto.Message{"error": status.New(codes.Unavailable, "etcdserver: leader changed").Proto()})
+	want := `{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: leader changed","http_status":"Service Unavailable"}}`
+	if err != nil || string(b) != want {
+		t.Errorf("stream error: %s %v, want %s", b, err, want)
 	}
 }
