@@ -44,14 +44,6 @@ type Host struct {
 	Netns    string
 }
 
-// peerAddr is the address of h's DCS member's peer port.
-func (h Host) peerAddr() string {
-	if h.PeerAddr != "" {
-		return h.PeerAddr
-	}
-	return h.Addr
-}
-
 // Options describe a cluster.
 type Options struct {
 	Base            string              // working directory, traversable by the system user
@@ -255,10 +247,13 @@ func (c *Cluster) startPgherdDCS(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		cfg := dcs.Config{Name: m.host.Name, Role: m.role, Zone: "zone-" + m.host.Name, DataDir: filepath.Join(m.dir, "data"),
-			ListenPeer: net.JoinHostPort(m.host.peerAddr(), strconv.Itoa(peerPort)), ListenClient: net.JoinHostPort(m.host.Addr, strconv.Itoa(clientPort))}
+			ListenPeer: net.JoinHostPort(m.host.Addr, strconv.Itoa(peerPort)), ListenClient: net.JoinHostPort(m.host.Addr, strconv.Itoa(clientPort))}
 		if m.role == dcs.RoleData && c.Opts.FastFailoverDetect > 0 {
 			cfg.FastFailover = dcs.FastFailover{LeaderKey: patroni.LeaderKey("", c.Opts.Scope), Node: m.host.Name,
 				Detect: c.Opts.FastFailoverDetect, LoopWait: time.Duration(c.Opts.Timings.LoopWait) * time.Second}
+		}
+		if m.host.PeerAddr != "" {
+			cfg.ListenPeer = net.JoinHostPort(m.host.PeerAddr, strconv.Itoa(peerPort))
 		}
 		if !m.first {
 			cfg.Join = []string{firstPeer}
