@@ -74,6 +74,13 @@ func revocationsLogged(c *hacluster.Cluster) int {
 // in network namespaces named after prefix.
 func startRevokeCluster(t *testing.T, ctx context.Context, prefix string) (*hacluster.Cluster, *hacluster.Netns, patroni.Timings, time.Duration) {
 	t.Helper()
+	return startRevokeClusterNet(t, ctx, prefix, false)
+}
+
+// startRevokeClusterNet is startRevokeCluster, with the DCS members' peer
+// traffic on a network of its own when peerNet (Netns.AddPeerNetwork).
+func startRevokeClusterNet(t *testing.T, ctx context.Context, prefix string, peerNet bool) (*hacluster.Cluster, *hacluster.Netns, patroni.Timings, time.Duration) {
+	t.Helper()
 	cred := needReal(t)
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
@@ -84,6 +91,12 @@ func startRevokeCluster(t *testing.T, ctx context.Context, prefix string) (*hacl
 	}
 	detect := time.Duration(patroni.FastFailoverBounds(tm).Default) * time.Second
 	nw, hosts := threeHosts(t, prefix)
+	if peerNet {
+		if err := nw.AddPeerNetwork(); err != nil {
+			t.Fatal(err)
+		}
+		copy(hosts[:], nw.Hosts)
+	}
 	c := startCluster(t, ctx, hacluster.Options{Base: baseDir(t), Pgherd: pgherdBin, Cred: cred, DCS: hacluster.DCSPgherd,
 		Timings: tm, SynchronousMode: true, SynchronousModeStrict: true, FastFailoverDetect: detect, Hosts: hosts})
 	return c, nw, tm, detect

@@ -35,9 +35,13 @@ const PGBinDir = "/usr/lib/postgresql/15/bin"
 // Host is one machine of the cluster: an address its services listen on
 // and, optionally, the network namespace they run in.
 type Host struct {
-	Name  string
-	Addr  string
-	Netns string
+	Name string
+	Addr string
+	// PeerAddr, when set, is where the host's DCS member (DCSPgherd)
+	// listens for its peers (Netns.AddPeerNetwork); its client port stays
+	// on Addr. Empty: Addr.
+	PeerAddr string
+	Netns    string
 }
 
 // Options describe a cluster.
@@ -251,6 +255,9 @@ func (c *Cluster) startPgherdDCS(ctx context.Context) ([]string, error) {
 			if c.Opts.FastFailoverDetect > 0 {
 				cfg.FastFailover.Detect, cfg.FastFailover.LoopWait = c.Opts.FastFailoverDetect, time.Duration(c.Opts.Timings.LoopWait)*time.Second
 			}
+		}
+		if m.host.PeerAddr != "" {
+			cfg.ListenPeer = net.JoinHostPort(m.host.PeerAddr, strconv.Itoa(peerPort))
 		}
 		if !m.first {
 			cfg.Join = []string{firstPeer}

@@ -8,11 +8,14 @@ import (
 
 // Netns is a small network made of namespaces: a hub namespace holding a
 // bridge, and one namespace per host joined to it by a veth pair, each
-// host with an address of 10.77.0.0/24. Nothing touches the caller's own
-// namespace: interfaces are created inside the namespaces.
+// host with an address of 10.77.0.0/24. AddPeerNetwork adds a second
+// bridge (10.78.0.0/24) for the DCS members' peer traffic alone. Nothing
+// touches the caller's own namespace: interfaces are created inside the
+// namespaces.
 type Netns struct {
-	prefix string
-	Hosts  []Host
+	prefix  string
+	Hosts   []Host
+	peerNet bool
 }
 
 // NewNetns creates the hub and n hosts named prefix-h1..hN (prefix at
@@ -51,14 +54,63 @@ func NewNetns(prefix string, names []string) (*Netns, error) {
 	return nw, nil
 }
 
-func (nw *Netns) port(i int) string { return fmt.Sprintf("v%d", i+1) }
+func (nw *Netns) port(i int) string     { return fmt.Sprintf("v%d", i+1) }
+func (nw *Netns) peerPort(i int) string { return fmt.Sprintf("p%d", i+1) }
 
-// Cut takes host i off the bridge; Heal puts it back.
-func (nw *Netns) Cut(i int) error {
-	return ip("-n", nw.prefix+"-hub", "link", "set", nw.port(i), "down")
+// AddPeerNetwork joins every host to a second bridge by a second veth pair
+// (eth1, an address of 10.78.0.0/24) and sets each host's PeerAddr: a
+// cluster started on these hosts puts its DCS members' peer ports there
+// and their client ports on the first network, so that CutPeer cuts a
+// host's DCS peer traffic while its clients (Patroni, PostgreSQL
+// replication, REST) go on.
+func (nw *Netns) AddPeerNetwork() error {
+	hub := nw.prefix + "-hub"
+	if err := ip("-n", hub, "link", "add", "br1", "type", "bridge"); err != nil {
+		return err
+	}
+	if err := ip("-n", hub, "link", "set", "br1", "up"); err != nil {
+		return err
+	}
+	for i := range nw.Hosts {
+		h := &nw.Hosts[i]
+		h.PeerAddr = fmt.Sprintf("10.78.0.%d", i+1)
+		for _, args := range [][]string{
+			{"-n", hub, "link", "add", nw.peerPort(i), "type", "veth", "peer", "name", "eth1", "netns", h.Netns},
+			{"-n", hub, "link", "set", nw.peerPort(i), "master", "br1", "up"},
+			{"-n", h.Netns, "addr", "add", h.PeerAddr + "/24", "dev", "eth1"},
+			{"-n", h.Netns, "link", "set", "eth1", "up"},
+		} {
+			if err := ip(args...); err != nil {
+				return err
+			}
+		}
+	}
+	nw.peerNet = true
+	return nil
 }
-func (nw *Netns) Heal(i int) error {
-	return ip("-n", nw.prefix+"-hub", "link", "set", nw.port(i), "up")
+
+// Cut takes host i off the bridges (both, with a peer network); Heal puts
+// it back.
+func (nw *Netns) Cut(i int) error  { return nw.setPorts(i, "down") }
+func (nw *Netns) Heal(i int) error { return nw.setPorts(i, "up") }
+
+func (nw *Netns) setPorts(i int, state string) error {
+	if err := ip("-n", nw.prefix+"-hub", "link", "set", nw.port(i), state); err != nil {
+		return err
+	}
+	if nw.peerNet {
+		return ip("-n", nw.prefix+"-hub", "link", "set", nw.peerPort(i), state)
+	}
+	return nil
+}
+
+// CutPeer takes host i off the peer network alone (AddPeerNetwork);
+// HealPeer puts it back.
+func (nw *Netns) CutPeer(i int) error {
+	return ip("-n", nw.prefix+"-hub", "link", "set", nw.peerPort(i), "down")
+}
+func (nw *Netns) HealPeer(i int) error {
+	return ip("-n", nw.prefix+"-hub", "link", "set", nw.peerPort(i), "up")
 }
 
 // Close deletes every namespace it made (and so their interfaces).

@@ -159,6 +159,11 @@ func (c *Client) post(ctx context.Context, u string, body []byte) (*http.Respons
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
+	if errors.Is(err, io.EOF) {
+		// pgherd's DCS members close a request's connection unanswered
+		// while they have no leader, so that Patroni tries another one.
+		return nil, fmt.Errorf("%s: closed the connection without an answer (a pgherd DCS member does so while it has no leader): %w", u, plain(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u, plain(err))
 	}

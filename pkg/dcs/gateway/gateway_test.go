@@ -58,13 +58,33 @@ func TestCallTriesTheNextEndpoint(t *testing.T) {
 		t.Errorf("deleted %d, %v", n, err)
 	}
 	var se *StatusError
+	var ue *UnreachableError
 	if err := c.Call(ctx, "/v3/kv/put", struct{}{}, &struct{}{}); !errors.As(err, &se) || se.Code != 503 ||
 		err.Error() != srv.URL+"/v3/kv/put answered 503 Service Unavailable: etcdserver: no leader" {
 		t.Errorf("an error status: %v", err)
 	}
 
+	// A member without a leader closes the connection unanswered: the
+	// next endpoint is tried, and the error says what such a close means.
+	leaderless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer leaderless.Close()
+	c, _ = New(Config{Endpoints: []string{leaderless.URL, srv.URL}, What: "DCS"})
+	if kvs, err := c.Range(ctx, "/s1/", true); err != nil || len(kvs) != 1 {
+		t.Errorf("range after a closed connection: %q, %v", kvs, err)
+	}
+	c, _ = New(Config{Endpoints: []string{leaderless.URL}, What: "DCS"})
+	if err := c.Call(ctx, "/v3/kv/range", struct{}{}, &struct{}{}); !errors.As(err, &ue) ||
+		err.Error() != "no DCS endpoint answers ("+leaderless.URL+"/v3/kv/range: closed the connection without an answer (a pgherd DCS member does so while it has no leader): EOF)" {
+		t.Errorf("a closed connection: %v", err)
+	}
+
 	c, _ = New(Config{Endpoints: []string{closed}, What: "DCS"})
-	var ue *UnreachableError
 	if err := c.Call(ctx, "/v3/kv/range", struct{}{}, &struct{}{}); !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "no DCS endpoint answers ("+closed+"/v3/kv/range: dial tcp") {
 		t.Errorf("no endpoint: %v", err)
 	}

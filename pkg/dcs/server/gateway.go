@@ -13,10 +13,12 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // compactJSON is etcd 3.4's gateway JSON: proto field names, zero values
@@ -26,6 +28,11 @@ import (
 type compactJSON struct{ *runtime.JSONPb }
 
 func (c compactJSON) Marshal(v any) ([]byte, error) {
+	if m, ok := v.(map[string]proto.Message); ok && len(m) == 1 {
+		if st, ok := m["error"].(*spb.Status); ok {
+			return streamError(st)
+		}
+	}
 	b, err := c.JSONPb.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -35,6 +42,26 @@ func (c compactJSON) Marshal(v any) ([]byte, error) {
 		return b, nil
 	}
 	return out.Bytes(), nil
+}
+
+// streamError is the error that ends a stream (a lease keepalive, a
+// watch) in etcd 3.4's shape, grpc-gateway v1's:
+// {"error":{"grpc_code":14,"http_code":503,"message":...,"http_status":...}}.
+// Patroni 3.0.2 reads grpc_code from it and takes any other shape for an
+// Unknown error, which it does not retry: a keepalive answered "leader
+// changed" by a member that lost its leadership demoted its primary at
+// once.
+func streamError(st *spb.Status) ([]byte, error) {
+	code := runtime.HTTPStatusFromCode(codes.Code(st.GetCode()))
+	type chunk struct {
+		GRPCCode   int32  `json:"grpc_code"`
+		HTTPCode   int    `json:"http_code"`
+		Message    string `json:"message"`
+		HTTPStatus string `json:"http_status"`
+	}
+	return json.Marshal(struct {
+		Error chunk `json:"error"`
+	}{chunk{st.GetCode(), code, st.GetMessage(), http.StatusText(code)}})
 }
 
 // newGateway builds the JSON gateway over conn, a client connection to our
@@ -98,6 +125,9 @@ func (s *Server) httpHandler(gateway http.Handler) http.Handler {
 		}
 		if !strings.HasPrefix(r.URL.Path, "/v3/") {
 			http.NotFound(w, r)
+			return
+		}
+		if s.node.turnsAway() && needsLeader(r.URL.Path) && turnAway(w, r) {
 			return
 		}
 		if r.URL.Path != "/v3/watch" {

@@ -58,6 +58,9 @@ type node struct {
 
 	contacts *contacts   // the leader's heartbeats (heartbeat.go)
 	revoked  revocations // host-aware revocations made (revoke.go)
+	// turningAway is set while this member has known no leader for longer
+	// than an election timeout (turnaway.go).
+	turningAway atomic.Bool
 }
 
 func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) (*node, error) {
@@ -147,9 +150,10 @@ func openNode(ctx context.Context, cfg dcs.Config, ln net.Listener, fresh bool) 
 			return nil, fmt.Errorf("bootstrap cluster: %w", err)
 		}
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.leaderLoop()
 	go n.heartbeatLoop()
+	go n.contactLoop()
 	return n, nil
 }
 
