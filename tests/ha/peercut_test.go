@@ -75,6 +75,9 @@ func cutPeerNoFailover(t *testing.T, ctx context.Context, c *hacluster.Cluster, 
 	var failed []error
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	// Also when the test fails half way: no write after the cluster stops.
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -90,8 +93,7 @@ func cutPeerNoFailover(t *testing.T, ctx context.Context, c *hacluster.Cluster, 
 		}
 	}()
 	leaderUnchanged(t, ctx, c, key, d, what)
-	close(done)
-	wg.Wait()
+	stop()
 	if len(failed) > 0 {
 		t.Fatalf("%s: the primary %s refused %d writes, the first: %v", what, prim.Name, len(failed), failed[0])
 	}
