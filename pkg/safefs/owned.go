@@ -50,14 +50,33 @@ type ReadRule struct {
 	// swapped after a check is never what is read) and says why root
 	// must not read it; nil accepts any file.
 	Accept func(st *syscall.Stat_t) error
-	// FollowLink opens path as os.Open does, through a symbolic link and
-	// whatever the file's type, instead of as Open does. Only for a caller
-	// whose Accept judges the file reached as that file's own reader
-	// would (pkg/pgconf: what the configuration's owner may read).
+	// FollowLink opens path through a symbolic link (a regular file still,
+	// never blocking on a FIFO) instead of as Open does. Only for a caller
+	// whose Accept judges the file reached as that file's own reader would
+	// (pkg/pgconf: what the configuration's owner may read).
 	FollowLink bool
 	// Max bounds the bytes read (the rest is left unread); 0 reads the
 	// whole file.
 	Max int64
+}
+
+// openFollowing opens path through symbolic links, never blocking on a
+// FIFO (one an include names would hang root's read), and keeps it only
+// if it is a regular file.
+func openFollowing(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file (%s): refusing to read it as root; point it at a file", path, fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // ReadChecked returns the content of path once rule.Accept has approved
@@ -68,7 +87,7 @@ type ReadRule struct {
 func ReadChecked(path string, rule ReadRule) ([]byte, error) {
 	open := Open
 	if rule.FollowLink {
-		open = os.Open
+		open = openFollowing
 	}
 	f, err := open(path)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pgherd/pgherd/internal/testuser"
 )
@@ -126,5 +127,37 @@ func TestReadCheckedRule(t *testing.T) {
 	}
 	if _, err := ReadChecked(filepath.Join(dir, "absent"), ReadRule{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// TestReadCheckedFollowingNeverBlocks: a FIFO that an include names, read
+// through a link as pgconf reads as root, is refused at once instead of
+// hanging the command until something writes into it.
+func TestReadCheckedFollowingNeverBlocks(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "conf")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ReadChecked(link, ReadRule{FollowLink: true})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+			t.Fatalf("reading a FIFO through a link: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		// Let the blocked open go, so that the test ends.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("reading a FIFO through a link blocked")
 	}
 }
