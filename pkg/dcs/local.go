@@ -325,21 +325,38 @@ func (l *Local) Pick(name string) (Config, error) {
 // AdminOther returns an admin client for a local member other than name
 // (the one that is leaving), or for name when it is the only one.
 func (l *Local) AdminOther(name string) (*AdminClient, error) {
-	cfgs, err := l.Configs()
+	pick, err := l.other(name)
 	if err != nil {
 		return nil, err
 	}
+	return NewAdminClient(pick.PeerAddr(), l.adminOr(pick))
+}
+
+// other picks the local member to remove member name through: a data
+// member other than name, else another member, else name itself. A
+// witness passes on only its own membership changes, so it comes after
+// any data member.
+func (l *Local) other(name string) (Config, error) {
+	cfgs, err := l.Configs()
+	if err != nil {
+		return Config{}, err
+	}
 	if len(cfgs) == 0 {
-		return nil, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
+		return Config{}, fmt.Errorf("no dcs member is set up here (%s): use --peer HOST:PORT", l.Dir)
 	}
 	pick := cfgs[0]
 	for _, c := range cfgs {
-		if c.Name != name {
+		if c.Name == name {
+			continue
+		}
+		if c.Role != RoleWitness {
+			return c, nil
+		}
+		if pick.Name == name {
 			pick = c
-			break
 		}
 	}
-	return NewAdminClient(pick.PeerAddr(), l.adminOr(pick))
+	return pick, nil
 }
 
 // adminOr is the administrator's credential when this host holds it, else

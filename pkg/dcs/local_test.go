@@ -152,3 +152,37 @@ func TestWaitReadyWaitsOutAKeyPairBeingRewritten(t *testing.T) {
 		t.Fatalf("waiting for a member whose key pair is being rewritten: %v", err)
 	}
 }
+
+// TestLeaveGoesThroughADataMember: `dcs leave NAME` without --peer goes
+// through another member of this host, a data member before a witness (a
+// witness passes on only its own membership changes: the cluster refused
+// the leave when it went through one).
+func TestLeaveGoesThroughADataMember(t *testing.T) {
+	l := &Local{Dir: t.TempDir()}
+	write := func(name, role string) {
+		y := "name: " + name + "\nrole: " + role + "\nlisten_peer: 127.0.0.1:2380\nlisten_client: 127.0.0.1:2379\ndata_dir: /x/" + name + "\n"
+		if err := os.WriteFile(l.ConfigFile(name), []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pick := func() string {
+		t.Helper()
+		c, err := l.other("b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Name
+	}
+	write("b", RoleData)
+	if got := pick(); got != "b" {
+		t.Fatalf("alone: through %s", got)
+	}
+	write("a", RoleWitness)
+	if got := pick(); got != "a" {
+		t.Fatalf("beside a witness: through %s", got)
+	}
+	write("c", RoleData)
+	if got := pick(); got != "c" {
+		t.Fatalf("beside a witness (a) and a data member (c): through %s, want c", got)
+	}
+}
