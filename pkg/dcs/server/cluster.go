@@ -278,8 +278,8 @@ func (n *node) members(ctx context.Context) ([]dcs.MemberStatus, error) {
 			} else {
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
-				b, err := n.client(addr).call(cctx, dcs.RPCInfo, nil)
-				if err != nil || json.Unmarshal(b, &mi) != nil {
+				var err error
+				if mi, err = n.peerInfo(cctx, addr); err != nil {
 					return
 				}
 			}

@@ -96,15 +96,21 @@ func (c *contacts) done(name string, t time.Time, ok bool) {
 	}
 }
 
+// peerInfo asks the member at addr for its view of Raft (RPCInfo).
+func (n *node) peerInfo(ctx context.Context, addr string) (dcs.MemberInfo, error) {
+	var mi dcs.MemberInfo
+	b, err := n.client(addr).call(ctx, dcs.RPCInfo, nil)
+	if err == nil {
+		err = json.Unmarshal(b, &mi)
+	}
+	return mi, err
+}
+
 // answers reports whether the member at addr answers with a running Raft
 // (a member shutting down may still answer on an open connection).
 func (n *node) answers(ctx context.Context, addr string) bool {
-	b, err := n.client(addr).call(ctx, dcs.RPCInfo, nil)
-	var mi dcs.MemberInfo
-	if err != nil || json.Unmarshal(b, &mi) != nil {
-		return false
-	}
-	return mi.RaftState != stateName(raft.Shutdown)
+	mi, err := n.peerInfo(ctx, addr)
+	return err == nil && mi.RaftState != stateName(raft.Shutdown)
 }
 
 // heartbeatLoop asks every other member of the Raft configuration for its

@@ -2,14 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/pgherd/pgherd/pkg/dcs"
 	"github.com/pgherd/pgherd/pkg/dcs/voting"
 )
 
@@ -41,9 +39,8 @@ func (n *node) votingView(ctx context.Context) ([]voting.Member, []raft.Server, 
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			var mi dcs.MemberInfo
-			b, err := n.client(addr).call(cctx, dcs.RPCInfo, nil)
-			if err != nil || json.Unmarshal(b, &mi) != nil || mi.RaftState == "unknown" {
+			mi, err := n.peerInfo(cctx, addr)
+			if err != nil || mi.RaftState == "unknown" {
 				return // a member whose Raft has shut down answers, but cannot vote
 			}
 			m.Reachable = true

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -105,9 +104,7 @@ func (n *node) cutOff() bool {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HeartbeatTimeout/2)
 			defer cancel()
-			b, err := n.client(addr).call(ctx, dcs.RPCInfo, nil)
-			var mi dcs.MemberInfo
-			if err == nil && json.Unmarshal(b, &mi) == nil {
+			if mi, err := n.peerInfo(ctx, addr); err == nil {
 				mu.Lock()
 				answers = append(answers, mi)
 				mu.Unlock()
